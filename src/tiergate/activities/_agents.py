@@ -1,0 +1,33 @@
+"""The `agent__load` activity: read and pin an agent's config and policies for one run.
+
+Loading happens in an activity so the workflow sees the exact text it was pinned to on
+replay, even after the files on disk change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from tiergate.config import AgentBundle, load_agent
+from tiergate.errors import TiergateError
+from tiergate.shared import LOAD_AGENT_ACTIVITY, LoadAgentInput
+from tiergate.tools import ToolRegistry
+
+
+class AgentActivities:
+    def __init__(self, agents_dir: Path | None, tools: ToolRegistry) -> None:
+        self.agents_dir = agents_dir
+        self.tools = tools
+
+    @activity.defn(name=LOAD_AGENT_ACTIVITY)
+    def load(self, request: LoadAgentInput) -> AgentBundle:
+        try:
+            return load_agent(request.agent, self.agents_dir, self.tools)
+        except TiergateError as error:
+            # A bad config does not get better by retrying: fail the run with the reason.
+            raise ApplicationError(
+                str(error), type=type(error).__name__, non_retryable=True
+            ) from None

@@ -1,0 +1,215 @@
+"""An OpenAI-compatible chat-completions provider (OpenAI, vLLM, Ollama, ...).
+
+Tools are offered as functions (dots in names become ``__``, which the protocol requires),
+plus ``final_answer`` and ``escalate`` so every answer is a structured proposal. Transient
+failures (timeouts, 429, 5xx) raise retryable errors, honouring ``Retry-After``; anything
+the model says, however malformed, is returned raw for the workflow to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from tiergate.activities._providers import ProviderOutput
+from tiergate.shared import ModelSpec, TokenUsage, TranscriptEntry
+from tiergate.tools import ToolSpec
+
+_CONTROL_FUNCTIONS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "final_answer",
+            "description": "Finish with an answer for the customer.",
+            "parameters": {
+                "type": "object",
+                "properties": {"answer": {"type": "string"}, "reason": {"type": "string"}},
+                "required": ["answer"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "escalate",
+            "description": "Hand the task to a human.",
+            "parameters": {
+                "type": "object",
+                "properties": {"reason": {"type": "string"}},
+                "required": ["reason"],
+            },
+        },
+    },
+]
+
+
+def function_name(tool: str) -> str:
+    return tool.replace(".", "__")
+
+
+def _function(spec: ToolSpec) -> dict[str, Any]:
+    schema = spec.json_schema()
+    schema.setdefault("properties", {})["reason"] = {
+        "type": "string", "description": "Why this call is needed.",
+    }
+    schema["required"] = [*schema.get("required", []), "reason"]
+    return {
+        "type": "function",
+        "function": {"name": function_name(spec.name), "description": spec.description, "parameters": schema},
+    }
+
+
+def to_messages(entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
+    """Rebuild chat messages from the transcript; tool results answer the call before them."""
+    messages: list[dict[str, Any]] = []
+    pending_call: str | None = None
+    for index, entry in enumerate(entries):
+        if entry.role == "assistant":
+            proposal = _loads(entry.content)
+            if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
+                pending_call = f"call_{index}"
+                arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
+                messages.append({
+                    "role": "assistant", "content": None,
+                    "tool_calls": [{
+                        "id": pending_call, "type": "function",
+                        "function": {
+                            "name": function_name(str(proposal.get("tool"))),
+                            "arguments": json.dumps(arguments),
+                        },
+                    }],
+                })
+            else:
+                messages.append({"role": "assistant", "content": entry.content or ""})
+        elif entry.role in ("tool", "gate") and pending_call is not None:
+            messages.append({"role": "tool", "tool_call_id": pending_call, "content": entry.content or ""})
+            pending_call = None
+        else:
+            role = "user" if entry.role in ("gate", "tool") else entry.role
+            messages.append({"role": role, "content": entry.content or ""})
+    return messages
+
+
+def _loads(text: str | None) -> Any:
+    try:
+        return json.loads(text or "")
+    except json.JSONDecodeError:
+        return None
+
+
+def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOutput:
+    """A chat-completions response as a raw proposal, usage and the reported model id."""
+    usage_data = body.get("usage") or {}
+    usage = TokenUsage(
+        input_tokens=int(usage_data.get("prompt_tokens") or 0),
+        output_tokens=int(usage_data.get("completion_tokens") or 0),
+    )
+    model = str(body.get("model") or "")
+    try:
+        message = body["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        return ProviderOutput(json.dumps(body)[:2000], usage, model)
+    calls = message.get("tool_calls") or []
+    if not calls:
+        content = message.get("content")
+        raw: dict[str, Any] | str = (
+            {"kind": "final_answer", "answer": content} if isinstance(content, str) and content else ""
+        )
+        return ProviderOutput(raw, usage, model)
+    function = calls[0].get("function", {})
+    arguments = _loads(function.get("arguments"))
+    if not isinstance(arguments, dict):
+        return ProviderOutput(str(function.get("arguments")), usage, model)
+    name = str(function.get("name"))
+    if name in ("final_answer", "escalate"):
+        return ProviderOutput({"kind": name, **arguments}, usage, model)
+    by_function = {function_name(spec.name): spec.name for spec in tools}
+    reason = arguments.pop("reason", "")
+    tool = by_function.get(name, name.replace("__", "."))
+    return ProviderOutput(
+        {"kind": "tool_call", "tool": tool, "arguments": arguments, "reason": reason}, usage, model
+    )
+
+
+class OpenAICompatibleProvider:
+    """Calls ``{base_url}/chat/completions`` once per attempt; no client-side retries."""
+
+    def __init__(self, spec: ModelSpec, client: httpx.Client) -> None:
+        self.spec = spec
+        self.client = client
+        if not spec.base_url:
+            raise ApplicationError(
+                f"model {spec.model}: provider openai needs base_url", type="ConfigError",
+                non_retryable=True,
+            )
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any] | str:
+        """The response body as JSON, or its text when it is not JSON (a truncated body)."""
+        headers = {}
+        if self.spec.api_key_env and (key := os.environ.get(self.spec.api_key_env)):
+            headers["Authorization"] = f"Bearer {key}"
+        url = f"{self.spec.base_url.rstrip('/')}/chat/completions"  # type: ignore[union-attr]
+        try:
+            response = self.client.post(url, json=payload, headers=headers, timeout=self.spec.timeout_seconds)
+        except httpx.TransportError as error:
+            raise ApplicationError(f"model provider unreachable: {error!r}", type="ProviderTransient") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ApplicationError(
+                f"model provider answered HTTP {response.status_code}", type="ProviderTransient",
+                next_retry_delay=_retry_after(response),
+            )
+        if response.status_code >= 400:
+            raise ApplicationError(
+                f"model provider refused the request: HTTP {response.status_code}: {response.text[:300]}",
+                type="ProviderRefused", non_retryable=True,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text
+        return body if isinstance(body, dict) else response.text
+
+    def propose(
+        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+    ) -> ProviderOutput:
+        payload = {
+            "model": self.spec.model,
+            "messages": to_messages(entries),
+            "tools": [*(_function(spec) for spec in tools), *_CONTROL_FUNCTIONS],
+            "tool_choice": "auto",
+            "max_tokens": max_output_tokens,
+        }
+        body = self._post(payload)
+        if isinstance(body, str):
+            return ProviderOutput(body, TokenUsage(), self.spec.model)
+        return parse_completion(body, tools)
+
+    def classify(self, task: dict[str, Any]) -> ProviderOutput:
+        payload = {
+            "model": self.spec.model,
+            "messages": [
+                {"role": "system", "content": "Classify the support request with one word: "
+                 "refund, order_status, data_deletion or general."},
+                {"role": "user", "content": json.dumps(task)},
+            ],
+            "max_tokens": 5,
+        }
+        body = self._post(payload)
+        if isinstance(body, str):
+            return ProviderOutput("general", TokenUsage(), self.spec.model)
+        output = parse_completion(body, [])
+        label = output.raw.get("answer", "general") if isinstance(output.raw, dict) else "general"
+        return ProviderOutput(str(label).strip().lower()[:40], output.usage, output.model)
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return timedelta(seconds=min(float(value), 300))
+    except ValueError:
+        return None

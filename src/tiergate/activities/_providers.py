@@ -1,0 +1,95 @@
+"""Model providers behind one small interface: transcript in, raw proposal out.
+
+Providers never retry on their own: Temporal owns retries, so each attempt is visible in
+the history and charged to the run's retry budget. Providers never validate proposals
+either: the workflow does, so a malformed answer becomes a recorded invalid proposal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tiergate.activities import _demo_model as demo
+from tiergate.shared import ModelSpec, TokenUsage, TranscriptEntry
+from tiergate.tools import ToolSpec
+
+
+@dataclass(frozen=True)
+class ProviderOutput:
+    """A provider's answer: the raw proposal, what it cost, and who answered."""
+
+    raw: dict[str, Any] | str
+    usage: TokenUsage
+    model: str
+
+
+class Provider(Protocol):
+    def propose(
+        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+    ) -> ProviderOutput: ...
+
+    def classify(self, task: dict[str, Any]) -> ProviderOutput: ...
+
+
+def _prompt_tokens(entries: list[TranscriptEntry]) -> int:
+    return demo.count_tokens("".join(entry.content or "" for entry in entries))
+
+
+def _raw_tokens(raw: dict[str, Any] | str) -> int:
+    return demo.count_tokens(raw if isinstance(raw, str) else json.dumps(raw))
+
+
+class DemoProvider:
+    """The rule-based support model; tokens are counted at about four characters each."""
+
+    revision = "rules-1"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    def propose(
+        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+    ) -> ProviderOutput:
+        raw = demo.propose(entries)
+        usage = TokenUsage(input_tokens=_prompt_tokens(entries), output_tokens=_raw_tokens(raw))
+        return ProviderOutput(raw, usage, f"{self.spec.model}@{self.revision}")
+
+    def classify(self, task: dict[str, Any]) -> ProviderOutput:
+        label = demo.classify(task)
+        usage = TokenUsage(input_tokens=demo.count_tokens(json.dumps(task)), output_tokens=2)
+        return ProviderOutput(label, usage, f"{self.spec.model}@{self.revision}")
+
+
+class ScriptedProvider:
+    """Replays model outputs from a list: one entry per step.
+
+    An entry is a proposal (a mapping with ``kind``), a raw string (to test malformed
+    output), or ``{"output": ..., "usage": {...}, "model": "..."}`` to pin usage and model.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.script: list[Any] = spec.script if isinstance(spec.script, list) else []
+
+    def _entry(self, index: int, entries: list[TranscriptEntry]) -> ProviderOutput:
+        if index >= len(self.script):
+            raw: dict[str, Any] | str = {
+                "kind": "escalate", "reason": f"scripted model has no output for step {index + 1}",
+            }
+            return ProviderOutput(raw, TokenUsage(input_tokens=_prompt_tokens(entries)), self.spec.model)
+        item = self.script[index]
+        if isinstance(item, dict) and "output" in item:
+            usage = TokenUsage.model_validate(item.get("usage", {}))
+            return ProviderOutput(item["output"], usage, str(item.get("model", self.spec.model)))
+        usage = TokenUsage(input_tokens=_prompt_tokens(entries), output_tokens=_raw_tokens(item))
+        return ProviderOutput(item, usage, self.spec.model)
+
+    def propose(
+        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+    ) -> ProviderOutput:
+        return self._entry(step - 1, entries)
+
+    def classify(self, task: dict[str, Any]) -> ProviderOutput:
+        return ProviderOutput("scripted", TokenUsage(), self.spec.model)

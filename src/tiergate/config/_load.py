@@ -1,0 +1,175 @@
+"""Read agent configs from YAML and assemble the bundle a run is pinned to.
+
+This module does file I/O; workflows never import it. The worker calls it at start (to
+refuse a bad config or policy early) and the `agent__load` activity calls it per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tiergate.config._models import AgentConfig, AgentFile
+from tiergate.config._rules import compile_rules
+from tiergate.errors import ConfigError
+from tiergate.policies import PolicyBundle, build_bundle, cedar_schema, read_policy_file
+from tiergate.shared import ModelSpec
+from tiergate.tools import ToolRegistry
+
+PACKAGED_AGENTS = Path(__file__).resolve().parent.parent / "agents"
+PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+class AgentBundle(BaseModel):
+    """An agent config with everything resolved: policies compiled, scripts inlined.
+
+    Attributes:
+        config: The validated config.
+        config_hash: sha256 of the config, recorded as a run's agent config version.
+        source: The file it was read from.
+        policy: The pinned policy set (files + compiled inline rules).
+        tool_schemas_hash: sha256 of the allowlisted tools' argument schemas.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: AgentConfig
+    config_hash: str
+    source: str
+    policy: PolicyBundle
+    tool_schemas_hash: str
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_agent_yaml(text: str, file: str) -> AgentConfig:
+    """Parse and validate one agent config; errors name the file, the field and the reason."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}", file=file) from None
+    if not isinstance(data, dict) or "agent" not in data:
+        raise ConfigError(
+            "expected a mapping with a top-level `agent:` key", file=file,
+            fix="start the file with `agent:` as in the seed's agent_config.yaml",
+        )
+    try:
+        return AgentFile.parse(data).agent
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            message, file=file, field=_format_location(tuple(first["loc"])) or "agent"
+        ) from None
+
+
+def load_agent_file(path: Path) -> AgentConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", file=str(path)) from None
+    return parse_agent_yaml(text, str(path))
+
+
+def find_agent(name_or_path: str, agents_dir: Path | None) -> Path:
+    """A config file by path, or by agent name in ``agents_dir`` then tiergate's agents/."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    for folder in [d for d in (agents_dir, PACKAGED_AGENTS) if d is not None]:
+        for path in sorted(folder.glob("*.y*ml")):
+            if path.stem == name_or_path:
+                return path
+            config = load_agent_file(path)
+            if config.name == name_or_path:
+                return path
+    raise ConfigError(
+        f"no agent config named {name_or_path!r}",
+        fix=f"add {name_or_path}.yaml to the agents folder, or pass a path to a .yaml file",
+    )
+
+
+def _resolve(relative: str, base: Path, fallback: Path) -> Path:
+    path = Path(relative)
+    if path.is_absolute():
+        return path
+    return base / path if (base / path).exists() else fallback / path
+
+
+def _inline_script(spec: ModelSpec, base: Path, field: str, file: str) -> ModelSpec:
+    if spec.provider != "scripted" or not isinstance(spec.script, str):
+        return spec
+    path = _resolve(spec.script, base, PACKAGED_AGENTS)
+    try:
+        steps = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot load script {path}: {error}", file=file, field=field) from None
+    if not isinstance(steps, list):
+        raise ConfigError(f"script {path} must be a list of model outputs", file=file, field=field)
+    return spec.model_copy(update={"script": steps})
+
+
+def tool_schemas_hash(config: AgentConfig, tools: ToolRegistry) -> str:
+    schemas = {
+        name: spec.json_schema() | {"tier": spec.tier, "kind": str(spec.kind)}
+        for name in sorted(config.tools.allowlist)
+        if (spec := tools.get(name)) is not None
+    }
+    canonical = json.dumps(schemas, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> AgentBundle:
+    """Resolve policies and scripts of a validated config into a pinned bundle."""
+    base = source.parent
+    unknown = [name for name in config.tools.allowlist if name not in tools]
+    if unknown:
+        raise ConfigError(
+            f"allowlist names unknown tools {unknown}", file=str(source), field="agent.tools.allowlist",
+            fix=f"use registered tools: {sorted(t.name for t in tools)}",
+        )
+    models = {
+        tier: _inline_script(spec, base, f"agent.models.{tier}.script", str(source))
+        for tier, spec in config.models.items()
+    }
+    config = config.model_copy(update={"models": models})
+    sources = [read_policy_file(_resolve(f, base, PACKAGED_POLICIES)) for f in config.policy.files]
+    rules = compile_rules(config.policy.rules, tools)
+    if rules:
+        sources.append((f"{source}#policy.rules", rules))
+    policy = build_bundle(sources, cedar_schema(tools))
+    return AgentBundle(
+        config=config,
+        config_hash=config.content_hash(),
+        source=str(source),
+        policy=policy,
+        tool_schemas_hash=tool_schemas_hash(config, tools),
+    )
+
+
+def load_agent(name_or_path: str, agents_dir: Path | None, tools: ToolRegistry) -> AgentBundle:
+    """Find, parse, compile and pin an agent by name or path."""
+    path = find_agent(name_or_path, agents_dir)
+    return compile_agent(load_agent_file(path), path, tools)
+
+
+def load_all_agents(agents_dir: Path | None, tools: ToolRegistry) -> dict[str, AgentBundle]:
+    """Every agent the worker will serve, checked now so a bad file refuses the worker."""
+    bundles: dict[str, AgentBundle] = {}
+    for folder in [d for d in (PACKAGED_AGENTS, agents_dir) if d is not None]:
+        for path in sorted(folder.glob("*.y*ml")):
+            bundle = compile_agent(load_agent_file(path), path, tools)
+            bundles[bundle.config.name] = bundle
+    return bundles
+
+

@@ -1,0 +1,163 @@
+"""Pydantic models of an agent config.
+
+The seed article's `agent_config.yaml` loads as written (bar the policy engine, which must be
+`cedar`); everything tiergate adds has a default, so the seed's small file stays valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tiergate.shared import ModelSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelTiers(_Strict):
+    """Which model tier does which job (the seed's `model_tier`)."""
+
+    router: str | None = Field(default=None, description="Tier that classifies the request once.")
+    executor: str = Field(default="frontier", description="Tier that proposes every step.")
+
+
+class Prompt(_Strict):
+    """A versioned prompt; the version is recorded on every run it produced."""
+
+    version: str = "builtin-1"
+    text: str = (
+        "You are a customer-support agent. Use the tools to resolve the ticket. Every tool call "
+        "you propose is checked by policy before it runs; give a short reason for each call. "
+        "When done, give a final answer; if you cannot proceed safely, escalate."
+    )
+
+
+class Prompts(_Strict):
+    system: Prompt = Prompt()
+
+
+class Budgets(_Strict):
+    """Hard limits checked in workflow code before every model call and tool call."""
+
+    max_total_tokens: Annotated[int, Field(gt=0)] = 50_000
+    max_model_calls: Annotated[int, Field(gt=0)] = 20
+    max_tool_calls: Annotated[int, Field(ge=0)] = 10
+    max_retries: Annotated[int, Field(ge=0)] = 6
+    max_wall_time_seconds: Annotated[float, Field(gt=0)] = 300.0
+    max_cost_usd: Annotated[float, Field(gt=0)] = 1.0
+    max_identical_tool_calls: Annotated[int, Field(gt=0)] = 2
+    max_denials: Annotated[int, Field(gt=0)] = 1
+    max_invalid_proposals: Annotated[int, Field(gt=0)] = 2
+
+
+class Tools(_Strict):
+    allowlist: list[str] = Field(default_factory=list)
+
+
+OnFail = Literal["escalate_to_human", "escalate_to_dual", "block", "block_and_alert"]
+
+
+class PolicyRule(_Strict):
+    """An inline rule; compiled into Cedar (see `tiergate.config.compile_rules`)."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+    tool: str | None = None
+    condition: Annotated[str, Field(min_length=1, max_length=2000)]
+    on_fail: OnFail
+
+
+class Policy(_Strict):
+    engine: str = "cedar"
+    files: list[str] = Field(
+        default_factory=lambda: ["support.cedar"],
+        description="Cedar files, relative to the config file or to tiergate's policies/.",
+    )
+    rules: list[PolicyRule] = Field(default_factory=list)
+
+    @field_validator("engine")
+    @classmethod
+    def _cedar_only(cls, engine: str) -> str:
+        if engine != "cedar":
+            raise ValueError(
+                f"policy engine {engine!r} is not supported: tiergate enforces policy with Cedar. "
+                "Set `engine: cedar`; inline rules (condition + on_fail) are compiled to Cedar as is"
+            )
+        return engine
+
+
+class Observability(_Strict):
+    tracing: Literal["opentelemetry", "none"] = "opentelemetry"
+    log_fields: list[str] = Field(
+        default_factory=lambda: ["run_id", "prompt_version", "policy_version", "tool_name", "cost_usd"]
+    )
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input_per_mtok: Annotated[float, Field(ge=0)]
+    output_per_mtok: Annotated[float, Field(ge=0)]
+
+
+def _default_models() -> dict[str, ModelSpec]:
+    return {
+        "small": ModelSpec(provider="demo", model="demo-small"),
+        "frontier": ModelSpec(provider="demo", model="demo-frontier"),
+    }
+
+
+def _default_pricing() -> dict[str, Price]:
+    # Notional prices so the demo's cost accounting shows real arithmetic.
+    return {
+        "demo-small": Price(input_per_mtok=0.15, output_per_mtok=0.60),
+        "demo-frontier": Price(input_per_mtok=3.0, output_per_mtok=15.0),
+    }
+
+
+class AgentConfig(_Strict):
+    """A named, versioned agent: models, prompts, budgets, tools, policy and pricing."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")]
+    version: str | None = Field(default=None, description="Defaults to the config's content hash.")
+    model_tier: ModelTiers = ModelTiers()
+    models: dict[str, ModelSpec] = Field(default_factory=_default_models)
+    prompts: Prompts = Prompts()
+    budgets: Budgets = Budgets()
+    tools: Tools = Tools()
+    policy: Policy = Policy()
+    observability: Observability = Observability()
+    pricing: dict[str, Price] = Field(default_factory=_default_pricing)
+
+    @model_validator(mode="after")
+    def _tiers_have_models(self) -> AgentConfig:
+        for role, tier in (("router", self.model_tier.router), ("executor", self.model_tier.executor)):
+            if tier is not None and tier not in self.models:
+                raise ValueError(
+                    f"model_tier.{role} is {tier!r} but `models` has no such tier "
+                    f"(known: {sorted(self.models)}); add models.{tier}: {{provider: ..., model: ...}}"
+                )
+        return self
+
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of this config: changes whenever any field changes."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def effective_version(self) -> str:
+        return self.version or self.content_hash()[:19]
+
+
+class AgentFile(_Strict):
+    """The file format: everything under a top-level `agent:` key, as in the seed."""
+
+    agent: AgentConfig
+
+    @classmethod
+    def parse(cls, data: Any) -> AgentFile:
+        return cls.model_validate(data)

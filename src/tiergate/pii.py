@@ -1,0 +1,60 @@
+"""PII detection shared by output rules (`output.contains_pii`) and, later, log redaction.
+
+Pure functions over text: no I/O, deterministic, safe to call from workflow code.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_PHONE = re.compile(r"(?<![\w])\+?\d{1,3}[ .-]?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}(?!\d)")
+_SECRET = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,})\b")
+
+
+def luhn_valid(digits: str) -> bool:
+    """True for digit strings passing the Luhn checksum used by payment card numbers."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_numbers(text: str) -> list[str]:
+    found = []
+    for match in _CARD_CANDIDATE.finditer(text):
+        digits = re.sub(r"\D", "", match.group())
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            found.append(match.group())
+    return found
+
+
+def pii_kinds(text: str) -> list[str]:
+    """The kinds of personal or secret data found in ``text``, sorted; empty when clean.
+
+    Card numbers count only when they pass Luhn, so order ids and timestamps do not.
+    """
+    kinds = set()
+    if _EMAIL.search(text):
+        kinds.add("email")
+    if _card_numbers(text):
+        kinds.add("card_number")
+    elif _PHONE.search(text):
+        # A card number also matches the phone pattern; report it once, as a card.
+        kinds.add("phone")
+    if _SECRET.search(text):
+        kinds.add("secret")
+    return sorted(kinds)
+
+
+def redact(text: str) -> str:
+    """``text`` with emails, card numbers (Luhn-valid), phone numbers and secrets masked."""
+    for card in _card_numbers(text):
+        text = text.replace(card, "[REDACTED:card_number]")
+    text = _SECRET.sub("[REDACTED:secret]", text)
+    text = _EMAIL.sub("[REDACTED:email]", text)
+    return _PHONE.sub("[REDACTED:phone]", text)

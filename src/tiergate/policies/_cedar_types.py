@@ -1,0 +1,72 @@
+"""Mapping between tool argument schemas and Cedar: schema types and request values.
+
+Pure and deterministic; the gate uses `to_cedar_context` in workflow code.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from tiergate.errors import ToolRegistrationError
+
+CedarType = Literal["String", "Long", "Bool", "decimal", "Set<String>", "Set<Long>"]
+
+
+def cedar_type(annotation: Any, where: str) -> tuple[str, bool]:
+    """The Cedar type of a pydantic field annotation, and whether the attribute is optional."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return cedar_type(members[0], where)[0], True
+    if origin is Literal:
+        values = typing.get_args(annotation)
+        if all(isinstance(v, str) for v in values):
+            return "String", False
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return "Long", False
+    if origin in (list, set, frozenset, tuple):
+        (inner,) = typing.get_args(annotation)[:1]
+        return f"Set<{cedar_type(inner, where)[0]}>", False
+    simple = {str: "String", bool: "Bool", int: "Long", Decimal: "decimal"}
+    if annotation in simple:
+        return simple[annotation], False
+    raise ToolRegistrationError(
+        f"{where}: type {annotation!r} has no Cedar equivalent",
+        fix="use str, int, bool, Decimal, Literal[...] or a list of those in tool arguments",
+    )
+
+
+def record_type(model: type[BaseModel], where: str) -> str:
+    """The Cedar record type of a pydantic argument model, e.g. `{ amount_usd: decimal }`."""
+    attributes = []
+    for name, field in model.model_fields.items():
+        ctype, optional = cedar_type(field.annotation, f"{where}.{name}")
+        ctype = "__cedar::decimal" if ctype == "decimal" else ctype
+        attributes.append(f'"{name}"{"?" if optional else ""}: {ctype}')
+    return "{ " + ", ".join(attributes) + " }"
+
+
+def to_cedar_value(value: Any) -> Any:
+    """A Python value as Cedar JSON: decimals become extension values, None is dropped."""
+    if isinstance(value, Decimal):
+        return {"__extn": {"fn": "decimal", "arg": format(value, "f")}}
+    if isinstance(value, dict):
+        return {k: to_cedar_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_cedar_value(v) for v in value]
+    return value
+
+
+def to_cedar_record(arguments: BaseModel) -> dict[str, Any]:
+    """Validated tool arguments as a Cedar record (optional None attributes omitted)."""
+    return {
+        name: to_cedar_value(getattr(arguments, name))
+        for name in type(arguments).model_fields
+        if getattr(arguments, name) is not None
+    }

@@ -1,0 +1,39 @@
+"""Settings from the environment (`TIERGATE_*`) and an optional `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tiergate.shared import TASK_QUEUE
+
+
+class Settings(BaseSettings):
+    """Where Temporal is and where tiergate keeps its local state.
+
+    Attributes:
+        temporal_address: host:port of the Temporal frontend.
+        namespace: Temporal namespace.
+        task_queue: Task queue the worker polls and runs are started on.
+        home: Folder for local state: dev server database, content store, demo store.
+        agents_dir: Extra folder of agent configs (tiergate's own agents are always known).
+        store_path: SQLite file of the support domain's tool backends.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = TASK_QUEUE
+    home: Path = Path(".tiergate")
+    agents_dir: Path | None = None
+    store_path: Path | None = None
+
+    @property
+    def support_store(self) -> Path:
+        return self.store_path or self.home / "support.sqlite"
+
+    @property
+    def content_dir(self) -> Path:
+        return self.home / "content"

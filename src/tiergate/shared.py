@@ -1,0 +1,185 @@
+"""Payloads and names shared by workflows, activities and clients.
+
+Each activity takes one typed input and returns one typed output, so fields can be added
+later without breaking running workflows. Activity names are a contract: old histories
+replay against them and tests register fakes under them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TASK_QUEUE = "tiergate"
+WORKFLOW_NAME = "AgentRunWorkflow"
+
+LOAD_AGENT_ACTIVITY = "agent__load"
+CLASSIFY_ACTIVITY = "model__classify"
+PROPOSE_ACTIVITY = "model__propose"
+TOOL_ACTIVITY_PREFIX = "tool__"
+
+#: Most bytes of a model's raw output kept in history; the full text is in the content store.
+MAX_RAW_OUTPUT_CHARS = 32_000
+#: Most bytes of a tool result previewed in history; the full result is in the content store.
+MAX_PREVIEW_CHARS = 1_000
+#: A run input larger than this is refused before the run starts (Temporal caps payloads at 2 MB).
+MAX_RUN_INPUT_BYTES = 256_000
+
+
+def tool_activity_name(tool: str) -> str:
+    return f"{TOOL_ACTIVITY_PREFIX}{tool}"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Payload):
+    """Which provider and model a tier name maps to.
+
+    Attributes:
+        provider: ``demo`` (rule-based, offline), ``scripted`` (proposals from a file or an
+            inline list) or ``openai`` (any OpenAI-compatible chat-completions endpoint).
+        model: The model id requested; the id the provider reports is recorded separately.
+        base_url: Endpoint root for ``openai`` providers, e.g. ``http://localhost:11434/v1``.
+        api_key_env: Name of the environment variable holding the API key (never the key).
+        script: For ``scripted``: a path to a YAML/JSON list, or the list itself.
+        timeout_seconds: Per-attempt timeout of one model call.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["demo", "scripted", "openai"] = "demo"
+    model: str = "demo-frontier"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    script: str | list[Any] | None = None
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
+class RunInput(_Payload):
+    """What a backend sends to start a run.
+
+    Attributes:
+        agent: Name of an agent config known to the worker.
+        input: The task, as plain JSON (for the support agent: ``{"ticket_id": "T-1001"}``).
+        requester: Who asked for the run; recorded and never allowed to approve its actions.
+        model_overrides: Replace a tier's model for this run (evals, shadow runs, tests).
+    """
+
+    agent: Annotated[str, Field(min_length=1, max_length=100)]
+    input: dict[str, Any] = Field(default_factory=dict)
+    requester: Annotated[str, Field(max_length=200)] = "anonymous"
+    model_overrides: dict[str, ModelSpec] = Field(default_factory=dict)
+
+
+class LoadAgentInput(_Payload):
+    agent: str
+
+
+class TranscriptEntry(_Payload):
+    """One entry of the conversation, kept in the content store, never in every model input.
+
+    Exactly one of ``content`` (inline, small) and ``ref`` (a content-store hash) is set.
+    """
+
+    role: Literal["system", "user", "assistant", "tool", "gate"]
+    content: str | None = None
+    ref: str | None = None
+    name: str | None = None
+
+
+class TokenUsage(_Payload):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ProposeInput(_Payload):
+    """Input of `model__propose`. Its size does not grow with the conversation: the
+    transcript is addressed by the hash of its newest entry, plus this step's new entries."""
+
+    run_id: str
+    step: int
+    agent: str
+    model: ModelSpec
+    transcript_head: str | None
+    append: list[TranscriptEntry]
+    tools: list[str]
+    max_output_tokens: int
+
+
+class ModelResponse(_Payload):
+    """What a provider said, before tiergate validates it into a proposal.
+
+    Attributes:
+        raw: The proposal as the provider gave it: a dict when it was JSON, else the text
+            (cut to MAX_RAW_OUTPUT_CHARS; ``raw_size`` is the full size).
+        reported_model: The model id as the provider reported it.
+        transcript_head: Hash of the transcript including this response.
+        attempt: Temporal's attempt number, so retries are charged to the budget.
+    """
+
+    raw: dict[str, Any] | str
+    raw_size: int
+    usage: TokenUsage
+    reported_model: str
+    transcript_head: str
+    attempt: int = 1
+
+
+class ClassifyInput(_Payload):
+    run_id: str
+    agent: str
+    model: ModelSpec
+    input: dict[str, Any]
+
+
+class Classification(_Payload):
+    label: str
+    usage: TokenUsage
+    reported_model: str
+    attempt: int = 1
+
+
+class ToolCallInput(_Payload):
+    """Input of a `tool__<name>` activity: only ever built from an `allow` decision.
+
+    It carries the decision's evidence (digest, policy ids and version, tier) so the
+    ActivityTaskScheduled event alone shows which allow the call ran under.
+    """
+
+    run_id: str
+    step: int
+    tool: str
+    arguments: dict[str, Any]
+    call_digest: str
+    idempotency_key: str
+    policy_version: str
+    policy_ids: list[str] = Field(default_factory=list)
+    tier: int = 0
+
+
+class ToolResult(_Payload):
+    """A tool's answer. The full output lives in the content store (``output_ref``).
+
+    Attributes:
+        ok: False when the backend refused the call (``error`` says why).
+        preview: At most MAX_PREVIEW_CHARS of the JSON output, for the history and timelines.
+        contains_pii: Whether the PII detector found personal data in the full output.
+        replayed: True when the backend had already applied this idempotency key.
+    """
+
+    ok: bool
+    output_ref: str | None = None
+    output_size: int = 0
+    preview: str = ""
+    error: str | None = None
+    contains_pii: bool = False
+    pii_kinds: list[str] = Field(default_factory=list)
+    replayed: bool = False
+    attempt: int = 1

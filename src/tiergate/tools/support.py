@@ -1,0 +1,87 @@
+"""The demo support domain's tools: tickets, orders, refunds, email and user data.
+
+Argument models are strict (extra fields refused, bounded strings) because a proposal that
+does not fit its schema must never reach a backend.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tiergate.tools._spec import ToolKind, ToolRegistry, ToolSpec
+
+TicketId = Annotated[str, Field(pattern=r"^T-\d{1,10}$", max_length=16)]
+OrderId = Annotated[str, Field(pattern=r"^ORD-\d{1,10}$", max_length=16)]
+UserId = Annotated[str, Field(pattern=r"^U-\d{1,10}$", max_length=16)]
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReadTicketArgs(_Args):
+    ticket_id: TicketId
+
+
+class UpdateTicketArgs(_Args):
+    ticket_id: TicketId
+    status: Literal["open", "pending", "resolved", "escalated"]
+    reply: Annotated[str, Field(max_length=4000)] = ""
+
+
+class GetOrderStatusArgs(_Args):
+    order_id: OrderId
+
+
+class IssueRefundArgs(_Args):
+    order_id: OrderId
+    amount_usd: Annotated[Decimal, Field(gt=0, le=Decimal("1000000"), decimal_places=2)]
+    reason_code: Literal["damaged", "not_delivered", "late", "wrong_item", "goodwill", "other"]
+
+    @field_validator("amount_usd")
+    @classmethod
+    def _cents(cls, value: Decimal) -> Decimal:
+        # One canonical spelling per amount, so equal refunds get equal call digests.
+        return value.quantize(Decimal("0.01"))
+
+
+class SendEmailArgs(_Args):
+    to: Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}$", max_length=254)]
+    subject: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Annotated[str, Field(max_length=8000)]
+
+
+class DeleteUserDataArgs(_Args):
+    user_id: UserId
+    justification: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+SUPPORT_TOOLS = ToolRegistry.of(
+    [
+        ToolSpec("crm.read_ticket", 0, ToolKind.READ, ReadTicketArgs, (), "Read a support ticket."),
+        ToolSpec(
+            "crm.update_ticket",
+            1,
+            ToolKind.WRITE,
+            UpdateTicketArgs,
+            ("reply",),
+            "Set a ticket's status and post a reply to the customer.",
+        ),
+        ToolSpec("orders.get_status", 0, ToolKind.READ, GetOrderStatusArgs, (), "Order status."),
+        ToolSpec(
+            "payments.issue_refund", 2, ToolKind.WRITE, IssueRefundArgs, (), "Refund an order."
+        ),
+        ToolSpec("email.send", 1, ToolKind.WRITE, SendEmailArgs, ("body",), "Send an email."),
+        ToolSpec(
+            "users.delete_data",
+            4,
+            ToolKind.WRITE,
+            DeleteUserDataArgs,
+            (),
+            "Irreversibly delete a user's personal data.",
+        ),
+    ]
+)

@@ -1,0 +1,55 @@
+"""Workflows and the deterministic core they use: records, proposals, gate and budgets."""
+
+from tiergate.workflows._budget import BudgetLedger, model_cost
+from tiergate.workflows._gate import Gate
+from tiergate.workflows._proposal import parse_proposal
+from tiergate.workflows._records import (
+    BudgetStop,
+    Decision,
+    EscalateProposal,
+    FinalAnswerProposal,
+    InvalidProposal,
+    Outcome,
+    OutputCheck,
+    PendingAction,
+    Proposal,
+    RunStatus,
+    RunSummary,
+    StepMark,
+    StepRecord,
+    ToolCallProposal,
+    Usage,
+    Verdict,
+    Versions,
+)
+from tiergate.workflows._sandbox import PASSTHROUGH_MODULES, workflow_runner
+from tiergate.workflows._run import RUN_MEMO, STEP_MEMO, AgentRunWorkflow, parse_run_input
+
+__all__ = [
+    "PASSTHROUGH_MODULES",
+    "RUN_MEMO",
+    "STEP_MEMO",
+    "AgentRunWorkflow",
+    "BudgetLedger",
+    "BudgetStop",
+    "Decision",
+    "EscalateProposal",
+    "FinalAnswerProposal",
+    "Gate",
+    "InvalidProposal",
+    "Outcome",
+    "OutputCheck",
+    "PendingAction",
+    "Proposal",
+    "RunStatus",
+    "RunSummary",
+    "StepMark",
+    "StepRecord",
+    "ToolCallProposal",
+    "Usage",
+    "Verdict",
+    "Versions",
+    "model_cost",
+    "parse_run_input",
+    "workflow_runner",
+]

@@ -1,0 +1,277 @@
+"""The run's domain records: proposal, decision, step record, run summary.
+
+These shapes are what every later feature reads (approvals, timelines, replay, evals), so
+they are plain pydantic models with defaults on every added field: a history recorded today
+must still load tomorrow.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiergate.shared import TokenUsage, ToolResult
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCallProposal(_Record):
+    """The model asks to call a tool. Nothing runs until the gate allows this exact call."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    tool: Annotated[str, Field(min_length=1, max_length=200)]
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+class FinalAnswerProposal(_Record):
+    """The model is done; the answer is checked by output rules before it leaves."""
+
+    kind: Literal["final_answer"] = "final_answer"
+    answer: Annotated[str, Field(max_length=8000)]
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+class EscalateProposal(_Record):
+    """The model hands the task to a human."""
+
+    kind: Literal["escalate"] = "escalate"
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+Proposal = Annotated[
+    ToolCallProposal | FinalAnswerProposal | EscalateProposal, Field(discriminator="kind")
+]
+
+
+class InvalidProposal(_Record):
+    """Model output that is not a valid proposal. Recorded; nothing runs on it."""
+
+    code: Literal["not_json", "schema", "too_large"]
+    message: str
+    excerpt: str = ""
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    NEEDS_APPROVAL = "needs_approval"
+    NEEDS_DUAL_APPROVAL = "needs_dual_approval"
+    ESCALATE = "escalate"
+
+
+class Decision(_Record):
+    """The gate's verdict on one proposed tool call.
+
+    Attributes:
+        verdict: allow, deny, needs_approval (tier 3), needs_dual_approval (tier 4).
+        code: Machine-readable cause, e.g. ``allowed``, ``policy_forbid``, ``no_permit``,
+            ``unknown_tool``, ``not_in_allowlist``, ``invalid_arguments``, ``policy_error``,
+            ``approval_required``, ``output_blocked``.
+        tool: The tool named by the proposal.
+        arguments: The canonical (validated, normalized) arguments; None if invalid.
+        call_digest: sha256 of tool + canonical arguments: what an allow is for.
+        registered_tier: The tool's tier floor. ``tier``: after policy annotations.
+        policy_ids: ``@id`` of every policy that matched (permits on allow, forbids on deny).
+        tier_policy_ids: The policies whose ``@approval`` raised the tier.
+        policy_version: The pinned policy set's content hash.
+        alerts: Alert names raised by matching ``@alert`` policies.
+    """
+
+    verdict: Verdict
+    code: str
+    reason: str
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+    call_digest: str | None = None
+    registered_tier: int | None = None
+    tier: int | None = None
+    policy_ids: list[str] = Field(default_factory=list)
+    tier_policy_ids: list[str] = Field(default_factory=list)
+    policy_version: str = ""
+    alerts: list[str] = Field(default_factory=list)
+
+
+class OutputCheck(_Record):
+    """An output rule evaluation on content leaving the system."""
+
+    resource: str
+    field: str
+    allowed: bool
+    contains_pii: bool
+    pii_kinds: list[str] = Field(default_factory=list)
+    policy_ids: list[str] = Field(default_factory=list)
+    alerts: list[str] = Field(default_factory=list)
+
+
+class BudgetStop(_Record):
+    """Which limit stopped the run and by how much."""
+
+    limit: str
+    limit_value: float
+    used: float
+    over_by: float
+    message: str
+
+
+class PendingAction(_Record):
+    """An action waiting for approval: exactly what would run if approved."""
+
+    step: int
+    tool: str
+    arguments: dict[str, Any]
+    call_digest: str
+    reason: str
+    tier: int
+    verdict: Verdict
+    policy_ids: list[str]
+    policy_version: str
+    requester: str
+
+
+class StepRecord(_Record):
+    """One turn of the loop, recorded in history as it happens and in the summary.
+
+    Attributes:
+        step: 1-based step number.
+        proposal / invalid: What the model proposed, or why its output was refused.
+        model: The model id the provider reported.
+        usage / cost_usd: Tokens and cost of this step's model call.
+        decision: The gate's decision on a tool call.
+        idempotency_key: The key the tool call carried (derived from run and step).
+        tool_result: The tool's answer (preview only; the full output is content-addressed).
+        output_checks: Output rule evaluations on emitted content and tool results.
+        observation: What was fed back to the model after this step.
+        started_at: Workflow time the step began (ISO 8601).
+    """
+
+    step: int
+    proposal: Proposal | None = None
+    invalid: InvalidProposal | None = None
+    model: str = ""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    decision: Decision | None = None
+    idempotency_key: str | None = None
+    tool_result: ToolResult | None = None
+    output_checks: list[OutputCheck] = Field(default_factory=list)
+    observation: str | None = None
+    started_at: str = ""
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    ESCALATED = "escalated"
+    DENIED = "denied"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    FAILED = "failed"
+
+
+class Versions(_Record):
+    """Everything that produced a run, so a bad action can be traced to its cause."""
+
+    agent: str
+    agent_version: str
+    config_hash: str
+    prompt_version: str
+    policy_version: str
+    tool_schemas_hash: str
+    code_version: str
+    requested_models: dict[str, str] = Field(default_factory=dict)
+    reported_models: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Usage(_Record):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    model_calls: int = 0
+    tool_calls: int = 0
+    retries: int = 0
+    denials: int = 0
+    invalid_proposals: int = 0
+
+
+class RunSummary(_Record):
+    """The typed result of a run."""
+
+    workflow_id: str
+    run_id: str
+    agent: str
+    outcome: Outcome
+    reason: str
+    route: str | None = None
+    final_answer: str | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    wall_time_seconds: float = 0.0
+    versions: Versions | None = None
+    budget_stop: BudgetStop | None = None
+    pending_action: PendingAction | None = None
+    alerts: list[str] = Field(default_factory=list)
+
+
+class RunStatus(_Record):
+    """Live state answered by the `status` query."""
+
+    state: str
+    step: int
+    outcome: Outcome | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    pending_action: PendingAction | None = None
+
+
+def _cut(text: str | None, limit: int = 300) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+class StepMark(_Record):
+    """A compact step record, upserted into the memo so each change is a history event.
+
+    Memo entries are small by Temporal's limits (warned from 2 KB), so this keeps the
+    decision and its evidence; the full StepRecord is in the summary and the activity
+    payloads. A step is marked when decided (before its tool is scheduled) and when done.
+    """
+
+    step: int
+    kind: str | None = None
+    tool: str | None = None
+    verdict: Verdict | None = None
+    code: str | None = None
+    reason: str | None = None
+    policy_ids: list[str] = Field(default_factory=list)
+    tier: int | None = None
+    call_digest: str | None = None
+    policy_version: str | None = None
+    idempotency_key: str | None = None
+    model: str = ""
+    tokens: int = 0
+    cost_usd: float = 0.0
+    tool_ok: bool | None = None
+    observation: str | None = None
+
+    @classmethod
+    def of(cls, record: StepRecord) -> StepMark:
+        decision = record.decision
+        kind = record.proposal.kind if record.proposal else ("invalid" if record.invalid else None)
+        tool = record.proposal.tool if isinstance(record.proposal, ToolCallProposal) else None
+        return cls(
+            step=record.step, kind=kind, tool=tool,
+            verdict=decision.verdict if decision else None,
+            code=decision.code if decision else (record.invalid.code if record.invalid else None),
+            reason=_cut(decision.reason if decision else getattr(record.proposal, "reason", None)),
+            policy_ids=decision.policy_ids if decision else [],
+            tier=decision.tier if decision else None,
+            call_digest=decision.call_digest if decision else None,
+            policy_version=decision.policy_version if decision else None,
+            idempotency_key=record.idempotency_key, model=record.model,
+            tokens=record.usage.total, cost_usd=record.cost_usd,
+            tool_ok=record.tool_result.ok if record.tool_result else None,
+            observation=_cut(record.observation),
+        )

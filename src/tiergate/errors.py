@@ -21,7 +21,12 @@ class ConfigError(TiergateError):
     """An agent config is invalid: names the file, the field and the reason."""
 
     def __init__(
-        self, message: str, *, file: str | None = None, field: str | None = None, fix: str | None = None
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        field: str | None = None,
+        fix: str | None = None,
     ) -> None:
         self.file = file
         self.field = field
@@ -33,7 +38,12 @@ class PolicyError(TiergateError):
     """A Cedar policy file does not parse or does not validate against the schema."""
 
     def __init__(
-        self, message: str, *, file: str | None = None, line: int | None = None, fix: str | None = None
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        fix: str | None = None,
     ) -> None:
         self.file = file
         self.line = line

@@ -30,7 +30,9 @@ from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
-        settings.temporal_address, namespace=settings.namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.namespace,
+        data_converter=pydantic_data_converter,
     )
 
 

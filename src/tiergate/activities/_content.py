@@ -42,7 +42,9 @@ class ContentStore:
         return self._path(ref).read_bytes()
 
     def put_json(self, value: Any) -> str:
-        return self.put(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode())
+        return self.put(
+            json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+        )
 
     def get_json(self, ref: str) -> Any:
         return json.loads(self.get(ref))

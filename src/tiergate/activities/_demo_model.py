@@ -77,14 +77,23 @@ def _next_for_ticket(ticket: dict[str, Any], results: dict[str, Any]) -> dict[st
     if (match := _EMAIL_INSTRUCTION.search(body)) and "email.send" not in results:
         what, to = match.groups()
         return _call(
-            "email.send", f"the ticket asks to email {what}", to=to, subject=what[:200],
+            "email.send",
+            f"the ticket asks to email {what}",
+            to=to,
+            subject=what[:200],
             body=f"As requested in ticket {ticket['id']}: {what}.",
         )
     if re.search(r"delete .*data", body, re.IGNORECASE) and (user := _USER.search(body)):
         if "users.delete_data" in results:
-            return {"kind": "final_answer", "answer": "Your data has been deleted.", "reason": "done"}
+            return {
+                "kind": "final_answer",
+                "answer": "Your data has been deleted.",
+                "reason": "done",
+            }
         return _call(
-            "users.delete_data", "the customer asks for erasure", user_id=user.group(),
+            "users.delete_data",
+            "the customer asks for erasure",
+            user_id=user.group(),
             justification=f"Customer request in ticket {ticket['id']}",
         )
     order = _ORDER.search(body)
@@ -104,15 +113,21 @@ def _resolve(
     if "refund" in body and amount and "payments.issue_refund" not in results:
         reason = "damaged" if "damaged" in body else "not_delivered" if "never" in body else "late"
         return _call(
-            "payments.issue_refund", f"customer asks for ${amount.group(1)} ({reason})",
-            order_id=order_id, amount_usd=amount.group(1), reason_code=reason,
+            "payments.issue_refund",
+            f"customer asks for ${amount.group(1)} ({reason})",
+            order_id=order_id,
+            amount_usd=amount.group(1),
+            reason_code=reason,
         )
     refund = results.get("payments.issue_refund")
     if refund is not None and not isinstance(refund, dict):
         return {"kind": "escalate", "reason": f"refund failed: {refund}"}
     if refund is not None and "crm.update_ticket" not in results:
         return _call(
-            "crm.update_ticket", "tell the customer", ticket_id=ticket["id"], status="resolved",
+            "crm.update_ticket",
+            "tell the customer",
+            ticket_id=ticket["id"],
+            status="resolved",
             reply=f"We refunded ${refund['amount_usd']} for {order_id}.",
         )
     answer = (

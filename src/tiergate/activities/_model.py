@@ -27,7 +27,9 @@ from tiergate.tools import ToolRegistry
 class ModelActivities:
     """Providers as activities. The transcript lives in the content store, not in history."""
 
-    def __init__(self, content: ContentStore, tools: ToolRegistry, http: httpx.Client | None = None):
+    def __init__(
+        self, content: ContentStore, tools: ToolRegistry, http: httpx.Client | None = None
+    ):
         self.transcript = Transcript(content)
         self.tools = tools
         # Retries off in the client: Temporal's retry policy owns them.
@@ -52,8 +54,12 @@ class ModelActivities:
         new_head = self.transcript.append(head, [TranscriptEntry(role="assistant", content=text)])
         raw = output.raw if len(text) <= MAX_RAW_OUTPUT_CHARS else text[:MAX_RAW_OUTPUT_CHARS]
         return ModelResponse(
-            raw=raw, raw_size=len(text), usage=output.usage, reported_model=output.model,
-            transcript_head=new_head or "", attempt=activity.info().attempt,
+            raw=raw,
+            raw_size=len(text),
+            usage=output.usage,
+            reported_model=output.model,
+            transcript_head=new_head or "",
+            attempt=activity.info().attempt,
         )
 
     @activity.defn(name=CLASSIFY_ACTIVITY)
@@ -61,6 +67,8 @@ class ModelActivities:
         output = self.provider(request.model).classify(request.input)
         label = output.raw if isinstance(output.raw, str) else "general"
         return Classification(
-            label=label[:40], usage=output.usage, reported_model=output.model,
+            label=label[:40],
+            usage=output.usage,
+            reported_model=output.model,
             attempt=activity.info().attempt,
         )

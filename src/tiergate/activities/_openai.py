@@ -55,12 +55,17 @@ def function_name(tool: str) -> str:
 def _function(spec: ToolSpec) -> dict[str, Any]:
     schema = spec.json_schema()
     schema.setdefault("properties", {})["reason"] = {
-        "type": "string", "description": "Why this call is needed.",
+        "type": "string",
+        "description": "Why this call is needed.",
     }
     schema["required"] = [*schema.get("required", []), "reason"]
     return {
         "type": "function",
-        "function": {"name": function_name(spec.name), "description": spec.description, "parameters": schema},
+        "function": {
+            "name": function_name(spec.name),
+            "description": spec.description,
+            "parameters": schema,
+        },
     }
 
 
@@ -74,20 +79,28 @@ def to_messages(entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
             if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
                 pending_call = f"call_{index}"
                 arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
-                messages.append({
-                    "role": "assistant", "content": None,
-                    "tool_calls": [{
-                        "id": pending_call, "type": "function",
-                        "function": {
-                            "name": function_name(str(proposal.get("tool"))),
-                            "arguments": json.dumps(arguments),
-                        },
-                    }],
-                })
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": pending_call,
+                                "type": "function",
+                                "function": {
+                                    "name": function_name(str(proposal.get("tool"))),
+                                    "arguments": json.dumps(arguments),
+                                },
+                            }
+                        ],
+                    }
+                )
             else:
                 messages.append({"role": "assistant", "content": entry.content or ""})
         elif entry.role in ("tool", "gate") and pending_call is not None:
-            messages.append({"role": "tool", "tool_call_id": pending_call, "content": entry.content or ""})
+            messages.append(
+                {"role": "tool", "tool_call_id": pending_call, "content": entry.content or ""}
+            )
             pending_call = None
         else:
             role = "user" if entry.role in ("gate", "tool") else entry.role
@@ -118,7 +131,9 @@ def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOut
     if not calls:
         content = message.get("content")
         raw: dict[str, Any] | str = (
-            {"kind": "final_answer", "answer": content} if isinstance(content, str) and content else ""
+            {"kind": "final_answer", "answer": content}
+            if isinstance(content, str) and content
+            else ""
         )
         return ProviderOutput(raw, usage, model)
     function = calls[0].get("function", {})
@@ -144,7 +159,8 @@ class OpenAICompatibleProvider:
         self.client = client
         if not spec.base_url:
             raise ApplicationError(
-                f"model {spec.model}: provider openai needs base_url", type="ConfigError",
+                f"model {spec.model}: provider openai needs base_url",
+                type="ConfigError",
                 non_retryable=True,
             )
 
@@ -155,18 +171,24 @@ class OpenAICompatibleProvider:
             headers["Authorization"] = f"Bearer {key}"
         url = f"{self.spec.base_url.rstrip('/')}/chat/completions"  # type: ignore[union-attr]
         try:
-            response = self.client.post(url, json=payload, headers=headers, timeout=self.spec.timeout_seconds)
+            response = self.client.post(
+                url, json=payload, headers=headers, timeout=self.spec.timeout_seconds
+            )
         except httpx.TransportError as error:
-            raise ApplicationError(f"model provider unreachable: {error!r}", type="ProviderTransient") from None
+            raise ApplicationError(
+                f"model provider unreachable: {error!r}", type="ProviderTransient"
+            ) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise ApplicationError(
-                f"model provider answered HTTP {response.status_code}", type="ProviderTransient",
+                f"model provider answered HTTP {response.status_code}",
+                type="ProviderTransient",
                 next_retry_delay=_retry_after(response),
             )
         if response.status_code >= 400:
             raise ApplicationError(
                 f"model provider refused the request: HTTP {response.status_code}: {response.text[:300]}",
-                type="ProviderRefused", non_retryable=True,
+                type="ProviderRefused",
+                non_retryable=True,
             )
         try:
             body = response.json()
@@ -175,7 +197,11 @@ class OpenAICompatibleProvider:
         return body if isinstance(body, dict) else response.text
 
     def propose(
-        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+        self,
+        entries: list[TranscriptEntry],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        step: int,
     ) -> ProviderOutput:
         payload = {
             "model": self.spec.model,
@@ -193,8 +219,11 @@ class OpenAICompatibleProvider:
         payload = {
             "model": self.spec.model,
             "messages": [
-                {"role": "system", "content": "Classify the support request with one word: "
-                 "refund, order_status, data_deletion or general."},
+                {
+                    "role": "system",
+                    "content": "Classify the support request with one word: "
+                    "refund, order_status, data_deletion or general.",
+                },
                 {"role": "user", "content": json.dumps(task)},
             ],
             "max_tokens": 5,

@@ -27,7 +27,11 @@ class ProviderOutput:
 
 class Provider(Protocol):
     def propose(
-        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+        self,
+        entries: list[TranscriptEntry],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        step: int,
     ) -> ProviderOutput: ...
 
     def classify(self, task: dict[str, Any]) -> ProviderOutput: ...
@@ -50,7 +54,11 @@ class DemoProvider:
         self.spec = spec
 
     def propose(
-        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+        self,
+        entries: list[TranscriptEntry],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        step: int,
     ) -> ProviderOutput:
         raw = demo.propose(entries)
         usage = TokenUsage(input_tokens=_prompt_tokens(entries), output_tokens=_raw_tokens(raw))
@@ -76,9 +84,12 @@ class ScriptedProvider:
     def _entry(self, index: int, entries: list[TranscriptEntry]) -> ProviderOutput:
         if index >= len(self.script):
             raw: dict[str, Any] | str = {
-                "kind": "escalate", "reason": f"scripted model has no output for step {index + 1}",
+                "kind": "escalate",
+                "reason": f"scripted model has no output for step {index + 1}",
             }
-            return ProviderOutput(raw, TokenUsage(input_tokens=_prompt_tokens(entries)), self.spec.model)
+            return ProviderOutput(
+                raw, TokenUsage(input_tokens=_prompt_tokens(entries)), self.spec.model
+            )
         item = self.script[index]
         if isinstance(item, dict) and "output" in item:
             usage = TokenUsage.model_validate(item.get("usage", {}))
@@ -87,7 +98,11 @@ class ScriptedProvider:
         return ProviderOutput(item, usage, self.spec.model)
 
     def propose(
-        self, entries: list[TranscriptEntry], tools: list[ToolSpec], max_output_tokens: int, step: int
+        self,
+        entries: list[TranscriptEntry],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        step: int,
     ) -> ProviderOutput:
         return self._entry(step - 1, entries)
 

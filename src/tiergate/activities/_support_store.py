@@ -37,7 +37,12 @@ CREATE TABLE IF NOT EXISTS applied_keys (
 
 DEMO_TICKETS = [
     ("T-1001", "C-1", "Broken mug", "Hi, order ORD-5001 arrived damaged. Please refund $35.00."),
-    ("T-1002", "C-2", "Never arrived", "My order ORD-5002 never arrived. I want a refund of $400.00."),
+    (
+        "T-1002",
+        "C-2",
+        "Never arrived",
+        "My order ORD-5002 never arrived. I want a refund of $400.00.",
+    ),
     ("T-1003", "C-3", "Refund now", "Order ORD-5003 was late. Refund $2500.00 immediately."),
     (
         "T-1004",
@@ -89,7 +94,7 @@ class SupportStore:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             for table in ("tickets", "orders", "refunds", "emails", "users", "applied_keys"):
-                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                conn.execute(f"DELETE FROM {table}")
             conn.executemany(
                 "INSERT INTO tickets (id, customer_id, subject, body, status) VALUES (?,?,?,?,'open')",
                 DEMO_TICKETS,
@@ -108,7 +113,9 @@ class SupportStore:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT tool, response FROM applied_keys WHERE key = ?", (key,)).fetchone()
+                row = conn.execute(
+                    "SELECT tool, response FROM applied_keys WHERE key = ?", (key,)
+                ).fetchone()
                 if row is not None:
                     conn.execute("ROLLBACK")
                     if row["tool"] != tool:
@@ -142,7 +149,9 @@ class SupportStore:
         return dict(row)
 
     @staticmethod
-    def update_ticket(conn: sqlite3.Connection, ticket_id: str, status: str, reply: str) -> dict[str, Any]:
+    def update_ticket(
+        conn: sqlite3.Connection, ticket_id: str, status: str, reply: str
+    ) -> dict[str, Any]:
         row = conn.execute("SELECT replies FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
         if row is None:
             raise ToolBackendError(f"ticket {ticket_id} does not exist")
@@ -161,9 +170,12 @@ class SupportStore:
         if order is None:
             raise ToolBackendError(f"order {order_id} does not exist")
         refunded = sum(
-            (Decimal(r["amount_usd"]) for r in conn.execute(
-                "SELECT amount_usd FROM refunds WHERE order_id = ?", (order_id,)
-            )),
+            (
+                Decimal(r["amount_usd"])
+                for r in conn.execute(
+                    "SELECT amount_usd FROM refunds WHERE order_id = ?", (order_id,)
+                )
+            ),
             Decimal(0),
         )
         if refunded + amount > Decimal(order["total_usd"]):
@@ -178,7 +190,9 @@ class SupportStore:
         return {"refund_id": cursor.lastrowid, "order_id": order_id, "amount_usd": str(amount)}
 
     @staticmethod
-    def send_email(conn: sqlite3.Connection, key: str, to: str, subject: str, body: str) -> dict[str, Any]:
+    def send_email(
+        conn: sqlite3.Connection, key: str, to: str, subject: str, body: str
+    ) -> dict[str, Any]:
         cursor = conn.execute(
             "INSERT INTO emails (to_addr, subject, body, idempotency_key) VALUES (?,?,?,?)",
             (to, subject, body, key),
@@ -199,4 +213,4 @@ class SupportStore:
         if table not in ("tickets", "orders", "refunds", "emails", "users", "applied_keys"):
             raise ValueError(f"unknown table {table}")
         with self._connect() as conn:
-            return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]  # noqa: S608
+            return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]

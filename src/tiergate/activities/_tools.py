@@ -24,7 +24,6 @@ from tiergate.pii import pii_kinds, redact
 from tiergate.shared import MAX_PREVIEW_CHARS, ToolCallInput, ToolResult, tool_activity_name
 from tiergate.tools import ToolKind, ToolRegistry, ToolSpec
 
-
 Read = Callable[[Any], dict[str, Any]]
 Write = Callable[[sqlite3.Connection, str, Any], dict[str, Any]]
 
@@ -38,7 +37,9 @@ def _support_reads(store: SupportStore) -> dict[str, Read]:
 
 def _support_writes() -> dict[str, Write]:
     return {
-        "crm.update_ticket": lambda c, _k, a: SupportStore.update_ticket(c, a.ticket_id, a.status, a.reply),
+        "crm.update_ticket": lambda c, _k, a: SupportStore.update_ticket(
+            c, a.ticket_id, a.status, a.reply
+        ),
         "payments.issue_refund": lambda c, k, a: SupportStore.issue_refund(
             c, k, a.order_id, a.amount_usd, a.reason_code
         ),
@@ -77,7 +78,8 @@ class ToolActivities:
             if spec.kind is ToolKind.WRITE:
                 write = self.writes[spec.name]
                 output, replayed = self.store.apply_once(
-                    call.idempotency_key, spec.name,
+                    call.idempotency_key,
+                    spec.name,
                     lambda conn: write(conn, call.idempotency_key, arguments),
                 )
             else:
@@ -88,9 +90,14 @@ class ToolActivities:
         text = json.dumps(output, sort_keys=True, default=str)
         kinds = pii_kinds(text)
         return ToolResult(
-            ok=True, output_ref=self.content.put(text.encode()), output_size=len(text),
-            preview=(redact(text) if kinds else text)[:MAX_PREVIEW_CHARS], contains_pii=bool(kinds),
-            pii_kinds=kinds, replayed=replayed, attempt=attempt,
+            ok=True,
+            output_ref=self.content.put(text.encode()),
+            output_size=len(text),
+            preview=(redact(text) if kinds else text)[:MAX_PREVIEW_CHARS],
+            contains_pii=bool(kinds),
+            pii_kinds=kinds,
+            replayed=replayed,
+            attempt=attempt,
         )
 
     @staticmethod
@@ -99,13 +106,15 @@ class ToolActivities:
             arguments = spec.args.model_validate(call.arguments)
         except ValidationError as error:
             raise ApplicationError(
-                f"{spec.name}: arguments fail the schema: {error}", type="InvalidToolArguments",
+                f"{spec.name}: arguments fail the schema: {error}",
+                type="InvalidToolArguments",
                 non_retryable=True,
             ) from None
         if call_digest(spec.name, arguments.model_dump(mode="json")) != call.call_digest:
             raise ApplicationError(
                 f"{spec.name}: call digest mismatch; refusing a call the gate did not allow",
-                type="UngatedToolCall", non_retryable=True,
+                type="UngatedToolCall",
+                non_retryable=True,
             )
         return arguments
 

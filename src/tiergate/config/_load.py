@@ -10,7 +10,6 @@ import hashlib
 import json
 from pathlib import Path
 
-
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -60,7 +59,8 @@ def parse_agent_yaml(text: str, file: str) -> AgentConfig:
         raise ConfigError(f"not valid YAML: {error}", file=file) from None
     if not isinstance(data, dict) or "agent" not in data:
         raise ConfigError(
-            "expected a mapping with a top-level `agent:` key", file=file,
+            "expected a mapping with a top-level `agent:` key",
+            file=file,
             fix="start the file with `agent:` as in the seed's agent_config.yaml",
         )
     try:
@@ -135,7 +135,9 @@ def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> Age
     unknown = [name for name in config.tools.allowlist if name not in tools]
     if unknown:
         raise ConfigError(
-            f"allowlist names unknown tools {unknown}", file=str(source), field="agent.tools.allowlist",
+            f"allowlist names unknown tools {unknown}",
+            file=str(source),
+            field="agent.tools.allowlist",
             fix=f"use registered tools: {sorted(t.name for t in tools)}",
         )
     models = {
@@ -171,5 +173,3 @@ def load_all_agents(agents_dir: Path | None, tools: ToolRegistry) -> dict[str, A
             bundle = compile_agent(load_agent_file(path), path, tools)
             bundles[bundle.config.name] = bundle
     return bundles
-
-

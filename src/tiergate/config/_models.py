@@ -93,7 +93,13 @@ class Policy(_Strict):
 class Observability(_Strict):
     tracing: Literal["opentelemetry", "none"] = "opentelemetry"
     log_fields: list[str] = Field(
-        default_factory=lambda: ["run_id", "prompt_version", "policy_version", "tool_name", "cost_usd"]
+        default_factory=lambda: [
+            "run_id",
+            "prompt_version",
+            "policy_version",
+            "tool_name",
+            "cost_usd",
+        ]
     )
 
 
@@ -135,7 +141,10 @@ class AgentConfig(_Strict):
 
     @model_validator(mode="after")
     def _tiers_have_models(self) -> AgentConfig:
-        for role, tier in (("router", self.model_tier.router), ("executor", self.model_tier.executor)):
+        for role, tier in (
+            ("router", self.model_tier.router),
+            ("executor", self.model_tier.executor),
+        ):
             if tier is not None and tier not in self.models:
                 raise ValueError(
                     f"model_tier.{role} is {tier!r} but `models` has no such tier "

@@ -72,7 +72,7 @@ class _ConditionCompiler:
             if not match or match.end() == pos:
                 if text[pos:].strip() == "":
                     break
-                raise self.fail(f"unexpected text {text[pos:pos + 20]!r}")
+                raise self.fail(f"unexpected text {text[pos : pos + 20]!r}")
             kind = match.lastgroup or ""
             tokens.append(_Token(kind, match.group(kind)))
             pos = match.end()

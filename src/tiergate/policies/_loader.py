@@ -56,7 +56,7 @@ def split_statements(text: str) -> list[Statement]:
             elif char in ")]}":
                 depth -= 1
             elif char == ";" and depth == 0:
-                statements.append(Statement(text[start : i + 1], start_line))
+                statements.append(Statement(text[start : i + 1], start_line or line))
                 start, start_line = i + 1, None
         if char == "\n":
             line += 1
@@ -72,7 +72,9 @@ def _annotations(statement: Statement, source: str) -> dict[str, str]:
         est = json.loads(cedarpy.policies_to_json_str(statement.text))
     except ValueError as error:
         raise PolicyError(
-            f"does not parse: {error}", file=source, line=statement.line,
+            f"does not parse: {error}",
+            file=source,
+            line=statement.line,
             fix="correct the Cedar syntax (see https://docs.cedarpolicy.com/policies/syntax-policy.html)",
         ) from None
     policies = list(est["staticPolicies"].values()) + list(est["templates"].values())
@@ -80,18 +82,24 @@ def _annotations(statement: Statement, source: str) -> dict[str, str]:
     unknown = set(annotations) - KNOWN_ANNOTATIONS
     if not annotations.get("id"):
         raise PolicyError(
-            "policy has no @id annotation", file=source, line=statement.line,
+            "policy has no @id annotation",
+            file=source,
+            line=statement.line,
             fix='add @id("a_stable_name") so decisions can name the policy that matched',
         )
     if unknown:
         raise PolicyError(
-            f"unknown annotations {sorted(unknown)}", file=source, line=statement.line,
+            f"unknown annotations {sorted(unknown)}",
+            file=source,
+            line=statement.line,
             fix=f"use only {sorted(KNOWN_ANNOTATIONS)}",
         )
     approval = annotations.get("approval")
     if approval is not None and approval not in APPROVAL_LEVELS:
         raise PolicyError(
-            f"@approval({approval!r}) is not a known level", file=source, line=statement.line,
+            f"@approval({approval!r}) is not a known level",
+            file=source,
+            line=statement.line,
             fix='use @approval("human") (tier 3) or @approval("dual") (tier 4)',
         )
     return annotations
@@ -102,8 +110,10 @@ def _validate(statement: Statement, source: str, schema: cedarpy.Schema) -> None
     if not result.validation_passed:
         reasons = "; ".join(error.error for error in result.errors)
         raise PolicyError(
-            f"does not validate against the Cedar schema: {reasons}", file=source,
-            line=statement.line, fix="use the actions and context fields of `tiergate policy schema`",
+            f"does not validate against the Cedar schema: {reasons}",
+            file=source,
+            line=statement.line,
+            fix="use the actions and context fields of `tiergate policy schema`",
         )
 
 
@@ -118,7 +128,9 @@ def build_bundle(sources: list[tuple[str, str]], schema_text: str) -> PolicyBund
             found = _annotations(statement, name)
             if found["id"] in annotations:
                 raise PolicyError(
-                    f"@id({found['id']!r}) is used twice", file=name, line=statement.line,
+                    f"@id({found['id']!r}) is used twice",
+                    file=name,
+                    line=statement.line,
                     fix="give every policy a unique @id",
                 )
             _validate(statement, name, schema)
@@ -129,7 +141,11 @@ def build_bundle(sources: list[tuple[str, str]], schema_text: str) -> PolicyBund
     # The version hashes content only, so the same policies pin the same version anywhere.
     version = "sha256:" + _sha256("\n".join([schema_text, *(body for _, body in sources)]))
     return PolicyBundle(
-        text=text, schema_text=schema_text, version=version, annotations=annotations, sources=records
+        text=text,
+        schema_text=schema_text,
+        version=version,
+        annotations=annotations,
+        sources=records,
     )
 
 

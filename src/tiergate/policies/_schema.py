@@ -20,9 +20,7 @@ def cedar_schema(tools: ToolRegistry) -> str:
     """Cedar schema text (human-readable format) for the given tools."""
     lines = ["entity Agent;", "entity Tool;", ""]
     for spec in tools:
-        context = (
-            f'{{ "input": {record_type(spec.args, spec.name)}, "tier": Long, "step": Long }}'
-        )
+        context = f'{{ "input": {record_type(spec.args, spec.name)}, "tier": Long, "step": Long }}'
         lines.append(
             f'action "{spec.name}" appliesTo {{ principal: Agent, resource: Tool, context: {context} }};'
         )

@@ -54,7 +54,8 @@ class ToolSpec:
             )
         if not isinstance(self.kind, ToolKind):
             raise ToolRegistrationError(
-                f"tool {self.name!r} has kind {self.kind!r}", fix="use ToolKind.READ or ToolKind.WRITE"
+                f"tool {self.name!r} has kind {self.kind!r}",
+                fix="use ToolKind.READ or ToolKind.WRITE",
             )
         if not (isinstance(self.args, type) and issubclass(self.args, BaseModel)):
             raise ToolRegistrationError(
@@ -84,7 +85,9 @@ class ToolRegistry:
         by_name: dict[str, ToolSpec] = {}
         for spec in specs:
             if not isinstance(spec, ToolSpec):
-                raise ToolRegistrationError(f"{spec!r} is not a ToolSpec", fix="wrap tools in ToolSpec")
+                raise ToolRegistrationError(
+                    f"{spec!r} is not a ToolSpec", fix="wrap tools in ToolSpec"
+                )
             if spec.name in by_name:
                 raise ToolRegistrationError(f"tool {spec.name!r} registered twice")
             by_name[spec.name] = spec

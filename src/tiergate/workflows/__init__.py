@@ -22,8 +22,8 @@ from tiergate.workflows._records import (
     Verdict,
     Versions,
 )
-from tiergate.workflows._sandbox import PASSTHROUGH_MODULES, workflow_runner
 from tiergate.workflows._run import RUN_MEMO, STEP_MEMO, AgentRunWorkflow, parse_run_input
+from tiergate.workflows._sandbox import PASSTHROUGH_MODULES, workflow_runner
 
 __all__ = [
     "PASSTHROUGH_MODULES",
@@ -50,6 +50,7 @@ __all__ = [
     "Verdict",
     "Versions",
     "model_cost",
+    "parse_proposal",
     "parse_run_input",
     "workflow_runner",
 ]

@@ -82,7 +82,8 @@ class BudgetLedger(BaseModel):
         return (
             _next_exceeds("tool_calls", self.tool_calls, limits.max_tool_calls)
             or _next_exceeds(
-                "identical_tool_calls", self.call_counts.get(digest, 0),
+                "identical_tool_calls",
+                self.call_counts.get(digest, 0),
                 limits.max_identical_tool_calls,
                 note="the same call with the same arguments again: a loop",
             )
@@ -100,9 +101,13 @@ class BudgetLedger(BaseModel):
 
     def usage(self) -> Usage:
         return Usage(
-            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-            total_tokens=self.total_tokens, model_calls=self.model_calls,
-            tool_calls=self.tool_calls, retries=self.retries, denials=self.denials,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.total_tokens,
+            model_calls=self.model_calls,
+            tool_calls=self.tool_calls,
+            retries=self.retries,
+            denials=self.denials,
             invalid_proposals=self.invalid_proposals,
         )
 
@@ -111,7 +116,10 @@ def _at_least(limit: str, used: float, maximum: float, unit: str) -> BudgetStop 
     if used < maximum:
         return None
     return BudgetStop(
-        limit=limit, limit_value=maximum, used=used, over_by=round(used - maximum, 8),
+        limit=limit,
+        limit_value=maximum,
+        used=used,
+        over_by=round(used - maximum, 8),
         message=f"{limit}: used {used} {unit} of {maximum} {unit} (over by {round(used - maximum, 8)})",
     )
 
@@ -120,7 +128,10 @@ def _over(limit: str, used: float, maximum: float) -> BudgetStop | None:
     if used <= maximum:
         return None
     return BudgetStop(
-        limit=limit, limit_value=maximum, used=used, over_by=used - maximum,
+        limit=limit,
+        limit_value=maximum,
+        used=used,
+        over_by=used - maximum,
         message=f"{limit}: used {used} of {maximum} (over by {used - maximum})",
     )
 
@@ -130,7 +141,10 @@ def _next_exceeds(limit: str, used: int, maximum: int, note: str = "") -> Budget
         return None
     suffix = f"; {note}" if note else ""
     return BudgetStop(
-        limit=limit, limit_value=maximum, used=used, over_by=used + 1 - maximum,
+        limit=limit,
+        limit_value=maximum,
+        used=used,
+        over_by=used + 1 - maximum,
         message=f"{limit}: {used} of {maximum} used, one more would exceed it by "
         f"{used + 1 - maximum}{suffix}",
     )

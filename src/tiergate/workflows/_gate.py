@@ -51,7 +51,9 @@ class Gate:
             return self._deny(proposal.tool, "unknown_tool", f"no tool named {proposal.tool!r}")
         if proposal.tool not in self.allowlist:
             return self._deny(
-                proposal.tool, "not_in_allowlist", f"{proposal.tool} is not in this agent's allowlist",
+                proposal.tool,
+                "not_in_allowlist",
+                f"{proposal.tool} is not in this agent's allowlist",
                 registered_tier=spec.tier,
             )
         try:
@@ -66,22 +68,37 @@ class Gate:
             check = self.check_output(spec.name, field, str(getattr(arguments, field)))
             if not check.allowed:
                 return self._decision(
-                    Verdict.DENY, "output_blocked",
+                    Verdict.DENY,
+                    "output_blocked",
                     f"{field} contains {', '.join(check.pii_kinds) or 'blocked content'}; "
                     f"blocked by {', '.join(check.policy_ids) or 'default deny'}",
-                    spec, canonical, digest, check.policy_ids, alerts=check.alerts,
+                    spec,
+                    canonical,
+                    digest,
+                    check.policy_ids,
+                    alerts=check.alerts,
                 )
         return self._authorize(spec, arguments, canonical, digest, step)
 
     def _authorize(
-        self, spec: ToolSpec, arguments: BaseModel, canonical: dict[str, Any], digest: str, step: int
+        self,
+        spec: ToolSpec,
+        arguments: BaseModel,
+        canonical: dict[str, Any],
+        digest: str,
+        step: int,
     ) -> Decision:
         context = {"input": to_cedar_record(arguments), "tier": spec.tier, "step": step}
         answer = self._ask(spec.name, spec.name, context)
         if answer.errors:
             return self._decision(
-                Verdict.DENY, "policy_error", "policy evaluation failed: " + "; ".join(answer.errors),
-                spec, canonical, digest, answer.policy_ids,
+                Verdict.DENY,
+                "policy_error",
+                "policy evaluation failed: " + "; ".join(answer.errors),
+                spec,
+                canonical,
+                digest,
+                answer.policy_ids,
             )
         if not answer.allowed:
             code, reason = (
@@ -91,7 +108,14 @@ class Gate:
             )
             alerts = self._alerts(answer.policy_ids)
             return self._decision(
-                Verdict.DENY, code, reason, spec, canonical, digest, answer.policy_ids, alerts=alerts
+                Verdict.DENY,
+                code,
+                reason,
+                spec,
+                canonical,
+                digest,
+                answer.policy_ids,
+                alerts=alerts,
             )
         raised = {
             pid: APPROVAL_LEVELS[level]
@@ -99,18 +123,33 @@ class Gate:
             if (level := self.policy.annotations.get(pid, {}).get("approval"))
         }
         tier = max([spec.tier, *raised.values()])
-        tier_ids = sorted(pid for pid, level in raised.items() if level == tier and tier > spec.tier)
+        tier_ids = sorted(
+            pid for pid, level in raised.items() if level == tier and tier > spec.tier
+        )
         if tier >= 3:
             verdict = Verdict.NEEDS_DUAL_APPROVAL if tier >= 4 else Verdict.NEEDS_APPROVAL
             who = "two distinct approvers" if tier >= 4 else "one human approval"
             because = f" (raised by {', '.join(tier_ids)})" if tier_ids else ""
             return self._decision(
-                verdict, "approval_required", f"tier {tier}{because} requires {who}",
-                spec, canonical, digest, answer.policy_ids, tier=tier, tier_ids=tier_ids,
+                verdict,
+                "approval_required",
+                f"tier {tier}{because} requires {who}",
+                spec,
+                canonical,
+                digest,
+                answer.policy_ids,
+                tier=tier,
+                tier_ids=tier_ids,
             )
         return self._decision(
-            Verdict.ALLOW, "allowed", f"permitted by {', '.join(answer.policy_ids)}",
-            spec, canonical, digest, answer.policy_ids, tier=tier,
+            Verdict.ALLOW,
+            "allowed",
+            f"permitted by {', '.join(answer.policy_ids)}",
+            spec,
+            canonical,
+            digest,
+            answer.policy_ids,
+            tier=tier,
         )
 
     def check_output(self, resource: str, field: str, text: str) -> OutputCheck:
@@ -125,8 +164,12 @@ class Gate:
         answer = self._ask(EMIT_ACTION, resource, {"field": field, "output": facts})
         allowed = answer.allowed and not answer.errors
         return OutputCheck(
-            resource=resource, field=field, allowed=allowed, contains_pii=bool(kinds),
-            pii_kinds=kinds, policy_ids=answer.policy_ids,
+            resource=resource,
+            field=field,
+            allowed=allowed,
+            contains_pii=bool(kinds),
+            pii_kinds=kinds,
+            policy_ids=answer.policy_ids,
             alerts=[] if allowed else self._alerts(answer.policy_ids),
         )
 
@@ -144,28 +187,51 @@ class Gate:
 
     def _alerts(self, policy_ids: list[str]) -> list[str]:
         return sorted(
-            alert for pid in policy_ids if (alert := self.policy.annotations.get(pid, {}).get("alert"))
+            alert
+            for pid in policy_ids
+            if (alert := self.policy.annotations.get(pid, {}).get("alert"))
         )
 
     def _deny(
         self, tool: str, code: str, reason: str, *, registered_tier: int | None = None
     ) -> Decision:
         return Decision(
-            verdict=Verdict.DENY, code=code, reason=reason, tool=tool,
-            registered_tier=registered_tier, tier=registered_tier,
+            verdict=Verdict.DENY,
+            code=code,
+            reason=reason,
+            tool=tool,
+            registered_tier=registered_tier,
+            tier=registered_tier,
             policy_version=self.policy.version,
         )
 
     def _decision(
-        self, verdict: Verdict, code: str, reason: str, spec: ToolSpec, canonical: dict[str, Any],
-        digest: str, policy_ids: list[str], *, tier: int | None = None,
-        tier_ids: list[str] | None = None, alerts: list[str] | None = None,
+        self,
+        verdict: Verdict,
+        code: str,
+        reason: str,
+        spec: ToolSpec,
+        canonical: dict[str, Any],
+        digest: str,
+        policy_ids: list[str],
+        *,
+        tier: int | None = None,
+        tier_ids: list[str] | None = None,
+        alerts: list[str] | None = None,
     ) -> Decision:
         return Decision(
-            verdict=verdict, code=code, reason=reason, tool=spec.name, arguments=canonical,
-            call_digest=digest, registered_tier=spec.tier, tier=spec.tier if tier is None else tier,
-            policy_ids=policy_ids, tier_policy_ids=tier_ids or [],
-            policy_version=self.policy.version, alerts=alerts or [],
+            verdict=verdict,
+            code=code,
+            reason=reason,
+            tool=spec.name,
+            arguments=canonical,
+            call_digest=digest,
+            registered_tier=spec.tier,
+            tier=spec.tier if tier is None else tier,
+            policy_ids=policy_ids,
+            tier_policy_ids=tier_ids or [],
+            policy_version=self.policy.version,
+            alerts=alerts or [],
         )
 
 

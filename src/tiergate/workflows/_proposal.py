@@ -14,12 +14,15 @@ _PROPOSAL = TypeAdapter(Proposal)
 MAX_ARGUMENTS_BYTES = 16_000
 
 
-def parse_proposal(raw: dict[str, Any] | str, raw_size: int, max_chars: int) -> Proposal | InvalidProposal:
+def parse_proposal(
+    raw: dict[str, Any] | str, raw_size: int, max_chars: int
+) -> Proposal | InvalidProposal:
     """Validate raw model output. Never raises: bad output becomes an InvalidProposal."""
     excerpt = (raw if isinstance(raw, str) else json.dumps(raw, default=str))[:500]
     if raw_size > max_chars:
         return InvalidProposal(
-            code="too_large", message=f"model output is {raw_size} chars; limit {max_chars}",
+            code="too_large",
+            message=f"model output is {raw_size} chars; limit {max_chars}",
             excerpt=excerpt,
         )
     data: Any = raw
@@ -35,7 +38,8 @@ def parse_proposal(raw: dict[str, Any] | str, raw_size: int, max_chars: int) -> 
     size = len(json.dumps(getattr(proposal, "arguments", {}), default=str))
     if size > MAX_ARGUMENTS_BYTES:
         return InvalidProposal(
-            code="too_large", message=f"arguments are {size} bytes; limit {MAX_ARGUMENTS_BYTES}",
+            code="too_large",
+            message=f"arguments are {size} bytes; limit {MAX_ARGUMENTS_BYTES}",
             excerpt=excerpt,
         )
     return proposal

@@ -262,7 +262,9 @@ class StepMark(_Record):
         kind = record.proposal.kind if record.proposal else ("invalid" if record.invalid else None)
         tool = record.proposal.tool if isinstance(record.proposal, ToolCallProposal) else None
         return cls(
-            step=record.step, kind=kind, tool=tool,
+            step=record.step,
+            kind=kind,
+            tool=tool,
             verdict=decision.verdict if decision else None,
             code=decision.code if decision else (record.invalid.code if record.invalid else None),
             reason=_cut(decision.reason if decision else getattr(record.proposal, "reason", None)),
@@ -270,8 +272,10 @@ class StepMark(_Record):
             tier=decision.tier if decision else None,
             call_digest=decision.call_digest if decision else None,
             policy_version=decision.policy_version if decision else None,
-            idempotency_key=record.idempotency_key, model=record.model,
-            tokens=record.usage.total, cost_usd=record.cost_usd,
+            idempotency_key=record.idempotency_key,
+            model=record.model,
+            tokens=record.usage.total,
+            cost_usd=record.cost_usd,
             tool_ok=record.tool_result.ok if record.tool_result else None,
             observation=_cut(record.observation),
         )

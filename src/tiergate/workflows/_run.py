@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import RetryState
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from tiergate import __version__
     from tiergate.config import AgentBundle
+    from tiergate.digest import idempotency_key
+    from tiergate.policies import FINAL_ANSWER_RESOURCE
     from tiergate.shared import (
         CLASSIFY_ACTIVITY,
         LOAD_AGENT_ACTIVITY,
@@ -42,8 +43,6 @@ with workflow.unsafe.imports_passed_through():
         tool_activity_name,
     )
     from tiergate.tools import SUPPORT_TOOLS
-    from tiergate.digest import idempotency_key
-    from tiergate.policies import FINAL_ANSWER_RESOURCE
     from tiergate.workflows._budget import BudgetLedger, model_cost
     from tiergate.workflows._gate import Gate
     from tiergate.workflows._proposal import parse_proposal
@@ -64,15 +63,20 @@ with workflow.unsafe.imports_passed_through():
         Versions,
     )
 
+_T = TypeVar("_T")
 STEP_MEMO = "tiergate.step"
 RUN_MEMO = "tiergate.run"
-_LOAD_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["ConfigError", "PolicyError"])
+_LOAD_RETRY = RetryPolicy(
+    maximum_attempts=3, non_retryable_error_types=["ConfigError", "PolicyError"]
+)
 
 
 class _Stop(Exception):
     """Internal: ends the loop with an outcome (raised from helpers, caught in `run`)."""
 
-    def __init__(self, outcome: Outcome, reason: str, budget_stop: BudgetStop | None = None) -> None:
+    def __init__(
+        self, outcome: Outcome, reason: str, budget_stop: BudgetStop | None = None
+    ) -> None:
         super().__init__(reason)
         self.outcome, self.reason, self.budget_stop = outcome, reason, budget_stop
 
@@ -83,7 +87,9 @@ def parse_run_input(raw: Any) -> RunInput:
     if size > MAX_RUN_INPUT_BYTES:
         raise ApplicationError(
             f"run input is {size} bytes; the limit is {MAX_RUN_INPUT_BYTES}. Put large documents "
-            "in a store and pass a reference", type="RunInputError", non_retryable=True,
+            "in a store and pass a reference",
+            type="RunInputError",
+            non_retryable=True,
         )
     try:
         return RunInput.model_validate(raw)
@@ -94,7 +100,8 @@ def parse_run_input(raw: Any) -> RunInput:
         raise ApplicationError(
             f"run input fails its schema: {problems}. Expected "
             '{"agent": "<name>", "input": {...}, "requester": "...", "model_overrides": {...}}',
-            type="RunInputError", non_retryable=True,
+            type="RunInputError",
+            non_retryable=True,
         ) from None
 
 
@@ -118,16 +125,23 @@ class AgentRunWorkflow:
     @workflow.query(name="status")
     def status(self) -> RunStatus:
         return RunStatus(
-            state=self._state, step=len(self._steps), outcome=self._outcome,
-            usage=self._ledger.usage(), cost_usd=self._ledger.cost_usd, pending_action=self._pending,
+            state=self._state,
+            step=len(self._steps),
+            outcome=self._outcome,
+            usage=self._ledger.usage(),
+            cost_usd=self._ledger.cost_usd,
+            pending_action=self._pending,
         )
 
     @workflow.run
     async def run(self, raw_input: dict[str, Any]) -> RunSummary:
         self._input = parse_run_input(raw_input)
         self._bundle = await workflow.execute_activity(
-            LOAD_AGENT_ACTIVITY, LoadAgentInput(agent=self._input.agent), result_type=AgentBundle,
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=_LOAD_RETRY,
+            LOAD_AGENT_ACTIVITY,
+            LoadAgentInput(agent=self._input.agent),
+            result_type=AgentBundle,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_LOAD_RETRY,
         )
         self._begin()
         try:
@@ -142,13 +156,14 @@ class AgentRunWorkflow:
     def _begin(self) -> None:
         config = self._bundle.config
         self._models = {**config.models, **self._input.model_overrides}
-        for tier in {config.model_tier.executor, config.model_tier.router} - {None}:
-            spec = self._models[tier]  # type: ignore[index]
+        for tier in (t for t in (config.model_tier.executor, config.model_tier.router) if t):
+            spec = self._models[tier]
             if spec.model not in config.pricing:
                 raise ApplicationError(
                     f"model {spec.model!r} (tier {tier}) has no price in agent {config.name}'s "
                     "pricing table, so its cost budget cannot be enforced. Add it under `pricing:`",
-                    type="RunInputError", non_retryable=True,
+                    type="RunInputError",
+                    non_retryable=True,
                 )
         self._gate = Gate(config.name, config.tools.allowlist, self._bundle.policy, SUPPORT_TOOLS)
         self._append = [
@@ -160,10 +175,13 @@ class AgentRunWorkflow:
     def _versions(self) -> Versions:
         config = self._bundle.config
         return Versions(
-            agent=config.name, agent_version=config.effective_version,
-            config_hash=self._bundle.config_hash, prompt_version=config.prompts.system.version,
+            agent=config.name,
+            agent_version=config.effective_version,
+            config_hash=self._bundle.config_hash,
+            prompt_version=config.prompts.system.version,
             policy_version=self._bundle.policy.version,
-            tool_schemas_hash=self._bundle.tool_schemas_hash, code_version=f"tiergate {__version__}",
+            tool_schemas_hash=self._bundle.tool_schemas_hash,
+            code_version=f"tiergate {__version__}",
             requested_models={t: s.model for t, s in self._models.items()},
             reported_models={t: sorted(set(ids)) for t, ids in self._reported.items()},
         )
@@ -180,7 +198,8 @@ class AgentRunWorkflow:
     def _retry(self) -> RetryPolicy:
         # Every retry is charged to the run: attempts are capped by what the budget has left.
         return RetryPolicy(
-            initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+            initial_interval=timedelta(milliseconds=500),
+            backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=10),
             maximum_attempts=self._ledger.remaining_retries(self._bundle.config.budgets) + 1,
             non_retryable_error_types=["ProviderRefused", "ConfigError", "UngatedToolCall"],
@@ -208,8 +227,10 @@ class AgentRunWorkflow:
         self._check_model_budget()
         self._state = "routing"
         request = ClassifyInput(
-            run_id=workflow.info().workflow_id, agent=self._bundle.config.name,
-            model=self._models[tier], input=self._input.input,
+            run_id=workflow.info().workflow_id,
+            agent=self._bundle.config.name,
+            model=self._models[tier],
+            input=self._input.input,
         )
         result = await self._activity(
             CLASSIFY_ACTIVITY, request, Classification, self._models[tier].timeout_seconds
@@ -222,8 +243,12 @@ class AgentRunWorkflow:
         config = self._bundle.config
         tier = config.model_tier.executor
         request = ProposeInput(
-            run_id=workflow.info().workflow_id, step=step, agent=config.name,
-            model=self._models[tier], transcript_head=self._head, append=self._append,
+            run_id=workflow.info().workflow_id,
+            step=step,
+            agent=config.name,
+            model=self._models[tier],
+            transcript_head=self._head,
+            append=self._append,
             tools=config.tools.allowlist,
             max_output_tokens=max(1, min(4096, self._ledger.remaining_tokens(config.budgets))),
         )
@@ -233,31 +258,46 @@ class AgentRunWorkflow:
         self._head, self._append = response.transcript_head, []
         return response
 
-    async def _activity(self, name: str, request: Any, result_type: type[Any], timeout: float) -> Any:
+    async def _activity(
+        self, name: str, request: Any, result_type: type[_T], timeout_seconds: float
+    ) -> _T:
         retry = self._retry()
         try:
-            return await workflow.execute_activity(
-                name, request, result_type=result_type, retry_policy=retry,
-                start_to_close_timeout=min(timedelta(seconds=timeout), self._remaining()),
+            result: _T = await workflow.execute_activity(
+                name,
+                request,
+                result_type=result_type,
+                retry_policy=retry,
+                start_to_close_timeout=min(timedelta(seconds=timeout_seconds), self._remaining()),
                 schedule_to_close_timeout=self._remaining(),
             )
         except ActivityError as error:
             raise self._activity_stop(name, error, retry) from None
+        return result
 
     def _activity_stop(self, name: str, error: ActivityError, retry: RetryPolicy) -> _Stop:
         budgets = self._bundle.config.budgets
-        cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error.cause)
+        cause = (
+            error.cause.message if isinstance(error.cause, ApplicationError) else str(error.cause)
+        )
         if error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
             self._ledger.charge_failed_attempts(retry.maximum_attempts)
             stop = BudgetStop(
-                limit="retries", limit_value=budgets.max_retries, used=self._ledger.retries,
-                over_by=1, message=f"retries: {name} failed {retry.maximum_attempts} times "
+                limit="retries",
+                limit_value=budgets.max_retries,
+                used=self._ledger.retries,
+                over_by=1,
+                message=f"retries: {name} failed {retry.maximum_attempts} times "
                 f"({cause}); one more attempt would exceed max_retries={budgets.max_retries}",
             )
             return _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
-        if error.retry_state == RetryState.TIMEOUT and self._elapsed() >= budgets.max_wall_time_seconds:
+        if (
+            error.retry_state == RetryState.TIMEOUT
+            and self._elapsed() >= budgets.max_wall_time_seconds
+        ):
             stop = BudgetStop(
-                limit="wall_time_seconds", limit_value=budgets.max_wall_time_seconds,
+                limit="wall_time_seconds",
+                limit_value=budgets.max_wall_time_seconds,
                 used=round(self._elapsed(), 3),
                 over_by=round(self._elapsed() - budgets.max_wall_time_seconds, 3),
                 message=f"wall_time_seconds: {name} ran past the run's wall-time budget",
@@ -277,14 +317,18 @@ class AgentRunWorkflow:
         tier = self._bundle.config.model_tier.executor
         record.model = response.reported_model
         record.usage = response.usage
-        record.cost_usd = self._charge_model(tier, response.usage, response.reported_model, response.attempt)
+        record.cost_usd = self._charge_model(
+            tier, response.usage, response.reported_model, response.attempt
+        )
         proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
         if isinstance(proposal, InvalidProposal):
             record.invalid = proposal
-            return self._invalid(record, proposal)
+            self._invalid(record, proposal)
+            return
         record.proposal = proposal
         if isinstance(proposal, FinalAnswerProposal):
-            return self._final(record, proposal)
+            self._final(record, proposal)
+            return
         if isinstance(proposal, EscalateProposal):
             self._record(record)
             raise _Stop(Outcome.ESCALATED, f"the model escalated: {proposal.reason}")
@@ -293,7 +337,8 @@ class AgentRunWorkflow:
     def _record(self, record: StepRecord) -> None:
         workflow.upsert_memo({STEP_MEMO: StepMark.of(record).model_dump(mode="json")})
         workflow.logger.info(
-            "step %s: %s", record.step,
+            "step %s: %s",
+            record.step,
             record.decision.verdict if record.decision else (record.proposal or record.invalid),
         )
 
@@ -307,7 +352,9 @@ class AgentRunWorkflow:
         note = f"invalid proposal ({invalid.code}): {invalid.message}"
         self._observe(record, TranscriptEntry(role="gate", content=note), note)
         if self._ledger.invalid_proposals >= self._bundle.config.budgets.max_invalid_proposals:
-            raise _Stop(Outcome.FAILED, f"{self._ledger.invalid_proposals} invalid proposals; last: {note}")
+            raise _Stop(
+                Outcome.FAILED, f"{self._ledger.invalid_proposals} invalid proposals; last: {note}"
+            )
 
     def _final(self, record: StepRecord, proposal: FinalAnswerProposal) -> None:
         check = self._gate.check_output(FINAL_ANSWER_RESOURCE, "answer", proposal.answer)
@@ -327,25 +374,35 @@ class AgentRunWorkflow:
         if decision.verdict in (Verdict.NEEDS_APPROVAL, Verdict.NEEDS_DUAL_APPROVAL):
             self._hold(record, proposal, decision)
         if decision.verdict != Verdict.ALLOW:
-            return self._deny(record, decision)
-        assert decision.call_digest is not None and decision.arguments is not None
+            self._deny(record, decision)
+            return
+        assert decision.call_digest is not None
+        assert decision.arguments is not None
         budgets = self._bundle.config.budgets
         if stop := self._ledger.check_tool_call(budgets, self._elapsed(), decision.call_digest):
             self._record(record)
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
         info = workflow.info()
-        record.idempotency_key = idempotency_key(info.workflow_id, info.first_execution_run_id, record.step)
+        record.idempotency_key = idempotency_key(
+            info.workflow_id, info.first_execution_run_id, record.step
+        )
         self._record(record)  # the allow is in history before the tool is scheduled
         self._state = "acting"
         result = await self._activity(
             tool_activity_name(decision.tool or ""),
             ToolCallInput(
-                run_id=info.workflow_id, step=record.step, tool=decision.tool or "",
-                arguments=decision.arguments, call_digest=decision.call_digest,
-                idempotency_key=record.idempotency_key, policy_version=decision.policy_version,
-                policy_ids=decision.policy_ids, tier=decision.tier or 0,
+                run_id=info.workflow_id,
+                step=record.step,
+                tool=decision.tool or "",
+                arguments=decision.arguments,
+                call_digest=decision.call_digest,
+                idempotency_key=record.idempotency_key,
+                policy_version=decision.policy_version,
+                policy_ids=decision.policy_ids,
+                tier=decision.tier or 0,
             ),
-            ToolResult, 30,
+            ToolResult,
+            30,
         )
         self._ledger.charge_tool(decision.call_digest, result.attempt)
         record.tool_result = result
@@ -354,13 +411,15 @@ class AgentRunWorkflow:
     def _after_tool(self, record: StepRecord, tool: str, result: ToolResult) -> None:
         if not result.ok:
             note = f"{tool} failed: {result.error}"
-            return self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)
+            self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)
+            return
         check = self._gate.check_output_facts(tool, "result", result.pii_kinds, result.output_size)
         record.output_checks.append(check)
         if not check.allowed:
             self._alerts.extend(check.alerts)
             note = f"output of {tool} withheld by policy {', '.join(check.policy_ids)}"
-            return self._observe(record, TranscriptEntry(role="gate", content=note), note)
+            self._observe(record, TranscriptEntry(role="gate", content=note), note)
+            return
         entry = TranscriptEntry(role="tool", name=tool, ref=result.output_ref)
         self._observe(record, entry, f"{tool} result ({result.output_size} bytes)")
 
@@ -372,12 +431,19 @@ class AgentRunWorkflow:
             raise _Stop(Outcome.DENIED, f"{decision.code}: {decision.reason}")
 
     def _hold(self, record: StepRecord, proposal: ToolCallProposal, decision: Decision) -> None:
-        assert decision.arguments is not None and decision.call_digest is not None
+        assert decision.arguments is not None
+        assert decision.call_digest is not None
         self._pending = PendingAction(
-            step=record.step, tool=proposal.tool, arguments=decision.arguments,
-            call_digest=decision.call_digest, reason=proposal.reason, tier=decision.tier or 0,
-            verdict=decision.verdict, policy_ids=decision.policy_ids,
-            policy_version=decision.policy_version, requester=self._input.requester,
+            step=record.step,
+            tool=proposal.tool,
+            arguments=decision.arguments,
+            call_digest=decision.call_digest,
+            reason=proposal.reason,
+            tier=decision.tier or 0,
+            verdict=decision.verdict,
+            policy_ids=decision.policy_ids,
+            policy_version=decision.policy_version,
+            requester=self._input.requester,
         )
         self._record(record)
         raise _Stop(Outcome.ESCALATED, f"{proposal.tool} needs approval: {decision.reason}")
@@ -388,17 +454,31 @@ class AgentRunWorkflow:
         self._state, self._outcome = "finished", outcome
         info = workflow.info()
         summary = RunSummary(
-            workflow_id=info.workflow_id, run_id=info.run_id, agent=self._bundle.config.name,
-            outcome=outcome, reason=reason, route=self._route,
-            final_answer=getattr(self, "_final_answer", None), steps=self._steps,
-            usage=self._ledger.usage(), cost_usd=self._ledger.cost_usd,
-            wall_time_seconds=round(self._elapsed(), 3), versions=self._versions(),
-            budget_stop=stop, pending_action=self._pending, alerts=sorted(set(self._alerts)),
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            agent=self._bundle.config.name,
+            outcome=outcome,
+            reason=reason,
+            route=self._route,
+            final_answer=getattr(self, "_final_answer", None),
+            steps=self._steps,
+            usage=self._ledger.usage(),
+            cost_usd=self._ledger.cost_usd,
+            wall_time_seconds=round(self._elapsed(), 3),
+            versions=self._versions(),
+            budget_stop=stop,
+            pending_action=self._pending,
+            alerts=sorted(set(self._alerts)),
         )
-        workflow.upsert_memo({RUN_MEMO: {
-            "versions": summary.versions.model_dump(mode="json") if summary.versions else None,
-            "outcome": outcome.value, "reason": reason,
-        }})
+        workflow.upsert_memo(
+            {
+                RUN_MEMO: {
+                    "versions": summary.versions.model_dump(mode="json")
+                    if summary.versions
+                    else None,
+                    "outcome": outcome.value,
+                    "reason": reason,
+                }
+            }
+        )
         return summary
-
-

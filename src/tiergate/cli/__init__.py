@@ -1,0 +1,215 @@
+"""The `tiergate` command: a thin shell over the client, the worker and the core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from tiergate.activities import SupportStore
+from tiergate.cli._demo import demo as run_demo
+from tiergate.cli._render import console, show_view
+from tiergate.config import load_agent
+from tiergate.devserver import start_dev_server
+from tiergate.errors import TiergateError
+from tiergate.history import read_history
+from tiergate.policies import cedar_schema
+from tiergate.settings import Settings
+from tiergate.shared import WORKFLOW_NAME, RunInput
+from tiergate.tools import SUPPORT_TOOLS
+from tiergate.worker import build_worker, connect, run_worker
+from tiergate.workflows import RunSummary
+
+app = typer.Typer(help="Governed LLM agent runs on Temporal.", no_args_is_help=True)
+run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+policy_app = typer.Typer(help="Inspect policies.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(runs_app, name="runs")
+app.add_typer(policy_app, name="policy")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Leave server and worker running.")] = False,
+) -> None:
+    """Run the demo tickets on an embedded server and print their outcomes."""
+    with contextlib.suppress(KeyboardInterrupt):
+        raise typer.Exit(asyncio.run(run_demo(Settings(), keep)))
+
+
+@app.command()
+def dev(
+    port: int = 7233,
+    ui_port: int = 8233,
+) -> None:
+    """Start the Temporal dev server (SQLite under .tiergate/) and a worker; Ctrl-C stops both."""
+    settings = Settings()
+
+    async def main() -> None:
+        store = SupportStore(settings.support_store)
+        if not store.rows("tickets"):
+            store.seed_demo()
+        server = await start_dev_server(
+            settings.home / "temporal.sqlite", port=port, ui_port=ui_port
+        )
+        console.print(
+            f"Temporal at {server.address}, Web UI at {server.ui_url}; worker on "
+            f"task queue {settings.task_queue}. Ctrl-C to stop."
+        )
+        try:
+            await build_worker(server.env.client, settings).run()
+        finally:
+            await server.env.shutdown()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against the configured Temporal (TIERGATE_TEMPORAL_ADDRESS)."""
+    try:
+        asyncio.run(run_worker(Settings()))
+    except TiergateError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        pass
+
+
+def _read_input(value: str) -> Any:
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    return json.loads(text)
+
+
+@run_app.command("start")
+def run_start(
+    agent: str,
+    input_: Annotated[str, typer.Option("--input", help="JSON, or @FILE holding JSON.")] = "{}",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the summary.")] = False,
+    run_id: Annotated[str | None, typer.Option("--id", help="Workflow id to use.")] = None,
+    requester: str = "cli",
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a run of AGENT."""
+    try:
+        request = RunInput(agent=agent, input=_read_input(input_), requester=requester)
+    except (ValidationError, json.JSONDecodeError, OSError) as error:
+        _fail(error)
+    settings = Settings()
+    workflow_id = run_id or f"{agent}-{uuid.uuid4().hex[:12]}"
+
+    async def main() -> RunSummary | None:
+        client = await connect(settings)
+        handle = await client.start_workflow(
+            WORKFLOW_NAME,
+            request.model_dump(),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            result_type=RunSummary,
+        )
+        return await handle.result() if wait else None
+
+    summary = asyncio.run(main())
+    if summary is None:
+        console.print(
+            json.dumps({"workflow_id": workflow_id}) if as_json else f"started {workflow_id}"
+        )
+    elif as_json:
+        print(summary.model_dump_json(indent=2))
+    else:
+        from tiergate.cli._render import show_summary
+
+        show_summary(summary)
+
+
+@runs_app.command("list")
+def runs_list(limit: int = 20, as_json: JsonFlag = False) -> None:
+    """The most recent runs, newest first."""
+
+    async def main() -> list[dict[str, str]]:
+        client = await connect(Settings())
+        rows = []
+        async for wf in client.list_workflows(f'WorkflowType="{WORKFLOW_NAME}"', limit=limit):
+            rows.append(
+                {
+                    "run_id": wf.id,
+                    "status": wf.status.name if wf.status else "",
+                    "started": wf.start_time.isoformat(),
+                }
+            )
+        return rows
+
+    rows = asyncio.run(main())
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("run id", "status", "started")
+    for row in rows:
+        table.add_row(row["run_id"], row["status"], row["started"])
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
+    """A run's step timeline, read from its Temporal history."""
+
+    async def main() -> Any:
+        client = await connect(Settings())
+        return await client.get_workflow_handle(run_id).fetch_history()
+
+    view = read_history(asyncio.run(main()))
+    if as_json:
+        payload = {
+            "workflow_id": view.workflow_id,
+            "run_id": view.run_id,
+            "status": view.status,
+            "failure": view.failure,
+            "input": view.input,
+            "versions": view.versions.model_dump() if view.versions else None,
+            "steps": [m.model_dump(mode="json") for _, m in sorted(view.marks.items())],
+            "summary": view.summary.model_dump(mode="json") if view.summary else None,
+        }
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    show_view(view)
+
+
+@policy_app.command("show")
+def policy_show(config_or_agent: str) -> None:
+    """Print the Cedar an agent runs under: its files plus its compiled inline rules."""
+    try:
+        bundle = load_agent(config_or_agent, Settings().agents_dir, SUPPORT_TOOLS)
+    except TiergateError as error:
+        _fail(error)
+    print(f"// policy version {bundle.policy.version}\n{bundle.policy.text}")
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the Cedar schema generated from the registered tools."""
+    print(cedar_schema(SUPPORT_TOOLS), end="")
+
+
+def main() -> None:
+    try:
+        app()
+    except TiergateError as error:
+        console.print(f"[red]error:[/red] {error}")
+        sys.exit(2)

@@ -1,0 +1,109 @@
+"""Rich rendering of runs: one place, so the CLI, the demo and `runs show` agree."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from tiergate.history import RunView
+from tiergate.workflows import RunSummary, StepMark, StepRecord, ToolCallProposal
+
+# Pipes and CI get a wide console: the step tables are unreadable at the 80 columns default.
+console = Console() if sys.stdout.isatty() else Console(width=170)
+
+
+def _what(record: StepRecord) -> str:
+    if record.invalid:
+        return f"invalid ({record.invalid.code})"
+    if isinstance(record.proposal, ToolCallProposal):
+        return record.proposal.tool
+    return record.proposal.kind if record.proposal else "-"
+
+
+def step_line(record: StepRecord) -> str:
+    """`crm.read_ticket: allow` — one step as the demo table shows it."""
+    verdict = record.decision.verdict.value if record.decision else ""
+    return f"{_what(record)}: {verdict}" if verdict else _what(record)
+
+
+def steps_table(steps: list[StepRecord]) -> Table:
+    table = Table(title="steps", show_lines=False)
+    for column in ("#", "proposal", "decision", "policies", "tier", "result", "tokens", "cost $"):
+        table.add_column(column)
+    for s in steps:
+        decision = s.decision
+        result = (
+            s.tool_result.preview[:60]
+            if s.tool_result and s.tool_result.ok
+            else (s.tool_result.error if s.tool_result else (s.observation or ""))
+        )
+        table.add_row(
+            str(s.step),
+            f"{_what(s)}\n[dim]{getattr(s.proposal, 'reason', '')[:60]}[/dim]",
+            f"{decision.verdict.value} ({decision.code})" if decision else "",
+            ", ".join(decision.policy_ids) if decision else "",
+            "" if not decision or decision.tier is None else str(decision.tier),
+            result or "",
+            str(s.usage.total),
+            f"{s.cost_usd:.6f}",
+        )
+    return table
+
+
+def marks_table(marks: list[StepMark]) -> Table:
+    table = Table(title="steps (from history marks; run still in progress)")
+    for column in ("#", "proposal", "decision", "policies", "tier", "observation", "tokens"):
+        table.add_column(column)
+    for m in marks:
+        table.add_row(
+            str(m.step),
+            m.tool or m.kind or "",
+            f"{m.verdict or ''} {m.code or ''}".strip(),
+            ", ".join(m.policy_ids),
+            "" if m.tier is None else str(m.tier),
+            m.observation or "",
+            str(m.tokens),
+        )
+    return table
+
+
+def show_summary(summary: RunSummary) -> None:
+    console.print(
+        f"[bold]{summary.workflow_id}[/bold]  agent [cyan]{summary.agent}[/cyan]  outcome "
+        f"[bold]{summary.outcome.value}[/bold] — {summary.reason}"
+    )
+    u = summary.usage
+    console.print(
+        f"tokens {u.total_tokens} (in {u.input_tokens} / out {u.output_tokens}) · model calls "
+        f"{u.model_calls} · tool calls {u.tool_calls} · retries {u.retries} · cost "
+        f"${summary.cost_usd:.6f} · wall {summary.wall_time_seconds}s"
+    )
+    if summary.pending_action:
+        p = summary.pending_action
+        console.print(f"pending action: {p.tool} {p.arguments} (tier {p.tier}, {p.verdict.value})")
+    if summary.alerts:
+        console.print(f"[red]alerts: {', '.join(summary.alerts)}[/red]")
+    console.print(steps_table(summary.steps))
+    if summary.versions:
+        console.print(versions_table(summary.versions.model_dump()))
+
+
+def versions_table(versions: dict[str, object]) -> Table:
+    table = Table(title="versions", show_header=False)
+    for key, value in versions.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def show_view(view: RunView) -> None:
+    if view.summary is not None:
+        show_summary(view.summary)
+        return
+    console.print(f"[bold]{view.workflow_id}[/bold]  status {view.status}")
+    if view.failure:
+        console.print(f"[red]failed: {view.failure}[/red]")
+    console.print(marks_table([view.marks[k] for k in sorted(view.marks)]))
+    if view.versions:
+        console.print(versions_table(view.versions.model_dump()))

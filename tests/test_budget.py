@@ -1,0 +1,86 @@
+"""The budget ledger, pure: every limit, and how far past it a run got."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiergate.config import Budgets, Price
+from tiergate.shared import TokenUsage
+from tiergate.workflows import BudgetLedger, model_cost
+
+LIMITS = Budgets(
+    max_total_tokens=100,
+    max_model_calls=3,
+    max_tool_calls=2,
+    max_retries=2,
+    max_wall_time_seconds=10,
+    max_cost_usd=0.5,
+    max_identical_tool_calls=2,
+)
+
+
+def test_fresh_ledger_may_call() -> None:
+    ledger = BudgetLedger()
+    assert ledger.check_model_call(LIMITS, 0) is None
+    assert ledger.check_tool_call(LIMITS, 0, "d") is None
+
+
+def test_tokens_past_the_limit_stop_with_the_overrun() -> None:
+    ledger = BudgetLedger()
+    ledger.charge_model(TokenUsage(input_tokens=90, output_tokens=30), 0.0, 1)
+    stop = ledger.check_model_call(LIMITS, 0)
+    assert stop is not None
+    assert (stop.limit, stop.used, stop.over_by) == ("total_tokens", 120, 20)
+
+
+def test_model_calls_stop_at_the_limit() -> None:
+    ledger = BudgetLedger()
+    for _ in range(3):
+        ledger.charge_model(TokenUsage(), 0.0, 1)
+    stop = ledger.check_model_call(LIMITS, 0)
+    assert stop is not None
+    assert stop.limit == "model_calls"
+    assert stop.over_by == 1
+
+
+def test_tool_calls_and_loops() -> None:
+    ledger = BudgetLedger()
+    ledger.charge_tool("same", 1)
+    ledger.charge_tool("same", 1)
+    stop = ledger.check_tool_call(LIMITS.model_copy(update={"max_tool_calls": 9}), 0, "same")
+    assert stop is not None
+    assert stop.limit == "identical_tool_calls"
+    assert ledger.check_tool_call(LIMITS.model_copy(update={"max_tool_calls": 9}), 0, "other") is None
+    assert ledger.check_tool_call(LIMITS, 0, "other").limit == "tool_calls"  # type: ignore[union-attr]
+
+
+def test_retries_are_charged_from_attempts() -> None:
+    ledger = BudgetLedger()
+    ledger.charge_model(TokenUsage(), 0.0, attempt=3)
+    assert ledger.retries == 2
+    assert ledger.remaining_retries(LIMITS) == 0
+    ledger.charge_tool("d", attempt=2)
+    stop = ledger.check_tool_call(LIMITS, 0, "x")
+    assert stop is not None
+    assert stop.limit == "retries"
+
+
+def test_wall_time_and_cost() -> None:
+    ledger = BudgetLedger()
+    assert ledger.check_model_call(LIMITS, 10.5).limit == "wall_time_seconds"  # type: ignore[union-attr]
+    ledger.charge_model(TokenUsage(), 0.6, 1)
+    stop = ledger.check_model_call(LIMITS, 0)
+    assert stop is not None
+    assert stop.limit == "cost_usd"
+    assert stop.over_by == pytest.approx(0.1)
+
+
+def test_model_cost_uses_per_million_prices() -> None:
+    price = Price(input_per_mtok=3.0, output_per_mtok=15.0)
+    assert model_cost(TokenUsage(input_tokens=1_000_000, output_tokens=1000), price) == pytest.approx(3.015)
+
+
+def test_ledger_round_trips_for_continue_as_new() -> None:
+    ledger = BudgetLedger()
+    ledger.charge_tool("d", 1)
+    assert BudgetLedger.model_validate(ledger.model_dump()) == ledger

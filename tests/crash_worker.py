@@ -1,0 +1,44 @@
+"""A worker process for the crash test: dies with os._exit right after a refund's effect.
+
+Registered under the real activity name, it runs the real tool and then kills the process
+before the completion reaches Temporal, the worst moment for a write. The marker file makes
+it crash once; the restarted worker then runs the retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from temporalio import activity
+
+from tiergate.activities import ContentStore, SupportStore, ToolActivities
+from tiergate.settings import Settings
+from tiergate.shared import ToolCallInput, ToolResult, tool_activity_name
+from tiergate.tools import SUPPORT_TOOLS
+from tiergate.worker import build_activities, build_worker, connect
+
+
+async def main(address: str, task_queue: str, home: str, marker: str) -> None:
+    settings = Settings(temporal_address=address, home=Path(home), agents_dir=Path(home) / "agents")
+    tools = ToolActivities(SupportStore(settings.support_store), ContentStore(settings.content_dir), SUPPORT_TOOLS)
+    refund_name = tool_activity_name("payments.issue_refund")
+
+    @activity.defn(name=refund_name)
+    def crashing_refund(call: ToolCallInput) -> ToolResult:
+        result = tools.execute(SUPPORT_TOOLS.specs["payments.issue_refund"], call)
+        if not Path(marker).exists():
+            Path(marker).write_text(str(activity.info().attempt))
+            os._exit(9)  # the effect is committed; its completion is never reported
+        return result
+
+    activities = [a for a in build_activities(settings) if getattr(a, "__temporal_activity_definition").name != refund_name]
+    client = await connect(settings)
+    print("worker ready", flush=True)
+    await build_worker(client, settings, task_queue=task_queue, activities=[*activities, crashing_refund]).run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))

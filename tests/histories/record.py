@@ -1,0 +1,38 @@
+"""Record the demo's histories for the replay tests: `python -m tests.histories.record`.
+
+Re-record only on purpose: these files are what "yesterday's runs still replay" means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from pathlib import Path
+
+from tiergate.activities import SupportStore
+from tiergate.cli._demo import SCENARIOS, run_scenarios
+from tiergate.devserver import start_dev_server
+from tiergate.settings import Settings
+from tiergate.worker import build_worker
+
+HERE = Path(__file__).parent
+
+
+async def main() -> None:
+    server = await start_dev_server(None, ui=False)
+    settings = Settings(home=Path(tempfile.mkdtemp()))
+    SupportStore(settings.support_store).seed_demo()
+    task_queue = f"record-{uuid.uuid4()}"
+    try:
+        async with build_worker(server.env.client, settings, task_queue=task_queue):
+            summaries = await run_scenarios(server.env.client, task_queue)
+        for scenario, summary in zip(SCENARIOS, summaries, strict=True):
+            history = await server.env.client.get_workflow_handle(summary.workflow_id).fetch_history()
+            (HERE / f"demo-{scenario.ticket}.json").write_text(history.to_json())
+    finally:
+        await server.env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

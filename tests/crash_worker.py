@@ -23,7 +23,9 @@ from tiergate.worker import build_activities, build_worker, connect
 
 async def main(address: str, task_queue: str, home: str, marker: str) -> None:
     settings = Settings(temporal_address=address, home=Path(home), agents_dir=Path(home) / "agents")
-    tools = ToolActivities(SupportStore(settings.support_store), ContentStore(settings.content_dir), SUPPORT_TOOLS)
+    tools = ToolActivities(
+        SupportStore(settings.support_store), ContentStore(settings.content_dir), SUPPORT_TOOLS
+    )
     refund_name = tool_activity_name("payments.issue_refund")
 
     @activity.defn(name=refund_name)
@@ -34,10 +36,16 @@ async def main(address: str, task_queue: str, home: str, marker: str) -> None:
             os._exit(9)  # the effect is committed; its completion is never reported
         return result
 
-    activities = [a for a in build_activities(settings) if getattr(a, "__temporal_activity_definition").name != refund_name]
+    activities = [
+        a
+        for a in build_activities(settings)
+        if getattr(a, "__temporal_activity_definition").name != refund_name
+    ]
     client = await connect(settings)
     print("worker ready", flush=True)
-    await build_worker(client, settings, task_queue=task_queue, activities=[*activities, crashing_refund]).run()
+    await build_worker(
+        client, settings, task_queue=task_queue, activities=[*activities, crashing_refund]
+    ).run()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,21 +25,36 @@ class Reply:
     delay: float = 0.0
 
 
-def completion(message: dict[str, Any], model: str = "gpt-test-2026-01-01", prompt: int = 100, out: int = 20) -> Reply:
+def completion(
+    message: dict[str, Any], model: str = "gpt-test-2026-01-01", prompt: int = 100, out: int = 20
+) -> Reply:
     return Reply(
         body={
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out},
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": out,
+                "total_tokens": prompt + out,
+            },
         }
     )
 
 
 def tool_call(name: str, arguments: dict[str, Any] | str) -> Reply:
     args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return completion({"content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": args}}]})
+    return completion(
+        {
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": args}}
+            ],
+        }
+    )
 
 
 @dataclass
@@ -59,7 +74,13 @@ def serve(replies: list[Reply]) -> Iterator[FakeOpenAI]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
-            fake.requests.append({"path": self.path, "body": json.loads(self.rfile.read(length)), "auth": self.headers.get("authorization")})
+            fake.requests.append(
+                {
+                    "path": self.path,
+                    "body": json.loads(self.rfile.read(length)),
+                    "auth": self.headers.get("authorization"),
+                }
+            )
             reply = fake.next_reply()
             time.sleep(reply.delay)
             data = (reply.raw if reply.raw is not None else json.dumps(reply.body)).encode()
@@ -69,10 +90,8 @@ def serve(replies: list[Reply]) -> Iterator[FakeOpenAI]:
             for key, value in reply.headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            try:
+            with suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def log_message(self, *args: Any) -> None:
             pass

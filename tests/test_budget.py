@@ -50,7 +50,9 @@ def test_tool_calls_and_loops() -> None:
     stop = ledger.check_tool_call(LIMITS.model_copy(update={"max_tool_calls": 9}), 0, "same")
     assert stop is not None
     assert stop.limit == "identical_tool_calls"
-    assert ledger.check_tool_call(LIMITS.model_copy(update={"max_tool_calls": 9}), 0, "other") is None
+    assert (
+        ledger.check_tool_call(LIMITS.model_copy(update={"max_tool_calls": 9}), 0, "other") is None
+    )
     assert ledger.check_tool_call(LIMITS, 0, "other").limit == "tool_calls"  # type: ignore[union-attr]
 
 
@@ -77,7 +79,9 @@ def test_wall_time_and_cost() -> None:
 
 def test_model_cost_uses_per_million_prices() -> None:
     price = Price(input_per_mtok=3.0, output_per_mtok=15.0)
-    assert model_cost(TokenUsage(input_tokens=1_000_000, output_tokens=1000), price) == pytest.approx(3.015)
+    assert model_cost(
+        TokenUsage(input_tokens=1_000_000, output_tokens=1000), price
+    ) == pytest.approx(3.015)
 
 
 def test_ledger_round_trips_for_continue_as_new() -> None:

@@ -28,14 +28,21 @@ class TestSeedConfig:
         assert config.model_tier.router == "small"
         assert config.budgets.max_total_tokens == 24000
         assert config.budgets.max_wall_time_seconds == 25
-        assert config.tools.allowlist == ["crm.read_ticket", "orders.get_status", "payments.issue_refund"]
+        assert config.tools.allowlist == [
+            "crm.read_ticket",
+            "orders.get_status",
+            "payments.issue_refund",
+        ]
         assert config.models["frontier"].provider == "demo"
         assert config.observability.log_fields[0] == "run_id"
 
     def test_rules_compile_to_cedar(self, tmp_path: Path) -> None:
         config = parse_agent_yaml(SEED_CEDAR, "seed.yaml")
         bundle = compile_agent(config, tmp_path / "seed.yaml", SUPPORT_TOOLS)
-        assert 'when { !(context.input.amount_usd.lessThanOrEqual(decimal("50.00"))) };' in bundle.policy.text
+        assert (
+            'when { !(context.input.amount_usd.lessThanOrEqual(decimal("50.00"))) };'
+            in bundle.policy.text
+        )
         assert "unless { context.output.contains_pii == false };" in bundle.policy.text
         assert bundle.policy.annotations["refund_cap"]["approval"] == "human"
         assert bundle.policy.annotations["pii_redaction"]["alert"] == "pii_redaction"
@@ -51,13 +58,27 @@ class TestInvalidConfigs:
     @pytest.mark.parametrize(
         ("yaml_text", "field", "reason"),
         [
-            ("agent:\n  name: a\n  budgets:\n    max_tool_calls: lots\n", "agent.budgets.max_tool_calls", "integer"),
-            ("agent:\n  name: a\n  budgets:\n    max_tokens: 5\n", "agent.budgets.max_tokens", "Extra inputs"),
+            (
+                "agent:\n  name: a\n  budgets:\n    max_tool_calls: lots\n",
+                "agent.budgets.max_tool_calls",
+                "integer",
+            ),
+            (
+                "agent:\n  name: a\n  budgets:\n    max_tokens: 5\n",
+                "agent.budgets.max_tokens",
+                "Extra inputs",
+            ),
             ("agent:\n  name: a\n  model_tier:\n    executor: huge\n", "agent", "no such tier"),
-            ("agent:\n  name: a\n  policy:\n    rules:\n      - id: r\n        condition: x\n", "agent.policy.rules[0].on_fail", "Field required"),
+            (
+                "agent:\n  name: a\n  policy:\n    rules:\n      - id: r\n        condition: x\n",
+                "agent.policy.rules[0].on_fail",
+                "Field required",
+            ),
         ],
     )
-    def test_error_names_file_field_and_reason(self, yaml_text: str, field: str, reason: str) -> None:
+    def test_error_names_file_field_and_reason(
+        self, yaml_text: str, field: str, reason: str
+    ) -> None:
         with pytest.raises(ConfigError) as error:
             parse_agent_yaml(yaml_text, "bad.yaml")
         assert error.value.file == "bad.yaml"
@@ -80,8 +101,12 @@ class TestInvalidConfigs:
             load_agent("ghost", tmp_path, SUPPORT_TOOLS)
 
 
-def rule(condition: str, on_fail: str = "block", tool: str | None = "payments.issue_refund") -> PolicyRule:
-    return PolicyRule(id="r", tool=tool, condition=condition, on_fail=on_fail)  # type: ignore[arg-type]
+def rule(
+    condition: str, on_fail: str = "block", tool: str | None = "payments.issue_refund"
+) -> PolicyRule:
+    return PolicyRule.model_validate(
+        {"id": "r", "tool": tool, "condition": condition, "on_fail": on_fail}
+    )
 
 
 class TestRuleCompiler:
@@ -91,7 +116,7 @@ class TestRuleCompiler:
             ("input.amount_usd < 10.5", 'context.input.amount_usd.lessThan(decimal("10.5"))'),
             ("input.reason_code == 'damaged'", 'context.input.reason_code == "damaged"'),
             (
-                "input.amount_usd >= 1 and not (input.reason_code != \"goodwill\")",
+                'input.amount_usd >= 1 and not (input.reason_code != "goodwill")',
                 '(context.input.amount_usd.greaterThanOrEqual(decimal("1.00")) && !(context.input.reason_code != "goodwill"))',
             ),
         ],
@@ -125,4 +150,6 @@ class TestRuleCompiler:
 
     def test_output_rule_cannot_escalate(self) -> None:
         with pytest.raises(ConfigError, match="cannot apply to an output rule"):
-            compile_rule(rule("output.contains_pii == false", "escalate_to_human", None), SUPPORT_TOOLS, "f")
+            compile_rule(
+                rule("output.contains_pii == false", "escalate_to_human", None), SUPPORT_TOOLS, "f"
+            )

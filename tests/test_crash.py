@@ -15,10 +15,18 @@ from tiergate.shared import WORKFLOW_NAME
 from tiergate.workflows import Outcome, RunSummary
 
 
-async def start_worker(env: WorkflowEnvironment, harness: Harness, marker: Path) -> asyncio.subprocess.Process:
+async def start_worker(
+    env: WorkflowEnvironment, harness: Harness, marker: Path
+) -> asyncio.subprocess.Process:
     address = env.client.service_client.config.target_host
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.crash_worker", address, harness.task_queue, str(harness.home), str(marker),
+        sys.executable,
+        "-m",
+        "tests.crash_worker",
+        address,
+        harness.task_queue,
+        str(harness.home),
+        str(marker),
         stdout=subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -26,14 +34,23 @@ async def start_worker(env: WorkflowEnvironment, harness: Harness, marker: Path)
     return process
 
 
-async def test_refund_retried_after_a_crash_applies_once(env: WorkflowEnvironment, harness: Harness) -> None:
-    agent = harness.add_agent("crashy", tools={"allowlist": ["payments.issue_refund"], "timeout_seconds": 2})
+async def test_refund_retried_after_a_crash_applies_once(
+    env: WorkflowEnvironment, harness: Harness
+) -> None:
+    agent = harness.add_agent(
+        "crashy", tools={"allowlist": ["payments.issue_refund"], "timeout_seconds": 2}
+    )
     marker = harness.home / "crashed"
-    refund = call("payments.issue_refund", order_id="ORD-5001", amount_usd="20", reason_code="damaged")
+    refund = call(
+        "payments.issue_refund", order_id="ORD-5001", amount_usd="20", reason_code="damaged"
+    )
     first = await start_worker(env, harness, marker)
     handle = await env.client.start_workflow(
-        WORKFLOW_NAME, harness.input(agent, input={}, model_overrides=scripted(refund, final())),
-        id=f"crash-{uuid.uuid4()}", task_queue=harness.task_queue, result_type=RunSummary,
+        WORKFLOW_NAME,
+        harness.input(agent, input={}, model_overrides=scripted(refund, final())),
+        id=f"crash-{uuid.uuid4()}",
+        task_queue=harness.task_queue,
+        result_type=RunSummary,
     )
     assert await asyncio.wait_for(first.wait(), 30) == 9
     assert marker.exists()

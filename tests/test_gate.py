@@ -26,7 +26,9 @@ def decide(gate: Gate, tool: str, **arguments: Any) -> Any:
 
 
 def refund(gate: Gate, amount: str) -> Any:
-    return decide(gate, "payments.issue_refund", order_id="ORD-1", amount_usd=amount, reason_code="damaged")
+    return decide(
+        gate, "payments.issue_refund", order_id="ORD-1", amount_usd=amount, reason_code="damaged"
+    )
 
 
 class TestVerdicts:
@@ -60,7 +62,9 @@ class TestVerdicts:
         assert decision.verdict == Verdict.NEEDS_DUAL_APPROVAL
         assert decision.tier == 4
 
-    def test_email_outside_the_destination_allowlist_is_denied_with_an_alert(self, gate: Gate) -> None:
+    def test_email_outside_the_destination_allowlist_is_denied_with_an_alert(
+        self, gate: Gate
+    ) -> None:
         decision = decide(gate, "email.send", to="a@evil.example.net", subject="s", body="b")
         assert decision.verdict == Verdict.DENY
         assert decision.alerts == ["email_destination"]
@@ -85,15 +89,27 @@ class TestFailClosed:
         assert "admin" in decision.reason
 
     def test_tool_outside_the_allowlist(self) -> None:
-        bundle = build_bundle([("p", '@id("all") permit(principal, action, resource);')], cedar_schema(SUPPORT_TOOLS))
+        bundle = build_bundle(
+            [("p", '@id("all") permit(principal, action, resource);')], cedar_schema(SUPPORT_TOOLS)
+        )
         narrow = Gate("a", ["crm.read_ticket"], bundle, SUPPORT_TOOLS)
         decision = narrow.decide(ToolCallProposal(tool="users.delete_data", arguments={}), 1)
         assert decision.code == "not_in_allowlist"
 
     def test_no_permit_is_a_deny(self) -> None:
-        bundle = build_bundle([("p", '@id("reads") permit(principal, action == Action::"crm.read_ticket", resource);')], cedar_schema(SUPPORT_TOOLS))
+        bundle = build_bundle(
+            [
+                (
+                    "p",
+                    '@id("reads") permit(principal, action == Action::"crm.read_ticket", resource);',
+                )
+            ],
+            cedar_schema(SUPPORT_TOOLS),
+        )
         narrow = Gate("a", ALL_TOOLS, bundle, SUPPORT_TOOLS)
-        decision = narrow.decide(ToolCallProposal(tool="orders.get_status", arguments={"order_id": "ORD-1"}), 1)
+        decision = narrow.decide(
+            ToolCallProposal(tool="orders.get_status", arguments={"order_id": "ORD-1"}), 1
+        )
         assert decision.verdict == Verdict.DENY
         assert decision.code == "no_permit"
 
@@ -101,7 +117,10 @@ class TestFailClosed:
         text = '@id("all") @approval("human") permit(principal, action, resource);'
         bundle = build_bundle([("p", text)], cedar_schema(SUPPORT_TOOLS))
         decision = Gate("a", ALL_TOOLS, bundle, SUPPORT_TOOLS).decide(
-            ToolCallProposal(tool="users.delete_data", arguments={"user_id": "U-1", "justification": "j"}), 1
+            ToolCallProposal(
+                tool="users.delete_data", arguments={"user_id": "U-1", "justification": "j"}
+            ),
+            1,
         )
         assert decision.tier == 4
         assert decision.verdict == Verdict.NEEDS_DUAL_APPROVAL
@@ -121,15 +140,26 @@ class TestOutputRules:
         assert check.alerts == ["pii_redaction"]
 
     def test_reply_with_pii_denies_the_ticket_update(self, gate: Gate) -> None:
-        decision = decide(gate, "crm.update_ticket", ticket_id="T-1", status="resolved", reply="call +1 415 555 0100")
+        decision = decide(
+            gate,
+            "crm.update_ticket",
+            ticket_id="T-1",
+            status="resolved",
+            reply="call +1 415 555 0100",
+        )
         assert decision.code == "output_blocked"
 
 
 def test_seed_config_with_cedar_engine_gates_calls() -> None:
-    text = (PACKAGED_AGENTS.parent.parent.parent / "tests" / "data" / "seed_agent_config.yaml").read_text()
+    text = (
+        PACKAGED_AGENTS.parent.parent.parent / "tests" / "data" / "seed_agent_config.yaml"
+    ).read_text()
     config = parse_agent_yaml(text.replace('engine: "opa"', 'engine: "cedar"'), "seed")
     bundle = compile_agent(config, PACKAGED_AGENTS / "seed.yaml", SUPPORT_TOOLS)
     gate = Gate(config.name, config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
     assert refund(gate, "20").verdict == Verdict.ALLOW
     assert refund(gate, "60").verdict == Verdict.NEEDS_APPROVAL
-    assert decide(gate, "email.send", to="a@customers.example.com", subject="s", body="b").code == "not_in_allowlist"
+    assert (
+        decide(gate, "email.send", to="a@customers.example.com", subject="s", body="b").code
+        == "not_in_allowlist"
+    )

@@ -15,7 +15,12 @@ from tiergate.workflows import Outcome
 
 
 def openai(base_url: str, **extra: Any) -> dict[str, Any]:
-    spec = {"provider": "openai", "model": "gpt-test", "base_url": base_url, "api_key_env": "TIERGATE_TEST_KEY"}
+    spec = {
+        "provider": "openai",
+        "model": "gpt-test",
+        "base_url": base_url,
+        "api_key_env": "TIERGATE_TEST_KEY",
+    }
     return {"frontier": spec | extra}
 
 
@@ -27,7 +32,10 @@ def priced_agent(harness: Harness, **overrides: Any) -> str:
 
 class TestProtocol:
     def test_tool_call_becomes_a_proposal(self) -> None:
-        reply = tool_call("payments__issue_refund", {"order_id": "ORD-1", "amount_usd": "5", "reason_code": "damaged", "reason": "asked"})
+        reply = tool_call(
+            "payments__issue_refund",
+            {"order_id": "ORD-1", "amount_usd": "5", "reason_code": "damaged", "reason": "asked"},
+        )
         output = parse_completion(reply.body, list(SUPPORT_TOOLS))
         assert output.raw == {
             "kind": "tool_call",
@@ -39,23 +47,38 @@ class TestProtocol:
         assert output.model == "gpt-test-2026-01-01"
 
     def test_plain_content_is_a_final_answer_and_bad_arguments_stay_raw(self) -> None:
-        assert parse_completion(completion({"content": "All done."}).body, []).raw == {"kind": "final_answer", "answer": "All done."}
-        assert parse_completion(tool_call("crm__read_ticket", '{"ticket_id": "T-1"').body, []).raw == '{"ticket_id": "T-1"'
+        assert parse_completion(completion({"content": "All done."}).body, []).raw == {
+            "kind": "final_answer",
+            "answer": "All done.",
+        }
+        assert (
+            parse_completion(tool_call("crm__read_ticket", '{"ticket_id": "T-1"').body, []).raw
+            == '{"ticket_id": "T-1"'
+        )
 
     def test_tool_results_answer_the_call_before_them(self) -> None:
         entries = [
             TranscriptEntry(role="system", content="be good"),
             TranscriptEntry(role="user", content="{}"),
-            TranscriptEntry(role="assistant", content='{"kind": "tool_call", "tool": "crm.read_ticket", "arguments": {"ticket_id": "T-1"}, "reason": "r"}'),
+            TranscriptEntry(
+                role="assistant",
+                content='{"kind": "tool_call", "tool": "crm.read_ticket", "arguments": {"ticket_id": "T-1"}, "reason": "r"}',
+            ),
             TranscriptEntry(role="tool", name="crm.read_ticket", content='{"id": "T-1"}'),
         ]
         messages = to_messages(entries)
         assert messages[2]["tool_calls"][0]["function"]["name"] == "crm__read_ticket"
-        assert messages[3] == {"role": "tool", "tool_call_id": messages[2]["tool_calls"][0]["id"], "content": '{"id": "T-1"}'}
+        assert messages[3] == {
+            "role": "tool",
+            "tool_call_id": messages[2]["tool_calls"][0]["id"],
+            "content": '{"id": "T-1"}',
+        }
 
 
 class TestRuns:
-    async def test_run_records_usage_and_the_reported_model(self, harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_run_records_usage_and_the_reported_model(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("TIERGATE_TEST_KEY", "sk-test-key")
         agent = priced_agent(harness)
         replies = [
@@ -63,7 +86,9 @@ class TestRuns:
             completion({"content": "Handled."}, prompt=300, out=10),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(agent, input={"ticket_id": "T-1001"}, model_overrides=openai(fake.base_url))
+            summary = await harness.run(
+                agent, input={"ticket_id": "T-1001"}, model_overrides=openai(fake.base_url)
+            )
         assert summary.outcome == Outcome.COMPLETED
         assert summary.final_answer == "Handled."
         assert summary.usage.input_tokens == 400
@@ -78,7 +103,10 @@ class TestRuns:
 
     async def test_429_with_retry_after_is_retried_and_charged(self, harness: Harness) -> None:
         agent = priced_agent(harness)
-        replies = [Reply(status=429, body={"error": "slow down"}, headers={"Retry-After": "0"}), completion({"content": "ok"})]
+        replies = [
+            Reply(status=429, body={"error": "slow down"}, headers={"Retry-After": "0"}),
+            completion({"content": "ok"}),
+        ]
         with serve(replies) as fake:
             summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url))
         assert summary.outcome == Outcome.COMPLETED
@@ -114,7 +142,9 @@ class TestRuns:
     async def test_slow_provider_stops_on_wall_time(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_wall_time_seconds": 1})
         with serve([Reply(delay=2.5, body={})]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url, timeout_seconds=10))
+            summary = await harness.run(
+                agent, input={}, model_overrides=openai(fake.base_url, timeout_seconds=10)
+            )
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "wall_time_seconds"

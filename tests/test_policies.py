@@ -32,7 +32,10 @@ def test_syntax_error_names_file_and_line() -> None:
 
 
 def test_schema_violation_names_file_and_line() -> None:
-    wrong = GOOD + '@id("b")\npermit(principal, action == Action::"payments.issue_refund", resource)\nwhen { context.input.amount > 5 };\n'
+    wrong = (
+        GOOD
+        + '@id("b")\npermit(principal, action == Action::"payments.issue_refund", resource)\nwhen { context.input.amount > 5 };\n'
+    )
     with pytest.raises(PolicyError) as error:
         build_bundle([("p.cedar", wrong)], SCHEMA)
     assert (error.value.file, error.value.line) == ("p.cedar", 3)
@@ -62,8 +65,12 @@ def test_version_is_a_content_hash() -> None:
 
 async def test_worker_refuses_to_start_on_a_bad_policy(tmp_path: Path) -> None:
     (tmp_path / "agents").mkdir()
-    (tmp_path / "agents" / "bad.cedar").write_text(GOOD + "\n@id(\"c\")\nforbid(principal, action resource);\n")
-    (tmp_path / "agents" / "bad.yaml").write_text("agent:\n  name: bad\n  policy:\n    files: [bad.cedar]\n")
+    (tmp_path / "agents" / "bad.cedar").write_text(
+        GOOD + '\n@id("c")\nforbid(principal, action resource);\n'
+    )
+    (tmp_path / "agents" / "bad.yaml").write_text(
+        "agent:\n  name: bad\n  policy:\n    files: [bad.cedar]\n"
+    )
     settings = Settings(home=tmp_path, agents_dir=tmp_path / "agents")
     with pytest.raises(PolicyError) as error:
         build_worker(client=None, settings=settings)  # type: ignore[arg-type]

@@ -17,7 +17,9 @@ def parse(raw: object, size: int | None = None) -> object:
 
 
 def test_each_kind() -> None:
-    assert isinstance(parse({"kind": "tool_call", "tool": "a.b", "arguments": {}}), ToolCallProposal)
+    assert isinstance(
+        parse({"kind": "tool_call", "tool": "a.b", "arguments": {}}), ToolCallProposal
+    )
     assert isinstance(parse('{"kind": "final_answer", "answer": "ok"}'), FinalAnswerProposal)
     assert isinstance(parse({"kind": "escalate", "reason": "unsure"}), EscalateProposal)
 

@@ -20,7 +20,8 @@ def store(tmp_path: Path) -> SupportStore:
 
 def refund(store: SupportStore, key: str, amount: str = "10.00") -> tuple[dict[str, object], bool]:
     return store.apply_once(
-        key, "payments.issue_refund",
+        key,
+        "payments.issue_refund",
         lambda conn: SupportStore.issue_refund(conn, key, "ORD-5001", Decimal(amount), "damaged"),
     )
 
@@ -43,11 +44,11 @@ def test_failed_effect_records_no_key(store: SupportStore) -> None:
 
 def test_key_reused_by_another_tool_is_refused(store: SupportStore) -> None:
     refund(store, "k")
-    with pytest.raises(ToolBackendError, match="was used by payments.issue_refund"):
+    with pytest.raises(ToolBackendError, match=r"was used by payments\.issue_refund"):
         store.apply_once("k", "email.send", lambda conn: {})
 
 
 def test_refunds_cannot_exceed_the_order(store: SupportStore) -> None:
     refund(store, "a", "30.00")
-    with pytest.raises(ToolBackendError, match="5.00 of 35.00"):
+    with pytest.raises(ToolBackendError, match=r"5\.00 of 35\.00"):
         refund(store, "b", "10.00")

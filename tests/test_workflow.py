@@ -30,7 +30,9 @@ class TestDemoAgent:
             ("T-1007", Outcome.ESCALATED),
         ],
     )
-    async def test_demo_ticket_outcome(self, harness: Harness, ticket: str, outcome: Outcome) -> None:
+    async def test_demo_ticket_outcome(
+        self, harness: Harness, ticket: str, outcome: Outcome
+    ) -> None:
         summary = await harness.run("support_refund_agent", input={"ticket_id": ticket})
         assert summary.outcome == outcome, summary.reason
 
@@ -38,19 +40,29 @@ class TestDemoAgent:
         summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1001"})
         refunds = harness.store.rows("refunds")
         assert [(r["order_id"], r["amount_usd"]) for r in refunds] == [("ORD-5001", "35.00")]
-        refund_step = next(s for s in summary.steps if s.decision and s.decision.tool == "payments.issue_refund")
+        refund_step = next(
+            s for s in summary.steps if s.decision and s.decision.tool == "payments.issue_refund"
+        )
         assert refund_step.decision is not None
         assert refund_step.decision.verdict == Verdict.ALLOW
         assert refund_step.decision.policy_ids == ["refunds"]
         assert refunds[0]["idempotency_key"] == refund_step.idempotency_key
         assert harness.store.rows("tickets")[0]["status"] == "resolved"
 
-    async def test_refund_over_cap_escalates_with_the_pending_action(self, harness: Harness) -> None:
-        summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1002"}, requester="svc-a")
+    async def test_refund_over_cap_escalates_with_the_pending_action(
+        self, harness: Harness
+    ) -> None:
+        summary = await harness.run(
+            "support_refund_agent", input={"ticket_id": "T-1002"}, requester="svc-a"
+        )
         pending = summary.pending_action
         assert pending is not None
         assert pending.tool == "payments.issue_refund"
-        assert pending.arguments == {"order_id": "ORD-5002", "amount_usd": "400.00", "reason_code": "not_delivered"}
+        assert pending.arguments == {
+            "order_id": "ORD-5002",
+            "amount_usd": "400.00",
+            "reason_code": "not_delivered",
+        }
         assert pending.tier == 3
         assert pending.verdict == Verdict.NEEDS_APPROVAL
         assert "refund_cap" in pending.policy_ids
@@ -70,7 +82,8 @@ class TestInvariantNoToolWithoutAllow:
 
     async def test_history_shows_an_allow_before_every_tool_call(self, harness: Harness) -> None:
         summaries = [
-            await harness.run("support_refund_agent", input={"ticket_id": t}) for t in ("T-1001", "T-1003", "T-1005")
+            await harness.run("support_refund_agent", input={"ticket_id": t})
+            for t in ("T-1001", "T-1003", "T-1005")
         ]
         for summary in summaries:
             history = await harness.history(summary.workflow_id)
@@ -82,7 +95,11 @@ class TestInvariantNoToolWithoutAllow:
         for ticket in ("T-1002", "T-1003", "T-1004", "T-1006"):
             summary = await harness.run("support_refund_agent", input={"ticket_id": ticket})
             view = read_history(await harness.history(summary.workflow_id))
-            held = [s.decision.tool for s in summary.steps if s.decision and s.decision.verdict != Verdict.ALLOW]
+            held = [
+                s.decision.tool
+                for s in summary.steps
+                if s.decision and s.decision.verdict != Verdict.ALLOW
+            ]
             assert held
             assert not {c.tool for c in view.tool_calls} & set(held)
         assert harness.store.rows("refunds") == []
@@ -108,12 +125,17 @@ class TestBadModelOutput:
         ("output", "code"),
         [
             ("this is not json", "not_json"),
-            ({"kind": "tool_call", "tool": "crm.read_ticket", "arguments": {}, "extra": 1}, "schema"),
+            (
+                {"kind": "tool_call", "tool": "crm.read_ticket", "arguments": {}, "extra": 1},
+                "schema",
+            ),
             ({"kind": "launch_rockets"}, "schema"),
             ({"kind": "final_answer", "answer": "x" * 40_000}, "too_large"),
         ],
     )
-    async def test_invalid_output_is_recorded(self, harness: Harness, output: object, code: str) -> None:
+    async def test_invalid_output_is_recorded(
+        self, harness: Harness, output: object, code: str
+    ) -> None:
         agent = harness.add_agent("a", budgets={"max_invalid_proposals": 1})
         summary = await harness.run(agent, input={}, model_overrides=scripted(output))
         assert summary.outcome == Outcome.FAILED
@@ -123,7 +145,9 @@ class TestBadModelOutput:
 
     async def test_arguments_failing_the_schema_are_denied(self, harness: Harness) -> None:
         agent = harness.add_agent("a")
-        bad = call("payments.issue_refund", order_id="ORD-5001", amount_usd="-5", reason_code="damaged")
+        bad = call(
+            "payments.issue_refund", order_id="ORD-5001", amount_usd="-5", reason_code="damaged"
+        )
         summary = await harness.run(agent, input={}, model_overrides=scripted(bad))
         decision = summary.steps[0].decision
         assert decision is not None
@@ -133,13 +157,20 @@ class TestBadModelOutput:
         assert harness.store.rows("refunds") == []
 
     async def test_unknown_and_unlisted_tools_are_denied(self, harness: Harness) -> None:
-        agent = harness.add_agent("a", tools={"allowlist": ["crm.read_ticket"]}, budgets={"max_denials": 3})
+        agent = harness.add_agent(
+            "a", tools={"allowlist": ["crm.read_ticket"]}, budgets={"max_denials": 3}
+        )
         summary = await harness.run(
             agent,
             input={},
             model_overrides=scripted(
                 call("shell.exec", cmd="rm -rf /"),
-                call("payments.issue_refund", order_id="ORD-5001", amount_usd="5", reason_code="damaged"),
+                call(
+                    "payments.issue_refund",
+                    order_id="ORD-5001",
+                    amount_usd="5",
+                    reason_code="damaged",
+                ),
                 final(),
             ),
         )
@@ -172,7 +203,10 @@ class TestBudgets:
 
     async def test_tokens(self, harness: Harness) -> None:
         agent = harness.add_agent("a", budgets={"max_total_tokens": 1000})
-        big = {"output": call("crm.read_ticket", ticket_id="T-1001"), "usage": {"input_tokens": 1500}}
+        big = {
+            "output": call("crm.read_ticket", ticket_id="T-1001"),
+            "usage": {"input_tokens": 1500},
+        }
         summary = await harness.run(agent, input={}, model_overrides=scripted(big, final()))
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
@@ -189,7 +223,10 @@ class TestBudgets:
 
     async def test_tool_calls(self, harness: Harness) -> None:
         agent = harness.add_agent("a", budgets={"max_tool_calls": 1})
-        steps = [call("crm.read_ticket", ticket_id="T-1001"), call("orders.get_status", order_id="ORD-5001")]
+        steps = [
+            call("crm.read_ticket", ticket_id="T-1001"),
+            call("orders.get_status", order_id="ORD-5001"),
+        ]
         summary = await harness.run(agent, input={}, model_overrides=scripted(*steps))
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "tool_calls"
@@ -199,7 +236,10 @@ class TestBudgets:
 
     async def test_cost(self, harness: Harness) -> None:
         agent = harness.add_agent("a", budgets={"max_cost_usd": 0.01})
-        pricey = {"output": call("crm.read_ticket", ticket_id="T-1001"), "usage": {"output_tokens": 1000}}
+        pricey = {
+            "output": call("crm.read_ticket", ticket_id="T-1001"),
+            "usage": {"output_tokens": 1000},
+        }
         summary = await harness.run(agent, input={}, model_overrides=scripted(pricey, final()))
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "cost_usd"
@@ -208,7 +248,9 @@ class TestBudgets:
     async def test_repeated_identical_calls_are_a_loop(self, harness: Harness) -> None:
         agent = harness.add_agent("a", budgets={"max_identical_tool_calls": 2})
         same = call("orders.get_status", order_id="ORD-5005")
-        summary = await harness.run(agent, input={}, model_overrides=scripted(same, same, same, final()))
+        summary = await harness.run(
+            agent, input={}, model_overrides=scripted(same, same, same, final())
+        )
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "identical_tool_calls"
         assert summary.usage.tool_calls == 2
@@ -216,7 +258,11 @@ class TestBudgets:
     async def test_exhausted_budget_never_tries_harder(self, harness: Harness) -> None:
         """After a stop, no further model or tool call is made."""
         agent = harness.add_agent("a", budgets={"max_tool_calls": 1})
-        steps = [call("crm.read_ticket", ticket_id="T-1001"), call("orders.get_status", order_id="ORD-5001"), final()]
+        steps = [
+            call("crm.read_ticket", ticket_id="T-1001"),
+            call("orders.get_status", order_id="ORD-5001"),
+            final(),
+        ]
         summary = await harness.run(agent, input={}, model_overrides=scripted(*steps))
         assert summary.usage.model_calls == 2
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
@@ -237,7 +283,11 @@ class TestVersions:
         assert versions.tool_schemas_hash.startswith("sha256:")
         assert versions.code_version.startswith("tiergate ")
         assert versions.reported_models["frontier"] == ["demo-frontier@rules-1"]
-        assert all(s.decision.policy_version == versions.policy_version for s in summary.steps if s.decision)
+        assert all(
+            s.decision.policy_version == versions.policy_version
+            for s in summary.steps
+            if s.decision
+        )
         view = read_history(await harness.history(summary.workflow_id))
         assert view.versions is not None
         assert view.versions.policy_version == versions.policy_version
@@ -250,7 +300,9 @@ class TestFailClosed:
         from tiergate.worker import build_worker
 
         workflow_id = f"bad-{uuid.uuid4()}"
-        async with build_worker(harness.env.client, harness.settings, task_queue=harness.task_queue):
+        async with build_worker(
+            harness.env.client, harness.settings, task_queue=harness.task_queue
+        ):
             with pytest.raises(WorkflowFailureError) as failure:
                 await harness.env.client.execute_workflow(
                     WORKFLOW_NAME, {"agnet": "typo"}, id=workflow_id, task_queue=harness.task_queue
@@ -266,11 +318,17 @@ class TestFailClosed:
     async def test_unknown_agent_fails_with_config_error(self, harness: Harness) -> None:
         with pytest.raises(WorkflowFailureError) as failure:
             await harness.run("no_such_agent", input={})
-        assert "no agent config named 'no_such_agent'" in str(failure.value.cause.cause)  # type: ignore[union-attr]
+        activity_error = failure.value.cause
+        assert activity_error is not None
+        assert "no agent config named 'no_such_agent'" in str(activity_error.__cause__)
 
-    async def test_tool_backend_error_is_recorded_and_applies_nothing(self, harness: Harness) -> None:
+    async def test_tool_backend_error_is_recorded_and_applies_nothing(
+        self, harness: Harness
+    ) -> None:
         agent = harness.add_agent("a")
-        refund = call("payments.issue_refund", order_id="ORD-9999", amount_usd="5", reason_code="other")
+        refund = call(
+            "payments.issue_refund", order_id="ORD-9999", amount_usd="5", reason_code="other"
+        )
         summary = await harness.run(agent, input={}, model_overrides=scripted(refund, final()))
         result = summary.steps[0].tool_result
         assert result is not None
@@ -296,7 +354,12 @@ class TestFailClosed:
 
     async def test_pii_in_an_email_body_is_blocked_before_sending(self, harness: Harness) -> None:
         agent = harness.add_agent("a")
-        email = call("email.send", to="pat@customers.example.com", subject="hi", body="card 4111 1111 1111 1111")
+        email = call(
+            "email.send",
+            to="pat@customers.example.com",
+            subject="hi",
+            body="card 4111 1111 1111 1111",
+        )
         summary = await harness.run(agent, input={}, model_overrides=scripted(email))
         decision = summary.steps[0].decision
         assert decision is not None
@@ -312,10 +375,34 @@ async def test_refund_amount_is_canonical(harness: Harness) -> None:
         agent,
         input={},
         model_overrides=scripted(
-            call("payments.issue_refund", order_id="ORD-5001", amount_usd="10", reason_code="damaged"),
-            call("payments.issue_refund", order_id="ORD-5001", amount_usd="10.00", reason_code="damaged"),
+            call(
+                "payments.issue_refund", order_id="ORD-5001", amount_usd="10", reason_code="damaged"
+            ),
+            call(
+                "payments.issue_refund",
+                order_id="ORD-5001",
+                amount_usd="10.00",
+                reason_code="damaged",
+            ),
         ),
     )
     assert summary.budget_stop is not None
     assert summary.budget_stop.limit == "identical_tool_calls"
     assert [Decimal(r["amount_usd"]) for r in harness.store.rows("refunds")] == [Decimal("10.00")]
+
+
+async def test_model_input_does_not_grow_with_the_conversation(harness: Harness) -> None:
+    """DESIGN: the transcript lives in the content store; each model call carries a hash."""
+    agent = harness.add_agent("a", budgets={"max_tool_calls": 20, "max_model_calls": 20})
+    reads = [call("crm.read_ticket", ticket_id=f"T-100{i}") for i in range(1, 8)]
+    summary = await harness.run(agent, input={}, model_overrides=scripted(*reads, final()))
+    assert summary.outcome == Outcome.COMPLETED
+    history = await harness.history(summary.workflow_id)
+    sizes = [
+        e.activity_task_scheduled_event_attributes.input.ByteSize()
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "model__propose"
+    ]
+    assert len(sizes) == 8
+    later = sizes[1:]
+    assert max(later) - min(later) < 64, sizes

@@ -28,7 +28,9 @@ async def main() -> None:
         async with build_worker(server.env.client, settings, task_queue=task_queue):
             summaries = await run_scenarios(server.env.client, task_queue)
         for scenario, summary in zip(SCENARIOS, summaries, strict=True):
-            history = await server.env.client.get_workflow_handle(summary.workflow_id).fetch_history()
+            history = await server.env.client.get_workflow_handle(
+                summary.workflow_id
+            ).fetch_history()
             (HERE / f"demo-{scenario.ticket}.json").write_text(history.to_json())
     finally:
         await server.env.shutdown()

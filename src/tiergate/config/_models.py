@@ -58,7 +58,8 @@ class Budgets(_Strict):
 class Tools(_Strict):
     allowlist: list[str] = Field(default_factory=list)
     timeout_seconds: Annotated[float, Field(gt=0)] = Field(
-        default=30.0, description="Per-attempt timeout of one tool call; a dead worker is noticed after it."
+        default=30.0,
+        description="Per-attempt timeout of one tool call; a dead worker is noticed after it.",
     )
 
 

@@ -1,0 +1,148 @@
+"""The `tiergate` command, run as a user runs it: a real process against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import Harness
+from tiergate.worker import build_worker
+
+TIERGATE = str(Path(sys.executable).parent / "tiergate")
+SEED = Path(__file__).parent / "data" / "seed_agent_config.yaml"
+
+
+async def tiergate(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        TIERGATE,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode()
+
+
+class TestPolicyCommands:
+    async def test_policy_show_prints_the_compiled_cedar(self) -> None:
+        code, out = await tiergate("policy", "show", "support_refund_agent")
+        assert code == 0
+        assert '@id("refund_cap")' in out
+        assert 'context.input.amount_usd.lessThanOrEqual(decimal("50.00"))' in out
+        assert out.startswith("// policy version sha256:")
+
+    async def test_policy_show_refuses_the_opa_engine_with_the_fix(self, tmp_path: Path) -> None:
+        code, out = await tiergate("policy", "show", str(SEED))
+        assert code == 2
+        assert "agent.policy.engine" in out
+        assert "engine: cedar" in out
+
+    async def test_policy_show_compiles_the_seed_with_cedar(self, tmp_path: Path) -> None:
+        seed = tmp_path / "seed.yaml"
+        seed.write_text(SEED.read_text().replace('engine: "opa"', 'engine: "cedar"'))
+        code, out = await tiergate("policy", "show", str(seed))
+        assert code == 0
+        assert 'forbid(principal, action == Action::"tiergate.emit", resource)' in out
+
+    async def test_policy_schema(self) -> None:
+        code, out = await tiergate("policy", "schema")
+        assert code == 0
+        assert 'action "payments.issue_refund"' in out
+
+
+class TestRunCommands:
+    async def test_start_wait_show_and_list(
+        self, env: WorkflowEnvironment, harness: Harness
+    ) -> None:
+        settings = {
+            "TIERGATE_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "TIERGATE_TASK_QUEUE": harness.task_queue,
+            "TIERGATE_HOME": str(harness.home),
+        }
+        async with build_worker(env.client, harness.settings, task_queue=harness.task_queue):
+            code, out = await tiergate(
+                "run",
+                "start",
+                "support_refund_agent",
+                "--input",
+                '{"ticket_id": "T-1001"}',
+                "--wait",
+                "--json",
+                "--id",
+                "cli-run-1",
+                env=settings,
+            )
+            assert code == 0, out
+            summary = json.loads(out)
+            assert summary["outcome"] == "completed"
+
+            code, out = await tiergate("runs", "show", "cli-run-1", "--json", env=settings)
+            assert code == 0, out
+            shown = json.loads(out)
+            assert shown["summary"]["outcome"] == "completed"
+            assert [s["verdict"] for s in shown["steps"]][:4] == ["allow"] * 4
+            assert shown["versions"]["policy_version"].startswith("sha256:")
+
+            code, out = await tiergate("runs", "show", "cli-run-1", env=settings)
+            assert code == 0
+            assert "payments.issue_refund" in out
+            assert "refunds" in out
+
+            code, out = await tiergate("runs", "list", "--json", env=settings)
+            assert code == 0
+            assert "cli-run-1" in [row["run_id"] for row in json.loads(out)]
+
+    async def test_bad_input_json_is_refused_before_starting(self) -> None:
+        code, out = await tiergate("run", "start", "support_refund_agent", "--input", "{not json")
+        assert code == 2
+        assert "error" in out
+
+
+async def test_demo_runs_every_scenario_and_exits_zero(tmp_path: Path) -> None:
+    code, out = await tiergate("demo", env={"TIERGATE_HOME": str(tmp_path)})
+    assert code == 0, out
+    for outcome in ("completed", "escalated", "denied", "budget_exhausted"):
+        assert outcome in out
+    assert "refund_hard_cap" in out
+    assert "admin.export_customers: deny" in out
+    assert "identical_tool_calls" in out
+    assert "Temporal Web UI: http://127.0.0.1:" in out
+
+
+async def test_stock_temporal_cli_starts_a_run(env: WorkflowEnvironment, harness: Harness) -> None:
+    """README: a run can be started with `temporal workflow start` and plain JSON."""
+    temporal = str(Path(sys.executable).parent / "temporal")
+    address = env.client.service_client.config.target_host
+    async with build_worker(env.client, harness.settings, task_queue=harness.task_queue):
+        process = await asyncio.create_subprocess_exec(
+            temporal,
+            "workflow",
+            "execute",
+            "--address",
+            address,
+            "--type",
+            "AgentRunWorkflow",
+            "--task-queue",
+            harness.task_queue,
+            "--workflow-id",
+            "stock-cli-1",
+            "--output",
+            "json",
+            "--input",
+            '{"agent": "support_refund_agent", "input": {"ticket_id": "T-1003"}}',
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out
+    summary = await env.client.get_workflow_handle("stock-cli-1").result()
+    assert summary["outcome"] == "denied"

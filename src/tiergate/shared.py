@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "tiergate"
 WORKFLOW_NAME = "AgentRunWorkflow"
@@ -18,6 +19,17 @@ LOAD_AGENT_ACTIVITY = "agent__load"
 CLASSIFY_ACTIVITY = "model__classify"
 PROPOSE_ACTIVITY = "model__propose"
 TOOL_ACTIVITY_PREFIX = "tool__"
+APPROVERS_SNAPSHOT_ACTIVITY = "approvers__snapshot"
+APPROVER_STATUS_ACTIVITY = "approvers__status"
+NOTIFY_OVERDUE_ACTIVITY = "notify__approval_overdue"
+REVIEW_ENQUEUE_ACTIVITY = "review__enqueue"
+APPROVAL_UPDATE = "approval"
+PENDING_APPROVAL_QUERY = "pending_approval"
+
+#: Visibility: runs waiting for people, listable across runs (`tiergate approvals list`).
+PENDING_APPROVAL_ATTRIBUTE = SearchAttributeKey.for_bool("TiergatePendingApproval")
+AGENT_ATTRIBUTE = SearchAttributeKey.for_keyword("TiergateAgent")
+SEARCH_ATTRIBUTES = (PENDING_APPROVAL_ATTRIBUTE, AGENT_ATTRIBUTE)
 
 #: Most bytes of a model's raw output kept in history; the full text is in the content store.
 MAX_RAW_OUTPUT_CHARS = 32_000
@@ -183,3 +195,55 @@ class ToolResult(_Payload):
     pii_kinds: list[str] = Field(default_factory=list)
     replayed: bool = False
     attempt: int = 1
+
+
+class RegistryRequest(_Payload):
+    run_id: str
+
+
+class ApproverStatusInput(_Payload):
+    name: str
+
+
+class ApproverStatus(_Payload):
+    """The live registry's view of one approver, checked when an approval is applied."""
+
+    known: bool
+    active: bool
+    key_id: str = ""
+
+
+class OverdueNotice(_Payload):
+    """Sent to the notification hook when an approval passes its SLA."""
+
+    run_id: str
+    agent: str
+    step: int
+    tool: str
+    tier: int
+    waiting_since: str
+    expires_at: str
+
+
+class NotifyResult(_Payload):
+    delivered: bool
+    detail: str
+
+
+class ReviewItem(_Payload):
+    """A tier-2 action sampled for post-hoc review."""
+
+    run_id: str
+    agent: str
+    step: int
+    tool: str
+    arguments: dict[str, Any]
+    call_digest: str
+    policy_ids: list[str]
+    policy_version: str
+    reason: str
+    result_preview: str
+
+
+class ReviewEnqueued(_Payload):
+    review_id: int

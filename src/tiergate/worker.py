@@ -17,14 +17,17 @@ from temporalio.worker import Worker
 
 from tiergate.activities import (
     AgentActivities,
+    ApprovalActivities,
     ContentStore,
     ModelActivities,
+    ReviewStore,
     SupportStore,
     ToolActivities,
 )
 from tiergate.config import load_all_agents
 from tiergate.settings import Settings
 from tiergate.tools import SUPPORT_TOOLS
+from tiergate.visibility import ensure_search_attributes
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 
@@ -40,7 +43,14 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     content = ContentStore(settings.content_dir)
     store = SupportStore(settings.support_store)
     models = ModelActivities(content, SUPPORT_TOOLS)
+    approvals = ApprovalActivities(
+        settings.home, settings.notify_url, ReviewStore(settings.reviews_path)
+    )
     return [
+        approvals.snapshot,
+        approvals.status,
+        approvals.notify_overdue,
+        approvals.enqueue_review,
         AgentActivities(settings.agents_dir, SUPPORT_TOOLS).load,
         models.propose,
         models.classify,
@@ -70,4 +80,5 @@ def build_worker(
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
+    await ensure_search_attributes(client, settings.namespace)
     await build_worker(client, settings).run()

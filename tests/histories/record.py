@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from tiergate.activities import SupportStore
-from tiergate.cli._demo import SCENARIOS, run_scenarios
+from tiergate.cli._demo import register_demo_approvers, run_scenarios
 from tiergate.devserver import start_dev_server
 from tiergate.settings import Settings
 from tiergate.worker import build_worker
@@ -23,15 +23,19 @@ async def main() -> None:
     server = await start_dev_server(None, ui=False)
     settings = Settings(home=Path(tempfile.mkdtemp()))
     SupportStore(settings.support_store).seed_demo()
+    registry = register_demo_approvers(settings)
     task_queue = f"record-{uuid.uuid4()}"
     try:
         async with build_worker(server.env.client, settings, task_queue=task_queue):
-            summaries = await run_scenarios(server.env.client, task_queue)
-        for scenario, summary in zip(SCENARIOS, summaries, strict=True):
+            summaries = await run_scenarios(
+                server.env.client, task_queue, registry, batch="recorded"
+            )
+        for summary in summaries:
             history = await server.env.client.get_workflow_handle(
                 summary.workflow_id
             ).fetch_history()
-            (HERE / f"demo-{scenario.ticket}.json").write_text(history.to_json())
+            # The file is named by the workflow id: replay needs it (approvals are signed for it).
+            (HERE / f"{summary.workflow_id}.json").write_text(history.to_json())
     finally:
         await server.env.shutdown()
 

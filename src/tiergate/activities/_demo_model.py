@@ -111,7 +111,15 @@ def _resolve(
     body = ticket["body"].lower()
     amount = _AMOUNT.search(ticket["body"])
     if "refund" in body and amount and "payments.issue_refund" not in results:
-        reason = "damaged" if "damaged" in body else "not_delivered" if "never" in body else "late"
+        reason = (
+            "damaged"
+            if "damaged" in body
+            else "not_delivered"
+            if "never" in body
+            else "wrong_item"
+            if "wrong item" in body
+            else "late"
+        )
         return _call(
             "payments.issue_refund",
             f"customer asks for ${amount.group(1)} ({reason})",

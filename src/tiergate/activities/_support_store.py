@@ -59,6 +59,7 @@ DEMO_TICKETS = [
         "Double charge",
         "I was charged twice for ORD-5001 on my card 4111 1111 1111 1111, please check.",
     ),
+    ("T-1008", "C-8", "Wrong size", "Order ORD-5006 is the wrong item. Please refund $120.00."),
 ]
 DEMO_ORDERS = [
     ("ORD-5001", "C-1", "delivered", "35.00"),
@@ -66,6 +67,7 @@ DEMO_ORDERS = [
     ("ORD-5003", "C-3", "delivered", "2500.00"),
     ("ORD-5004", "C-4", "in_transit", "80.00"),
     ("ORD-5005", "C-5", "pending_carrier_update", "60.00"),
+    ("ORD-5006", "C-8", "delivered", "120.00"),
 ]
 DEMO_USERS = [("U-77", "pat@customers.example.com", "Pat Example")]
 

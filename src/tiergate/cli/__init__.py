@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from tiergate.activities import SupportStore
+from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._render import console, show_view
 from tiergate.config import load_agent
@@ -35,6 +36,9 @@ policy_app = typer.Typer(help="Inspect policies.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(runs_app, name="runs")
 app.add_typer(policy_app, name="policy")
+app.add_typer(approvers_app, name="approvers")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(reviews_app, name="reviews")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

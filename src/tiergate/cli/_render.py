@@ -24,8 +24,13 @@ def _what(record: StepRecord) -> str:
 
 def step_line(record: StepRecord) -> str:
     """`crm.read_ticket: allow` — one step as the demo table shows it."""
-    verdict = record.decision.verdict.value if record.decision else ""
-    return f"{_what(record)}: {verdict}" if verdict else _what(record)
+    decision = record.decision
+    if decision is None:
+        return _what(record)
+    line = f"{_what(record)}: {decision.verdict.value}"
+    if record.approval is not None:
+        line += f" — {decision.reason}"
+    return line
 
 
 def steps_table(steps: list[StepRecord]) -> Table:

@@ -13,12 +13,14 @@ from tiergate.config._load import (
 )
 from tiergate.config._models import (
     AgentConfig,
+    Approvals,
     Budgets,
     ModelTiers,
     Policy,
     PolicyRule,
     Price,
     Prompt,
+    TierApproval,
 )
 from tiergate.config._rules import compile_rule, compile_rules
 
@@ -27,12 +29,14 @@ __all__ = [
     "PACKAGED_POLICIES",
     "AgentBundle",
     "AgentConfig",
+    "Approvals",
     "Budgets",
     "ModelTiers",
     "Policy",
     "PolicyRule",
     "Price",
     "Prompt",
+    "TierApproval",
     "compile_agent",
     "compile_rule",
     "compile_rules",

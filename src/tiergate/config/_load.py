@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tiergate.config._models import AgentConfig, AgentFile
 from tiergate.config._rules import compile_rules
 from tiergate.errors import ConfigError
-from tiergate.policies import PolicyBundle, build_bundle, cedar_schema, read_policy_file
+from tiergate.policies import (
+    APPROVER_SCHEMA,
+    PolicyBundle,
+    build_bundle,
+    cedar_schema,
+    read_policy_file,
+)
 from tiergate.shared import ModelSpec
 from tiergate.tools import ToolRegistry
 
@@ -41,6 +47,7 @@ class AgentBundle(BaseModel):
     config_hash: str
     source: str
     policy: PolicyBundle
+    approver_policy: PolicyBundle
     tool_schemas_hash: str
 
 
@@ -150,7 +157,12 @@ def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> Age
     if rules:
         sources.append((f"{source}#policy.rules", rules))
     policy = build_bundle(sources, cedar_schema(tools))
+    approver_sources = [
+        read_policy_file(_resolve(f, base, PACKAGED_POLICIES))
+        for f in config.approvals.policy_files
+    ]
     return AgentBundle(
+        approver_policy=build_bundle(approver_sources, APPROVER_SCHEMA),
         config=config,
         config_hash=config.content_hash(),
         source=str(source),

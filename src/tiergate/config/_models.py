@@ -114,6 +114,37 @@ class Price(_Strict):
     output_per_mtok: Annotated[float, Field(ge=0)]
 
 
+class TierApproval(_Strict):
+    """How long a tier's approvals may wait: escalate after the SLA, deny after expiry."""
+
+    sla_seconds: Annotated[float, Field(gt=0)]
+    expiry_seconds: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _expiry_after_sla(self) -> TierApproval:
+        if self.expiry_seconds <= self.sla_seconds:
+            raise ValueError("expiry_seconds must be later than sla_seconds")
+        return self
+
+
+class Approvals(_Strict):
+    """Human approval for tier 3 (one approver) and tier 4 (two, neither the requester).
+
+    Attributes:
+        policy_files: Cedar approver policies (who may approve what).
+        tier3 / tier4: SLA and expiry of the wait, per tier.
+        on_deny: After a deny or an expiry, `continue` feeds the denial back to the model;
+            `escalate` ends the run as escalated.
+        review_fraction: Share of allowed tier-2 actions sampled into the post-hoc review queue.
+    """
+
+    policy_files: list[str] = Field(default_factory=lambda: ["approvers.cedar"])
+    tier3: TierApproval = TierApproval(sla_seconds=4 * 3600, expiry_seconds=24 * 3600)
+    tier4: TierApproval = TierApproval(sla_seconds=24 * 3600, expiry_seconds=72 * 3600)
+    on_deny: Literal["continue", "escalate"] = "continue"
+    review_fraction: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
 def _default_models() -> dict[str, ModelSpec]:
     return {
         "small": ModelSpec(provider="demo", model="demo-small"),
@@ -142,6 +173,7 @@ class AgentConfig(_Strict):
     policy: Policy = Policy()
     observability: Observability = Observability()
     pricing: dict[str, Price] = Field(default_factory=_default_pricing)
+    approvals: Approvals = Approvals()
 
     @model_validator(mode="after")
     def _tiers_have_models(self) -> AgentConfig:

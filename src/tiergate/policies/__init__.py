@@ -1,5 +1,6 @@
 """Cedar policies: the schema generated from tools, the loader and the pinned bundle."""
 
+from tiergate.policies._approvers import APPROVER_SCHEMA, ApproverGate
 from tiergate.policies._bundle import PolicyBundle, PolicySource
 from tiergate.policies._cedar_types import cedar_type, to_cedar_record, to_cedar_value
 from tiergate.policies._loader import (
@@ -12,8 +13,10 @@ from tiergate.policies._schema import EMIT_ACTION, FINAL_ANSWER_RESOURCE, cedar_
 
 __all__ = [
     "APPROVAL_LEVELS",
+    "APPROVER_SCHEMA",
     "EMIT_ACTION",
     "FINAL_ANSWER_RESOURCE",
+    "ApproverGate",
     "PolicyBundle",
     "PolicySource",
     "build_bundle",

@@ -4,6 +4,9 @@ from tiergate.workflows._budget import BudgetLedger, model_cost
 from tiergate.workflows._gate import Gate
 from tiergate.workflows._proposal import parse_proposal
 from tiergate.workflows._records import (
+    ApprovalReceipt,
+    ApprovalRecord,
+    ApprovalWait,
     BudgetStop,
     Decision,
     EscalateProposal,
@@ -13,6 +16,7 @@ from tiergate.workflows._records import (
     OutputCheck,
     PendingAction,
     Proposal,
+    Refusal,
     RunStatus,
     RunSummary,
     StepMark,
@@ -30,6 +34,9 @@ __all__ = [
     "RUN_MEMO",
     "STEP_MEMO",
     "AgentRunWorkflow",
+    "ApprovalReceipt",
+    "ApprovalRecord",
+    "ApprovalWait",
     "BudgetLedger",
     "BudgetStop",
     "Decision",
@@ -41,6 +48,7 @@ __all__ = [
     "OutputCheck",
     "PendingAction",
     "Proposal",
+    "Refusal",
     "RunStatus",
     "RunSummary",
     "StepMark",

@@ -119,7 +119,15 @@ class BudgetStop(_Record):
 
 
 class PendingAction(_Record):
-    """An action waiting for approval: exactly what would run if approved."""
+    """An action waiting for approval: exactly what would run if approved.
+
+    Attributes:
+        call_digest: What approvers sign; an edit replaces arguments and digest.
+        required_approvals: 1 for tier 3, 2 distinct approvers for tier 4.
+        approved_by: Approvers whose approval of this exact digest was verified so far.
+        waiting_since / sla_at / expires_at: Workflow times (ISO 8601) of the wait.
+        escalated: True once the SLA passed without a decision.
+    """
 
     step: int
     tool: str
@@ -131,6 +139,61 @@ class PendingAction(_Record):
     policy_ids: list[str]
     policy_version: str
     requester: str
+    run_id: str = ""
+    agent: str = ""
+    required_approvals: int = 1
+    approved_by: list[str] = Field(default_factory=list)
+    waiting_since: str = ""
+    sla_at: str = ""
+    expires_at: str = ""
+    escalated: bool = False
+
+
+class ApprovalRecord(_Record):
+    """A verified, attributable answer from an approver, with its evidence.
+
+    Everything needed to re-verify it offline is here or in the pinned registry snapshot:
+    the signed fields, the signature and the key id.
+    """
+
+    approver: str
+    decision: str
+    justification: str = ""
+    edited_arguments: dict[str, Any] | None = None
+    action_digest: str
+    step: int
+    at: str
+    expires_at: str
+    via: str
+    signature: str
+    key_id: str
+    registry_version: str
+    verified: bool
+    verification: str
+    approver_policy_ids: list[str] = Field(default_factory=list)
+
+
+class Refusal(_Record):
+    """An approval attempt that was refused, and why (the run did not change)."""
+
+    approver: str
+    code: str
+    reason: str
+    at: str
+
+
+class ApprovalWait(_Record):
+    """How a step's wait for approval went."""
+
+    status: Literal["waiting", "approved", "denied", "expired"] = "waiting"
+    original: Decision
+    required: int
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list)
+    waiting_since: str = ""
+    escalated_at: str | None = None
+    decided_at: str | None = None
+    waited_seconds: float = 0.0
 
 
 class StepRecord(_Record):
@@ -159,6 +222,8 @@ class StepRecord(_Record):
     idempotency_key: str | None = None
     tool_result: ToolResult | None = None
     output_checks: list[OutputCheck] = Field(default_factory=list)
+    approval: ApprovalWait | None = None
+    review_sampled: bool = False
     observation: str | None = None
     started_at: str = ""
 
@@ -210,6 +275,7 @@ class RunSummary(_Record):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     wall_time_seconds: float = 0.0
+    approval_wait_seconds: float = 0.0
     versions: Versions | None = None
     budget_stop: BudgetStop | None = None
     pending_action: PendingAction | None = None
@@ -254,6 +320,8 @@ class StepMark(_Record):
     tokens: int = 0
     cost_usd: float = 0.0
     tool_ok: bool | None = None
+    approval_status: str | None = None
+    approved_by: list[str] = Field(default_factory=list)
     observation: str | None = None
 
     @classmethod
@@ -277,5 +345,23 @@ class StepMark(_Record):
             tokens=record.usage.total,
             cost_usd=record.cost_usd,
             tool_ok=record.tool_result.ok if record.tool_result else None,
+            approval_status=record.approval.status if record.approval else None,
+            approved_by=[
+                a.approver
+                for a in (record.approval.approvals if record.approval else [])
+                if a.decision == "approve"
+                and a.action_digest == (decision.call_digest if decision else None)
+            ],
             observation=_cut(record.observation),
         )
+
+
+class ApprovalReceipt(_Record):
+    """What the `approval` update answers: accepted or refused, and where the step stands."""
+
+    accepted: bool
+    status: str
+    code: str = ""
+    reason: str = ""
+    approved_by: list[str] = Field(default_factory=list)
+    required: int = 0

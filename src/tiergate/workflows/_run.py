@@ -9,6 +9,7 @@ so the history shows each decision ahead of the action it allowed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -21,21 +22,28 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from tiergate import __version__
+    from tiergate.approvals import ApprovalRequest
     from tiergate.config import AgentBundle
     from tiergate.digest import idempotency_key
     from tiergate.policies import FINAL_ANSWER_RESOURCE
     from tiergate.shared import (
+        AGENT_ATTRIBUTE,
+        APPROVAL_UPDATE,
         CLASSIFY_ACTIVITY,
         LOAD_AGENT_ACTIVITY,
         MAX_RAW_OUTPUT_CHARS,
         MAX_RUN_INPUT_BYTES,
+        PENDING_APPROVAL_QUERY,
         PROPOSE_ACTIVITY,
+        REVIEW_ENQUEUE_ACTIVITY,
         WORKFLOW_NAME,
         Classification,
         ClassifyInput,
         LoadAgentInput,
         ModelResponse,
         ProposeInput,
+        ReviewEnqueued,
+        ReviewItem,
         RunInput,
         ToolCallInput,
         ToolResult,
@@ -44,9 +52,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from tiergate.tools import SUPPORT_TOOLS
     from tiergate.workflows._budget import BudgetLedger, model_cost
+    from tiergate.workflows._desk import ApprovalDesk
     from tiergate.workflows._gate import Gate
     from tiergate.workflows._proposal import parse_proposal
     from tiergate.workflows._records import (
+        ApprovalReceipt,
         BudgetStop,
         Decision,
         EscalateProposal,
@@ -115,13 +125,13 @@ class AgentRunWorkflow:
         self._steps: list[StepRecord] = []
         self._state = "starting"
         self._outcome: Outcome | None = None
-        self._pending: PendingAction | None = None
         self._alerts: list[str] = []
         self._reported: dict[str, list[str]] = {}
         self._head: str | None = None
         self._append: list[TranscriptEntry] = []
         self._route: str | None = None
         self._final_answer: str | None = None
+        self._desk: ApprovalDesk | None = None
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -131,13 +141,29 @@ class AgentRunWorkflow:
             outcome=self._outcome,
             usage=self._ledger.usage(),
             cost_usd=self._ledger.cost_usd,
-            pending_action=self._pending,
+            pending_action=self._desk.pending if self._desk else None,
         )
+
+    @workflow.query(name=PENDING_APPROVAL_QUERY)
+    def pending_approval(self) -> PendingAction | None:
+        return self._desk.pending if self._desk else None
+
+    @workflow.update(name=APPROVAL_UPDATE)
+    async def approval(self, request: ApprovalRequest) -> ApprovalReceipt:
+        """An approver's signed answer to the pending action."""
+        assert self._desk is not None
+        return await self._desk.handle(request)
+
+    @approval.validator
+    def _validate_approval(self, request: ApprovalRequest) -> None:
+        if self._desk is None:
+            raise ApplicationError("this run is not waiting for an approval", type="not_waiting")
+        self._desk.validate(request)
 
     @workflow.run
     async def run(self, raw_input: dict[str, Any]) -> RunSummary:
         self._input = parse_run_input(raw_input)
-        self._bundle = await workflow.execute_activity(
+        self._bundle: AgentBundle = await workflow.execute_activity(
             LOAD_AGENT_ACTIVITY,
             LoadAgentInput(agent=self._input.agent),
             result_type=AgentBundle,
@@ -150,7 +176,10 @@ class AgentRunWorkflow:
             while True:
                 await self._step()
         except _Stop as stop:
-            return self._finish(stop.outcome, stop.reason, stop.budget_stop)
+            summary = self._finish(stop.outcome, stop.reason, stop.budget_stop)
+        # Answers still being applied finish first, so none is lost or half-recorded.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return summary
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -167,6 +196,8 @@ class AgentRunWorkflow:
                     non_retryable=True,
                 )
         self._gate = Gate(config.name, config.tools.allowlist, self._bundle.policy, SUPPORT_TOOLS)
+        self._desk = ApprovalDesk(self._bundle, self._gate, self._input.requester)
+        workflow.upsert_search_attributes([AGENT_ATTRIBUTE.value_set(config.name)])
         self._append = [
             TranscriptEntry(role="system", content=config.prompts.system.text),
             TranscriptEntry(role="user", content=json.dumps(self._input.input, sort_keys=True)),
@@ -190,7 +221,9 @@ class AgentRunWorkflow:
     # -- model calls -----------------------------------------------------------------------
 
     def _elapsed(self) -> float:
-        return (workflow.now() - workflow.info().start_time).total_seconds()
+        """Seconds of work: time spent waiting for approvers is bounded by the SLA instead."""
+        waited = self._desk.waited_seconds if self._desk else 0.0
+        return (workflow.now() - workflow.info().start_time).total_seconds() - waited
 
     def _remaining(self) -> timedelta:
         left = self._bundle.config.budgets.max_wall_time_seconds - self._elapsed()
@@ -379,7 +412,13 @@ class AgentRunWorkflow:
         record.decision = decision
         self._alert(record, decision.alerts)
         if decision.verdict in (Verdict.NEEDS_APPROVAL, Verdict.NEEDS_DUAL_APPROVAL):
-            self._hold(record, proposal, decision)
+            assert self._desk is not None
+            self._state = "waiting_for_approval"
+            decision = await self._desk.wait_for_decision(record, proposal, decision, self._record)
+            record.decision = decision
+            if decision.verdict != Verdict.ALLOW:
+                self._human_deny(record, decision)
+                return
         if decision.verdict != Verdict.ALLOW:
             self._deny(record, decision)
             return
@@ -414,6 +453,37 @@ class AgentRunWorkflow:
         self._ledger.charge_tool(decision.call_digest, result.attempt)
         record.tool_result = result
         self._after_tool(record, decision.tool or "", result)
+        if decision.tier == 2 and result.ok and self._sampled_for_review(record.idempotency_key):
+            await self._enqueue_review(record, decision, result)
+
+    def _sampled_for_review(self, key: str) -> bool:
+        # Deterministic sampling: the same step is always in or out, on replay and in audits.
+        fraction = self._bundle.config.approvals.review_fraction
+        return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+
+    async def _enqueue_review(
+        self, record: StepRecord, decision: Decision, result: ToolResult
+    ) -> None:
+        item = ReviewItem(
+            run_id=workflow.info().workflow_id,
+            agent=self._bundle.config.name,
+            step=record.step,
+            tool=decision.tool or "",
+            arguments=decision.arguments or {},
+            call_digest=decision.call_digest or "",
+            policy_ids=decision.policy_ids,
+            policy_version=decision.policy_version,
+            reason=getattr(record.proposal, "reason", ""),
+            result_preview=result.preview,
+        )
+        await workflow.execute_activity(
+            REVIEW_ENQUEUE_ACTIVITY,
+            item,
+            result_type=ReviewEnqueued,
+            start_to_close_timeout=timedelta(seconds=30),
+        )
+        record.review_sampled = True
+        self._record(record)
 
     def _after_tool(self, record: StepRecord, tool: str, result: ToolResult) -> None:
         if not result.ok:
@@ -437,23 +507,12 @@ class AgentRunWorkflow:
         if self._ledger.denials >= self._bundle.config.budgets.max_denials:
             raise _Stop(Outcome.DENIED, f"{decision.code}: {decision.reason}")
 
-    def _hold(self, record: StepRecord, proposal: ToolCallProposal, decision: Decision) -> None:
-        assert decision.arguments is not None
-        assert decision.call_digest is not None
-        self._pending = PendingAction(
-            step=record.step,
-            tool=proposal.tool,
-            arguments=decision.arguments,
-            call_digest=decision.call_digest,
-            reason=proposal.reason,
-            tier=decision.tier or 0,
-            verdict=decision.verdict,
-            policy_ids=decision.policy_ids,
-            policy_version=decision.policy_version,
-            requester=self._input.requester,
-        )
-        self._record(record)
-        raise _Stop(Outcome.ESCALATED, f"{proposal.tool} needs approval: {decision.reason}")
+    def _human_deny(self, record: StepRecord, decision: Decision) -> None:
+        """A deny or an expiry by people: fed back to the model, or the run escalates."""
+        note = f"{decision.code} for {decision.tool}: {decision.reason}"
+        self._observe(record, TranscriptEntry(role="gate", content=note), note)
+        if self._bundle.config.approvals.on_deny == "escalate":
+            raise _Stop(Outcome.ESCALATED, note)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -473,8 +532,9 @@ class AgentRunWorkflow:
             cost_usd=self._ledger.cost_usd,
             wall_time_seconds=round(self._elapsed(), 3),
             versions=self._versions(),
+            approval_wait_seconds=round(self._desk.waited_seconds, 3) if self._desk else 0.0,
             budget_stop=stop,
-            pending_action=self._pending,
+            pending_action=self._desk.pending if self._desk else None,
             alerts=sorted(set(self._alerts)),
         )
         workflow.upsert_memo(

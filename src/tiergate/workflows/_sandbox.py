@@ -12,6 +12,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 PASSTHROUGH_MODULES = (
     "cedarpy",
+    "cryptography",
+    "tiergate.approvals",
     "pydantic",
     "pydantic_core",
     "tiergate.config",
@@ -21,6 +23,7 @@ PASSTHROUGH_MODULES = (
     "tiergate.policies",
     "tiergate.shared",
     "tiergate.tools",
+    "tiergate.workflows._approval",
     "tiergate.workflows._budget",
     "tiergate.workflows._gate",
     "tiergate.workflows._proposal",

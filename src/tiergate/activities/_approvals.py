@@ -1,0 +1,57 @@
+"""Activities of the approval path: the registry snapshot and live status, the overdue
+notification hook, and the review queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from temporalio import activity
+
+from tiergate.activities._reviews import ReviewStore
+from tiergate.approvals import ApproverRegistry, RegistrySnapshot
+from tiergate.shared import (
+    APPROVER_STATUS_ACTIVITY,
+    APPROVERS_SNAPSHOT_ACTIVITY,
+    NOTIFY_OVERDUE_ACTIVITY,
+    REVIEW_ENQUEUE_ACTIVITY,
+    ApproverStatus,
+    ApproverStatusInput,
+    NotifyResult,
+    OverdueNotice,
+    RegistryRequest,
+    ReviewEnqueued,
+    ReviewItem,
+)
+
+
+class ApprovalActivities:
+    def __init__(self, home: Path, notify_url: str | None, reviews: ReviewStore) -> None:
+        self.registry = ApproverRegistry(home)
+        self.notify_url = notify_url
+        self.reviews = reviews
+
+    @activity.defn(name=APPROVERS_SNAPSHOT_ACTIVITY)
+    def snapshot(self, request: RegistryRequest) -> RegistrySnapshot:
+        """The registry pinned for a wait; it goes into history so approvals verify offline."""
+        return self.registry.snapshot()
+
+    @activity.defn(name=APPROVER_STATUS_ACTIVITY)
+    def status(self, request: ApproverStatusInput) -> ApproverStatus:
+        approver = self.registry.snapshot().approvers.get(request.name)
+        if approver is None:
+            return ApproverStatus(known=False, active=False)
+        return ApproverStatus(known=True, active=approver.active, key_id=approver.key_id)
+
+    @activity.defn(name=NOTIFY_OVERDUE_ACTIVITY)
+    def notify_overdue(self, notice: OverdueNotice) -> NotifyResult:
+        if not self.notify_url:
+            activity.logger.warning("approval overdue (no notify hook configured): %s", notice)
+            return NotifyResult(delivered=False, detail="no TIERGATE_NOTIFY_URL configured; logged")
+        response = httpx.post(self.notify_url, json=notice.model_dump(), timeout=10)
+        response.raise_for_status()
+        return NotifyResult(delivered=True, detail=f"HTTP {response.status_code}")
+
+    @activity.defn(name=REVIEW_ENQUEUE_ACTIVITY)
+    def enqueue_review(self, item: ReviewItem) -> ReviewEnqueued:
+        return ReviewEnqueued(review_id=self.reviews.add(item))

@@ -1,0 +1,156 @@
+"""The approver registry: who may answer approvals, with which roles, under which key.
+
+Kept in one JSON file (`<home>/approvers.json`); private keys are written beside it in
+`<home>/keys/NAME.pem` with mode 0600 and never enter the registry. A run pins a snapshot of
+the registry when it starts waiting, so its history alone can verify every approval later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiergate.approvals._signing import generate_key, key_id, public_key_text
+from tiergate.errors import TiergateError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+
+
+class ApproverError(TiergateError):
+    """An approver cannot be added, found or used."""
+
+
+class Approver(BaseModel):
+    """One registered approver.
+
+    Attributes:
+        name: Unique approver id (also their Cedar principal, `Approver::"name"`).
+        roles: Roles approver policies test, e.g. ``support_lead``.
+        public_key: base64 raw Ed25519 public key.
+        key_id: Fingerprint of ``public_key``.
+        active: False once revoked; a revoked approver's signatures are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    roles: list[str]
+    public_key: str
+    key_id: str
+    active: bool = True
+    created_at: str
+    revoked_at: str | None = None
+
+
+class RegistrySnapshot(BaseModel):
+    """The registry as a run saw it; ``version`` is the sha256 of its canonical JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approvers: dict[str, Approver] = Field(default_factory=dict)
+    version: str = ""
+
+    @classmethod
+    def of(cls, approvers: dict[str, Approver]) -> RegistrySnapshot:
+        canonical = json.dumps(
+            {k: v.model_dump() for k, v in sorted(approvers.items())}, sort_keys=True
+        )
+        return cls(
+            approvers=approvers, version="sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        )
+
+
+class ApproverRegistry:
+    """Read and change the registry file; every change is an atomic rename."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "approvers.json"
+        self.keys = home / "keys"
+
+    def snapshot(self) -> RegistrySnapshot:
+        if not self.path.exists():
+            return RegistrySnapshot.of({})
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        return RegistrySnapshot.of({k: Approver.model_validate(v) for k, v in data.items()})
+
+    def _write(self, approvers: dict[str, Approver]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({k: v.model_dump() for k, v in approvers.items()}, handle, indent=2)
+        os.replace(tmp, self.path)
+
+    def add(self, name: str, roles: list[str]) -> tuple[Approver, Path]:
+        """Create a key pair for ``name``; returns the entry and the private key's path."""
+        if not _NAME.match(name):
+            raise ApproverError(
+                f"approver name {name!r} is not valid", fix="use letters, digits, _.@-"
+            )
+        if not roles:
+            raise ApproverError("an approver needs at least one role", fix="pass --role ROLE")
+        approvers = self.snapshot().approvers
+        if name in approvers:
+            raise ApproverError(
+                f"approver {name!r} already exists", fix="pick another name, or revoke it first"
+            )
+        key = generate_key()
+        public = public_key_text(key)
+        entry = Approver(
+            name=name,
+            roles=sorted(set(roles)),
+            public_key=public,
+            key_id=key_id(public),
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        key_path = self._write_key(name, key)
+        approvers[name] = entry
+        self._write(approvers)
+        return entry, key_path
+
+    def _write_key(self, name: str, key: Ed25519PrivateKey) -> Path:
+        self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.keys / f"{name}.pem"
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.chmod(path, 0o600)
+        return path
+
+    def revoke(self, name: str) -> Approver:
+        approvers = self.snapshot().approvers
+        if name not in approvers:
+            raise ApproverError(f"no approver named {name!r}", fix="see `tiergate approvers list`")
+        entry = approvers[name].model_copy(
+            update={"active": False, "revoked_at": datetime.now(UTC).isoformat()}
+        )
+        approvers[name] = entry
+        self._write(approvers)
+        return entry
+
+    def private_key(self, name: str) -> Ed25519PrivateKey:
+        path = self.keys / f"{name}.pem"
+        try:
+            key = load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError) as error:
+            raise ApproverError(
+                f"cannot read the private key of {name!r} at {path}: {error}",
+                fix=f"run as the approver who holds it, or `tiergate approvers add {name}`",
+            ) from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ApproverError(f"{path} is not an Ed25519 key")
+        return key

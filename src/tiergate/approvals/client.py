@@ -1,0 +1,123 @@
+"""Client side of approvals: list what waits, sign an answer, send it as the update.
+
+The CLI, the web page and the demo all answer through `decide`, so every channel signs the
+same fields and meets the same validator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from tiergate.approvals._registry import ApproverRegistry
+from tiergate.approvals._signing import ApprovalDecision, ApprovalRequest, sign
+from tiergate.errors import TiergateError
+from tiergate.shared import (
+    APPROVAL_UPDATE,
+    PENDING_APPROVAL_ATTRIBUTE,
+    PENDING_APPROVAL_QUERY,
+    WORKFLOW_NAME,
+)
+from tiergate.workflows import ApprovalReceipt, PendingAction
+
+#: How long a signed answer stays valid: long enough to reach the run, short enough to
+#: be useless if captured.
+ANSWER_TTL = timedelta(minutes=10)
+
+
+class ApprovalRefusedError(TiergateError):
+    """The run refused an answer; ``code`` says why (e.g. ``not_authorized``)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"{code}: {reason}")
+
+
+class NotWaitingError(TiergateError):
+    """The run has no pending approval (it finished, moved on, or does not exist)."""
+
+
+async def pending_of(client: Client, run_id: str) -> PendingAction:
+    try:
+        pending: PendingAction | None = await client.get_workflow_handle(run_id).query(
+            PENDING_APPROVAL_QUERY,
+            result_type=PendingAction | None,  # type: ignore[arg-type]
+        )
+    except RPCError as error:
+        raise NotWaitingError(f"cannot reach run {run_id}: {error.message}") from None
+    if pending is None:
+        raise NotWaitingError(f"run {run_id} is not waiting for an approval")
+    return pending
+
+
+async def list_pending(client: Client, limit: int = 100) -> list[PendingAction]:
+    """Pending approvals across runs, from Temporal visibility (oldest wait first)."""
+    query = f'WorkflowType = "{WORKFLOW_NAME}" AND {PENDING_APPROVAL_ATTRIBUTE.name} = true'
+    ids = [wf.id async for wf in client.list_workflows(query, limit=limit)]
+    found = await asyncio.gather(*(pending_of(client, i) for i in ids), return_exceptions=True)
+    pending = [p for p in found if isinstance(p, PendingAction)]
+    return sorted(pending, key=lambda p: p.waiting_since)
+
+
+def build_request(
+    pending: PendingAction,
+    approver: str,
+    decision: ApprovalDecision,
+    justification: str = "",
+    edited_arguments: dict[str, Any] | None = None,
+    via: Literal["cli", "web", "demo", "api"] = "cli",
+    now: datetime | None = None,
+) -> ApprovalRequest:
+    return ApprovalRequest(
+        run_id=pending.run_id,
+        step=pending.step,
+        action_digest=pending.call_digest,
+        decision=decision,
+        approver=approver,
+        justification=justification,
+        edited_arguments=edited_arguments,
+        via=via,
+        expires_at=(now or datetime.now(UTC)) + ANSWER_TTL,
+    )
+
+
+async def submit(client: Client, request: ApprovalRequest) -> ApprovalReceipt:
+    """Send a signed answer; a refusal raises ApprovalRefusedError with the run's reason."""
+    try:
+        receipt: ApprovalReceipt = await client.get_workflow_handle(request.run_id).execute_update(
+            APPROVAL_UPDATE, request, result_type=ApprovalReceipt
+        )
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError):
+            raise ApprovalRefusedError(cause.type or "refused", cause.message) from None
+        raise
+    except RPCError as error:
+        raise NotWaitingError(
+            f"run {request.run_id} cannot take an answer: {error.message}"
+        ) from None
+    if not receipt.accepted:
+        raise ApprovalRefusedError(receipt.code, receipt.reason)
+    return receipt
+
+
+async def decide(
+    client: Client,
+    registry: ApproverRegistry,
+    run_id: str,
+    approver: str,
+    decision: ApprovalDecision,
+    justification: str = "",
+    edited_arguments: dict[str, Any] | None = None,
+    via: Literal["cli", "web", "demo", "api"] = "cli",
+) -> ApprovalReceipt:
+    """Look up what ``run_id`` waits for, sign ``approver``'s answer to it, and send it."""
+    pending = await pending_of(client, run_id)
+    request = build_request(pending, approver, decision, justification, edited_arguments, via)
+    return await submit(client, sign(request, registry.private_key(approver)))

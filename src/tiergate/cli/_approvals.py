@@ -1,0 +1,289 @@
+"""`tiergate approvers|approvals|reviews`: the approver's front door in a terminal.
+
+Exit codes a script can use: 0 done, 2 bad usage or config, 3 refused by the run,
+4 the run is not waiting for an approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tiergate.activities import ReviewError, ReviewStore
+from tiergate.approvals import ApprovalDecision, ApproverError, ApproverRegistry
+from tiergate.approvals.client import (
+    ApprovalRefusedError,
+    NotWaitingError,
+    decide,
+    list_pending,
+    pending_of,
+)
+from tiergate.cli._render import console
+from tiergate.settings import Settings
+from tiergate.worker import connect
+from tiergate.workflows import ApprovalReceipt, PendingAction
+
+EXIT_REFUSED = 3
+EXIT_NOT_WAITING = 4
+
+approvers_app = typer.Typer(help="Manage approvers and their keys.", no_args_is_help=True)
+approvals_app = typer.Typer(help="Answer pending approvals.", no_args_is_help=True)
+reviews_app = typer.Typer(
+    help="Review sampled tier-2 actions after the fact.", no_args_is_help=True
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsApprover = Annotated[str, typer.Option("--as", help="The approver answering (holds the key).")]
+
+
+def _registry() -> ApproverRegistry:
+    return ApproverRegistry(Settings().home)
+
+
+@approvers_app.command("add")
+def approvers_add(
+    name: str, role: Annotated[list[str], typer.Option("--role", help="Repeat for several.")]
+) -> None:
+    """Create an approver: a key pair (private key 0600) and a registry entry."""
+    try:
+        entry, key_path = _registry().add(name, role)
+    except ApproverError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"added [bold]{entry.name}[/bold] roles {', '.join(entry.roles)} key {entry.key_id}"
+    )
+    console.print(f"private key: {key_path} (mode 0600; keep it with the approver)")
+
+
+@approvers_app.command("list")
+def approvers_list(as_json: JsonFlag = False) -> None:
+    """Registered approvers."""
+    approvers = _registry().snapshot().approvers
+    if as_json:
+        print(json.dumps([a.model_dump() for a in approvers.values()], indent=2))
+        return
+    table = Table("name", "roles", "key", "status", "since")
+    for a in approvers.values():
+        status = "[green]active[/green]" if a.active else f"[red]revoked {a.revoked_at}[/red]"
+        table.add_row(a.name, ", ".join(a.roles), a.key_id, status, a.created_at[:19])
+    console.print(table)
+
+
+@approvers_app.command("revoke")
+def approvers_revoke(name: str) -> None:
+    """Revoke an approver's key: their answers are refused from now on, even mid-wait."""
+    try:
+        entry = _registry().revoke(name)
+    except ApproverError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"revoked {entry.name} ({entry.key_id})")
+
+
+def _age(since: str) -> str:
+    if not since:
+        return ""
+    seconds = int((datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds())
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+def _left(until: str) -> str:
+    if not until:
+        return ""
+    seconds = int((datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds())
+    return "[red]overdue[/red]" if seconds < 0 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _pending_row(p: PendingAction) -> dict[str, Any]:
+    return {
+        "run_id": p.run_id,
+        "agent": p.agent,
+        "step": p.step,
+        "tool": p.tool,
+        "amount_usd": p.arguments.get("amount_usd"),
+        "tier": p.tier,
+        "age": _age(p.waiting_since),
+        "sla_left": _left(p.sla_at),
+        "approvals": f"{len(p.approved_by)}/{p.required_approvals}",
+        "escalated": p.escalated,
+    }
+
+
+@approvals_app.command("list")
+def approvals_list(as_json: JsonFlag = False) -> None:
+    """Pending approvals across runs (from Temporal visibility)."""
+
+    async def main() -> list[PendingAction]:
+        return await list_pending(await connect(Settings()))
+
+    pending = asyncio.run(main())
+    if as_json:
+        print(json.dumps([p.model_dump(mode="json") for p in pending], indent=2))
+        return
+    table = Table("run", "agent", "tool", "amount $", "tier", "age", "SLA left", "approvals")
+    for p in pending:
+        row = _pending_row(p)
+        tier = f"[red]{p.tier}[/red]" if p.tier >= 4 else str(p.tier)
+        table.add_row(
+            p.run_id,
+            p.agent,
+            p.tool,
+            str(row["amount_usd"] or ""),
+            tier,
+            row["age"],
+            row["sla_left"],
+            row["approvals"],
+        )
+    console.print(table if pending else "no pending approvals")
+
+
+def _exit_for(error: Exception) -> typer.Exit:
+    if isinstance(error, ApprovalRefusedError):
+        console.print(f"[red]refused[/red] ({error.code}): {error.reason}")
+        return typer.Exit(EXIT_REFUSED)
+    if isinstance(error, NotWaitingError):
+        console.print(f"[yellow]not waiting:[/yellow] {error}")
+        return typer.Exit(EXIT_NOT_WAITING)
+    console.print(f"[red]error:[/red] {error}")
+    return typer.Exit(2)
+
+
+@approvals_app.command("show")
+def approvals_show(run_id: str, as_json: JsonFlag = False) -> None:
+    """The action a run waits on: tool, arguments, reason, tier, policies, SLA."""
+
+    async def main() -> PendingAction:
+        return await pending_of(await connect(Settings()), run_id)
+
+    try:
+        p = asyncio.run(main())
+    except NotWaitingError as error:
+        raise _exit_for(error) from None
+    if as_json:
+        print(p.model_dump_json(indent=2))
+        return
+    console.print(
+        f"[bold]{p.run_id}[/bold] step {p.step} — agent {p.agent}, requested by {p.requester}"
+    )
+    console.print(f"action: [cyan]{p.tool}[/cyan] {json.dumps(p.arguments)}")
+    console.print(f"model's reason: {p.reason}")
+    console.print(f"tier {p.tier} ({p.verdict.value}) by policies {', '.join(p.policy_ids)}")
+    console.print(
+        f"approvals {len(p.approved_by)}/{p.required_approvals}: {', '.join(p.approved_by) or '-'}"
+    )
+    console.print(
+        f"waiting {_age(p.waiting_since)}; SLA left {_left(p.sla_at)}; expires {p.expires_at}"
+    )
+
+
+def _answer(
+    run_id: str, approver: str, decision: ApprovalDecision, text: str, edit: dict[str, Any] | None
+) -> ApprovalReceipt:
+    async def main() -> ApprovalReceipt:
+        settings = Settings()
+        registry = ApproverRegistry(settings.home)
+        return await decide(
+            await connect(settings), registry, run_id, approver, decision, text, edit
+        )
+
+    try:
+        return asyncio.run(main())
+    except (ApprovalRefusedError, NotWaitingError, ApproverError) as error:
+        raise _exit_for(error) from None
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    run_id: str,
+    approver: AsApprover,
+    justification: Annotated[str, typer.Option(help="Why; required for tier 4.")] = "",
+    edit: Annotated[
+        str | None, typer.Option(help="Approve these arguments instead (JSON).")
+    ] = None,
+) -> None:
+    """Approve the pending action (optionally with edited arguments, gated again)."""
+    try:
+        edited = json.loads(edit) if edit else None
+    except json.JSONDecodeError as error:
+        console.print(f"[red]error:[/red] --edit is not JSON: {error}")
+        raise typer.Exit(2) from None
+    receipt = _answer(run_id, approver, ApprovalDecision.APPROVE, justification, edited)
+    color = "green" if receipt.status == "approved" else "yellow"
+    console.print(
+        f"[{color}]{receipt.status}[/{color}]: approvals {len(receipt.approved_by)}/{receipt.required}"
+        f" ({', '.join(receipt.approved_by)})"
+    )
+
+
+@approvals_app.command("deny")
+def approvals_deny(
+    run_id: str,
+    approver: AsApprover,
+    reason: Annotated[str, typer.Option(help="Why the action must not run.")] = "",
+) -> None:
+    """Deny the pending action with a reason."""
+    receipt = _answer(run_id, approver, ApprovalDecision.DENY, reason, None)
+    console.print(f"[red]{receipt.status}[/red]")
+
+
+def _reviews() -> ReviewStore:
+    return ReviewStore(Settings().reviews_path)
+
+
+@reviews_app.command("list")
+def reviews_list(
+    include_reviewed: Annotated[
+        bool, typer.Option("--all", help="Include reviewed items.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sampled tier-2 actions waiting for a post-hoc look."""
+    rows = _reviews().list(include_reviewed)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "run", "step", "tool", "arguments", "verdict")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["run_id"],
+            str(r["step"]),
+            r["tool"],
+            json.dumps(r["item"]["arguments"]),
+            r["verdict"] or "",
+        )
+    console.print(table if rows else "review queue is empty")
+
+
+@reviews_app.command("show")
+def reviews_show(review_id: int) -> None:
+    """One sampled action with its decision and result."""
+    try:
+        print(json.dumps(_reviews().get(review_id), indent=2))
+    except ReviewError as error:
+        raise _exit_for(error) from None
+
+
+@reviews_app.command("flag")
+def reviews_flag(
+    review_id: int,
+    reviewer: AsApprover,
+    reason: Annotated[str, typer.Option(help="What is wrong (or right) with it.")],
+    ok: Annotated[bool, typer.Option("--ok", help="Mark as fine instead of a problem.")] = False,
+) -> None:
+    """Record a reviewer's verdict on a sampled action."""
+    try:
+        row = _reviews().flag(review_id, reviewer, "ok" if ok else "problem", reason)
+    except ReviewError as error:
+        raise _exit_for(error) from None
+    console.print(f"review {row['id']}: {row['verdict']} by {row['reviewer']}")

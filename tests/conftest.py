@@ -7,6 +7,7 @@ the default), `time-skipping` (the Java test server from temporal-test-server-bi
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -17,17 +18,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from tiergate.activities import SupportStore
+from tiergate.approvals import ApproverRegistry
+from tiergate.approvals.client import NotWaitingError, pending_of
 from tiergate.devserver import start_dev_server
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.visibility import ensure_search_attributes
 from tiergate.worker import build_worker
-from tiergate.workflows import RunSummary
+from tiergate.workflows import PendingAction, RunSummary
 
 ALL_TOOLS = [
     "crm.read_ticket",
@@ -147,6 +151,36 @@ class Harness:
                 result_type=RunSummary,
             )
             return result
+
+    async def start(self, agent: str, **fields: Any) -> WorkflowHandle[Any, RunSummary]:
+        """Start a run without waiting for it (a worker must be running: `worker()`)."""
+        return await self.env.client.start_workflow(
+            WORKFLOW_NAME,
+            self.input(agent, **fields),
+            id=f"test-{uuid.uuid4()}",
+            task_queue=self.task_queue,
+            result_type=RunSummary,
+        )
+
+    def worker(self) -> Worker:
+        return build_worker(self.env.client, self.settings, task_queue=self.task_queue)
+
+    @property
+    def registry(self) -> ApproverRegistry:
+        return ApproverRegistry(self.home)
+
+    async def pending(
+        self, handle: WorkflowHandle[Any, RunSummary], timeout: float = 30
+    ) -> PendingAction:
+        """The run's pending approval, once it waits for one."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                return await pending_of(self.env.client, handle.id)
+            except NotWaitingError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def history(self, workflow_id: str) -> WorkflowHistory:
         return await self.env.client.get_workflow_handle(workflow_id).fetch_history()

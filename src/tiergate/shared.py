@@ -25,6 +25,8 @@ NOTIFY_OVERDUE_ACTIVITY = "notify__approval_overdue"
 REVIEW_ENQUEUE_ACTIVITY = "review__enqueue"
 APPROVAL_UPDATE = "approval"
 PENDING_APPROVAL_QUERY = "pending_approval"
+#: Memo key holding the pending action while a run waits, so lists need no worker.
+PENDING_MEMO = "tiergate.pending"
 
 #: Visibility: runs waiting for people, listable across runs (`tiergate approvals list`).
 PENDING_APPROVAL_ATTRIBUTE = SearchAttributeKey.for_bool("TiergatePendingApproval")

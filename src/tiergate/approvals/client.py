@@ -6,11 +6,10 @@ same fields and meets the same validator.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -21,6 +20,7 @@ from tiergate.shared import (
     APPROVAL_UPDATE,
     PENDING_APPROVAL_ATTRIBUTE,
     PENDING_APPROVAL_QUERY,
+    PENDING_MEMO,
     WORKFLOW_NAME,
 )
 from tiergate.workflows import ApprovalReceipt, PendingAction
@@ -44,9 +44,19 @@ class NotWaitingError(TiergateError):
 
 
 async def pending_of(client: Client, run_id: str) -> PendingAction:
+    """What ``run_id`` waits for, asked of the run itself (needs a worker to answer)."""
+    handle = client.get_workflow_handle(run_id)
     try:
-        pending: PendingAction | None = await client.get_workflow_handle(run_id).query(
+        description = await handle.describe()
+    except RPCError as error:
+        raise NotWaitingError(f"cannot reach run {run_id}: {error.message}") from None
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        status = description.status.name.lower() if description.status else "unknown"
+        raise NotWaitingError(f"run {run_id} is {status}, not waiting for an approval")
+    try:
+        pending: PendingAction | None = await handle.query(
             PENDING_APPROVAL_QUERY,
+            PENDING_MEMO,
             result_type=PendingAction | None,  # type: ignore[arg-type]
         )
     except RPCError as error:
@@ -57,11 +67,16 @@ async def pending_of(client: Client, run_id: str) -> PendingAction:
 
 
 async def list_pending(client: Client, limit: int = 100) -> list[PendingAction]:
-    """Pending approvals across runs, from Temporal visibility (oldest wait first)."""
-    query = f'WorkflowType = "{WORKFLOW_NAME}" AND {PENDING_APPROVAL_ATTRIBUTE.name} = true'
-    ids = [wf.id async for wf in client.list_workflows(query, limit=limit)]
-    found = await asyncio.gather(*(pending_of(client, i) for i in ids), return_exceptions=True)
-    pending = [p for p in found if isinstance(p, PendingAction)]
+    """Pending approvals across runs, from Temporal visibility alone (oldest wait first)."""
+    query = (
+        f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Running" '
+        f"AND {PENDING_APPROVAL_ATTRIBUTE.name} = true"
+    )
+    pending = []
+    async for wf in client.list_workflows(query, limit=limit):
+        value = (await wf.memo()).get(PENDING_MEMO)
+        if value:
+            pending.append(PendingAction.model_validate(value))
     return sorted(pending, key=lambda p: p.waiting_since)
 
 

@@ -7,6 +7,7 @@ actually applies to. Checks run cheapest and most telling first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,17 +50,18 @@ def refusal_for(
     """None if ``request`` may be applied now, else the reason it is refused."""
     if pending is None or wait is None or wait.status != "waiting":
         return _refuse(request, "not_waiting", "this run is not waiting for an approval", now)
-    checks = (
-        _addressing(request, pending, ctx),
-        _authenticity(request, ctx, now),
-        _separation(request, pending, wait),
-        _content(request, pending),
-        _authority(request, pending, ctx),
-        _edit(request, pending, ctx),
+    # Evaluated in order and lazily: later checks rely on earlier ones (a known approver).
+    checks: tuple[Callable[[], tuple[str, str] | None], ...] = (
+        lambda: _addressing(request, pending, ctx),
+        lambda: _authenticity(request, ctx, now),
+        lambda: _separation(request, pending, wait),
+        lambda: _content(request, pending),
+        lambda: _authority(request, pending, ctx),
+        lambda: _edit(request, pending, ctx),
     )
     for check in checks:
-        if check is not None:
-            return _refuse(request, check[0], check[1], now)
+        if (found := check()) is not None:
+            return _refuse(request, found[0], found[1], now)
     return None
 
 

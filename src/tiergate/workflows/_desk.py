@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         APPROVERS_SNAPSHOT_ACTIVITY,
         NOTIFY_OVERDUE_ACTIVITY,
         PENDING_APPROVAL_ATTRIBUTE,
+        PENDING_MEMO,
         ApproverStatus,
         ApproverStatusInput,
         NotifyResult,
@@ -109,6 +110,7 @@ class ApprovalDesk:
         assert self.pending is not None
         assert self.wait is not None
         self._apply(request, record_for(request, self.pending, self.context(), now))
+        self._publish()
         return ApprovalReceipt(
             accepted=True,
             status=self.wait.status,
@@ -196,6 +198,7 @@ class ApprovalDesk:
         self.edited = None
         record.approval = self.wait
         on_change(record)
+        self._publish()
         workflow.upsert_search_attributes([PENDING_APPROVAL_ATTRIBUTE.value_set(True)])
         decided = await self._until_decided(times.sla_seconds)
         if not decided:
@@ -209,7 +212,13 @@ class ApprovalDesk:
         workflow.upsert_search_attributes([PENDING_APPROVAL_ATTRIBUTE.value_set(False)])
         final = self._final_decision(decision)
         self.pending = None
+        self._publish()
         return final
+
+    def _publish(self) -> None:
+        """The pending action in the memo: listing waits across runs needs no worker."""
+        value = self.pending.model_dump(mode="json") if self.pending else None
+        workflow.upsert_memo({PENDING_MEMO: value})
 
     async def _until_decided(self, seconds: float) -> bool:
         try:
@@ -227,6 +236,7 @@ class ApprovalDesk:
         self.wait.escalated_at = workflow.now().isoformat()
         self.pending.escalated = True
         on_change(record)
+        self._publish()
         workflow.logger.warning(
             "approval overdue: step %s %s (tier %s) waiting since %s",
             self.pending.step,

@@ -1,0 +1,268 @@
+"""The approval state machine, pure: every refusal reason, and what counts as approved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tiergate.approvals import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Approver,
+    RegistrySnapshot,
+    generate_key,
+    key_id,
+    public_key_text,
+    sign,
+    verify,
+)
+from tiergate.config import compile_agent, parse_agent_yaml
+from tiergate.config._load import PACKAGED_AGENTS
+from tiergate.policies import ApproverGate
+from tiergate.tools import SUPPORT_TOOLS
+from tiergate.workflows import ApprovalWait, Gate, PendingAction, ToolCallProposal, Verdict
+from tiergate.workflows._approval import ApprovalContext, record_for, refusal_for
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+KEYS: dict[str, Ed25519PrivateKey] = {
+    n: generate_key() for n in ("lead", "fin", "p1", "p2", "gone", "svc")
+}
+ROLES = {
+    "lead": ["support_lead"],
+    "fin": ["finance"],
+    "p1": ["privacy_officer"],
+    "p2": ["privacy_officer"],
+    "gone": ["finance"],
+    "svc": ["finance"],
+}
+
+
+def registry() -> RegistrySnapshot:
+    approvers = {
+        name: Approver(
+            name=name,
+            roles=ROLES[name],
+            public_key=public_key_text(key),
+            key_id=key_id(public_key_text(key)),
+            active=name != "gone",
+            created_at=NOW.isoformat(),
+        )
+        for name, key in KEYS.items()
+    }
+    return RegistrySnapshot.of(approvers)
+
+
+@pytest.fixture(scope="module")
+def ctx() -> ApprovalContext:
+    path = PACKAGED_AGENTS / "support_refund_agent.yaml"
+    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS)
+    gate = Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    return ApprovalContext(
+        run_id="run-1",
+        agent=bundle.config.name,
+        registry=registry(),
+        approvers=ApproverGate(bundle.approver_policy),
+        gate=gate,
+    )
+
+
+def held(ctx: ApprovalContext, tool: str, **arguments: Any) -> tuple[PendingAction, ApprovalWait]:
+    decision = ctx.gate.decide(ToolCallProposal(tool=tool, arguments=arguments), step=3)
+    assert decision.verdict in (Verdict.NEEDS_APPROVAL, Verdict.NEEDS_DUAL_APPROVAL)
+    assert decision.arguments is not None
+    assert decision.call_digest is not None
+    pending = PendingAction(
+        step=3,
+        tool=tool,
+        arguments=decision.arguments,
+        call_digest=decision.call_digest,
+        reason="r",
+        tier=decision.tier or 0,
+        verdict=decision.verdict,
+        policy_ids=decision.policy_ids,
+        policy_version=decision.policy_version,
+        requester="svc",
+        run_id="run-1",
+        agent=ctx.agent,
+        required_approvals=2 if (decision.tier or 0) >= 4 else 1,
+    )
+    return pending, ApprovalWait(original=decision, required=pending.required_approvals)
+
+
+def refund(ctx: ApprovalContext, amount: str = "400") -> tuple[PendingAction, ApprovalWait]:
+    return held(
+        ctx, "payments.issue_refund", order_id="ORD-1", amount_usd=amount, reason_code="damaged"
+    )
+
+
+def answer(
+    pending: PendingAction,
+    who: str,
+    decision: str = "approve",
+    signer: str | None = None,
+    **fields: Any,
+) -> ApprovalRequest:
+    request = ApprovalRequest(
+        run_id=fields.pop("run_id", "run-1"),
+        step=fields.pop("step", pending.step),
+        action_digest=fields.pop("action_digest", pending.call_digest),
+        decision=ApprovalDecision(decision),
+        approver=who,
+        expires_at=fields.pop("expires_at", NOW + timedelta(minutes=10)),
+        **fields,
+    )
+    return sign(request, KEYS[signer or who])
+
+
+def code(
+    ctx: ApprovalContext,
+    request: ApprovalRequest,
+    pending: PendingAction | None,
+    wait: ApprovalWait | None,
+) -> str | None:
+    refusal = refusal_for(request, pending, wait, ctx, NOW)
+    return refusal.code if refusal else None
+
+
+class TestAccepted:
+    def test_authorized_lead_approves_a_400_refund(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        request = answer(pending, "lead", justification="ok")
+        assert code(ctx, request, pending, wait) is None
+        record = record_for(request, pending, ctx, NOW)
+        assert record.verified
+        assert record.key_id == ctx.registry.approvers["lead"].key_id
+        assert record.approver_policy_ids == ["support_leads_approve_refunds_up_to_500"]
+        assert verify(request, ctx.registry.approvers["lead"].public_key)
+
+    def test_edit_to_a_smaller_refund_is_accepted(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        request = answer(
+            pending,
+            "lead",
+            edited_arguments={"order_id": "ORD-1", "amount_usd": "45", "reason_code": "damaged"},
+        )
+        assert code(ctx, request, pending, wait) is None
+
+
+class TestRefused:
+    @pytest.mark.parametrize(
+        ("fields", "expected"),
+        [
+            ({"run_id": "run-2"}, "wrong_run"),
+            ({"step": 4}, "wrong_step"),
+            ({"action_digest": "0" * 64}, "action_changed"),
+            ({"expires_at": NOW - timedelta(seconds=1)}, "approval_expired"),
+        ],
+    )
+    def test_misaddressed_or_stale(
+        self, ctx: ApprovalContext, fields: dict[str, Any], expected: str
+    ) -> None:
+        pending, wait = refund(ctx)
+        assert code(ctx, answer(pending, "lead", **fields), pending, wait) == expected
+
+    def test_not_waiting(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        assert code(ctx, answer(pending, "lead"), None, None) == "not_waiting"
+        wait.status = "approved"
+        assert code(ctx, answer(pending, "lead"), pending, wait) == "not_waiting"
+
+    def test_unknown_approver(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        request = answer(pending, "lead").model_copy(update={"approver": "mallory"})
+        assert code(ctx, request, pending, wait) == "unknown_approver"
+
+    def test_revoked_key(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        assert code(ctx, answer(pending, "gone"), pending, wait) == "key_revoked"
+
+    def test_missing_and_bad_signatures(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        unsigned = answer(pending, "lead").model_copy(update={"signature": ""})
+        assert code(ctx, unsigned, pending, wait) == "missing_signature"
+        tampered = answer(pending, "lead").model_copy(
+            update={"justification": "changed after signing"}
+        )
+        assert code(ctx, tampered, pending, wait) == "bad_signature"
+
+    def test_forged_with_an_unregistered_key(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        forged = sign(answer(pending, "lead").model_copy(update={"signature": ""}), generate_key())
+        assert code(ctx, forged, pending, wait) == "bad_signature"
+
+    def test_requester_cannot_approve(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        assert code(ctx, answer(pending, "svc"), pending, wait) == "self_approval"
+
+    def test_duplicate_approver(self, ctx: ApprovalContext) -> None:
+        pending, wait = held(ctx, "users.delete_data", user_id="U-1", justification="asked")
+        first = answer(pending, "p1", justification="verified identity")
+        wait.approvals.append(record_for(first, pending, ctx, NOW))
+        pending.approved_by.append("p1")
+        assert (
+            code(ctx, answer(pending, "p1", justification="again"), pending, wait)
+            == "duplicate_approver"
+        )
+        assert code(ctx, answer(pending, "p2", justification="second"), pending, wait) is None
+
+    def test_without_the_role_or_over_the_limit(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        assert code(ctx, answer(pending, "p1"), pending, wait) == "not_authorized"
+        big, big_wait = refund(ctx, "600")
+        assert code(ctx, answer(big, "lead"), big, big_wait) == "not_authorized"
+        assert code(ctx, answer(big, "fin"), big, big_wait) is None
+
+    def test_deny_needs_a_reason(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        assert code(ctx, answer(pending, "lead", "deny"), pending, wait) == "reason_required"
+        assert (
+            code(ctx, answer(pending, "lead", "deny", justification="fraud"), pending, wait) is None
+        )
+
+    def test_tier_four_approval_needs_a_justification(self, ctx: ApprovalContext) -> None:
+        pending, wait = held(ctx, "users.delete_data", user_id="U-1", justification="asked")
+        assert code(ctx, answer(pending, "p1"), pending, wait) == "justification_required"
+
+    def test_edits_are_gated_again(self, ctx: ApprovalContext) -> None:
+        pending, wait = refund(ctx)
+        too_big = answer(
+            pending,
+            "lead",
+            edited_arguments={"order_id": "ORD-1", "amount_usd": "5000", "reason_code": "damaged"},
+        )
+        assert code(ctx, too_big, pending, wait) == "edit_denied"
+        malformed = answer(pending, "lead", edited_arguments={"order_id": "nope"})
+        assert code(ctx, malformed, pending, wait) == "edit_denied"
+        on_deny = answer(
+            pending, "lead", "deny", justification="x", edited_arguments={"order_id": "ORD-1"}
+        )
+        assert code(ctx, on_deny, pending, wait) == "edit_on_deny"
+
+
+def test_signature_covers_every_field() -> None:
+    key = generate_key()
+    request = sign(
+        ApprovalRequest(
+            run_id="r",
+            step=1,
+            action_digest="a" * 64,
+            decision=ApprovalDecision.APPROVE,
+            approver="x",
+            expires_at=NOW,
+        ),
+        key,
+    )
+    public = public_key_text(key)
+    assert verify(request, public)
+    for change in (
+        {"step": 2},
+        {"decision": ApprovalDecision.DENY},
+        {"via": "web"},
+        {"expires_at": NOW + timedelta(days=1)},
+        {"edited_arguments": {"a": 1}},
+        {"action_digest": "b" * 64},
+    ):
+        assert not verify(request.model_copy(update=change), public), change

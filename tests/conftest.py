@@ -169,18 +169,14 @@ class Harness:
     def registry(self) -> ApproverRegistry:
         return ApproverRegistry(self.home)
 
-    async def pending(
-        self, handle: WorkflowHandle[Any, RunSummary], timeout: float = 30
-    ) -> PendingAction:
-        """The run's pending approval, once it waits for one."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                return await pending_of(self.env.client, handle.id)
-            except NotWaitingError:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+    async def pending(self, handle: WorkflowHandle[Any, RunSummary]) -> PendingAction:
+        """The run's pending approval, once it waits for one (within 30 s)."""
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    return await pending_of(self.env.client, handle.id)
+                except NotWaitingError:
+                    await asyncio.sleep(0.05)
 
     async def history(self, workflow_id: str) -> WorkflowHistory:
         return await self.env.client.get_workflow_handle(workflow_id).fetch_history()

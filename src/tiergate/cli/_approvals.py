@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from temporalio.client import WorkflowHistory
 
 from tiergate.activities import ReviewError, ReviewStore
 from tiergate.approvals import ApprovalDecision, ApproverError, ApproverRegistry
+from tiergate.approvals.audit import audit_approvals
 from tiergate.approvals.client import (
     ApprovalRefusedError,
     NotWaitingError,
@@ -287,3 +290,39 @@ def reviews_flag(
     except ReviewError as error:
         raise _exit_for(error) from None
     console.print(f"review {row['id']}: {row['verdict']} by {row['reviewer']}")
+
+
+@approvals_app.command("audit")
+def approvals_audit(
+    run_id: str,
+    history: Annotated[
+        Path | None, typer.Option("--history", help="A history JSON file instead of the server.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-verify a run's approvals from its history alone; exit 1 if anything fails."""
+    if history is not None:
+        recorded = WorkflowHistory.from_json(run_id, history.read_text(encoding="utf-8"))
+    else:
+
+        async def main() -> WorkflowHistory:
+            client = await connect(Settings())
+            return await client.get_workflow_handle(run_id).fetch_history()
+
+        recorded = asyncio.run(main())
+    audit = audit_approvals(recorded)
+    if as_json:
+        print(
+            json.dumps(
+                {"run_id": run_id, "ok": audit.ok, "findings": [vars(f) for f in audit.findings]},
+                indent=2,
+            )
+        )
+    else:
+        for f in audit.findings:
+            mark = "[green]verified[/green]" if f.ok else "[red]FAILED[/red]"
+            console.print(f"step {f.step} {f.subject}: {mark} — {f.detail}")
+        if not audit.findings:
+            console.print("no approvals in this run")
+    if not audit.ok:
+        raise typer.Exit(1)

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint types pytest dev clean
+.PHONY: demo test lint types pytest dev bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ dev: $(STAMP)
 	$(BIN)/tiergate dev
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -30,6 +30,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint types pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/approval_latency.py --runs $${BENCH_RUNS:-200}
 
 clean:
 	rm -rf $(VENV) .tiergate .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,220 @@
+"""Approval latency: from the approve call to the tool activity starting.
+
+Runs N governed refunds that wait for one approval on the embedded dev server, approves them
+one at a time through the same signed update the CLI uses, and times each from just before
+the update is sent to the moment the refund activity starts (both clocks in this process).
+The baseline, measured in the same run on the same server and worker settings, is a bare
+workflow whose update only flips a flag that releases the same kind of activity: the ratio
+says what governance (signature, Cedar approver policy, live revocation check, records)
+adds on top of Temporal's own update round trip.
+
+    python bench/approval_latency.py [--runs 200] [--out bench/results/approval_latency.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from tiergate.activities import ContentStore, SupportStore, ToolActivities
+from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
+from tiergate.approvals.client import NotWaitingError, build_request, pending_of, submit
+from tiergate.devserver import start_dev_server
+from tiergate.settings import Settings
+from tiergate.shared import WORKFLOW_NAME, RunInput, ToolCallInput, ToolResult, tool_activity_name
+from tiergate.tools import SUPPORT_TOOLS
+from tiergate.worker import build_activities, build_worker
+
+STARTED: dict[str, float] = {}
+
+
+@activity.defn(name="bench__act")
+def bare_act(run_id: str) -> str:
+    STARTED[run_id] = time.perf_counter()
+    return run_id
+
+
+@workflow.defn(name="BareApprovalWorkflow", sandboxed=False)
+class BareApprovalWorkflow:
+    """The baseline: wait for an update, then run one activity."""
+
+    def __init__(self) -> None:
+        self.approved = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.approved)
+        return str(
+            await workflow.execute_activity(
+                bare_act, workflow.info().workflow_id, start_to_close_timeout=timedelta(seconds=30)
+            )
+        )
+
+    @workflow.update
+    async def approve(self) -> str:
+        self.approved = True
+        return "ok"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def stats_ms(values: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values]
+    return {
+        "p50_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(percentile(ms, 0.99), 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+        "n": len(ms),
+    }
+
+
+async def tiergate_latencies(client: Client, settings: Settings, runs: int) -> list[float]:
+    registry = ApproverRegistry(settings.home)
+    registry.add("bench-lead", ["support_lead"])
+    key = registry.private_key("bench-lead")
+    tools = ToolActivities(
+        SupportStore(settings.support_store), ContentStore(settings.content_dir), SUPPORT_TOOLS
+    )
+    refund = tool_activity_name("payments.issue_refund")
+
+    @activity.defn(name=refund)
+    def timed_refund(call: ToolCallInput) -> ToolResult:
+        STARTED[call.run_id] = time.perf_counter()
+        return tools.execute(SUPPORT_TOOLS.specs[refund.removeprefix("tool__")], call)
+
+    activities = [
+        a
+        for a in build_activities(settings)
+        if getattr(a, "__temporal_activity_definition").name != refund
+    ]
+    queue = f"bench-{uuid.uuid4()}"
+    script = [
+        {
+            "kind": "tool_call",
+            "tool": "payments.issue_refund",
+            "reason": "bench",
+            "arguments": {"order_id": "ORD-9000", "amount_usd": "60", "reason_code": "goodwill"},
+        },
+        {"kind": "final_answer", "answer": "done"},
+    ]
+    overrides = {"frontier": {"provider": "scripted", "model": "demo-frontier", "script": script}}
+    latencies = []
+    async with build_worker(
+        client, settings, task_queue=queue, activities=[*activities, timed_refund]
+    ):
+        handles = [
+            await client.start_workflow(
+                WORKFLOW_NAME,
+                RunInput(
+                    agent="support_refund_agent",
+                    input={},
+                    requester="bench",
+                    model_overrides=overrides,
+                ).model_dump(),
+                id=f"bench-{i}-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+            )
+            for i in range(runs)
+        ]
+        for handle in handles:
+            while True:
+                try:
+                    pending = await pending_of(client, handle.id)
+                    break
+                except NotWaitingError:
+                    await asyncio.sleep(0.05)
+            request = sign(
+                build_request(pending, "bench-lead", ApprovalDecision.APPROVE, "bench"), key
+            )
+            sent = time.perf_counter()
+            await submit(client, request)
+            while handle.id not in STARTED:  # noqa: ASYNC110 - set from an activity thread; a 0.5 ms poll
+                await asyncio.sleep(0.0005)
+            latencies.append(STARTED[handle.id] - sent)
+            await handle.result()
+    return latencies
+
+
+async def bare_latencies(client: Client, runs: int) -> list[float]:
+    queue = f"bench-bare-{uuid.uuid4()}"
+    latencies = []
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[BareApprovalWorkflow],
+        activities=[bare_act],
+        activity_executor=ThreadPoolExecutor(8),
+    ):
+        handles = [
+            await client.start_workflow(
+                BareApprovalWorkflow.run, id=f"bare-{i}-{uuid.uuid4().hex[:6]}", task_queue=queue
+            )
+            for i in range(runs)
+        ]
+        await asyncio.sleep(1)
+        for handle in handles:
+            sent = time.perf_counter()
+            await handle.execute_update(BareApprovalWorkflow.approve)
+            while handle.id not in STARTED:  # noqa: ASYNC110 - set from an activity thread; a 0.5 ms poll
+                await asyncio.sleep(0.0005)
+            latencies.append(STARTED[handle.id] - sent)
+            await handle.result()
+    return latencies
+
+
+async def main(runs: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="tiergate-bench-"))
+    settings = Settings(home=home)
+    SupportStore(settings.support_store).seed_demo()
+    # One large order so every benchmark refund ($60: tier 3 under refund_cap) really applies.
+    with sqlite3.connect(settings.support_store) as conn:
+        conn.execute("INSERT INTO orders VALUES ('ORD-9000', 'C-9', 'delivered', '1000000.00')")
+    server = await start_dev_server(home / "temporal.sqlite", ui=False)
+    try:
+        bare = await bare_latencies(server.env.client, runs)
+        governed = await tiergate_latencies(server.env.client, settings, runs)
+    finally:
+        await server.env.shutdown()
+    return {
+        "benchmark": "approval_latency",
+        "command": f"python bench/approval_latency.py --runs {runs}",
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "tiergate": stats_ms(governed),
+        "baseline_bare_update": stats_ms(bare),
+        "ratio_p50": round(statistics.median(governed) / statistics.median(bare), 2),
+        "target": "tiergate p50 <= 50 ms",
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/approval_latency.json"))
+    args = parser.parse_args()
+    measured = json.dumps(asyncio.run(main(args.runs)), indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(measured + "\n")
+    print(measured)

@@ -12,6 +12,8 @@ from tests.conftest import Harness, call, final, scripted
 from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.audit import audit_approvals
 from tiergate.approvals.client import decide
+from tiergate.history import ungated_tool_calls
+from tiergate.workflows import STEP_MEMO
 
 DELETE = call("users.delete_data", user_id="U-77", justification="customer asked")
 
@@ -68,3 +70,16 @@ async def test_recorded_demo_histories_audit_clean() -> None:
         audit = audit_approvals(WorkflowHistory.from_json(path.stem, path.read_text()))
         assert audit.ok, (path.name, audit.findings)
         assert any("verified approvals" in f.detail for f in audit.findings)
+
+
+async def test_invariant_check_needs_both_approvals_of_a_tier_four_call(harness: Harness) -> None:
+    run_id = await finished_dual_run(harness)
+    history = await harness.history(run_id)
+    assert ungated_tool_calls(history) == []
+    for event in history.events:
+        fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
+        if STEP_MEMO in fields and b"p2" in fields[STEP_MEMO].data:
+            fields[STEP_MEMO].data = fields[STEP_MEMO].data.replace(b'"p2"', b'"p1"')
+    problems = ungated_tool_calls(history)
+    assert len(problems) == 1
+    assert "users.delete_data (tier 4) ran with 1 approvals" in problems[0]

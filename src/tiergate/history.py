@@ -78,8 +78,9 @@ def read_history(history: WorkflowHistory) -> RunView:
 
 def ungated_tool_calls(history: WorkflowHistory) -> list[str]:
     """Invariant 1 checked on a history: every scheduled tool call has a prior recorded allow
-    for the same digest and policy version. Returns a description of each violation."""
-    allowed: set[tuple[str, str]] = set()
+    for the same digest and policy version and, at tier 3/4, the approvals that tier needs.
+    Returns a description of each violation."""
+    allowed: dict[tuple[str, str], StepMark] = {}
     problems = []
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
@@ -87,7 +88,7 @@ def ungated_tool_calls(history: WorkflowHistory) -> list[str]:
             if STEP_MEMO in fields:
                 mark = StepMark.model_validate(_decode(fields[STEP_MEMO]))
                 if mark.verdict == "allow" and mark.call_digest and mark.policy_version:
-                    allowed.add((mark.call_digest, mark.policy_version))
+                    allowed[(mark.call_digest, mark.policy_version)] = mark
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name.startswith(tool_activity_name("")):
@@ -96,8 +97,15 @@ def ungated_tool_calls(history: WorkflowHistory) -> list[str]:
                     problems.append(
                         f"event {event.event_id}: {call.tool} arguments differ from the digest"
                     )
-                elif (call.call_digest, call.policy_version) not in allowed:
+                elif (allow := allowed.get((call.call_digest, call.policy_version))) is None:
                     problems.append(
                         f"event {event.event_id}: {call.tool} step {call.step} ran without an allow"
+                    )
+                elif len(set(allow.approved_by)) < (
+                    2 if call.tier >= 4 else 1 if call.tier >= 3 else 0
+                ):
+                    problems.append(
+                        f"event {event.event_id}: {call.tool} (tier {call.tier}) ran with "
+                        f"{len(set(allow.approved_by))} approvals"
                     )
     return problems

@@ -279,6 +279,7 @@ class ApprovalDesk:
                     "verdict": Verdict.ALLOW,
                     "code": "approved",
                     "reason": f"approved by {who} (tier {self.pending.tier})",
+                    "approved_by": list(self.pending.approved_by),
                 }
             )
         if self.wait.status == "expired":

@@ -80,6 +80,8 @@ class Decision(_Record):
         tier_policy_ids: The policies whose ``@approval`` raised the tier.
         policy_version: The pinned policy set's content hash.
         alerts: Alert names raised by matching ``@alert`` policies.
+        approved_by: For a held call that was approved: the approvers whose verified
+            approvals of exactly this call (digest) released it.
     """
 
     verdict: Verdict
@@ -94,6 +96,7 @@ class Decision(_Record):
     tier_policy_ids: list[str] = Field(default_factory=list)
     policy_version: str = ""
     alerts: list[str] = Field(default_factory=list)
+    approved_by: list[str] = Field(default_factory=list)
 
 
 class OutputCheck(_Record):
@@ -346,12 +349,7 @@ class StepMark(_Record):
             cost_usd=record.cost_usd,
             tool_ok=record.tool_result.ok if record.tool_result else None,
             approval_status=record.approval.status if record.approval else None,
-            approved_by=[
-                a.approver
-                for a in (record.approval.approvals if record.approval else [])
-                if a.decision == "approve"
-                and a.action_digest == (decision.call_digest if decision else None)
-            ],
+            approved_by=decision.approved_by if decision else [],
             observation=_cut(record.observation),
         )
 

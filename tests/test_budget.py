@@ -53,7 +53,9 @@ def test_tool_calls_and_loops() -> None:
     assert (
         ledger.check_tool_call(LIMITS.model_copy(update={"max_tool_calls": 9}), 0, "other") is None
     )
-    assert ledger.check_tool_call(LIMITS, 0, "other").limit == "tool_calls"  # type: ignore[union-attr]
+    over = ledger.check_tool_call(LIMITS, 0, "other")
+    assert over is not None
+    assert over.limit == "tool_calls"
 
 
 def test_retries_are_charged_from_attempts() -> None:
@@ -69,7 +71,9 @@ def test_retries_are_charged_from_attempts() -> None:
 
 def test_wall_time_and_cost() -> None:
     ledger = BudgetLedger()
-    assert ledger.check_model_call(LIMITS, 10.5).limit == "wall_time_seconds"  # type: ignore[union-attr]
+    late = ledger.check_model_call(LIMITS, 10.5)
+    assert late is not None
+    assert late.limit == "wall_time_seconds"
     ledger.charge_model(TokenUsage(), 0.6, 1)
     stop = ledger.check_model_call(LIMITS, 0)
     assert stop is not None

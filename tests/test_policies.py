@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from tiergate.errors import PolicyError
 from tiergate.policies import build_bundle, cedar_schema, split_statements
@@ -63,7 +64,9 @@ def test_version_is_a_content_hash() -> None:
     assert one.sources[0].policy_ids == ["a"]
 
 
-async def test_worker_refuses_to_start_on_a_bad_policy(tmp_path: Path) -> None:
+async def test_worker_refuses_to_start_on_a_bad_policy(
+    env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "bad.cedar").write_text(
         GOOD + '\n@id("c")\nforbid(principal, action resource);\n'
@@ -73,7 +76,7 @@ async def test_worker_refuses_to_start_on_a_bad_policy(tmp_path: Path) -> None:
     )
     settings = Settings(home=tmp_path, agents_dir=tmp_path / "agents")
     with pytest.raises(PolicyError) as error:
-        build_worker(client=None, settings=settings)  # type: ignore[arg-type]
+        build_worker(env.client, settings)
     assert error.value.file is not None
     assert error.value.file.endswith("bad.cedar")
     assert error.value.line == 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tiergate.workflows import (
     EscalateProposal,
     FinalAnswerProposal,
@@ -11,9 +13,9 @@ from tiergate.workflows import (
 )
 
 
-def parse(raw: object, size: int | None = None) -> object:
+def parse(raw: dict[str, Any] | str, size: int | None = None) -> object:
     text = raw if isinstance(raw, str) else str(raw)
-    return parse_proposal(raw, size or len(text), 32_000)  # type: ignore[arg-type]
+    return parse_proposal(raw, size or len(text), 32_000)
 
 
 def test_each_kind() -> None:

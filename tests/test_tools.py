@@ -16,11 +16,13 @@ class Args(BaseModel):
 @pytest.mark.parametrize("tier", [None, -1, 5, True, "3"])
 def test_tool_without_a_valid_tier_is_refused(tier: object) -> None:
     with pytest.raises(ToolRegistrationError, match="risk tier"):
+        # Wrong types on purpose: registration must refuse them at run time, not only in mypy.
         ToolSpec("t.x", tier, ToolKind.READ, Args)  # type: ignore[arg-type]
 
 
 def test_tool_without_a_schema_is_refused() -> None:
     with pytest.raises(ToolRegistrationError, match="schema"):
+        # A plain dict is no schema: refused at run time, whatever the caller's type checker says.
         ToolSpec("t.x", 1, ToolKind.READ, dict)  # type: ignore[arg-type]
 
 

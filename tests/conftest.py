@@ -8,6 +8,8 @@ the default), `time-skipping` (the Java test server from temporal-test-server-bi
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +20,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import yaml
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -27,6 +32,7 @@ from tiergate.activities import SupportStore
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals.client import NotWaitingError, pending_of
 from tiergate.devserver import start_dev_server
+from tiergate import telemetry
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.visibility import ensure_search_attributes
@@ -45,6 +51,55 @@ ALL_TOOLS = [
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--workflow-environment", default="local")
+
+
+@dataclass
+class Captured:
+    """What this test process exported: spans, metrics and log lines, all in memory.
+
+    Telemetry is installed once per process (OpenTelemetry allows one global provider), with
+    in-memory exporters behind the same redaction layer production uses; tests filter what
+    they read by run id or agent.
+    """
+
+    spans_out: InMemorySpanExporter
+    metrics_in: InMemoryMetricReader
+    log_stream: io.StringIO
+
+    def spans(self, run_id: str) -> list[ReadableSpan]:
+        found = []
+        for span in self.spans_out.get_finished_spans():
+            attributes = span.attributes or {}
+            if run_id in (
+                attributes.get("tiergate.run_id"),
+                attributes.get("temporalWorkflowID"),
+            ):
+                found.append(span)
+        return found
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = self.log_stream.getvalue().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def log_text(self) -> str:
+        return self.log_stream.getvalue()
+
+    def metrics(self) -> MetricsData | None:
+        return self.metrics_in.get_metrics_data()
+
+
+_CAPTURED = Captured(InMemorySpanExporter(), InMemoryMetricReader(), io.StringIO())
+telemetry.install(
+    Settings(),
+    span_exporters=[_CAPTURED.spans_out],
+    metric_readers=[_CAPTURED.metrics_in],
+    log_stream=_CAPTURED.log_stream,
+)
+
+
+@pytest.fixture
+def captured() -> Captured:
+    return _CAPTURED
 
 
 @pytest_asyncio.fixture(scope="session")

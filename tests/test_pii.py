@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tiergate.pii import luhn_valid, pii_kinds, redact
+from tiergate.pii import luhn_valid, pii_kinds
+from tiergate.redaction import DEFAULT_REDACTOR
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ def test_luhn() -> None:
 
 def test_redact_masks_every_kind() -> None:
     text = "pat@example.com paid with 4111-1111-1111-1111"
-    masked = redact(text)
+    masked = DEFAULT_REDACTOR.text(text)
     assert "pat@" not in masked
     assert "4111" not in masked
     assert pii_kinds(masked) == []

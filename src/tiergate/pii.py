@@ -1,4 +1,4 @@
-"""PII detection shared by output rules (`output.contains_pii`) and, later, log redaction.
+"""PII detection shared by output rules (`output.contains_pii`) and the redaction layer.
 
 Pure functions over text: no I/O, deterministic, safe to call from workflow code.
 """
@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE = re.compile(r"(?<![\w])\+?\d{1,3}[ .-]?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}(?!\d)")
-_SECRET = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,})\b")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Boundaries exclude word characters (and hyphens for phones) so ids, digests and UUIDs,
+# which contain long digit runs, are not mistaken for card or phone numbers.
+_CARD_CANDIDATE = re.compile(r"(?<![\w])(?:\d[ -]?){12,18}\d(?![\w])")
+PHONE = re.compile(
+    r"(?<![\w-])(?:\+?\d{1,3}[ .-]?\(?\d{3}\)?|\(\d{3}\))[ .-]?\d{3}[ .-]?\d{4}(?![\w-])"
+)
+SECRET = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,})\b")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -24,7 +28,8 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card_numbers(text: str) -> list[str]:
+def card_numbers(text: str) -> list[str]:
+    """Substrings of ``text`` that are Luhn-valid card numbers (13-19 digits)."""
     found = []
     for match in _CARD_CANDIDATE.finditer(text):
         digits = re.sub(r"\D", "", match.group())
@@ -39,22 +44,13 @@ def pii_kinds(text: str) -> list[str]:
     Card numbers count only when they pass Luhn, so order ids and timestamps do not.
     """
     kinds = set()
-    if _EMAIL.search(text):
+    if EMAIL.search(text):
         kinds.add("email")
-    if _card_numbers(text):
+    if card_numbers(text):
         kinds.add("card_number")
-    elif _PHONE.search(text):
+    elif PHONE.search(text):
         # A card number also matches the phone pattern; report it once, as a card.
         kinds.add("phone")
-    if _SECRET.search(text):
+    if SECRET.search(text):
         kinds.add("secret")
     return sorted(kinds)
-
-
-def redact(text: str) -> str:
-    """``text`` with emails, card numbers (Luhn-valid), phone numbers and secrets masked."""
-    for card in _card_numbers(text):
-        text = text.replace(card, "[REDACTED:card_number]")
-    text = _SECRET.sub("[REDACTED:secret]", text)
-    text = _EMAIL.sub("[REDACTED:email]", text)
-    return _PHONE.sub("[REDACTED:phone]", text)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tiergate.redaction import RedactionConfig
 from tiergate.shared import TASK_QUEUE
 
 
@@ -20,6 +22,13 @@ class Settings(BaseSettings):
         agents_dir: Extra folder of agent configs (tiergate's own agents are always known).
         store_path: SQLite file of the support domain's tool backends.
         notify_url: Webhook that receives a JSON notice when an approval passes its SLA.
+        telemetry: Off (``TIERGATE_TELEMETRY=false``) installs no tracer, meter or log setup.
+        spans_file / metrics_file: Where spans and metrics go when no ``OTEL_*`` exporter
+            is configured (JSON lines; default under ``home``).
+        log_format: ``auto`` (console on a TTY, else JSON), ``json`` or ``console``.
+        log_file: Write logs here instead of stderr.
+        log_level: Threshold of the root logger.
+        redaction: Extra patterns and field rules of the redaction layer, as JSON.
     """
 
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
@@ -31,6 +40,13 @@ class Settings(BaseSettings):
     agents_dir: Path | None = None
     store_path: Path | None = None
     notify_url: str | None = None
+    telemetry: bool = True
+    spans_file: Path | None = None
+    metrics_file: Path | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_file: Path | None = None
+    log_level: str = "info"
+    redaction: RedactionConfig = RedactionConfig()
 
     @property
     def reviews_path(self) -> Path:

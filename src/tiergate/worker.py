@@ -26,6 +26,7 @@ from tiergate.activities import (
 )
 from tiergate.config import load_all_agents
 from tiergate.settings import Settings
+from tiergate.telemetry import plugins as telemetry_plugins
 from tiergate.tools import SUPPORT_TOOLS
 from tiergate.visibility import ensure_search_attributes
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
@@ -36,6 +37,7 @@ async def connect(settings: Settings) -> Client:
         settings.temporal_address,
         namespace=settings.namespace,
         data_converter=pydantic_data_converter,
+        plugins=telemetry_plugins(),
     )
 
 
@@ -67,6 +69,9 @@ def build_worker(
 ) -> Worker:
     """A worker for ``settings``; checks every agent config and policy first."""
     load_all_agents(settings.agents_dir, SUPPORT_TOOLS)
+    # Temporal's OpenTelemetry plugin, unless the client already brings it.
+    on_client = {type(p) for p in client.config()["plugins"]}
+    plugins = [p for p in telemetry_plugins() if type(p) not in on_client]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -75,6 +80,7 @@ def build_worker(
         activities=activities if activities is not None else build_activities(settings),
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
+        plugins=plugins,
     )
 
 

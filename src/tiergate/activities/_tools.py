@@ -20,7 +20,8 @@ from tiergate.activities._content import ContentStore
 from tiergate.activities._support_store import SupportStore
 from tiergate.digest import call_digest
 from tiergate.errors import ToolBackendError
-from tiergate.pii import pii_kinds, redact
+from tiergate.pii import pii_kinds
+from tiergate.redaction import DEFAULT_REDACTOR
 from tiergate.shared import MAX_PREVIEW_CHARS, ToolCallInput, ToolResult, tool_activity_name
 from tiergate.tools import ToolKind, ToolRegistry, ToolSpec
 
@@ -93,7 +94,7 @@ class ToolActivities:
             ok=True,
             output_ref=self.content.put(text.encode()),
             output_size=len(text),
-            preview=(redact(text) if kinds else text)[:MAX_PREVIEW_CHARS],
+            preview=(DEFAULT_REDACTOR.text(text) if kinds else text)[:MAX_PREVIEW_CHARS],
             contains_pii=bool(kinds),
             pii_kinds=kinds,
             replayed=replayed,

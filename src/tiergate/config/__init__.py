@@ -12,10 +12,13 @@ from tiergate.config._load import (
     parse_agent_yaml,
 )
 from tiergate.config._models import (
+    LOG_FIELDS,
+    REQUIRED_LOG_FIELDS,
     AgentConfig,
     Approvals,
     Budgets,
     ModelTiers,
+    Observability,
     Policy,
     PolicyRule,
     Price,
@@ -25,13 +28,16 @@ from tiergate.config._models import (
 from tiergate.config._rules import compile_rule, compile_rules
 
 __all__ = [
+    "LOG_FIELDS",
     "PACKAGED_AGENTS",
     "PACKAGED_POLICIES",
+    "REQUIRED_LOG_FIELDS",
     "AgentBundle",
     "AgentConfig",
     "Approvals",
     "Budgets",
     "ModelTiers",
+    "Observability",
     "Policy",
     "PolicyRule",
     "Price",

@@ -94,7 +94,50 @@ class Policy(_Strict):
         return engine
 
 
+#: Fields every step event carries (invariant 5), whatever `log_fields` says.
+REQUIRED_LOG_FIELDS = (
+    "run_id",
+    "agent",
+    "prompt_version",
+    "policy_version",
+    "model",
+    "tool_name",
+    "cost_usd",
+)
+
+#: Every field a step event can carry, and what it holds.
+LOG_FIELDS: dict[str, str] = {
+    "run_id": "the run's id (its Temporal workflow id)",
+    "temporal_run_id": "Temporal's run id of this execution",
+    "agent": "agent name",
+    "agent_version": "agent config version",
+    "config_hash": "content hash of the agent config",
+    "prompt_version": "system prompt version",
+    "policy_version": "content hash of the pinned policy set",
+    "model": "model id the provider reported for this step",
+    "tool_name": "tool the step proposed",
+    "cost_usd": "model cost of this step",
+    "run_cost_usd": "model cost of the run so far",
+    "input_tokens": "input tokens of this step",
+    "output_tokens": "output tokens of this step",
+    "tier": "risk tier of the proposed call",
+    "policy_ids": "policies that decided the call",
+    "call_digest": "digest of tool + canonical arguments",
+    "idempotency_key": "key the tool call carried",
+    "requester": "who started the run",
+    "route": "the router's label",
+    "reason": "the model's reason (redacted)",
+    "arguments": "the call's arguments (redacted)",
+    "observation": "what was fed back to the model (redacted)",
+    "approved_by": "approvers who released the call",
+    "step_seconds": "work time of the step, approval wait excluded",
+    "tool_ok": "whether the tool call succeeded",
+}
+
+
 class Observability(_Strict):
+    """Tracing and the fields of each step's log event (see LOG_FIELDS)."""
+
     tracing: Literal["opentelemetry", "none"] = "opentelemetry"
     log_fields: list[str] = Field(
         default_factory=lambda: [
@@ -105,6 +148,21 @@ class Observability(_Strict):
             "cost_usd",
         ]
     )
+
+    @field_validator("log_fields")
+    @classmethod
+    def _known_fields(cls, fields: list[str]) -> list[str]:
+        unknown = [f for f in fields if f not in LOG_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"unknown log field(s) {unknown}; known fields: {', '.join(LOG_FIELDS)}"
+            )
+        return fields
+
+    @property
+    def emitted_fields(self) -> list[str]:
+        """The required fields, then the configured extras, each once."""
+        return list(dict.fromkeys([*REQUIRED_LOG_FIELDS, *self.log_fields]))
 
 
 class Price(_Strict):

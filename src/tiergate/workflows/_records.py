@@ -213,6 +213,7 @@ class StepRecord(_Record):
         output_checks: Output rule evaluations on emitted content and tool results.
         observation: What was fed back to the model after this step.
         started_at: Workflow time the step began (ISO 8601).
+        work_seconds: How long the step took, its approval wait excluded.
     """
 
     step: int
@@ -229,6 +230,29 @@ class StepRecord(_Record):
     review_sampled: bool = False
     observation: str | None = None
     started_at: str = ""
+    work_seconds: float = 0.0
+
+
+class ModelCall(_Record):
+    """One model call's cost, from the provider's reported usage and the agent's price table.
+
+    Attributes:
+        purpose: ``route`` (the router tier's classification) or ``propose`` (a step).
+        step: The step it proposed for; None for the router call.
+        provider / requested_model / reported_model: What was asked for and what answered.
+        attempt: Temporal's attempt number (retries are charged to the run).
+    """
+
+    purpose: Literal["route", "propose"]
+    step: int | None = None
+    tier: str
+    provider: str
+    requested_model: str
+    reported_model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    attempt: int = 1
 
 
 class Outcome(StrEnum):
@@ -265,7 +289,11 @@ class Usage(_Record):
 
 
 class RunSummary(_Record):
-    """The typed result of a run."""
+    """The typed result of a run.
+
+    ``wall_time_seconds`` is work time; ``approval_wait_seconds`` is time spent waiting for
+    people, kept apart so a slow approver does not read as a slow agent.
+    """
 
     workflow_id: str
     run_id: str
@@ -275,6 +303,7 @@ class RunSummary(_Record):
     route: str | None = None
     final_answer: str | None = None
     steps: list[StepRecord] = Field(default_factory=list)
+    model_calls: list[ModelCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     wall_time_seconds: float = 0.0

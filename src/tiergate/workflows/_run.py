@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewEnqueued,
         ReviewItem,
         RunInput,
+        TokenUsage,
         ToolCallInput,
         ToolResult,
         TranscriptEntry,
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         EscalateProposal,
         FinalAnswerProposal,
         InvalidProposal,
+        ModelCall,
         Outcome,
         PendingAction,
         RunStatus,
@@ -72,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         Versions,
     )
+    from tiergate.workflows._telemetry import RunTelemetry
 
 _T = TypeVar("_T")
 STEP_MEMO = "tiergate.step"
@@ -132,6 +135,7 @@ class AgentRunWorkflow:
         self._route: str | None = None
         self._final_answer: str | None = None
         self._desk: ApprovalDesk | None = None
+        self._model_calls: list[ModelCall] = []
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -162,23 +166,27 @@ class AgentRunWorkflow:
 
     @workflow.run
     async def run(self, raw_input: dict[str, Any]) -> RunSummary:
-        self._input = parse_run_input(raw_input)
-        self._bundle: AgentBundle = await workflow.execute_activity(
-            LOAD_AGENT_ACTIVITY,
-            LoadAgentInput(agent=self._input.agent),
-            result_type=AgentBundle,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=_LOAD_RETRY,
-        )
-        self._begin()
-        try:
-            await self._classify()
-            while True:
-                await self._step()
-        except _Stop as stop:
-            summary = self._finish(stop.outcome, stop.reason, stop.budget_stop)
-        # Answers still being applied finish first, so none is lost or half-recorded.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._tel = RunTelemetry()
+        with self._tel.run_span() as span:
+            self._input = parse_run_input(raw_input)
+            self._bundle: AgentBundle = await workflow.execute_activity(
+                LOAD_AGENT_ACTIVITY,
+                LoadAgentInput(agent=self._input.agent),
+                result_type=AgentBundle,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_LOAD_RETRY,
+            )
+            self._tel.bind(self._bundle, self._input.requester, span)
+            self._begin()
+            try:
+                await self._classify()
+                while True:
+                    await self._step()
+            except _Stop as stop:
+                summary = self._finish(stop.outcome, stop.reason, stop.budget_stop)
+            self._tel.finished(span, summary, self._route)
+            # Answers still being applied finish first, so none is lost or half-recorded.
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return summary
 
     # -- setup -----------------------------------------------------------------------------
@@ -244,15 +252,33 @@ class AgentRunWorkflow:
         if stop := self._ledger.check_model_call(budgets, self._elapsed()):
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
 
-    def _charge_model(self, tier: str, usage: Any, model: str, attempt: int) -> float:
+    def _charge_model(
+        self, tier: str, usage: TokenUsage, model: str, attempt: int, step: int | None
+    ) -> ModelCall:
+        """Prices a model call by the model the provider reported (falling back to the one
+        requested) and charges it to the run."""
         pricing = self._bundle.config.pricing
-        price = pricing.get(model) or pricing[self._models[tier].model]
+        spec = self._models[tier]
+        price = pricing.get(model) or pricing[spec.model]
         cost = model_cost(usage, price)
         self._ledger.charge_model(usage, cost, attempt)
         self._reported.setdefault(tier, [])
         if model not in self._reported[tier]:
             self._reported[tier].append(model)
-        return cost
+        call = ModelCall(
+            purpose="route" if step is None else "propose",
+            step=step,
+            tier=tier,
+            provider=spec.provider,
+            requested_model=spec.model,
+            reported_model=model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=cost,
+            attempt=attempt,
+        )
+        self._model_calls.append(call)
+        return call
 
     async def _classify(self) -> None:
         tier = self._bundle.config.model_tier.router
@@ -266,30 +292,44 @@ class AgentRunWorkflow:
             model=self._models[tier],
             input=self._input.input,
         )
-        result = await self._activity(
-            CLASSIFY_ACTIVITY, request, Classification, self._models[tier].timeout_seconds
-        )
-        self._charge_model(tier, result.usage, result.reported_model, result.attempt)
+        with self._tel.model_span(self._models[tier], tier, "route", None) as span:
+            result = await self._activity(
+                CLASSIFY_ACTIVITY, request, Classification, self._models[tier].timeout_seconds
+            )
+            call = self._charge_model(
+                tier, result.usage, result.reported_model, result.attempt, None
+            )
+            self._tel.model_done(span, call, result.usage)
         self._route = result.label
         self._append.append(TranscriptEntry(role="system", content=f"Router: {result.label}"))
 
-    async def _propose(self, step: int) -> ModelResponse:
+    async def _propose(self, record: StepRecord) -> ModelResponse:
         config = self._bundle.config
         tier = config.model_tier.executor
+        spec = self._models[tier]
+        max_tokens = max(1, min(4096, self._ledger.remaining_tokens(config.budgets)))
         request = ProposeInput(
             run_id=workflow.info().workflow_id,
-            step=step,
+            step=record.step,
             agent=config.name,
-            model=self._models[tier],
+            model=spec,
             transcript_head=self._head,
             append=self._append,
             tools=config.tools.allowlist,
-            max_output_tokens=max(1, min(4096, self._ledger.remaining_tokens(config.budgets))),
+            max_output_tokens=max_tokens,
         )
-        response = await self._activity(
-            PROPOSE_ACTIVITY, request, ModelResponse, self._models[tier].timeout_seconds
-        )
+        with self._tel.model_span(spec, tier, "propose", max_tokens) as span:
+            response = await self._activity(
+                PROPOSE_ACTIVITY, request, ModelResponse, spec.timeout_seconds
+            )
+            call = self._charge_model(
+                tier, response.usage, response.reported_model, response.attempt, record.step
+            )
+            self._tel.model_done(span, call, response.usage)
         self._head, self._append = response.transcript_head, []
+        record.model = response.reported_model
+        record.usage = response.usage
+        record.cost_usd = call.cost_usd
         return response
 
     async def _activity(
@@ -343,17 +383,18 @@ class AgentRunWorkflow:
 
     async def _step(self) -> None:
         self._check_model_budget()
-        step = len(self._steps) + 1
         self._state = "proposing"
-        record = StepRecord(step=step, started_at=workflow.now().isoformat())
+        started = workflow.now()
+        record = StepRecord(step=len(self._steps) + 1, started_at=started.isoformat())
         self._steps.append(record)
-        response = await self._propose(step)
-        tier = self._bundle.config.model_tier.executor
-        record.model = response.reported_model
-        record.usage = response.usage
-        record.cost_usd = self._charge_model(
-            tier, response.usage, response.reported_model, response.attempt
-        )
+        with self._tel.step_span(record.step) as span:
+            try:
+                await self._step_body(record)
+            finally:
+                self._tel.step_done(span, record, started)
+
+    async def _step_body(self, record: StepRecord) -> None:
+        response = await self._propose(record)
         proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
         if isinstance(proposal, InvalidProposal):
             record.invalid = proposal
@@ -370,16 +411,11 @@ class AgentRunWorkflow:
 
     def _record(self, record: StepRecord) -> None:
         workflow.upsert_memo({STEP_MEMO: StepMark.of(record).model_dump(mode="json")})
-        workflow.logger.info(
-            "step %s: %s",
-            record.step,
-            record.decision.verdict if record.decision else (record.proposal or record.invalid),
-        )
 
     def _alert(self, record: StepRecord, alerts: list[str]) -> None:
         # block_and_alert: the deny is the block; this is the alert operators page on.
         for alert in alerts:
-            workflow.logger.warning("tiergate alert %s at step %s", alert, record.step)
+            self._tel.alert(alert, record.step)
         self._alerts.extend(alerts)
 
     def _observe(self, record: StepRecord, entry: TranscriptEntry, note: str) -> None:
@@ -402,6 +438,7 @@ class AgentRunWorkflow:
         self._record(record)
         if not check.allowed:
             self._alert(record, check.alerts)
+            self._tel.blocked("output")
             raise _Stop(Outcome.DENIED, f"final answer blocked by {', '.join(check.policy_ids)}")
         self._final_answer = proposal.answer
         raise _Stop(Outcome.COMPLETED, proposal.reason or "final answer given")
@@ -410,11 +447,17 @@ class AgentRunWorkflow:
         self._state = "gating"
         decision = self._gate.decide(proposal, record.step)
         record.decision = decision
+        self._tel.gate(decision, record.step)
         self._alert(record, decision.alerts)
         if decision.verdict in (Verdict.NEEDS_APPROVAL, Verdict.NEEDS_DUAL_APPROVAL):
             assert self._desk is not None
             self._state = "waiting_for_approval"
-            decision = await self._desk.wait_for_decision(record, proposal, decision, self._record)
+            required = 2 if decision.verdict == Verdict.NEEDS_DUAL_APPROVAL else 1
+            with self._tel.approval_span(decision, required, record.step) as span:
+                decision = await self._desk.wait_for_decision(
+                    record, proposal, decision, self._record
+                )
+                self._tel.approval_done(span, record, decision)
             record.decision = decision
             if decision.verdict != Verdict.ALLOW:
                 self._human_deny(record, decision)
@@ -427,6 +470,7 @@ class AgentRunWorkflow:
         budgets = self._bundle.config.budgets
         if stop := self._ledger.check_tool_call(budgets, self._elapsed(), decision.call_digest):
             self._record(record)
+            self._tel.blocked("budget")
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
         info = workflow.info()
         record.idempotency_key = idempotency_key(
@@ -434,22 +478,24 @@ class AgentRunWorkflow:
         )
         self._record(record)  # the allow is in history before the tool is scheduled
         self._state = "acting"
-        result = await self._activity(
-            tool_activity_name(decision.tool or ""),
-            ToolCallInput(
-                run_id=info.workflow_id,
-                step=record.step,
-                tool=decision.tool or "",
-                arguments=decision.arguments,
-                call_digest=decision.call_digest,
-                idempotency_key=record.idempotency_key,
-                policy_version=decision.policy_version,
-                policy_ids=decision.policy_ids,
-                tier=decision.tier or 0,
-            ),
-            ToolResult,
-            self._bundle.config.tools.timeout_seconds,
-        )
+        with self._tel.tool_span(decision, record.idempotency_key, record.step) as span:
+            result = await self._activity(
+                tool_activity_name(decision.tool or ""),
+                ToolCallInput(
+                    run_id=info.workflow_id,
+                    step=record.step,
+                    tool=decision.tool or "",
+                    arguments=decision.arguments,
+                    call_digest=decision.call_digest,
+                    idempotency_key=record.idempotency_key,
+                    policy_version=decision.policy_version,
+                    policy_ids=decision.policy_ids,
+                    tier=decision.tier or 0,
+                ),
+                ToolResult,
+                self._bundle.config.tools.timeout_seconds,
+            )
+            self._tel.tool_done(span, result)
         self._ledger.charge_tool(decision.call_digest, result.attempt)
         record.tool_result = result
         self._after_tool(record, decision.tool or "", result)
@@ -494,6 +540,7 @@ class AgentRunWorkflow:
         record.output_checks.append(check)
         if not check.allowed:
             self._alert(record, check.alerts)
+            self._tel.blocked("output")
             note = f"output of {tool} withheld by policy {', '.join(check.policy_ids)}"
             self._observe(record, TranscriptEntry(role="gate", content=note), note)
             return
@@ -528,6 +575,7 @@ class AgentRunWorkflow:
             route=self._route,
             final_answer=self._final_answer,
             steps=self._steps,
+            model_calls=self._model_calls,
             usage=self._ledger.usage(),
             cost_usd=self._ledger.cost_usd,
             wall_time_seconds=round(self._elapsed(), 3),

@@ -13,6 +13,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 PASSTHROUGH_MODULES = (
     "cedarpy",
     "cryptography",
+    "opentelemetry",
+    "structlog",
     "tiergate.approvals",
     "pydantic",
     "pydantic_core",
@@ -21,13 +23,16 @@ PASSTHROUGH_MODULES = (
     "tiergate.errors",
     "tiergate.pii",
     "tiergate.policies",
+    "tiergate.redaction",
     "tiergate.shared",
+    "tiergate.telemetry",
     "tiergate.tools",
     "tiergate.workflows._approval",
     "tiergate.workflows._budget",
     "tiergate.workflows._gate",
     "tiergate.workflows._proposal",
     "tiergate.workflows._records",
+    "tiergate.workflows._telemetry",
 )
 
 

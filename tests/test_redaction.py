@@ -1,0 +1,60 @@
+"""The redaction layer: built-in kinds, configured patterns and per-field rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from tiergate.pii import pii_kinds
+from tiergate.redaction import RedactionConfig, Redactor
+
+CARD = "4111 1111 1111 1111"
+
+
+def test_text_masks_each_builtin_kind_by_name() -> None:
+    text = f"pat@example.com paid with {CARD}, call +1 415-555-0100, key sk-live_abcdefghijklmnop1234"
+    masked = Redactor().text(text)
+    assert "[REDACTED:email]" in masked
+    assert "[REDACTED:card_number]" in masked
+    assert "[REDACTED:phone]" in masked
+    assert "[REDACTED:secret]" in masked
+    assert pii_kinds(masked) == []
+
+
+def test_numbers_that_fail_luhn_are_left_alone() -> None:
+    assert Redactor().text("order 4111 1111 1111 1112") == "order 4111 1111 1111 1112"
+
+
+def test_kinds_can_be_narrowed() -> None:
+    redactor = Redactor(RedactionConfig(kinds=["card_number"]))
+    assert redactor.text(f"pat@example.com {CARD}") == "pat@example.com [REDACTED:card_number]"
+
+
+def test_configured_patterns_mask_with_their_name() -> None:
+    redactor = Redactor(RedactionConfig(patterns={"ticket_pin": r"PIN-\d{4}"}))
+    assert redactor.text("use PIN-1234 now") == "use [REDACTED:ticket_pin] now"
+
+
+def test_field_rules_mask_whole_values_in_nested_data() -> None:
+    redactor = Redactor(RedactionConfig(fields=["dob"]))
+    data = {
+        "user": {"dob": "1990-01-01", "Password": "hunter2", "name": "Pat"},
+        "notes": [f"card {CARD}"],
+    }
+    assert redactor.value(data) == {
+        "user": {"dob": "[REDACTED:dob]", "Password": "[REDACTED:password]", "name": "Pat"},
+        "notes": ["card [REDACTED:card_number]"],
+    }
+
+
+def test_json_strings_are_redacted_structurally() -> None:
+    text = json.dumps({"api_key": "plain-looking", "body": f"pay {CARD}"})
+    redacted = json.loads(Redactor().value(text))
+    assert redacted == {"api_key": "[REDACTED:api_key]", "body": "pay [REDACTED:card_number]"}
+
+
+def test_bad_pattern_is_a_clear_config_error() -> None:
+    with pytest.raises(ValidationError, match="'broken' is not a valid regular expression"):
+        RedactionConfig(patterns={"broken": "(unclosed"})

@@ -28,11 +28,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tiergate import telemetry
 from tiergate.activities import SupportStore
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals.client import NotWaitingError, pending_of
 from tiergate.devserver import start_dev_server
-from tiergate import telemetry
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.visibility import ensure_search_attributes

@@ -12,6 +12,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness
+from tiergate.devserver import free_port
 from tiergate.worker import build_worker
 
 TIERGATE = str(Path(sys.executable).parent / "tiergate")
@@ -109,8 +110,24 @@ class TestRunCommands:
 
 
 async def test_demo_runs_every_scenario_and_exits_zero(tmp_path: Path) -> None:
-    code, out = await tiergate("demo", env={"TIERGATE_HOME": str(tmp_path)})
+    # With a collector that is not there: telemetry failures never fail a run.
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, out = await tiergate(
+        "demo",
+        env={
+            "TIERGATE_HOME": str(tmp_path),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": dead,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+        },
+    )
     assert code == 0, out
+    assert "traces: otlp http/protobuf" in out
+    logs = [
+        json.loads(line) for line in (tmp_path / "demo" / "logs.jsonl").read_text().splitlines()
+    ]
+    failures = [e for e in logs if e["event"] == "telemetry_export_failed"]
+    assert sorted(e["exporter"] for e in failures) == ["metrics/otlp", "traces/otlp"]
+    assert not (tmp_path / "demo" / "spans.jsonl").exists()
     for outcome in ("completed", "escalated", "denied", "budget_exhausted"):
         assert outcome in out
     assert "refund_hard_cap" in out
@@ -240,3 +257,11 @@ async def test_demo_keep_leaves_the_server_up_until_ctrl_c(tmp_path: Path) -> No
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 30)
+    # With no OTEL_* set, spans land in a local JSONL file, flushed on the way out.
+    spans = [json.loads(line) for line in (tmp_path / "demo" / "spans.jsonl").open()]
+    runs = [s for s in spans if s["name"] == "tiergate.run"]
+    assert len(runs) == 8
+    assert {s["attributes"]["tiergate.agent"] for s in runs} == {
+        "support_refund_agent",
+        "support_refund_agent_quick_sla",
+    }

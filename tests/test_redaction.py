@@ -14,7 +14,9 @@ CARD = "4111 1111 1111 1111"
 
 
 def test_text_masks_each_builtin_kind_by_name() -> None:
-    text = f"pat@example.com paid with {CARD}, call +1 415-555-0100, key sk-live_abcdefghijklmnop1234"
+    text = (
+        f"pat@example.com paid with {CARD}, call +1 415-555-0100, key sk-live_abcdefghijklmnop1234"
+    )
     masked = Redactor().text(text)
     assert "[REDACTED:email]" in masked
     assert "[REDACTED:card_number]" in masked

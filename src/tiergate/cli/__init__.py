@@ -11,9 +11,11 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from pydantic import ValidationError
 
+from tiergate import telemetry
 from tiergate.activities import SupportStore
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._demo import demo as run_demo
@@ -48,6 +50,16 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _telemetry(settings: Settings, service: str) -> None:
+    """Installs traces, metrics and logs for this command (see tiergate.telemetry)."""
+    try:
+        installed = telemetry.install(settings, service=service)
+    except TiergateError as error:
+        _fail(error)
+    if installed is not None:
+        structlog.get_logger("tiergate").info("telemetry", exporters=installed.described)
+
+
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Leave server and worker running.")] = False,
@@ -64,6 +76,7 @@ def dev(
 ) -> None:
     """Start the Temporal dev server (SQLite under .tiergate/) and a worker; Ctrl-C stops both."""
     settings = Settings()
+    _telemetry(settings, "tiergate-dev")
 
     async def main() -> None:
         store = SupportStore(settings.support_store)
@@ -88,8 +101,10 @@ def dev(
 @app.command()
 def worker() -> None:
     """Run a worker against the configured Temporal (TIERGATE_TEMPORAL_ADDRESS)."""
+    settings = Settings()
+    _telemetry(settings, "tiergate-worker")
     try:
-        asyncio.run(run_worker(Settings()))
+        asyncio.run(run_worker(settings))
     except TiergateError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -116,6 +131,7 @@ def run_start(
     except (ValidationError, json.JSONDecodeError, OSError) as error:
         _fail(error)
     settings = Settings()
+    _telemetry(settings, "tiergate-client")
     workflow_id = run_id or f"{agent}-{uuid.uuid4().hex[:12]}"
 
     async def main() -> RunSummary | None:
@@ -221,6 +237,7 @@ def main() -> None:
     except TiergateError as error:
         console.print(f"[red]error:[/red] {error}")
         code = 2
+    telemetry.shutdown()  # export what is buffered: os._exit below skips atexit hooks
     sys.stdout.flush()
     sys.stderr.flush()
     # The Temporal client's Rust threads can abort the interpreter while it finalizes

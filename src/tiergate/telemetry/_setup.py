@@ -216,6 +216,8 @@ def install(
         metrics_file = settings.metrics_file or settings.home / "metrics.jsonl"
         metric_exporter = _metric_exporter(kind, protocol, metrics_file)
         described.append(f"metrics: {kind}" + (f" {protocol}" if protocol else ""))
+        if kind == "jsonl":
+            described[-1] += f" -> {metrics_file}"
         if metric_exporter is not None:
             readers.append(
                 PeriodicExportingMetricReader(

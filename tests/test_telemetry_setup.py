@@ -1,0 +1,127 @@
+"""Exporter choice from OTEL_*, failure containment, the JSONL default and config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.conftest import Captured
+from tiergate.config import parse_agent_yaml
+from tiergate.devserver import free_port
+from tiergate.errors import ConfigError
+from tiergate.redaction import Redactor
+from tiergate.telemetry import JsonlSpanExporter, SafeSpanExporter, exporter_choice
+
+
+@pytest.mark.parametrize(
+    ("env", "signal", "expected"),
+    [
+        ({}, "traces", ("jsonl", None)),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, "traces", ("otlp", "http/protobuf")),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "metrics",
+            ("otlp", "grpc"),
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4317",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+            },
+            "traces",
+            ("otlp", "grpc"),
+        ),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318"}, "metrics", ("jsonl", None)),
+        ({"OTEL_TRACES_EXPORTER": "console"}, "traces", ("console", None)),
+        ({"OTEL_TRACES_EXPORTER": "none"}, "traces", ("none", None)),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, "traces", ("none", None)),
+    ],
+)
+def test_exporter_choice_follows_otel_variables(
+    env: dict[str, str], signal: str, expected: tuple[str, str | None]
+) -> None:
+    assert exporter_choice(env, signal) == expected
+
+
+def test_unknown_exporter_or_protocol_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER='zipkin'"):
+        exporter_choice({"OTEL_TRACES_EXPORTER": "zipkin"}, "traces")
+    with pytest.raises(ConfigError, match="OTLP protocol 'http/json'"):
+        exporter_choice(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            "traces",
+        )
+
+
+def make_spans(count: int, **attributes: str) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    for index in range(count):
+        with tracer.start_as_current_span(f"span-{index}", attributes=attributes):
+            pass
+    return list(memory.get_finished_spans())
+
+
+def test_a_dead_endpoint_is_logged_once_and_dropped(captured: Captured) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1/traces"
+    exporter = SafeSpanExporter(OTLPSpanExporter(endpoint=dead, timeout=1), Redactor(), "dead")
+    before = captured.log_text().count("telemetry_export_failed")
+    spans = make_spans(1)
+    results = [exporter.export(spans) for _ in range(2)]
+    assert results == [SpanExportResult.FAILURE] * 2
+    assert exporter.log.failures == 2
+    lines = [e for e in captured.logs() if e.get("event") == "telemetry_export_failed"]
+    assert captured.log_text().count("telemetry_export_failed") == before + 1
+    assert lines[-1]["exporter"] == "dead"
+    assert lines[-1]["level"] == "warning"
+    # Recovery is logged once too, and spans flow again.
+    exporter.inner = InMemorySpanExporter()
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    assert captured.log_text().count("telemetry_export_recovered") >= 1
+
+
+def test_an_exporter_that_raises_never_raises_to_the_caller() -> None:
+    class Broken(InMemorySpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            raise RuntimeError("collector is on fire")
+
+    exporter = SafeSpanExporter(Broken(), Redactor(), "broken")
+    assert exporter.export(make_spans(1)) == SpanExportResult.FAILURE
+
+
+def test_every_exporter_sees_redacted_spans() -> None:
+    memory = InMemorySpanExporter()
+    exporter = SafeSpanExporter(memory, Redactor(), "memory")
+    exporter.export(make_spans(1, note="card 4111 1111 1111 1111", password="hunter2"))
+    (span,) = memory.get_finished_spans()
+    assert span.attributes == {
+        "note": "card [REDACTED:card_number]",
+        "password": "[REDACTED:password]",
+    }
+
+
+def test_jsonl_exporter_appends_one_span_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    exporter = JsonlSpanExporter(path)
+    exporter.export(make_spans(2))
+    exporter.export(make_spans(1))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["name"] for line in lines] == ["span-0", "span-1", "span-0"]
+    assert all(line["context"]["trace_id"] for line in lines)
+
+
+def test_an_unknown_log_field_is_a_config_error() -> None:
+    text = "agent:\n  name: x\n  observability:\n    log_fields: [run_id, colour]\n"
+    with pytest.raises(ConfigError) as error:
+        parse_agent_yaml(text, "x.yaml")
+    assert error.value.file == "x.yaml"
+    assert "observability.log_fields" in str(error.value)
+    assert "unknown log field(s) ['colour']; known fields: run_id" in str(error.value)

@@ -20,6 +20,7 @@ from tiergate.activities import SupportStore
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._render import console, show_view
+from tiergate.cli._report import report as report_command
 from tiergate.config import load_agent
 from tiergate.devserver import start_dev_server
 from tiergate.errors import TiergateError
@@ -41,6 +42,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(approvers_app, name="approvers")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(reviews_app, name="reviews")
+
+app.command("report")(report_command)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from rich.table import Table
 from temporalio.client import Client
@@ -18,6 +19,7 @@ from tiergate.activities import SupportStore
 from tiergate.approvals import ApprovalDecision, ApproverRegistry
 from tiergate.approvals.client import NotWaitingError, decide, pending_of
 from tiergate.cli._render import console, step_line
+from tiergate.cli._report import build_report, print_report
 from tiergate.devserver import start_dev_server
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
@@ -159,8 +161,15 @@ async def demo(settings: Settings, keep: bool) -> int:
     task_queue = f"tiergate-demo-{uuid.uuid4().hex[:6]}"
     try:
         async with build_worker(env.client, settings, task_queue=task_queue):
+            started = datetime.now(UTC) - timedelta(minutes=1)
             summaries = await run_scenarios(env.client, task_queue, registry)
             console.print(outcome_table(summaries))
+            # The operator report over this batch, read back from Temporal like `tiergate report`.
+            demo_settings = settings.model_copy(update={"temporal_address": server.address})
+            batch = [s.workflow_id for s in summaries]
+            print_report(
+                await build_report(demo_settings, started, None, ids=batch, show_progress=False)
+            )
             refunds = SupportStore(settings.support_store).rows("refunds")
             console.print(
                 f"refunds in the store: {[(r['order_id'], r['amount_usd']) for r in refunds]}"

@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tests.conftest import Captured, Harness, call, final, scripted
+from tiergate.activities import ContentStore, read_exchanges
 from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
 from tiergate.config import REQUIRED_LOG_FIELDS
@@ -320,3 +321,26 @@ async def test_metrics_count_outcomes_cost_denials_and_budget_stops(
         r.usage.input_tokens for r in runs
     )
     assert all(isinstance(p, NumberDataPoint) for p in outcomes)
+
+
+async def test_prompt_response_records_are_redacted_and_chained(harness: Harness) -> None:
+    agent = harness.add_agent("records")
+    read = call("crm.read_ticket", ticket_id="T-1001")
+    answer = final("refund sent to card 4111 1111 1111 1111")
+    summary = await harness.run(
+        agent,
+        input={"ticket_id": "T-1001", "note": "my card is 4111-1111-1111-1111, pat@example.com"},
+        model_overrides=scripted(read, answer),
+    )
+    calls = summary.model_calls
+    assert [c.purpose for c in calls] == ["propose"] * len(summary.steps)
+    assert all(c.record_ref for c in calls)
+    content = ContentStore(harness.settings.content_dir)
+    records = read_exchanges(content, calls[-1].record_ref)
+    assert [r["step"] for r in records] == [c.step for c in calls]
+    assert [r["usage"]["input_tokens"] for r in records] == [c.input_tokens for c in calls]
+    first = json.dumps(records[0]["messages"])
+    assert "[REDACTED:card_number]" in first
+    assert "[REDACTED:email]" in first
+    assert "[REDACTED:card_number]" in records[-1]["response"]
+    assert not any(card in json.dumps(records) for card in CARD_FORMS)

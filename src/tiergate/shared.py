@@ -125,6 +125,7 @@ class ProposeInput(_Payload):
     append: list[TranscriptEntry]
     tools: list[str]
     max_output_tokens: int
+    previous_record: str | None = None
 
 
 class ModelResponse(_Payload):
@@ -136,6 +137,7 @@ class ModelResponse(_Payload):
         reported_model: The model id as the provider reported it.
         transcript_head: Hash of the transcript including this response.
         attempt: Temporal's attempt number, so retries are charged to the budget.
+        record_ref: The redacted prompt/response record of this call in the content store.
     """
 
     raw: dict[str, Any] | str
@@ -144,6 +146,7 @@ class ModelResponse(_Payload):
     reported_model: str
     transcript_head: str
     attempt: int = 1
+    record_ref: str | None = None
 
 
 class ClassifyInput(_Payload):
@@ -158,6 +161,7 @@ class Classification(_Payload):
     usage: TokenUsage
     reported_model: str
     attempt: int = 1
+    record_ref: str | None = None
 
 
 class ToolCallInput(_Payload):

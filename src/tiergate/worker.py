@@ -25,6 +25,7 @@ from tiergate.activities import (
     ToolActivities,
 )
 from tiergate.config import load_all_agents
+from tiergate.redaction import Redactor
 from tiergate.settings import Settings
 from tiergate.telemetry import plugins as telemetry_plugins
 from tiergate.tools import SUPPORT_TOOLS
@@ -44,7 +45,7 @@ async def connect(settings: Settings) -> Client:
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     content = ContentStore(settings.content_dir)
     store = SupportStore(settings.support_store)
-    models = ModelActivities(content, SUPPORT_TOOLS)
+    models = ModelActivities(content, SUPPORT_TOOLS, redactor=Redactor(settings.redaction))
     approvals = ApprovalActivities(
         settings.home, settings.notify_url, ReviewStore(settings.reviews_path)
     )

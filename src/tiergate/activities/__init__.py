@@ -3,7 +3,7 @@
 from tiergate.activities._agents import AgentActivities
 from tiergate.activities._approvals import ApprovalActivities
 from tiergate.activities._content import ContentStore, Transcript
-from tiergate.activities._model import ModelActivities
+from tiergate.activities._model import ModelActivities, read_exchanges
 from tiergate.activities._reviews import ReviewError, ReviewStore
 from tiergate.activities._support_store import SupportStore
 from tiergate.activities._tools import ToolActivities
@@ -18,4 +18,5 @@ __all__ = [
     "SupportStore",
     "ToolActivities",
     "Transcript",
+    "read_exchanges",
 ]

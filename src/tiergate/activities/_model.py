@@ -1,15 +1,24 @@
-"""Model activities: `model__classify` (router tier) and `model__propose` (executor tier)."""
+"""Model activities: `model__classify` (router tier) and `model__propose` (executor tier).
+
+Each call also stores a prompt/response record for operators: what was sent (the entries
+new since the previous call), what came back, and the usage, passed through the redaction
+layer first. Records chain to their predecessor, so `read_exchanges` rebuilds a run's whole
+conversation without storing it once per call. The transcript chain itself is the model's
+working memory and is kept as the model saw it (it is what a replay or a re-run feeds back).
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 from temporalio import activity
 
 from tiergate.activities._content import ContentStore, Transcript
 from tiergate.activities._openai import OpenAICompatibleProvider
-from tiergate.activities._providers import DemoProvider, Provider, ScriptedProvider
+from tiergate.activities._providers import DemoProvider, Provider, ProviderOutput, ScriptedProvider
+from tiergate.redaction import Redactor
 from tiergate.shared import (
     CLASSIFY_ACTIVITY,
     MAX_RAW_OUTPUT_CHARS,
@@ -28,10 +37,16 @@ class ModelActivities:
     """Providers as activities. The transcript lives in the content store, not in history."""
 
     def __init__(
-        self, content: ContentStore, tools: ToolRegistry, http: httpx.Client | None = None
+        self,
+        content: ContentStore,
+        tools: ToolRegistry,
+        http: httpx.Client | None = None,
+        redactor: Redactor | None = None,
     ):
+        self.content = content
         self.transcript = Transcript(content)
         self.tools = tools
+        self.redactor = redactor or Redactor()
         # Retries off in the client: Temporal's retry policy owns them.
         self.http = http or httpx.Client(transport=httpx.HTTPTransport(retries=0))
 
@@ -53,6 +68,17 @@ class ModelActivities:
         text = output.raw if isinstance(output.raw, str) else json.dumps(output.raw, default=str)
         new_head = self.transcript.append(head, [TranscriptEntry(role="assistant", content=text)])
         raw = output.raw if len(text) <= MAX_RAW_OUTPUT_CHARS else text[:MAX_RAW_OUTPUT_CHARS]
+        sent = entries[-len(request.append) :] if request.append else []
+        record = self._record(
+            request.run_id,
+            "propose",
+            request.step,
+            request.model,
+            output,
+            previous=request.previous_record,
+            messages=[e.model_dump(exclude_none=True, exclude={"ref"}) for e in sent],
+            response=text,
+        )
         return ModelResponse(
             raw=raw,
             raw_size=len(text),
@@ -60,15 +86,67 @@ class ModelActivities:
             reported_model=output.model,
             transcript_head=new_head or "",
             attempt=activity.info().attempt,
+            record_ref=record,
         )
 
     @activity.defn(name=CLASSIFY_ACTIVITY)
     def classify(self, request: ClassifyInput) -> Classification:
         output = self.provider(request.model).classify(request.input)
         label = output.raw if isinstance(output.raw, str) else "general"
+        record = self._record(
+            request.run_id,
+            "route",
+            None,
+            request.model,
+            output,
+            previous=None,
+            messages=[{"role": "user", "content": json.dumps(request.input, sort_keys=True)}],
+            response=label,
+        )
         return Classification(
             label=label[:40],
             usage=output.usage,
             reported_model=output.model,
             attempt=activity.info().attempt,
+            record_ref=record,
         )
+
+    def _record(
+        self,
+        run_id: str,
+        purpose: str,
+        step: int | None,
+        model: ModelSpec,
+        output: ProviderOutput,
+        *,
+        previous: str | None,
+        messages: list[dict[str, Any]],
+        response: str,
+    ) -> str:
+        """Stores the redacted prompt/response record of one call; returns its hash."""
+        return self.content.put_json(
+            {
+                "kind": "model_exchange",
+                "run_id": run_id,
+                "purpose": purpose,
+                "step": step,
+                "provider": model.provider,
+                "requested_model": model.model,
+                "reported_model": output.model,
+                "usage": output.usage.model_dump(),
+                "previous": previous,
+                "messages": self.redactor.value(messages),
+                "response": self.redactor.value(response),
+            }
+        )
+
+
+def read_exchanges(content: ContentStore, ref: str | None) -> list[dict[str, Any]]:
+    """A run's prompt/response records up to ``ref``, oldest first (all redacted)."""
+    records: list[dict[str, Any]] = []
+    while ref is not None:
+        record: dict[str, Any] = content.get_json(ref)
+        records.append(record)
+        ref = record.get("previous")
+    records.reverse()
+    return records

@@ -60,7 +60,7 @@ def _telemetry(settings: Settings, service: str) -> None:
     except TiergateError as error:
         _fail(error)
     if installed is not None:
-        structlog.get_logger("tiergate").info("telemetry", exporters=installed.described)
+        structlog.get_logger("tiergate").debug("telemetry", exporters=installed.described)
 
 
 @app.command()

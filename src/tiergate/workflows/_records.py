@@ -241,6 +241,8 @@ class ModelCall(_Record):
         step: The step it proposed for; None for the router call.
         provider / requested_model / reported_model: What was asked for and what answered.
         attempt: Temporal's attempt number (retries are charged to the run).
+        record_ref: The redacted prompt/response record in the content store
+            (`tiergate.activities.read_exchanges` walks a run's records).
     """
 
     purpose: Literal["route", "propose"]
@@ -253,6 +255,7 @@ class ModelCall(_Record):
     output_tokens: int = 0
     cost_usd: float = 0.0
     attempt: int = 1
+    record_ref: str | None = None
 
 
 class Outcome(StrEnum):

@@ -45,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         ReviewEnqueued,
         ReviewItem,
         RunInput,
-        TokenUsage,
         ToolCallInput,
         ToolResult,
         TranscriptEntry,
@@ -253,12 +252,16 @@ class AgentRunWorkflow:
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
 
     def _charge_model(
-        self, tier: str, usage: TokenUsage, model: str, attempt: int, step: int | None
+        self,
+        tier: str,
+        response: ModelResponse | Classification,
+        step: int | None,
     ) -> ModelCall:
         """Prices a model call by the model the provider reported (falling back to the one
         requested) and charges it to the run."""
         pricing = self._bundle.config.pricing
         spec = self._models[tier]
+        usage, model, attempt = response.usage, response.reported_model, response.attempt
         price = pricing.get(model) or pricing[spec.model]
         cost = model_cost(usage, price)
         self._ledger.charge_model(usage, cost, attempt)
@@ -276,6 +279,7 @@ class AgentRunWorkflow:
             output_tokens=usage.output_tokens,
             cost_usd=cost,
             attempt=attempt,
+            record_ref=response.record_ref,
         )
         self._model_calls.append(call)
         return call
@@ -296,9 +300,7 @@ class AgentRunWorkflow:
             result = await self._activity(
                 CLASSIFY_ACTIVITY, request, Classification, self._models[tier].timeout_seconds
             )
-            call = self._charge_model(
-                tier, result.usage, result.reported_model, result.attempt, None
-            )
+            call = self._charge_model(tier, result, None)
             self._tel.model_done(span, call, result.usage)
         self._route = result.label
         self._append.append(TranscriptEntry(role="system", content=f"Router: {result.label}"))
@@ -317,14 +319,13 @@ class AgentRunWorkflow:
             append=self._append,
             tools=config.tools.allowlist,
             max_output_tokens=max_tokens,
+            previous_record=self._model_calls[-1].record_ref if self._model_calls else None,
         )
         with self._tel.model_span(spec, tier, "propose", max_tokens) as span:
             response = await self._activity(
                 PROPOSE_ACTIVITY, request, ModelResponse, spec.timeout_seconds
             )
-            call = self._charge_model(
-                tier, response.usage, response.reported_model, response.attempt, record.step
-            )
+            call = self._charge_model(tier, response, record.step)
             self._tel.model_done(span, call, response.usage)
         self._head, self._append = response.transcript_head, []
         record.model = response.reported_model

@@ -159,10 +159,22 @@ async def test_approval_wait_has_its_own_span(harness: Harness, captured: Captur
     tool = tree.one("execute_tool payments.issue_refund")
     assert (wait.end_time or 0) <= (tool.start_time or 0)
     assert attrs(tool)["tiergate.approval.approved_by"] == ("lead",)
+    (event,) = [e for e in wait.events if e.name == "approval"]
+    assert (event.attributes or {})["tiergate.approver"] == "lead"
+    assert (event.attributes or {})["tiergate.approval.verified"] is True
+    (logged,) = [e for e in step_events(captured, summary.workflow_id) if e["approvals"]]
+    assert logged["approvals"][0]["approver"] == "lead"
+    assert logged["approvals"][0]["verification"] == record_verification(summary)
     record = summary.steps[0]
     assert record.approval is not None
     assert a["tiergate.approval.waited_seconds"] == record.approval.waited_seconds
     assert summary.approval_wait_seconds == pytest.approx(record.approval.waited_seconds, abs=1e-3)
+
+
+def record_verification(summary: RunSummary) -> str:
+    approval = summary.steps[0].approval
+    assert approval is not None
+    return approval.approvals[0].verification
 
 
 def step_events(captured: Captured, run_id: str) -> list[dict[str, Any]]:
@@ -214,7 +226,7 @@ async def test_configured_log_fields_are_added(harness: Harness, captured: Captu
     assert first["tier"] == 0
     assert first["policy_ids"] == summary.steps[0].decision.policy_ids  # type: ignore[union-attr]
     assert first["step_seconds"] == summary.steps[0].work_seconds
-    assert "reason" not in first
+    assert "idempotency_key" not in first
 
 
 async def test_a_card_number_never_reaches_a_log_line_or_a_span(

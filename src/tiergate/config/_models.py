@@ -94,7 +94,8 @@ class Policy(_Strict):
         return engine
 
 
-#: Fields every step event carries (invariant 5), whatever `log_fields` says.
+#: Fields every step event carries, whatever `log_fields` says: invariant 5's identifying
+#: fields and the step's record (inputs, outputs, reason, decision evidence, approvals).
 REQUIRED_LOG_FIELDS = (
     "run_id",
     "agent",
@@ -103,6 +104,11 @@ REQUIRED_LOG_FIELDS = (
     "model",
     "tool_name",
     "cost_usd",
+    "policy_ids",
+    "reason",
+    "arguments",
+    "observation",
+    "approvals",
 )
 
 #: Every field a step event can carry, and what it holds.
@@ -130,6 +136,8 @@ LOG_FIELDS: dict[str, str] = {
     "arguments": "the call's arguments (redacted)",
     "observation": "what was fed back to the model (redacted)",
     "approved_by": "approvers who released the call",
+    "approvals": "each verified answer: approver, decision, when, via, how verified",
+    "tool_result": "the tool's result preview (redacted)",
     "step_seconds": "work time of the step, approval wait excluded",
     "tool_ok": "whether the tool call succeeded",
 }

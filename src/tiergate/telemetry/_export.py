@@ -8,7 +8,6 @@ succeeds again.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ class JsonlSpanExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(json.loads(span.to_json(indent=None))) + "\n" for span in spans)
+        lines = "".join(span.to_json(indent=None) + "\n" for span in spans)
         with self._lock, self.path.open("a", encoding="utf-8") as out:
             out.write(lines)
         return SpanExportResult.SUCCESS

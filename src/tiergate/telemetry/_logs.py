@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 import structlog
 from opentelemetry import trace
@@ -94,8 +94,3 @@ def configure_logging(
     # Exporters log every retry at WARNING; SafeSpanExporter reports a failure once instead.
     logging.getLogger("opentelemetry.exporter").setLevel(logging.CRITICAL)
     logging.getLogger("opentelemetry.sdk").setLevel(logging.ERROR)
-
-
-def event_fields(event: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a step event without the chain's own keys (used by tests and tools)."""
-    return {k: v for k, v in event.items() if k not in _STRUCTURAL}

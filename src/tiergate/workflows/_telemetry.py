@@ -248,6 +248,28 @@ class RunTelemetry:
         )
         if not _live():
             return
+        for answer in wait.approvals:
+            span.add_event(
+                "approval",
+                {
+                    "tiergate.approver": answer.approver,
+                    "tiergate.approval.decision": answer.decision,
+                    "tiergate.approval.at": answer.at,
+                    "tiergate.approval.via": answer.via,
+                    "tiergate.approval.verified": answer.verified,
+                    "tiergate.approval.verification": answer.verification,
+                    "tiergate.approval.key_id": answer.key_id,
+                },
+            )
+        for refusal in wait.refusals:
+            span.add_event(
+                "approval_refused",
+                {
+                    "tiergate.approver": refusal.approver,
+                    "tiergate.approval.code": refusal.code,
+                    "tiergate.approval.reason": refusal.reason,
+                },
+            )
         labels: dict[str, str | int] = {
             "tiergate.agent": self.agent,
             "tiergate.tier": decision.tier or 0,
@@ -370,8 +392,20 @@ class RunTelemetry:
             "arguments": decision.arguments if decision else getattr(proposal, "arguments", None),
             "observation": record.observation,
             "approved_by": decision.approved_by if decision else [],
+            "approvals": [
+                {
+                    "approver": a.approver,
+                    "decision": a.decision,
+                    "at": a.at,
+                    "via": a.via,
+                    "verified": a.verified,
+                    "verification": a.verification,
+                }
+                for a in (record.approval.approvals if record.approval else [])
+            ],
             "step_seconds": record.work_seconds,
             "tool_ok": record.tool_result.ok if record.tool_result else None,
+            "tool_result": record.tool_result.preview if record.tool_result else None,
         }
 
     def _pick(self, names: list[str], values: dict[str, Any]) -> dict[str, Any]:

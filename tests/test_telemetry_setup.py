@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -125,3 +128,72 @@ def test_an_unknown_log_field_is_a_config_error() -> None:
     assert error.value.file == "x.yaml"
     assert "observability.log_fields" in str(error.value)
     assert "unknown log field(s) ['colour']; known fields: run_id" in str(error.value)
+
+
+class OtlpReceiver:
+    """A local OTLP/HTTP collector: decodes what real exporters POST to /v1/traces."""
+
+    def __init__(self) -> None:
+        received: list[ExportTraceServiceRequest] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/traces":
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    received.append(request)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_spans_reach_a_real_otlp_http_collector_redacted() -> None:
+    receiver = OtlpReceiver()
+    try:
+        exporter = SafeSpanExporter(
+            OTLPSpanExporter(endpoint=receiver.endpoint, timeout=5), Redactor(), "otlp"
+        )
+        spans = make_spans(2, note="mail pat@example.com", ok="plain")
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+    finally:
+        receiver.close()
+    (request,) = receiver.received
+    sent = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert [s.name for s in sent] == ["span-0", "span-1"]
+    values = {a.key: a.value.string_value for a in sent[0].attributes}
+    assert values == {"note": "mail [REDACTED:email]", "ok": "plain"}
+
+
+def test_both_otlp_protocols_build_exporters(tmp_path: Path) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcSpanExporter,
+    )
+
+    from tiergate.telemetry._setup import _metric_exporter, _span_exporter
+
+    grpc_env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    }
+    kind, protocol = exporter_choice(grpc_env, "traces")
+    assert isinstance(_span_exporter(kind, protocol, tmp_path / "s"), GrpcSpanExporter)
+    kind, protocol = exporter_choice({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}, "traces")
+    assert isinstance(_span_exporter(kind, protocol, tmp_path / "s"), OTLPSpanExporter)
+    assert _metric_exporter("otlp", "grpc", tmp_path / "m") is not None
+    assert _span_exporter("none", None, tmp_path / "s") is None

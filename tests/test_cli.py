@@ -90,7 +90,7 @@ class TestRunCommands:
             code, out = await tiergate("runs", "show", "cli-run-1", "--json", env=settings)
             assert code == 0, out
             shown = json.loads(out)
-            assert shown["summary"]["outcome"] == "completed"
+            assert shown["outcome"] == "completed"
             assert [s["verdict"] for s in shown["steps"]][:4] == ["allow"] * 4
             assert shown["versions"]["policy_version"].startswith("sha256:")
 

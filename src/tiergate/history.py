@@ -19,7 +19,8 @@ from tiergate.shared import ToolCallInput, tool_activity_name
 from tiergate.workflows import RUN_MEMO, STEP_MEMO, RunSummary, StepMark, Versions
 
 
-def _decode(payload: Payload) -> Any:
+def decode(payload: Payload) -> Any:
+    """A payload of a tiergate history as plain JSON values."""
     return pydantic_data_converter.payload_converter.from_payload(payload)
 
 
@@ -45,22 +46,22 @@ def read_history(history: WorkflowHistory) -> RunView:
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             attrs = event.workflow_execution_started_event_attributes
             view.run_id = attrs.original_execution_run_id
-            view.input = _decode(attrs.input.payloads[0]) if attrs.input.payloads else None
+            view.input = decode(attrs.input.payloads[0]) if attrs.input.payloads else None
         elif kind == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
             if STEP_MEMO in fields:
-                mark = StepMark.model_validate(_decode(fields[STEP_MEMO]))
+                mark = StepMark.model_validate(decode(fields[STEP_MEMO]))
                 view.marks[mark.step] = mark
-            if RUN_MEMO in fields and (versions := _decode(fields[RUN_MEMO]).get("versions")):
+            if RUN_MEMO in fields and (versions := decode(fields[RUN_MEMO]).get("versions")):
                 view.versions = Versions.model_validate(versions)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs_s = event.activity_task_scheduled_event_attributes
             if attrs_s.activity_type.name.startswith(tool_activity_name("")):
-                call = ToolCallInput.model_validate(_decode(attrs_s.input.payloads[0]))
+                call = ToolCallInput.model_validate(decode(attrs_s.input.payloads[0]))
                 view.tool_calls.append(call)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
             result = event.workflow_execution_completed_event_attributes.result
-            view.summary = RunSummary.model_validate(_decode(result.payloads[0]))
+            view.summary = RunSummary.model_validate(decode(result.payloads[0]))
             view.status = "completed"
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             view.failure = event.workflow_execution_failed_event_attributes.failure.message
@@ -86,13 +87,13 @@ def ungated_tool_calls(history: WorkflowHistory) -> list[str]:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
             if STEP_MEMO in fields:
-                mark = StepMark.model_validate(_decode(fields[STEP_MEMO]))
+                mark = StepMark.model_validate(decode(fields[STEP_MEMO]))
                 if mark.verdict == "allow" and mark.call_digest and mark.policy_version:
                     allowed[(mark.call_digest, mark.policy_version)] = mark
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name.startswith(tool_activity_name("")):
-                call = ToolCallInput.model_validate(_decode(attrs.input.payloads[0]))
+                call = ToolCallInput.model_validate(decode(attrs.input.payloads[0]))
                 if call_digest(call.tool, call.arguments) != call.call_digest:
                     problems.append(
                         f"event {event.event_id}: {call.tool} arguments differ from the digest"

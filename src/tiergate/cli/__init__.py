@@ -19,13 +19,15 @@ from tiergate import telemetry
 from tiergate.activities import SupportStore
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._demo import demo as run_demo
-from tiergate.cli._render import console, show_view
+from tiergate.cli._render import console
 from tiergate.cli._report import report as report_command
+from tiergate.cli._timeline import show_timeline
 from tiergate.config import load_agent
 from tiergate.devserver import start_dev_server
 from tiergate.errors import TiergateError
-from tiergate.history import read_history
+from tiergate.forensics import Timeline, build_timeline, fetch_history, load_history_file
 from tiergate.policies import cedar_schema
+from tiergate.redaction import Redactor
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.tools import SUPPORT_TOOLS
@@ -191,28 +193,54 @@ def runs_list(limit: int = 20, as_json: JsonFlag = False) -> None:
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
-    """A run's step timeline, read from its Temporal history."""
+def runs_show(
+    run_id: Annotated[str | None, typer.Argument(help="Workflow id (omit with --history).")] = None,
+    history: Annotated[
+        Path | None, typer.Option("--history", help="Read an exported history file instead.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A run's forensic timeline, from the live server or from an exported history."""
+    settings = Settings()
+    if run_id is None and history is None:
+        _fail(ValueError("give a RUN_ID, or --history FILE"))
 
-    async def main() -> Any:
-        client = await connect(Settings())
-        return await client.get_workflow_handle(run_id).fetch_history()
+    async def main() -> Timeline:
+        if history is not None:
+            loaded = load_history_file(history, run_id)
+        else:
+            loaded = await fetch_history(await connect(settings), run_id or "")
+        return build_timeline(loaded, Redactor(settings.redaction))
 
-    view = read_history(asyncio.run(main()))
+    try:
+        timeline = asyncio.run(main())
+    except TiergateError as error:
+        _fail(error)
     if as_json:
-        payload = {
-            "workflow_id": view.workflow_id,
-            "run_id": view.run_id,
-            "status": view.status,
-            "failure": view.failure,
-            "input": view.input,
-            "versions": view.versions.model_dump() if view.versions else None,
-            "steps": [m.model_dump(mode="json") for _, m in sorted(view.marks.items())],
-            "summary": view.summary.model_dump(mode="json") if view.summary else None,
-        }
-        print(json.dumps(payload, indent=2, default=str))
+        print(timeline.model_dump_json(indent=2))
         return
-    show_view(view)
+    show_timeline(timeline)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: str,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default: stdout).")] = None,
+) -> None:
+    """Write a run's Temporal history as JSON (the format `temporal workflow show -o json` uses)."""
+
+    async def main() -> str:
+        return (await fetch_history(await connect(Settings()), run_id)).to_json()
+
+    try:
+        text = asyncio.run(main())
+    except TiergateError as error:
+        _fail(error)
+    if out is None:
+        print(text)
+        return
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out} ({len(text)} bytes)")
 
 
 @policy_app.command("show")

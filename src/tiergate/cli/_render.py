@@ -7,8 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from tiergate.history import RunView
-from tiergate.workflows import RunSummary, StepMark, StepRecord, ToolCallProposal
+from tiergate.workflows import RunSummary, StepRecord, ToolCallProposal
 
 # Pipes and CI get a wide console: the step tables are unreadable at the 80 columns default.
 console = Console() if sys.stdout.isatty() else Console(width=170)
@@ -57,23 +56,6 @@ def steps_table(steps: list[StepRecord]) -> Table:
     return table
 
 
-def marks_table(marks: list[StepMark]) -> Table:
-    table = Table(title="steps (from history marks; run still in progress)")
-    for column in ("#", "proposal", "decision", "policies", "tier", "observation", "tokens"):
-        table.add_column(column)
-    for m in marks:
-        table.add_row(
-            str(m.step),
-            m.tool or m.kind or "",
-            f"{m.verdict or ''} {m.code or ''}".strip(),
-            ", ".join(m.policy_ids),
-            "" if m.tier is None else str(m.tier),
-            m.observation or "",
-            str(m.tokens),
-        )
-    return table
-
-
 def show_summary(summary: RunSummary) -> None:
     console.print(
         f"[bold]{summary.workflow_id}[/bold]  agent [cyan]{summary.agent}[/cyan]  outcome "
@@ -100,15 +82,3 @@ def versions_table(versions: dict[str, object]) -> Table:
     for key, value in versions.items():
         table.add_row(key, str(value))
     return table
-
-
-def show_view(view: RunView) -> None:
-    if view.summary is not None:
-        show_summary(view.summary)
-        return
-    console.print(f"[bold]{view.workflow_id}[/bold]  status {view.status}")
-    if view.failure:
-        console.print(f"[red]failed: {view.failure}[/red]")
-    console.print(marks_table([view.marks[k] for k in sorted(view.marks)]))
-    if view.versions:
-        console.print(versions_table(view.versions.model_dump()))

@@ -1,0 +1,15 @@
+"""Incident forensics: timelines, exported histories, determinism replay, shadow re-runs."""
+
+from tiergate.forensics._files import HistoryError, check_history, fetch_history, load_history_file
+from tiergate.forensics._timeline import Timeline, TimelineApproval, TimelineStep, build_timeline
+
+__all__ = [
+    "HistoryError",
+    "Timeline",
+    "TimelineApproval",
+    "TimelineStep",
+    "build_timeline",
+    "check_history",
+    "fetch_history",
+    "load_history_file",
+]

@@ -1,0 +1,332 @@
+"""The incident view of one run, built from its Temporal history and nothing else.
+
+A finished run's history ends with its `RunSummary`, which holds every step record; a run
+still in progress (or one that failed) is rebuilt from the events: the step marks the
+workflow upserted before each action, the model activities' responses, the tool
+activities' inputs and results, and the approval updates. Either way, no worker, store or
+agent config is consulted, so a history exported from production reads the same on a
+laptop. Inputs and outputs shown pass the redaction layer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+
+from tiergate.history import decode, read_history
+from tiergate.redaction import Redactor
+from tiergate.shared import (
+    MAX_RAW_OUTPUT_CHARS,
+    PROPOSE_ACTIVITY,
+    TOOL_ACTIVITY_PREFIX,
+    ModelResponse,
+    ProposeInput,
+    ToolCallInput,
+    ToolResult,
+)
+from tiergate.workflows import (
+    InvalidProposal,
+    StepMark,
+    StepRecord,
+    ToolCallProposal,
+    Versions,
+    parse_proposal,
+)
+
+
+class TimelineApproval(BaseModel):
+    approver: str
+    decision: str
+    at: str
+    via: str = ""
+    verified: bool | None = None
+    verification: str = ""
+    key_id: str = ""
+    justification: str = ""
+
+
+class TimelineStep(BaseModel):
+    """One step as an incident responder reads it."""
+
+    step: int
+    started_at: str | None = None
+    latency_seconds: float | None = None
+    kind: str | None = None
+    tool: str | None = None
+    proposal: dict[str, Any] | None = None
+    reason: str | None = None
+    verdict: str | None = None
+    code: str | None = None
+    decision_reason: str | None = None
+    policy_ids: list[str] = Field(default_factory=list)
+    policy_version: str | None = None
+    tier: int | None = None
+    approval_status: str | None = None
+    approvals: list[TimelineApproval] = Field(default_factory=list)
+    refusals: list[str] = Field(default_factory=list)
+    tool_input: dict[str, Any] | None = None
+    tool_ok: bool | None = None
+    tool_output: str | None = None
+    idempotency_key: str | None = None
+    observation: str | None = None
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    flags: list[str] = Field(default_factory=list)
+
+
+class Timeline(BaseModel):
+    """A run's forensic timeline: who did what, under which versions, at what cost."""
+
+    workflow_id: str
+    run_id: str = ""
+    status: str
+    agent: str | None = None
+    requester: str | None = None
+    input: Any = None
+    outcome: str | None = None
+    reason: str | None = None
+    failure: str | None = None
+    started_at: str | None = None
+    closed_at: str | None = None
+    versions: Versions | None = None
+    steps: list[TimelineStep] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tool_calls: int = 0
+    wall_time_seconds: float | None = None
+    approval_wait_seconds: float | None = None
+    alerts: list[str] = Field(default_factory=list)
+    complete: bool = Field(
+        default=False, description="True when built from the run's summary (the run closed)."
+    )
+
+
+def _time(event: HistoryEvent) -> datetime:
+    return event.event_time.ToDatetime(tzinfo=UTC)
+
+
+class _Events:
+    """The activity and update events of a history, indexed by step."""
+
+    def __init__(self, history: WorkflowHistory) -> None:
+        self.first: dict[int, datetime] = {}
+        self.last: dict[int, datetime] = {}
+        self.responses: dict[int, ModelResponse] = {}
+        self.tool_inputs: dict[int, ToolCallInput] = {}
+        self.tool_results: dict[int, ToolResult] = {}
+        self.approvals: dict[int, list[TimelineApproval]] = {}
+        scheduled: dict[int, tuple[str, int]] = {}
+        updates: dict[int, dict[str, Any]] = {}
+        for event in history.events:
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                self._scheduled(event, scheduled)
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                self._completed(event, scheduled)
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+                if request.meta.update_id and request.input.name == "approval":
+                    args = request.input.args.payloads
+                    if args:
+                        updates[event.event_id] = {**decode(args[0]), "_at": _time(event)}
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+                attrs = event.workflow_execution_update_completed_event_attributes
+                if (answer := updates.get(attrs.accepted_event_id)) is not None:
+                    self._approval(answer, attrs.outcome)
+
+    def _scheduled(self, event: HistoryEvent, scheduled: dict[int, tuple[str, int]]) -> None:
+        attrs = event.activity_task_scheduled_event_attributes
+        name = attrs.activity_type.name
+        if not attrs.input.payloads:
+            return
+        if name == PROPOSE_ACTIVITY:
+            step = ProposeInput.model_validate(decode(attrs.input.payloads[0])).step
+        elif name.startswith(TOOL_ACTIVITY_PREFIX):
+            call = ToolCallInput.model_validate(decode(attrs.input.payloads[0]))
+            step = call.step
+            self.tool_inputs[step] = call
+        else:
+            return
+        scheduled[event.event_id] = (name, step)
+        self.first.setdefault(step, _time(event))
+        self.last[step] = _time(event)
+
+    def _completed(self, event: HistoryEvent, scheduled: dict[int, tuple[str, int]]) -> None:
+        attrs = event.activity_task_completed_event_attributes
+        if attrs.scheduled_event_id not in scheduled or not attrs.result.payloads:
+            return
+        name, step = scheduled[attrs.scheduled_event_id]
+        result = decode(attrs.result.payloads[0])
+        if name == PROPOSE_ACTIVITY:
+            self.responses[step] = ModelResponse.model_validate(result)
+        else:
+            self.tool_results[step] = ToolResult.model_validate(result)
+        self.last[step] = _time(event)
+
+    def _approval(self, answer: dict[str, Any], outcome: Any) -> None:
+        receipt = decode(outcome.success.payloads[0]) if outcome.success.payloads else {}
+        accepted = bool(receipt.get("accepted"))
+        self.approvals.setdefault(int(answer.get("step", 0)), []).append(
+            TimelineApproval(
+                approver=str(answer.get("approver", "")),
+                decision=str(answer.get("decision", "")),
+                at=answer["_at"].isoformat(),
+                via=str(answer.get("via", "")),
+                verified=accepted,
+                verification="accepted by the run (signature and approver policy checked)"
+                if accepted
+                else f"refused: {receipt.get('code', '')} {receipt.get('reason', '')}".strip(),
+                justification=str(answer.get("justification", "")),
+            )
+        )
+
+
+def build_timeline(history: WorkflowHistory, redactor: Redactor | None = None) -> Timeline:
+    """The timeline of ``history`` (see the module docstring for where each field comes from)."""
+    redact = redactor or Redactor()
+    view = read_history(history)
+    events = _Events(history)
+    raw_input = view.input if isinstance(view.input, dict) else {}
+    timeline = Timeline(
+        workflow_id=view.workflow_id,
+        run_id=view.run_id,
+        status=view.status,
+        requester=raw_input.get("requester"),
+        input=redact.value(raw_input.get("input")),
+        failure=view.failure,
+        versions=view.versions,
+        agent=view.versions.agent if view.versions else raw_input.get("agent"),
+        started_at=_time(history.events[0]).isoformat() if history.events else None,
+        closed_at=_time(history.events[-1]).isoformat() if view.status != "running" else None,
+    )
+    summary = view.summary
+    if summary is not None:
+        timeline.complete = True
+        timeline.outcome, timeline.reason = summary.outcome.value, summary.reason
+        timeline.agent, timeline.alerts = summary.agent, summary.alerts
+        timeline.versions = summary.versions or timeline.versions
+        timeline.steps = [_from_record(r, events, redact) for r in summary.steps]
+        timeline.cost_usd = summary.cost_usd
+        timeline.input_tokens = summary.usage.input_tokens
+        timeline.output_tokens = summary.usage.output_tokens
+        timeline.tool_calls = summary.usage.tool_calls
+        timeline.wall_time_seconds = summary.wall_time_seconds
+        timeline.approval_wait_seconds = summary.approval_wait_seconds
+        return timeline
+    steps = sorted(set(view.marks) | set(events.responses) | set(events.first))
+    timeline.steps = [_from_events(s, view.marks.get(s), events, redact) for s in steps]
+    timeline.cost_usd = round(sum(s.cost_usd for s in timeline.steps), 8)
+    timeline.input_tokens = sum(s.input_tokens for s in timeline.steps)
+    timeline.output_tokens = sum(s.output_tokens for s in timeline.steps)
+    timeline.tool_calls = len(events.tool_results)
+    return timeline
+
+
+def _latency(step: int, events: _Events) -> float | None:
+    if step in events.first and step in events.last:
+        return round((events.last[step] - events.first[step]).total_seconds(), 3)
+    return None
+
+
+def _from_record(record: StepRecord, events: _Events, redact: Redactor) -> TimelineStep:
+    decision, proposal = record.decision, record.proposal
+    out = TimelineStep(
+        step=record.step,
+        started_at=record.started_at or None,
+        latency_seconds=record.work_seconds or _latency(record.step, events),
+        kind=proposal.kind if proposal else ("invalid" if record.invalid else None),
+        tool=proposal.tool if isinstance(proposal, ToolCallProposal) else None,
+        proposal=redact.value(proposal.model_dump(mode="json")) if proposal else None,
+        reason=redact.text(getattr(proposal, "reason", "") or "") or None,
+        observation=redact.text(record.observation) if record.observation else None,
+        idempotency_key=record.idempotency_key,
+        model=record.model,
+        input_tokens=record.usage.input_tokens,
+        output_tokens=record.usage.output_tokens,
+        cost_usd=record.cost_usd,
+    )
+    if record.invalid is not None:
+        out.code = record.invalid.code
+        out.decision_reason = redact.text(record.invalid.message)
+    if decision is not None:
+        out.verdict, out.code = decision.verdict.value, decision.code
+        out.decision_reason = redact.text(decision.reason)
+        out.policy_ids, out.policy_version = decision.policy_ids, decision.policy_version
+        out.tier = decision.tier
+        if decision.arguments is not None and record.tool_result is not None:
+            out.tool_input = redact.value(decision.arguments)
+    if record.tool_result is not None:
+        out.tool_ok = record.tool_result.ok
+        result = record.tool_result
+        out.tool_output = redact.text(result.preview if result.ok else (result.error or ""))
+    if record.approval is not None:
+        wait = record.approval
+        out.approval_status = wait.status
+        out.approvals = [
+            TimelineApproval(
+                approver=a.approver,
+                decision=a.decision,
+                at=a.at,
+                via=a.via,
+                verified=a.verified,
+                verification=a.verification,
+                key_id=a.key_id,
+                justification=redact.text(a.justification),
+            )
+            for a in wait.approvals
+        ]
+        out.refusals = [f"{r.approver}: {r.code} ({r.reason})" for r in wait.refusals]
+    out.flags = [
+        f"output_blocked:{','.join(c.policy_ids)}" for c in record.output_checks if not c.allowed
+    ]
+    return out
+
+
+def _from_events(
+    step: int, mark: StepMark | None, events: _Events, redact: Redactor
+) -> TimelineStep:
+    out = TimelineStep(
+        step=step,
+        started_at=events.first[step].isoformat() if step in events.first else None,
+        latency_seconds=_latency(step, events),
+    )
+    response = events.responses.get(step)
+    if response is not None:
+        proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
+        out.model = response.reported_model
+        out.input_tokens = response.usage.input_tokens
+        out.output_tokens = response.usage.output_tokens
+        if isinstance(proposal, InvalidProposal):
+            out.kind, out.code = "invalid", proposal.code
+        else:
+            out.kind = proposal.kind
+            out.proposal = redact.value(proposal.model_dump(mode="json"))
+            out.reason = redact.text(proposal.reason) or None
+            out.tool = proposal.tool if isinstance(proposal, ToolCallProposal) else None
+    if mark is not None:
+        out.verdict = mark.verdict.value if mark.verdict else None
+        out.code = mark.code or out.code
+        out.decision_reason = redact.text(mark.reason) if mark.reason else None
+        out.policy_ids, out.policy_version, out.tier = (
+            mark.policy_ids,
+            mark.policy_version,
+            mark.tier,
+        )
+        out.cost_usd, out.approval_status = mark.cost_usd, mark.approval_status
+        out.observation = redact.text(mark.observation) if mark.observation else None
+        out.idempotency_key = mark.idempotency_key
+    if (call := events.tool_inputs.get(step)) is not None:
+        out.tool_input = redact.value(call.arguments)
+    if (result := events.tool_results.get(step)) is not None:
+        out.tool_ok = result.ok
+        out.tool_output = redact.text(result.preview if result.ok else (result.error or ""))
+    out.approvals = events.approvals.get(step, [])
+    return out

@@ -20,6 +20,7 @@ from tiergate.activities import SupportStore
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._render import console
+from tiergate.cli._replay import replay as replay_command
 from tiergate.cli._report import report as report_command
 from tiergate.cli._timeline import show_timeline
 from tiergate.config import load_agent
@@ -46,6 +47,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(reviews_app, name="reviews")
 
 app.command("report")(report_command)
+app.command("replay")(replay_command)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -60,6 +60,11 @@ class ModelSpec(_Payload):
         api_key_env: Name of the environment variable holding the API key (never the key).
         script: For ``scripted``: a path to a YAML/JSON list, or the list itself.
         timeout_seconds: Per-attempt timeout of one model call.
+        expected_models: Reported model ids accepted for this pin (shell-style patterns).
+            Default: the pinned id itself or a dated/revision variant of it
+            (``gpt-4o-2024-08-06``, ``claude-x-20241022``, ``demo-frontier@rules-1``).
+        fingerprints: Accepted provider fingerprints (``system_fingerprint``); unset means
+            any, but a change within a run is still flagged.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,6 +75,8 @@ class ModelSpec(_Payload):
     api_key_env: str | None = None
     script: str | list[Any] | None = None
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    expected_models: list[str] | None = None
+    fingerprints: list[str] | None = None
 
 
 class RunInput(_Payload):
@@ -147,6 +154,7 @@ class ModelResponse(_Payload):
     transcript_head: str
     attempt: int = 1
     record_ref: str | None = None
+    fingerprint: str | None = None
 
 
 class ClassifyInput(_Payload):
@@ -162,6 +170,7 @@ class Classification(_Payload):
     reported_model: str
     attempt: int = 1
     record_ref: str | None = None
+    fingerprint: str | None = None
 
 
 class ToolCallInput(_Payload):

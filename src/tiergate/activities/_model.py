@@ -87,6 +87,7 @@ class ModelActivities:
             transcript_head=new_head or "",
             attempt=activity.info().attempt,
             record_ref=record,
+            fingerprint=output.fingerprint,
         )
 
     @activity.defn(name=CLASSIFY_ACTIVITY)
@@ -109,6 +110,7 @@ class ModelActivities:
             reported_model=output.model,
             attempt=activity.info().attempt,
             record_ref=record,
+            fingerprint=output.fingerprint,
         )
 
     def _record(
@@ -133,6 +135,7 @@ class ModelActivities:
                 "provider": model.provider,
                 "requested_model": model.model,
                 "reported_model": output.model,
+                "fingerprint": output.fingerprint,
                 "usage": output.usage.model_dump(),
                 "previous": previous,
                 "messages": self.redactor.value(messages),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -213,7 +214,7 @@ class OpenAICompatibleProvider:
         body = self._post(payload)
         if isinstance(body, str):
             return ProviderOutput(body, TokenUsage(), self.spec.model)
-        return parse_completion(body, tools)
+        return replace(parse_completion(body, tools), fingerprint=_fingerprint(body))
 
     def classify(self, task: dict[str, Any]) -> ProviderOutput:
         payload = {
@@ -233,7 +234,15 @@ class OpenAICompatibleProvider:
             return ProviderOutput("general", TokenUsage(), self.spec.model)
         output = parse_completion(body, [])
         label = output.raw.get("answer", "general") if isinstance(output.raw, dict) else "general"
-        return ProviderOutput(str(label).strip().lower()[:40], output.usage, output.model)
+        return ProviderOutput(
+            str(label).strip().lower()[:40], output.usage, output.model, _fingerprint(body)
+        )
+
+
+def _fingerprint(body: dict[str, Any]) -> str | None:
+    """The backend configuration id OpenAI-compatible servers report (`system_fingerprint`)."""
+    value = body.get("system_fingerprint")
+    return str(value)[:200] if value else None
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:

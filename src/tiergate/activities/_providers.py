@@ -23,6 +23,7 @@ class ProviderOutput:
     raw: dict[str, Any] | str
     usage: TokenUsage
     model: str
+    fingerprint: str | None = None
 
 
 class Provider(Protocol):

@@ -240,6 +240,11 @@ class AgentConfig(_Strict):
     observability: Observability = Observability()
     pricing: dict[str, Price] = Field(default_factory=_default_pricing)
     approvals: Approvals = Approvals()
+    on_model_drift: Literal["continue", "stop"] = Field(
+        default="continue",
+        description="When a model answers as something the pin does not accept: flag the "
+        "step and go on, or stop the run (outcome escalated) before acting on the answer.",
+    )
 
     @model_validator(mode="after")
     def _tiers_have_models(self) -> AgentConfig:

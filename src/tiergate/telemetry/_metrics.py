@@ -74,6 +74,11 @@ approval_wait = _meter.create_histogram(
     "How long an action waited for its approvers, by tier and result.",
     explicit_bucket_boundaries_advisory=_SECONDS_BOUNDS,
 )
+model_drift = _meter.create_counter(
+    "tiergate.model.drift",
+    "{call}",
+    "Model calls answered by a model (or fingerprint) the agent's pin does not accept.",
+)
 budget_stops = _meter.create_counter(
     "tiergate.budget.stops", "{run}", "Runs stopped by a budget, by limit."
 )

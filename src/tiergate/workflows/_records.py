@@ -231,6 +231,25 @@ class StepRecord(_Record):
     observation: str | None = None
     started_at: str = ""
     work_seconds: float = 0.0
+    model_drift: ModelDrift | None = None
+
+
+class ModelDrift(_Record):
+    """A model call answered by something other than what the agent pins.
+
+    Attributes:
+        kind: ``unexpected_model`` (not an id the pin accepts), ``model_changed`` (another id
+            than earlier in the run), ``unexpected_fingerprint``, ``fingerprint_changed``.
+    """
+
+    kind: Literal[
+        "unexpected_model", "model_changed", "unexpected_fingerprint", "fingerprint_changed"
+    ]
+    tier: str
+    requested: str
+    reported: str
+    fingerprint: str | None = None
+    message: str
 
 
 class ModelCall(_Record):
@@ -256,6 +275,8 @@ class ModelCall(_Record):
     cost_usd: float = 0.0
     attempt: int = 1
     record_ref: str | None = None
+    fingerprint: str | None = None
+    drift: ModelDrift | None = None
 
 
 class Outcome(StrEnum):
@@ -358,6 +379,7 @@ class StepMark(_Record):
     approval_status: str | None = None
     approved_by: list[str] = Field(default_factory=list)
     observation: str | None = None
+    model_drift: str | None = None
 
     @classmethod
     def of(cls, record: StepRecord) -> StepMark:
@@ -383,6 +405,7 @@ class StepMark(_Record):
             approval_status=record.approval.status if record.approval else None,
             approved_by=decision.approved_by if decision else [],
             observation=_cut(record.observation),
+            model_drift=record.model_drift.kind if record.model_drift else None,
         )
 
 

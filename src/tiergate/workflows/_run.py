@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from tiergate.tools import SUPPORT_TOOLS
     from tiergate.workflows._budget import BudgetLedger, model_cost
     from tiergate.workflows._desk import ApprovalDesk
+    from tiergate.workflows._drift import detect_drift
     from tiergate.workflows._gate import Gate
     from tiergate.workflows._proposal import parse_proposal
     from tiergate.workflows._records import (
@@ -280,9 +281,25 @@ class AgentRunWorkflow:
             cost_usd=cost,
             attempt=attempt,
             record_ref=response.record_ref,
+            fingerprint=response.fingerprint,
         )
+        earlier = [c for c in self._model_calls if c.tier == tier]
+        call.drift = detect_drift(spec, call, earlier)
         self._model_calls.append(call)
         return call
+
+    def _on_drift(self, call: ModelCall, record: StepRecord | None) -> None:
+        """Flags a drifted call; stops the run before its answer is used if the agent says so."""
+        if call.drift is None:
+            return
+        if record is not None:
+            record.model_drift = call.drift
+        self._alerts.append("model_drift")
+        self._tel.drift(call.drift)
+        if self._bundle.config.on_model_drift == "stop":
+            if record is not None:
+                self._record(record)
+            raise _Stop(Outcome.ESCALATED, f"model drift: {call.drift.message}")
 
     async def _classify(self) -> None:
         tier = self._bundle.config.model_tier.router
@@ -302,6 +319,7 @@ class AgentRunWorkflow:
             )
             call = self._charge_model(tier, result, None)
             self._tel.model_done(span, call, result.usage)
+            self._on_drift(call, None)
         self._route = result.label
         self._append.append(TranscriptEntry(role="system", content=f"Router: {result.label}"))
 
@@ -327,10 +345,11 @@ class AgentRunWorkflow:
             )
             call = self._charge_model(tier, response, record.step)
             self._tel.model_done(span, call, response.usage)
-        self._head, self._append = response.transcript_head, []
-        record.model = response.reported_model
-        record.usage = response.usage
-        record.cost_usd = call.cost_usd
+            self._head, self._append = response.transcript_head, []
+            record.model = response.reported_model
+            record.usage = response.usage
+            record.cost_usd = call.cost_usd
+            self._on_drift(call, record)
         return response
 
     async def _activity(

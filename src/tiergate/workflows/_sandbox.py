@@ -29,6 +29,7 @@ PASSTHROUGH_MODULES = (
     "tiergate.tools",
     "tiergate.workflows._approval",
     "tiergate.workflows._budget",
+    "tiergate.workflows._drift",
     "tiergate.workflows._gate",
     "tiergate.workflows._proposal",
     "tiergate.workflows._records",

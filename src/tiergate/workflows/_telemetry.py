@@ -31,6 +31,7 @@ from tiergate.telemetry import _metrics as metric
 from tiergate.workflows._records import (
     Decision,
     ModelCall,
+    ModelDrift,
     Outcome,
     RunSummary,
     StepRecord,
@@ -169,6 +170,8 @@ class RunTelemetry:
                 "tiergate.attempt": call.attempt,
             }
         )
+        if call.fingerprint:
+            span.set_attribute("openai.response.system_fingerprint", call.fingerprint)
         if _live():
             base = {
                 "gen_ai.operation.name": "chat",
@@ -316,6 +319,33 @@ class RunTelemetry:
             span.set_status(Status(StatusCode.ERROR, result.error or "tool refused the call"))
 
     # -- events ----------------------------------------------------------------------------
+
+    def drift(self, drift: ModelDrift) -> None:
+        """A model answered as something its pin does not accept: span, metric, log event."""
+        trace.get_current_span().set_attributes(
+            {"tiergate.model.drift": drift.kind, "tiergate.model.drift.message": drift.message}
+        )
+        if not _live():
+            return
+        metric.model_drift.add(
+            1,
+            {
+                "tiergate.agent": self.agent,
+                "kind": drift.kind,
+                "gen_ai.request.model": drift.requested,
+                "gen_ai.response.model": drift.reported,
+            },
+        )
+        _log.warning(
+            "model_drift",
+            kind=drift.kind,
+            tier=drift.tier,
+            requested=drift.requested,
+            reported=drift.reported,
+            fingerprint=drift.fingerprint,
+            detail=drift.message,
+            **self._pick(["run_id", "agent"], {}),
+        )
 
     def blocked(self, cause: str) -> None:
         """An action or output that did not go through for ``cause`` (output, budget)."""

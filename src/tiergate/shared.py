@@ -31,7 +31,9 @@ PENDING_MEMO = "tiergate.pending"
 #: Visibility: runs waiting for people, listable across runs (`tiergate approvals list`).
 PENDING_APPROVAL_ATTRIBUTE = SearchAttributeKey.for_bool("TiergatePendingApproval")
 AGENT_ATTRIBUTE = SearchAttributeKey.for_keyword("TiergateAgent")
-SEARCH_ATTRIBUTES = (PENDING_APPROVAL_ATTRIBUTE, AGENT_ATTRIBUTE)
+#: Set at start on shadow re-runs (`tiergate shadow`), so reports can leave them out.
+SHADOW_ATTRIBUTE = SearchAttributeKey.for_bool("TiergateShadow")
+SEARCH_ATTRIBUTES = (PENDING_APPROVAL_ATTRIBUTE, AGENT_ATTRIBUTE, SHADOW_ATTRIBUTE)
 
 #: Most bytes of a model's raw output kept in history; the full text is in the content store.
 MAX_RAW_OUTPUT_CHARS = 32_000

@@ -38,6 +38,9 @@ class ContentStore:
             os.replace(tmp, path)
         return ref
 
+    def has(self, ref: str) -> bool:
+        return self._path(ref).exists()
+
     def get(self, ref: str) -> bytes:
         return self._path(ref).read_bytes()
 

@@ -73,7 +73,7 @@ class ToolActivities:
         return run_tool
 
     def execute(self, spec: ToolSpec, call: ToolCallInput) -> ToolResult:
-        arguments = self._verified_arguments(spec, call)
+        arguments = self.verified_arguments(spec, call)
         attempt = activity.info().attempt if activity.in_activity() else 1
         try:
             if spec.kind is ToolKind.WRITE:
@@ -102,7 +102,7 @@ class ToolActivities:
         )
 
     @staticmethod
-    def _verified_arguments(spec: ToolSpec, call: ToolCallInput) -> BaseModel:
+    def verified_arguments(spec: ToolSpec, call: ToolCallInput) -> BaseModel:
         try:
             arguments = spec.args.model_validate(call.arguments)
         except ValidationError as error:

@@ -22,6 +22,7 @@ from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._render import console
 from tiergate.cli._replay import replay as replay_command
 from tiergate.cli._report import report as report_command
+from tiergate.cli._shadow import shadow as shadow_command
 from tiergate.cli._timeline import show_timeline
 from tiergate.config import load_agent
 from tiergate.devserver import start_dev_server
@@ -48,6 +49,7 @@ app.add_typer(reviews_app, name="reviews")
 
 app.command("report")(report_command)
 app.command("replay")(replay_command)
+app.command("shadow")(shadow_command)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -20,7 +20,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from tiergate.report._figures import RunFacts
-from tiergate.shared import AGENT_ATTRIBUTE, PENDING_MEMO, WORKFLOW_NAME
+from tiergate.shared import AGENT_ATTRIBUTE, PENDING_MEMO, SHADOW_ATTRIBUTE, WORKFLOW_NAME
 from tiergate.workflows import PendingAction, RunSummary
 
 #: How many run results are fetched at once.
@@ -29,7 +29,11 @@ CONCURRENCY = 16
 
 def visibility_query(since: datetime, agent: str | None, ids: list[str] | None = None) -> str:
     """The list filter: tiergate runs started since ``since``, of ``agent`` if given."""
-    clauses = [f'WorkflowType = "{WORKFLOW_NAME}"', f'StartTime >= "{since.isoformat()}"']
+    clauses = [
+        f'WorkflowType = "{WORKFLOW_NAME}"',
+        f'StartTime >= "{since.isoformat()}"',
+        f"{SHADOW_ATTRIBUTE.name} IS NULL",  # shadow re-runs are not production traffic
+    ]
     if agent:
         clauses.append(f'{AGENT_ATTRIBUTE.name} = "{agent}"')
     if ids:

@@ -1,0 +1,450 @@
+"""Shadow re-runs: a finished run's input, re-executed under a candidate, with no side effects.
+
+The candidate is the run's own pinned agent bundle (read back from its `agent__load`
+result in history) with one or more changes: another agent config, another executor model,
+another policy folder, another system prompt. The shadow is a real `AgentRunWorkflow` run on
+a private task queue, so the gate, budgets and records are the production code; only the
+edges differ:
+
+- write tools are simulated: they verify the call like the real tool and never touch a
+  backend; a write the original made with exactly these arguments is answered as it was
+  answered then, any other with ``{"simulated": true, ...}``;
+- read tools answer with the output the original run recorded for exactly that call (same
+  digest), and refuse calls the original never made (a shadow never reads live systems);
+- approvals are never simulated: a held call expires at once and ends the shadow
+  (`escalated`), so the diff shows where people would have been asked;
+- tier-2 review sampling is off, and notifications go nowhere.
+
+Shadows carry the `TiergateShadow` search attribute so reports leave them out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
+
+from tiergate.activities import ApprovalActivities, ContentStore, ModelActivities, ReviewStore
+from tiergate.activities._tools import ToolActivities
+from tiergate.config import AgentBundle, TierApproval, compile_rules, load_agent
+from tiergate.forensics._files import HistoryError
+from tiergate.history import decode, read_history
+from tiergate.policies import build_bundle, cedar_schema, read_policy_file
+from tiergate.redaction import Redactor
+from tiergate.settings import Settings
+from tiergate.shared import (
+    LOAD_AGENT_ACTIVITY,
+    SHADOW_ATTRIBUTE,
+    TOOL_ACTIVITY_PREFIX,
+    WORKFLOW_NAME,
+    LoadAgentInput,
+    RunInput,
+    ToolCallInput,
+    ToolResult,
+    tool_activity_name,
+)
+from tiergate.tools import SUPPORT_TOOLS, ToolKind, ToolRegistry, ToolSpec
+from tiergate.workflows import (
+    AgentRunWorkflow,
+    RunSummary,
+    StepRecord,
+    ToolCallProposal,
+    Verdict,
+    workflow_runner,
+)
+
+_NO_WAIT = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
+
+
+class Candidate(BaseModel):
+    """What a shadow changes; unset fields keep what the original run was pinned to."""
+
+    agent_version: str | None = Field(
+        default=None, description="An agent config file or name to use instead."
+    )
+    model: str | None = Field(default=None, description="Executor model id to use instead.")
+    policies: Path | None = Field(default=None, description="Folder of .cedar files to use.")
+    prompt: str | None = Field(default=None, description="System prompt text, or a file of it.")
+
+    def describe(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model_dump().items() if v is not None}
+
+
+class StepDiff(BaseModel):
+    step: int
+    original: str | None
+    shadow: str | None
+    original_decision: str | None
+    shadow_decision: str | None
+    same_proposal: bool
+    same_decision: bool
+
+
+class ShadowDiff(BaseModel):
+    """How the candidate's run differs from the original, step by step."""
+
+    original_id: str
+    shadow_id: str
+    candidate: dict[str, str]
+    original_outcome: str
+    shadow_outcome: str
+    same_outcome: bool
+    steps: list[StepDiff]
+    changed_decisions: int
+    new_denials: list[str]
+    original_cost_usd: float
+    shadow_cost_usd: float
+    cost_delta_usd: float
+    original_tokens: int
+    shadow_tokens: int
+    token_delta: int
+    simulated_writes: list[str] = Field(default_factory=list)
+    unrecorded_reads: list[str] = Field(default_factory=list)
+
+
+# -- reading the original ----------------------------------------------------------------
+
+
+def pinned_bundle(history: WorkflowHistory) -> AgentBundle:
+    """The agent bundle the run was pinned to: the result of its `agent__load` activity."""
+    scheduled: set[int] = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == LOAD_AGENT_ACTIVITY:
+                scheduled.add(event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done = event.activity_task_completed_event_attributes
+            if done.scheduled_event_id in scheduled and done.result.payloads:
+                return AgentBundle.model_validate(decode(done.result.payloads[0]))
+    raise HistoryError(f"run {history.workflow_id}: no pinned agent bundle in its history")
+
+
+def recorded_tool_results(history: WorkflowHistory) -> dict[str, ToolResult]:
+    """What each tool call of the run returned, keyed by call digest."""
+    calls: dict[int, ToolCallInput] = {}
+    results: dict[str, ToolResult] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name.startswith(TOOL_ACTIVITY_PREFIX):
+                calls[event.event_id] = ToolCallInput.model_validate(
+                    decode(attrs.input.payloads[0])
+                )
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done = event.activity_task_completed_event_attributes
+            if (call := calls.get(done.scheduled_event_id)) and done.result.payloads:
+                results[call.call_digest] = ToolResult.model_validate(
+                    decode(done.result.payloads[0])
+                )
+    return results
+
+
+def candidate_bundle(
+    base: AgentBundle, candidate: Candidate, agents_dir: Path | None, tools: ToolRegistry
+) -> AgentBundle:
+    """``base`` with the candidate's changes, set up to never wait for people."""
+    bundle = (
+        load_agent(candidate.agent_version, agents_dir, tools) if candidate.agent_version else base
+    )
+    config = bundle.config
+    updates: dict[str, Any] = {}
+    if candidate.model:
+        executor = config.model_tier.executor
+        models = dict(config.models)
+        pinned = models[executor]
+        models[executor] = pinned.model_copy(update={"model": candidate.model})
+        pricing = dict(config.pricing)
+        # A candidate model without a price is priced like the pin, so costs stay comparable.
+        pricing.setdefault(candidate.model, pricing[pinned.model])
+        updates.update(models=models, pricing=pricing)
+    if candidate.prompt:
+        path = Path(candidate.prompt)
+        text = path.read_text(encoding="utf-8") if path.is_file() else candidate.prompt
+        version = "shadow-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+        updates["prompts"] = config.prompts.model_copy(
+            update={
+                "system": config.prompts.system.model_copy(
+                    update={"text": text, "version": version}
+                )
+            }
+        )
+    updates["approvals"] = config.approvals.model_copy(
+        update={"tier3": _NO_WAIT, "tier4": _NO_WAIT, "on_deny": "escalate", "review_fraction": 0.0}
+    )
+    config = config.model_copy(update=updates)
+    policy = bundle.policy
+    if candidate.policies is not None:
+        files = sorted(candidate.policies.glob("*.cedar"))
+        if not files:
+            raise HistoryError(f"{candidate.policies}: no .cedar files in this folder")
+        sources = [read_policy_file(f) for f in files]
+        rules = compile_rules(config.policy.rules, tools)
+        if rules:
+            sources.append((f"{bundle.source}#policy.rules", rules))
+        policy = build_bundle(sources, cedar_schema(tools))
+    return bundle.model_copy(
+        update={"config": config, "config_hash": config.content_hash(), "policy": policy}
+    )
+
+
+# -- the shadow's edges --------------------------------------------------------------------
+
+
+class ShadowActivities:
+    """Agent loading and tools for shadows: pinned candidates, recorded reads, fake writes."""
+
+    def __init__(self, content: ContentStore, tools: ToolRegistry) -> None:
+        self.content, self.tools = content, tools
+        self.bundles: dict[str, AgentBundle] = {}
+        self.recorded: dict[str, dict[str, ToolResult]] = {}
+        self.simulated: dict[str, list[str]] = {}
+        self.unrecorded: dict[str, list[str]] = {}
+
+    def add(self, shadow_id: str, bundle: AgentBundle, recorded: dict[str, ToolResult]) -> None:
+        self.bundles[shadow_id], self.recorded[shadow_id] = bundle, recorded
+        self.simulated[shadow_id], self.unrecorded[shadow_id] = [], []
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name=LOAD_AGENT_ACTIVITY)
+        def load(request: LoadAgentInput) -> AgentBundle:
+            return self.bundles[_workflow_id()]
+
+        return [load, *(self._tool(spec) for spec in self.tools)]
+
+    def _tool(self, spec: ToolSpec) -> Callable[[ToolCallInput], ToolResult]:
+        @activity.defn(name=tool_activity_name(spec.name))
+        def run_tool(call: ToolCallInput) -> ToolResult:
+            return self.answer(spec, call)
+
+        return run_tool
+
+    def answer(self, spec: ToolSpec, call: ToolCallInput) -> ToolResult:
+        ToolActivities.verified_arguments(spec, call)  # the same refusal of ungated calls
+        shadow_id = _workflow_id()
+        what = f"step {call.step}: {spec.name} {json.dumps(call.arguments, sort_keys=True)}"
+        recorded = self.recorded[shadow_id].get(call.call_digest)
+        if spec.kind is ToolKind.WRITE:
+            self.simulated[shadow_id].append(what)
+            if recorded is not None:
+                # The original made exactly this write: answer as it was answered, unexecuted.
+                return self._with_output(recorded)
+            text = json.dumps({"simulated": True, "tool": spec.name, "arguments": call.arguments})
+            return ToolResult(
+                ok=True,
+                output_ref=self.content.put(text.encode()),
+                output_size=len(text),
+                preview=text[:1000],
+            )
+        if recorded is None:
+            self.unrecorded[shadow_id].append(what)
+            return ToolResult(
+                ok=False,
+                error="shadow run: the original run never made this call, and shadows do not "
+                "read live systems",
+            )
+        return self._with_output(recorded)
+
+    def _with_output(self, recorded: ToolResult) -> ToolResult:
+        if recorded.output_ref and not self.content.has(recorded.output_ref):
+            # The original's output is not in this content store: answer with its preview.
+            ref = self.content.put(recorded.preview.encode())
+            return recorded.model_copy(update={"output_ref": ref})
+        return recorded
+
+
+def _workflow_id() -> str:
+    return activity.info().workflow_id or ""
+
+
+# -- comparing ------------------------------------------------------------------------------
+
+
+def _proposal(record: StepRecord | None) -> str | None:
+    if record is None:
+        return None
+    if record.invalid is not None:
+        return f"invalid ({record.invalid.code})"
+    proposal = record.proposal
+    if isinstance(proposal, ToolCallProposal):
+        arguments = record.decision.arguments if record.decision else proposal.arguments
+        return f"{proposal.tool} {json.dumps(arguments, sort_keys=True)}"
+    return proposal.kind if proposal else None
+
+
+def _decision(record: StepRecord | None) -> str | None:
+    if record is None:
+        return None
+    if record.decision is None:
+        return record.proposal.kind if record.proposal else ("invalid" if record.invalid else None)
+    d = record.decision
+    if record.approval is not None:
+        original = record.approval.original
+        return f"{original.verdict.value} ({original.code}{', ' + ', '.join(original.policy_ids) if original.policy_ids else ''})"
+    ids = ", ".join(d.policy_ids)
+    return f"{d.verdict.value} ({d.code}{', ' + ids if ids else ''})"
+
+
+def diff_runs(
+    original: RunSummary,
+    shadow: RunSummary,
+    candidate: dict[str, str],
+    simulated: list[str] | None = None,
+    unrecorded: list[str] | None = None,
+) -> ShadowDiff:
+    """The step-by-step comparison of a run and its shadow (pure)."""
+    steps = []
+    new_denials = []
+    for a, b in zip_longest(original.steps, shadow.steps):
+        step = (a or b).step
+        da, db = _decision(a), _decision(b)
+        steps.append(
+            StepDiff(
+                step=step,
+                original=_proposal(a),
+                shadow=_proposal(b),
+                original_decision=da,
+                shadow_decision=db,
+                same_proposal=_proposal(a) == _proposal(b),
+                same_decision=da == db,
+            )
+        )
+        denied_b = b is not None and b.decision is not None and b.decision.verdict == Verdict.DENY
+        denied_a = a is not None and a.decision is not None and a.decision.verdict == Verdict.DENY
+        if denied_b and not denied_a:
+            new_denials.append(f"step {step}: {_proposal(b)} -> {db}")
+    return ShadowDiff(
+        original_id=original.workflow_id,
+        shadow_id=shadow.workflow_id,
+        candidate=candidate,
+        original_outcome=original.outcome.value,
+        shadow_outcome=shadow.outcome.value,
+        same_outcome=original.outcome == shadow.outcome,
+        steps=steps,
+        # Steps both runs reached; steps only one reached show as "–" in the table.
+        changed_decisions=sum(1 for s in steps if s.original and s.shadow and not s.same_decision),
+        new_denials=new_denials,
+        original_cost_usd=original.cost_usd,
+        shadow_cost_usd=shadow.cost_usd,
+        cost_delta_usd=round(shadow.cost_usd - original.cost_usd, 8),
+        original_tokens=original.usage.total_tokens,
+        shadow_tokens=shadow.usage.total_tokens,
+        token_delta=shadow.usage.total_tokens - original.usage.total_tokens,
+        simulated_writes=simulated or [],
+        unrecorded_reads=unrecorded or [],
+    )
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+async def shadow_runs(
+    client: Client, settings: Settings, histories: list[WorkflowHistory], candidate: Candidate
+) -> list[ShadowDiff]:
+    """Shadows of every (finished) run in ``histories`` under ``candidate``, and their diffs."""
+    tools = SUPPORT_TOOLS
+    content = ContentStore(settings.content_dir)
+    edges = ShadowActivities(content, tools)
+    started: list[tuple[RunSummary, str, RunInput]] = []
+    for history in histories:
+        view = read_history(history)
+        if view.summary is None:
+            raise HistoryError(
+                f"run {history.workflow_id} has not finished ({view.status}); a shadow compares "
+                "against a finished run"
+            )
+        bundle = candidate_bundle(pinned_bundle(history), candidate, settings.agents_dir, tools)
+        run_input = RunInput.model_validate(view.input)
+        if (
+            candidate.model
+            and (executor := bundle.config.model_tier.executor) in run_input.model_overrides
+        ):
+            overrides = dict(run_input.model_overrides)
+            overrides[executor] = overrides[executor].model_copy(update={"model": candidate.model})
+            run_input = run_input.model_copy(update={"model_overrides": overrides})
+        shadow_id = f"shadow-{history.workflow_id}-{uuid.uuid4().hex[:6]}"
+        edges.add(shadow_id, bundle, recorded_tool_results(history))
+        started.append((view.summary, shadow_id, run_input))
+    reviews = ReviewStore(Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite")
+    approvals = ApprovalActivities(settings.home, None, reviews)
+    models = ModelActivities(content, tools, redactor=Redactor(settings.redaction))
+    task_queue = f"tiergate-shadow-{uuid.uuid4().hex[:8]}"
+    diffs = []
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AgentRunWorkflow],
+        workflow_runner=workflow_runner(),
+        activities=[
+            *edges.activities(),
+            models.propose,
+            models.classify,
+            approvals.snapshot,
+            approvals.status,
+            approvals.notify_overdue,
+            approvals.enqueue_review,
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+    ):
+        handles = [
+            await client.start_workflow(
+                WORKFLOW_NAME,
+                run_input.model_dump(),
+                id=shadow_id,
+                task_queue=task_queue,
+                result_type=RunSummary,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(SHADOW_ATTRIBUTE, True)]
+                ),
+            )
+            for _, shadow_id, run_input in started
+        ]
+        for (original, shadow_id, _), handle in zip(started, handles, strict=True):
+            shadow = await handle.result()
+            diffs.append(
+                diff_runs(
+                    original,
+                    shadow,
+                    candidate.describe(),
+                    edges.simulated[shadow_id],
+                    edges.unrecorded[shadow_id],
+                )
+            )
+    return diffs
+
+
+class BatchSummary(BaseModel):
+    runs: int
+    same_outcome: int
+    changed_outcome: int
+    runs_with_changed_decisions: int
+    new_denials: int
+    cost_delta_usd: float
+    original_cost_usd: float
+    shadow_cost_usd: float
+
+
+def summarise(diffs: list[ShadowDiff]) -> BatchSummary:
+    return BatchSummary(
+        runs=len(diffs),
+        same_outcome=sum(1 for d in diffs if d.same_outcome),
+        changed_outcome=sum(1 for d in diffs if not d.same_outcome),
+        runs_with_changed_decisions=sum(1 for d in diffs if d.changed_decisions),
+        new_denials=sum(len(d.new_denials) for d in diffs),
+        cost_delta_usd=round(sum(d.cost_delta_usd for d in diffs), 8),
+        original_cost_usd=round(sum(d.original_cost_usd for d in diffs), 8),
+        shadow_cost_usd=round(sum(d.shadow_cost_usd for d in diffs), 8),
+    )

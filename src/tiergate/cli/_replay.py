@@ -18,7 +18,7 @@ from tiergate.forensics import (
     ReplayOutcome,
     fetch_history,
     load_history_file,
-    replay_one,
+    replay_all,
 )
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME
@@ -84,7 +84,7 @@ def replay(
             histories += await server_histories(Settings(), query, limit)
         if not histories:
             raise HistoryError("nothing to replay", fix="give history files, a folder, or --query")
-        return [await replay_one(h) for h in histories]
+        return await replay_all(histories)
 
     try:
         outcomes = asyncio.run(main())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.table import Table
 
-from tiergate.cli._render import console, versions_table
+from tiergate.cli._render import console as default_console
+from tiergate.cli._render import versions_table
 from tiergate.forensics import Timeline, TimelineStep
 
 
@@ -78,7 +80,8 @@ def timeline_table(timeline: Timeline) -> Table:
     return table
 
 
-def show_timeline(timeline: Timeline) -> None:
+def show_timeline(timeline: Timeline, out: Console | None = None) -> None:
+    console = out or default_console
     head = f"[bold]{timeline.workflow_id}[/bold]  agent [cyan]{timeline.agent}[/cyan]  "
     if timeline.outcome:
         head += f"outcome [bold]{timeline.outcome}[/bold] — {timeline.reason}"

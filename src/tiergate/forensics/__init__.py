@@ -1,7 +1,14 @@
 """Incident forensics: timelines, exported histories, determinism replay, shadow re-runs."""
 
 from tiergate.forensics._files import HistoryError, check_history, fetch_history, load_history_file
-from tiergate.forensics._replay import Divergence, ReplayOutcome, describe, replay_one, replayer
+from tiergate.forensics._replay import (
+    Divergence,
+    ReplayOutcome,
+    describe,
+    replay_all,
+    replay_one,
+    replayer,
+)
 from tiergate.forensics._timeline import Timeline, TimelineApproval, TimelineStep, build_timeline
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "describe",
     "fetch_history",
     "load_history_file",
+    "replay_all",
     "replay_one",
     "replayer",
 ]

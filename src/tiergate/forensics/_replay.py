@@ -89,7 +89,18 @@ async def replay_one(
     history: WorkflowHistory, workflows: Sequence[type] | None = None
 ) -> ReplayOutcome:
     """Replays ``history``; on failure finds the first diverging event."""
+    return await _replay(replayer(workflows), history)
+
+
+async def replay_all(
+    histories: Sequence[WorkflowHistory], workflows: Sequence[type] | None = None
+) -> list[ReplayOutcome]:
+    """Replays each of ``histories`` with one Replayer (cheaper than one per history)."""
     runner = replayer(workflows)
+    return [await _replay(runner, history) for history in histories]
+
+
+async def _replay(runner: Replayer, history: WorkflowHistory) -> ReplayOutcome:
     result = await runner.replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is None:
         return ReplayOutcome(history.workflow_id, len(history.events), True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.conftest import Harness
 from tests.test_cli import tiergate
-from tiergate.config import PACKAGED_POLICIES
+from tiergate.config import PACKAGED_AGENTS, PACKAGED_POLICIES
 from tiergate.history import read_history
 from tiergate.workflows import Outcome
 
@@ -136,3 +136,25 @@ async def test_shadow_bad_input(harness: Harness) -> None:
         assert code == 2, out
         assert message in out
         assert "Traceback" not in out
+
+
+async def test_a_candidate_agent_version_is_loaded_from_a_file(
+    harness: Harness, tmp_path: Path
+) -> None:
+    original = await harness.run("support_refund_agent", input={"ticket_id": "T-1001"})
+    packaged = (PACKAGED_AGENTS / "support_refund_agent.yaml").read_text()
+    candidate = tmp_path / "support_refund_agent_v2.yaml"
+    candidate.write_text(
+        packaged.replace('version: "1.0.0"', 'version: "2.0.0-rc1"').replace(
+            "max_tool_calls: 10", "max_tool_calls: 2"
+        )
+    )
+    result = await shadow(harness, original.workflow_id, "--agent-version", str(candidate))
+    (diff,) = result["diffs"]
+    assert (diff["original_outcome"], diff["shadow_outcome"]) == ("completed", "budget_exhausted")
+    view = read_history(await harness.history(diff["shadow_id"]))
+    assert view.summary is not None
+    assert view.summary.versions is not None
+    assert view.summary.versions.agent_version == "2.0.0-rc1"
+    assert view.summary.budget_stop is not None
+    assert view.summary.budget_stop.limit == "tool_calls"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -90,6 +90,27 @@ class SupportStore:
             yield conn
         finally:
             conn.close()
+
+    def seed(
+        self,
+        *,
+        demo: bool,
+        tickets: Sequence[tuple[str, str, str, str, str]] = (),
+        orders: Sequence[tuple[str, str, str, str]] = (),
+        users: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
+        """Reset the store (to the demo data, or empty), then add these rows (evals' states)."""
+        if demo:
+            self.seed_demo()
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if not demo:
+                for table in ("tickets", "orders", "refunds", "emails", "users", "applied_keys"):
+                    conn.execute(f"DELETE FROM {table}")
+            conn.executemany("INSERT OR REPLACE INTO tickets VALUES (?,?,?,?,?,'[]')", tickets)
+            conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?)", orders)
+            conn.executemany("INSERT OR REPLACE INTO users (id, email, name) VALUES (?,?,?)", users)
+            conn.execute("COMMIT")
 
     def seed_demo(self) -> None:
         """Reset the store to the demo data set."""

@@ -19,6 +19,7 @@ from tiergate import telemetry
 from tiergate.activities import SupportStore
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._demo import demo as run_demo
+from tiergate.cli._evals import eval_app
 from tiergate.cli._render import console
 from tiergate.cli._replay import replay as replay_command
 from tiergate.cli._report import report as report_command
@@ -46,6 +47,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(approvers_app, name="approvers")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(reviews_app, name="reviews")
+app.add_typer(eval_app, name="eval")
 
 app.command("report")(report_command)
 app.command("replay")(replay_command)

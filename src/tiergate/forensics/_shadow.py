@@ -154,9 +154,14 @@ def recorded_tool_results(history: WorkflowHistory) -> dict[str, ToolResult]:
 
 
 def candidate_bundle(
-    base: AgentBundle, candidate: Candidate, agents_dir: Path | None, tools: ToolRegistry
+    base: AgentBundle,
+    candidate: Candidate,
+    agents_dir: Path | None,
+    tools: ToolRegistry,
+    *,
+    shadow: bool = True,
 ) -> AgentBundle:
-    """``base`` with the candidate's changes, set up to never wait for people."""
+    """``base`` with the candidate's changes; for a shadow, set up to never wait for people."""
     bundle = (
         load_agent(candidate.agent_version, agents_dir, tools) if candidate.agent_version else base
     )
@@ -182,9 +187,15 @@ def candidate_bundle(
                 )
             }
         )
-    updates["approvals"] = config.approvals.model_copy(
-        update={"tier3": _NO_WAIT, "tier4": _NO_WAIT, "on_deny": "escalate", "review_fraction": 0.0}
-    )
+    if shadow:
+        updates["approvals"] = config.approvals.model_copy(
+            update={
+                "tier3": _NO_WAIT,
+                "tier4": _NO_WAIT,
+                "on_deny": "escalate",
+                "review_fraction": 0.0,
+            }
+        )
     config = config.model_copy(update=updates)
     policy = bundle.policy
     if candidate.policies is not None:

@@ -1,0 +1,323 @@
+"""Running a suite: every case a real governed run, on its own backend state, in parallel.
+
+One worker serves the whole suite. Each case gets its own SQLite backend (seeded with the
+case's initial state), and the tool activities pick the backend by the run's workflow id,
+so cases run side by side without seeing each other's writes. Approvals a case lists are
+given through the same signed update the CLI uses, by approvers registered for the suite;
+a hold nobody answers expires at once. The result of each case is judged by `_checks`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from tiergate.activities import (
+    ApprovalActivities,
+    ContentStore,
+    ModelActivities,
+    ReviewStore,
+    SupportStore,
+    ToolActivities,
+)
+from tiergate.approvals import ApprovalDecision, ApproverRegistry
+from tiergate.approvals.client import NotWaitingError, decide, pending_of
+from tiergate.config import AgentBundle, TierApproval, load_agent
+from tiergate.evals._checks import Observed, judge
+from tiergate.evals._suite import Case, Suite
+from tiergate.forensics._shadow import Candidate, candidate_bundle
+from tiergate.history import ungated_tool_calls
+from tiergate.redaction import Redactor
+from tiergate.settings import Settings
+from tiergate.shared import (
+    LOAD_AGENT_ACTIVITY,
+    WORKFLOW_NAME,
+    LoadAgentInput,
+    RunInput,
+    ToolCallInput,
+    ToolResult,
+    tool_activity_name,
+)
+from tiergate.tools import SUPPORT_TOOLS, ToolSpec
+from tiergate.workflows import AgentRunWorkflow, RunSummary, workflow_runner
+
+_EXPIRE_AT_ONCE = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
+_ANSWER_WINDOW = TierApproval(sla_seconds=2, expiry_seconds=4)
+
+
+class CaseResult(BaseModel):
+    id: str
+    passed: bool
+    failures: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    workflow_id: str = ""
+    outcome: str = ""
+    reason: str = ""
+    steps: int = 0
+    cost_usd: float = 0.0
+    tokens: int = 0
+    tool_calls: int = 0
+    seconds: float = 0.0
+
+
+class SuiteResult(BaseModel):
+    """A suite's run: per-case results, the suite's figures, and whether thresholds held."""
+
+    suite: str
+    suite_version: str
+    agent: str
+    agent_version: str
+    policy_version: str
+    model_ids: list[str]
+    candidate: dict[str, str] = Field(default_factory=dict)
+    started_at: str
+    seconds: float
+    concurrency: int
+    cases: list[CaseResult]
+    pass_rate: float
+    cost_per_task_usd: float
+    tokens_per_task: float
+    tool_calls_per_task: float
+    threshold_failures: list[str] = Field(default_factory=list)
+    passed: bool
+
+
+class _CaseEdges:
+    """Per-case agent bundles and backends, found by the run's workflow id."""
+
+    def __init__(self, content: ContentStore) -> None:
+        self.content = content
+        self.bundles: dict[str, AgentBundle] = {}
+        self.tools: dict[str, ToolActivities] = {}
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name=LOAD_AGENT_ACTIVITY)
+        def load(request: LoadAgentInput) -> AgentBundle:
+            return self.bundles[activity.info().workflow_id or ""]
+
+        return [load, *(self._tool(spec) for spec in SUPPORT_TOOLS)]
+
+    def _tool(self, spec: ToolSpec) -> Callable[[ToolCallInput], ToolResult]:
+        @activity.defn(name=tool_activity_name(spec.name))
+        def run_tool(call: ToolCallInput) -> ToolResult:
+            return self.tools[activity.info().workflow_id or ""].execute(spec, call)
+
+        return run_tool
+
+
+def _store(home: Path, case: Case) -> SupportStore:
+    store = SupportStore(home / "cases" / f"{case.id}.sqlite")
+    state = case.state
+    store.seed(
+        demo=state.seed == "demo",
+        tickets=[(t.id, t.customer_id, t.subject, t.body, t.status) for t in state.tickets],
+        orders=[(o.id, o.customer_id, o.status, o.total_usd) for o in state.orders],
+        users=[(u.id, u.email, u.name) for u in state.users],
+    )
+    return store
+
+
+def _overrides(case: Case, bundle: AgentBundle, base: Path) -> dict[str, Any]:
+    source = case.model
+    executor = bundle.config.model_tier.executor
+    pinned = bundle.config.models[executor].model
+    if source.source == "scripted":
+        return {executor: {"provider": "scripted", "model": pinned, "script": source.script}}
+    if source.source == "cassette":
+        script = yaml.safe_load((base / (source.cassette or "")).read_text(encoding="utf-8"))
+        return {executor: {"provider": "scripted", "model": pinned, "script": script}}
+    if source.source == "provider" and source.spec is not None:
+        return {executor: source.spec.model_dump()}
+    return {}
+
+
+async def _answer(client: Client, registry: ApproverRegistry, run_id: str, case: Case) -> None:
+    for answer in case.approvals:
+        for _ in range(600):
+            try:
+                await pending_of(client, run_id)
+                break
+            except NotWaitingError:
+                await asyncio.sleep(0.05)
+        try:
+            await decide(
+                client,
+                registry,
+                run_id,
+                answer.approver,
+                ApprovalDecision(answer.decision),
+                answer.justification,
+                via="api",
+            )
+        except NotWaitingError:
+            return  # the run finished without waiting again: the checks will say if wrongly
+
+
+async def run_suite(
+    suite: Suite,
+    client: Client,
+    settings: Settings,
+    *,
+    candidate: Candidate | None = None,
+    concurrency: int = 4,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> SuiteResult:
+    """Runs every case of ``suite`` against the server behind ``client``."""
+    candidate = candidate or Candidate()
+    home = settings.home / "evals" / f"{suite.suite}-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    content = ContentStore(home / "content")
+    registry = ApproverRegistry(home)
+    for name, roles in suite.approvers.items():
+        registry.add(name, roles)
+    base = load_agent(suite.agent, settings.agents_dir, SUPPORT_TOOLS)
+    bundle = candidate_bundle(base, candidate, settings.agents_dir, SUPPORT_TOOLS, shadow=False)
+    edges = _CaseEdges(content)
+    models = ModelActivities(content, SUPPORT_TOOLS, redactor=Redactor(settings.redaction))
+    approvals = ApprovalActivities(home, None, ReviewStore(home / "reviews.sqlite"))
+    task_queue = f"tiergate-eval-{uuid.uuid4().hex[:8]}"
+    batch = uuid.uuid4().hex[:6]
+    gate = asyncio.Semaphore(max(1, concurrency))
+    suite_base = Path(suite.source).parent
+
+    async def one(case: Case) -> CaseResult:
+        async with gate:
+            began = time.perf_counter()
+            workflow_id = f"eval-{suite.suite}-{case.id}-{batch}"
+            # Holds expire at once when the case gives no answers, and soon after the answers
+            # when it gives some: a missing second approval ends the case, not the suite.
+            window = _ANSWER_WINDOW if case.approvals else _EXPIRE_AT_ONCE
+            config = bundle.config
+            quick = config.approvals.model_copy(update={"tier3": window, "tier4": window})
+            case_bundle = bundle.model_copy(
+                update={"config": config.model_copy(update={"approvals": quick})}
+            )
+            edges.bundles[workflow_id] = case_bundle
+            store = _store(home, case)
+            edges.tools[workflow_id] = ToolActivities(store, content, SUPPORT_TOOLS)
+            run_input = RunInput(
+                agent=suite.agent,
+                input=case.input,
+                requester="eval",
+                model_overrides=_overrides(case, bundle, suite_base),
+            )
+            handle = await client.start_workflow(
+                WORKFLOW_NAME,
+                run_input.model_dump(),
+                id=workflow_id,
+                task_queue=task_queue,
+                result_type=RunSummary,
+            )
+            answering = asyncio.create_task(_answer(client, registry, workflow_id, case))
+            summary = await handle.result()
+            answering.cancel()
+            history = await handle.fetch_history()
+            seen = Observed(
+                summary=summary,
+                ungated=ungated_tool_calls(history),
+                refunds=store.rows("refunds"),
+                tickets={t["id"]: t["status"] for t in store.rows("tickets")},
+                emails=store.rows("emails"),
+            )
+            failures = judge(case, seen)
+            result = CaseResult(
+                id=case.id,
+                passed=not failures,
+                failures=failures,
+                tags=case.tags,
+                workflow_id=workflow_id,
+                outcome=summary.outcome.value,
+                reason=summary.reason,
+                steps=len(summary.steps),
+                cost_usd=summary.cost_usd,
+                tokens=summary.usage.total_tokens,
+                tool_calls=summary.usage.tool_calls,
+                seconds=round(time.perf_counter() - began, 3),
+            )
+            if on_case:
+                on_case(result)
+            return result
+
+    started = datetime.now(UTC)
+    began = time.perf_counter()
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AgentRunWorkflow],
+        workflow_runner=workflow_runner(),
+        activities=[
+            *edges.activities(),
+            models.propose,
+            models.classify,
+            approvals.snapshot,
+            approvals.status,
+            approvals.notify_overdue,
+            approvals.enqueue_review,
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+        max_concurrent_activities=16,
+    ):
+        results = list(await asyncio.gather(*(one(case) for case in suite.cases)))
+    return summarise(
+        suite, bundle, candidate, results, started, time.perf_counter() - began, concurrency
+    )
+
+
+def summarise(
+    suite: Suite,
+    bundle: AgentBundle,
+    candidate: Candidate,
+    results: list[CaseResult],
+    started: datetime,
+    seconds: float,
+    concurrency: int,
+) -> SuiteResult:
+    """The suite's figures and its thresholds (pure)."""
+    count = max(len(results), 1)
+    pass_rate = sum(r.passed for r in results) / count
+    cost = sum(r.cost_usd for r in results) / count
+    tokens = sum(r.tokens for r in results) / count
+    calls = sum(r.tool_calls for r in results) / count
+    t = suite.thresholds
+    failures = []
+    if pass_rate < t.pass_rate:
+        failures.append(f"pass_rate {pass_rate:.3f} < {t.pass_rate}")
+    for name, limit, actual in (
+        ("cost_per_task_usd", t.max_cost_per_task_usd, cost),
+        ("tokens_per_task", t.max_tokens_per_task, tokens),
+        ("tool_calls_per_task", t.max_tool_calls_per_task, calls),
+    ):
+        if limit is not None and actual > limit:
+            failures.append(f"{name} {actual:.6g} > {limit}")
+    config = bundle.config
+    return SuiteResult(
+        suite=suite.suite,
+        suite_version=suite.version,
+        agent=config.name,
+        agent_version=config.effective_version,
+        policy_version=bundle.policy.version,
+        model_ids=sorted({spec.model for spec in config.models.values()}),
+        candidate=candidate.describe(),
+        started_at=started.isoformat(),
+        seconds=round(seconds, 3),
+        concurrency=concurrency,
+        cases=results,
+        pass_rate=round(pass_rate, 4),
+        cost_per_task_usd=round(cost, 8),
+        tokens_per_task=round(tokens, 2),
+        tool_calls_per_task=round(calls, 3),
+        threshold_failures=failures,
+        passed=not failures,
+    )

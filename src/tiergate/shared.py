@@ -33,7 +33,16 @@ PENDING_APPROVAL_ATTRIBUTE = SearchAttributeKey.for_bool("TiergatePendingApprova
 AGENT_ATTRIBUTE = SearchAttributeKey.for_keyword("TiergateAgent")
 #: Set at start on shadow re-runs (`tiergate shadow`), so reports can leave them out.
 SHADOW_ATTRIBUTE = SearchAttributeKey.for_bool("TiergateShadow")
-SEARCH_ATTRIBUTES = (PENDING_APPROVAL_ATTRIBUTE, AGENT_ATTRIBUTE, SHADOW_ATTRIBUTE)
+#: Set at start by rollouts: the agent version a run was routed to, and the variant.
+AGENT_VERSION_ATTRIBUTE = SearchAttributeKey.for_keyword("TiergateAgentVersion")
+VARIANT_ATTRIBUTE = SearchAttributeKey.for_keyword("TiergateVariant")
+SEARCH_ATTRIBUTES = (
+    PENDING_APPROVAL_ATTRIBUTE,
+    AGENT_ATTRIBUTE,
+    SHADOW_ATTRIBUTE,
+    AGENT_VERSION_ATTRIBUTE,
+    VARIANT_ATTRIBUTE,
+)
 
 #: Most bytes of a model's raw output kept in history; the full text is in the content store.
 MAX_RAW_OUTPUT_CHARS = 32_000
@@ -89,16 +98,33 @@ class RunInput(_Payload):
         input: The task, as plain JSON (for the support agent: ``{"ticket_id": "T-1001"}``).
         requester: Who asked for the run; recorded and never allowed to approve its actions.
         model_overrides: Replace a tier's model for this run (evals, shadow runs, tests).
+        agent_version: Load this version of the agent (rollouts); default: the only one.
+        routing: Which rollout variant served the run, and why.
     """
 
     agent: Annotated[str, Field(min_length=1, max_length=100)]
     input: dict[str, Any] = Field(default_factory=dict)
     requester: Annotated[str, Field(max_length=200)] = "anonymous"
     model_overrides: dict[str, ModelSpec] = Field(default_factory=dict)
+    agent_version: str | None = None
+    routing: Routing | None = None
 
 
 class LoadAgentInput(_Payload):
     agent: str
+    version: str | None = None
+
+
+class Routing(_Payload):
+    """Why a run got the agent version it got (rollouts): recorded in its input and summary.
+
+    Attributes:
+        variant: ``primary`` or ``canary``.
+        reason: e.g. ``canary: customer_id=C-17 -> bucket 0.0712 < share 0.10``.
+    """
+
+    variant: Literal["primary", "canary"] = "primary"
+    reason: str = ""
 
 
 class TranscriptEntry(_Payload):

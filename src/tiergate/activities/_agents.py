@@ -25,7 +25,7 @@ class AgentActivities:
     @activity.defn(name=LOAD_AGENT_ACTIVITY)
     def load(self, request: LoadAgentInput) -> AgentBundle:
         try:
-            return load_agent(request.agent, self.agents_dir, self.tools)
+            return load_agent(request.agent, self.agents_dir, self.tools, request.version)
         except TiergateError as error:
             # A bad config does not get better by retrying: fail the run with the reason.
             raise ApplicationError(

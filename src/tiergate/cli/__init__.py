@@ -23,6 +23,7 @@ from tiergate.cli._evals import eval_app
 from tiergate.cli._render import console
 from tiergate.cli._replay import replay as replay_command
 from tiergate.cli._report import report as report_command
+from tiergate.cli._rollout import rollout_app
 from tiergate.cli._shadow import shadow as shadow_command
 from tiergate.cli._timeline import show_timeline
 from tiergate.config import load_agent
@@ -31,6 +32,7 @@ from tiergate.errors import TiergateError
 from tiergate.forensics import Timeline, build_timeline, fetch_history, load_history_file
 from tiergate.policies import cedar_schema
 from tiergate.redaction import Redactor
+from tiergate.rollout import start_run
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.tools import SUPPORT_TOOLS
@@ -48,6 +50,7 @@ app.add_typer(approvers_app, name="approvers")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(eval_app, name="eval")
+app.add_typer(rollout_app, name="rollout")
 
 app.command("report")(report_command)
 app.command("replay")(replay_command)
@@ -147,13 +150,8 @@ def run_start(
 
     async def main() -> RunSummary | None:
         client = await connect(settings)
-        handle = await client.start_workflow(
-            WORKFLOW_NAME,
-            request.model_dump(),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            result_type=RunSummary,
-        )
+        # Through the agent's rollout, if any: the run records its version and why.
+        handle = await start_run(client, settings, request, workflow_id)
         return await handle.result() if wait else None
 
     summary = asyncio.run(main())

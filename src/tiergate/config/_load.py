@@ -88,11 +88,19 @@ def load_agent_file(path: Path) -> AgentConfig:
     return parse_agent_yaml(text, str(path))
 
 
-def find_agent(name_or_path: str, agents_dir: Path | None) -> Path:
-    """A config file by path, or by agent name in ``agents_dir`` then tiergate's agents/."""
+def find_agent(name_or_path: str, agents_dir: Path | None, version: str | None = None) -> Path:
+    """A config file by path, or by agent name in ``agents_dir`` then tiergate's agents/.
+
+    With ``version`` (or ``NAME@VERSION``), only a config of that name whose version (or
+    content-hash version) matches: several versions of an agent can sit side by side.
+    """
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         return candidate
+    if version is None and "@" in name_or_path:
+        name_or_path, version = name_or_path.split("@", 1)
+    if version is not None:
+        return _find_version(name_or_path, version, agents_dir)
     for folder in [d for d in (agents_dir, PACKAGED_AGENTS) if d is not None]:
         for path in sorted(folder.glob("*.y*ml")):
             if path.stem == name_or_path:
@@ -103,6 +111,33 @@ def find_agent(name_or_path: str, agents_dir: Path | None) -> Path:
     raise ConfigError(
         f"no agent config named {name_or_path!r}",
         fix=f"add {name_or_path}.yaml to the agents folder, or pass a path to a .yaml file",
+    )
+
+
+def agent_versions(name: str, agents_dir: Path | None) -> list[str]:
+    """The versions of agent ``name`` found in ``agents_dir`` and tiergate's agents/."""
+    found = []
+    for folder in [d for d in (agents_dir, PACKAGED_AGENTS) if d is not None]:
+        for path in sorted(folder.glob("*.y*ml")):
+            config = load_agent_file(path)
+            if config.name == name:
+                found.append(config.effective_version)
+    return found
+
+
+def _find_version(name: str, version: str, agents_dir: Path | None) -> Path:
+    known = []
+    for folder in [d for d in (agents_dir, PACKAGED_AGENTS) if d is not None]:
+        for path in sorted(folder.glob("*.y*ml")):
+            config = load_agent_file(path)
+            if config.name != name:
+                continue
+            if version in (config.effective_version, config.version):
+                return path
+            known.append(config.effective_version)
+    raise ConfigError(
+        f"no config of agent {name!r} with version {version!r} (known: {known or 'none'})",
+        fix="add the version's config file to the agents folder",
     )
 
 
@@ -171,9 +206,11 @@ def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> Age
     )
 
 
-def load_agent(name_or_path: str, agents_dir: Path | None, tools: ToolRegistry) -> AgentBundle:
-    """Find, parse, compile and pin an agent by name or path."""
-    path = find_agent(name_or_path, agents_dir)
+def load_agent(
+    name_or_path: str, agents_dir: Path | None, tools: ToolRegistry, version: str | None = None
+) -> AgentBundle:
+    """Find, parse, compile and pin an agent by name (and version) or path."""
+    path = find_agent(name_or_path, agents_dir, version)
     return compile_agent(load_agent_file(path), path, tools)
 
 

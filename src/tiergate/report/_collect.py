@@ -27,7 +27,9 @@ from tiergate.workflows import PendingAction, RunSummary
 CONCURRENCY = 16
 
 
-def visibility_query(since: datetime, agent: str | None, ids: list[str] | None = None) -> str:
+def visibility_query(
+    since: datetime, agent: str | None, ids: list[str] | None = None, extra: str | None = None
+) -> str:
     """The list filter: tiergate runs started since ``since``, of ``agent`` if given."""
     clauses = [
         f'WorkflowType = "{WORKFLOW_NAME}"',
@@ -38,13 +40,20 @@ def visibility_query(since: datetime, agent: str | None, ids: list[str] | None =
         clauses.append(f'{AGENT_ATTRIBUTE.name} = "{agent}"')
     if ids:
         clauses.append("WorkflowId IN (" + ", ".join(f'"{i}"' for i in ids) + ")")
+    if extra:
+        clauses.append(f"({extra})")
     return " AND ".join(clauses)
 
 
 async def list_runs(
-    client: Client, since: datetime, agent: str | None, ids: list[str] | None, limit: int
+    client: Client,
+    since: datetime,
+    agent: str | None,
+    ids: list[str] | None,
+    limit: int,
+    extra: str | None = None,
 ) -> list[WorkflowExecution]:
-    query = visibility_query(since, agent, ids)
+    query = visibility_query(since, agent, ids, extra)
     return [wf async for wf in client.list_workflows(query, limit=limit)]
 
 
@@ -82,12 +91,13 @@ async def collect(
     agent: str | None = None,
     *,
     ids: list[str] | None = None,
+    extra: str | None = None,
     limit: int = 10_000,
     on_total: Callable[[int], None] | None = None,
     on_read: Callable[[], None] | None = None,
 ) -> list[RunFacts]:
     """Every run in the window, read concurrently; the callbacks drive a progress bar."""
-    runs = await list_runs(client, since, agent, ids, limit)
+    runs = await list_runs(client, since, agent, ids, limit, extra)
     if on_total:
         on_total(len(runs))
     gate = asyncio.Semaphore(CONCURRENCY)

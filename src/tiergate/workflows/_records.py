@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiergate.shared import TokenUsage, ToolResult
+from tiergate.shared import Routing, TokenUsage, ToolResult
 
 
 class _Record(BaseModel):
@@ -336,6 +336,7 @@ class RunSummary(_Record):
     budget_stop: BudgetStop | None = None
     pending_action: PendingAction | None = None
     alerts: list[str] = Field(default_factory=list)
+    routing: Routing | None = None
 
 
 class RunStatus(_Record):

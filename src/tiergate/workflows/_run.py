@@ -171,7 +171,7 @@ class AgentRunWorkflow:
             self._input = parse_run_input(raw_input)
             self._bundle: AgentBundle = await workflow.execute_activity(
                 LOAD_AGENT_ACTIVITY,
-                LoadAgentInput(agent=self._input.agent),
+                LoadAgentInput(agent=self._input.agent, version=self._input.agent_version),
                 result_type=AgentBundle,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_LOAD_RETRY,
@@ -604,6 +604,7 @@ class AgentRunWorkflow:
             budget_stop=stop,
             pending_action=self._desk.pending if self._desk else None,
             alerts=sorted(set(self._alerts)),
+            routing=self._input.routing,
         )
         workflow.upsert_memo(
             {

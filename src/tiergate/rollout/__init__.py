@@ -1,0 +1,32 @@
+"""Shadow and canary rollouts of agent versions, with promotion criteria from the runs."""
+
+from tiergate.rollout._client import (
+    ShadowStats,
+    Status,
+    VersionFigures,
+    figures,
+    judge,
+    resolve_version,
+    start_run,
+    status,
+    store_for,
+)
+from tiergate.rollout._state import Criteria, Rollout, RolloutError, RolloutStore, bucket, route
+
+__all__ = [
+    "Criteria",
+    "Rollout",
+    "RolloutError",
+    "RolloutStore",
+    "ShadowStats",
+    "Status",
+    "VersionFigures",
+    "bucket",
+    "figures",
+    "judge",
+    "resolve_version",
+    "route",
+    "start_run",
+    "status",
+    "store_for",
+]

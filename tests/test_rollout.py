@@ -51,11 +51,16 @@ def test_promotion_criteria_compare_the_candidate_with_the_primary() -> None:
     assert {v.name for v in judge(Criteria(), primary, few) if not v.ok} == {"min_runs"}
 
 
-def candidate_file(h: Harness) -> None:
+def candidate_file(h: Harness, name: str = AGENT) -> None:
+    """Version 2.0.0 of agent ``name`` beside 1.0.0 (written too unless it is the packaged one)."""
     folder = h.home / "agents"
     folder.mkdir(exist_ok=True)
-    text = (PACKAGED_AGENTS / f"{AGENT}.yaml").read_text()
-    (folder / f"{AGENT}_v2.yaml").write_text(text.replace('version: "1.0.0"', 'version: "2.0.0"'))
+    text = (
+        (PACKAGED_AGENTS / f"{AGENT}.yaml").read_text().replace(f"name: {AGENT}", f"name: {name}")
+    )
+    if name != AGENT:
+        (folder / f"{name}.yaml").write_text(text)
+    (folder / f"{name}_v2.yaml").write_text(text.replace('version: "1.0.0"', 'version: "2.0.0"'))
 
 
 def env(h: Harness) -> dict[str, str]:
@@ -191,29 +196,30 @@ async def test_runs_record_the_version_and_why(harness: Harness) -> None:
 
 
 async def test_shadow_mode_compares_without_writing(harness: Harness) -> None:
-    candidate_file(harness)
+    agent = f"shadowed_{uuid.uuid4().hex[:6]}"  # its own agent: the session server is shared
+    candidate_file(harness, agent)
     await cli(
-        harness, "start", AGENT, "--candidate", "2.0.0", "--primary", "1.0.0", "--mode", "shadow"
+        harness, "start", agent, "--candidate", "2.0.0", "--primary", "1.0.0", "--mode", "shadow"
     )
     async with harness.worker():
         for ticket in ("T-1001", "T-1003"):
             handle = await start_run(
                 harness.env.client,
                 harness.settings,
-                RunInput(agent=AGENT, input={"ticket_id": ticket}),
+                RunInput(agent=agent, input={"ticket_id": ticket}),
                 f"live-{uuid.uuid4().hex[:8]}",
                 task_queue=harness.task_queue,
             )
             await handle.result()
     effects = {t: harness.store.rows(t) for t in ("refunds", "tickets", "emails", "users")}
     assert len(effects["refunds"]) == 1
-    status = json.loads(await cli(harness, "status", AGENT, "--json"))
+    status = json.loads(await cli(harness, "status", agent, "--json"))
     shadow = status["shadow"]
     assert shadow["runs"] == 2
     assert shadow["same_outcome"] == 2
     assert shadow["simulated_writes"] == 2  # the refund and the ticket update of T-1001
     assert {t: harness.store.rows(t) for t in effects} == effects
-    assert status["primary"]["finished"] >= 2  # the session server also holds other tests' runs
+    assert status["primary"]["finished"] == 2
     assert status["primary"]["version"] == "1.0.0"
 
 

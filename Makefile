@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/approval_latency.py --runs $${BENCH_RUNS:-200}
 	$(BIN)/python bench/telemetry_overhead.py --runs $${BENCH_TELEMETRY_RUNS:-60} --rounds 3
 	$(BIN)/python bench/replay_forensics.py --runs 20 --repeat 3
+	$(BIN)/python bench/eval_suite.py
 
 clean:
 	rm -rf $(VENV) .tiergate .pytest_cache .mypy_cache .ruff_cache

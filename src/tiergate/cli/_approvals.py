@@ -7,6 +7,7 @@ Exit codes a script can use: 0 done, 2 bad usage or config, 3 refused by the run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from temporalio.client import WorkflowHistory
 
 from tiergate.activities import ReviewError, ReviewStore
 from tiergate.approvals import ApprovalDecision, ApproverError, ApproverRegistry
+from tiergate.approvals._credentials import Credentials
 from tiergate.approvals.audit import audit_approvals
 from tiergate.approvals.client import (
     ApprovalRefusedError,
@@ -28,6 +30,7 @@ from tiergate.approvals.client import (
 )
 from tiergate.cli._render import console
 from tiergate.settings import Settings
+from tiergate.web import WebContext, WebServer, build_app
 from tiergate.worker import connect
 from tiergate.workflows import ApprovalReceipt, PendingAction
 
@@ -326,3 +329,62 @@ def approvals_audit(
             console.print("no approvals in this run")
     if not audit.ok:
         raise typer.Exit(1)
+
+
+@approvers_app.command("password")
+def approvers_password(
+    name: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set the approver's web sign-in password (scrypt-hashed; kept out of the registry)."""
+    if name not in _registry().snapshot().approvers:
+        console.print(f"[red]error:[/red] no approver named {name!r}; add them first")
+        raise typer.Exit(2)
+    if password_stdin:
+        import sys
+
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        Credentials(Settings().home).set_password(name, password)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"password set for {name}")
+
+
+@approvers_app.command("token")
+def approvers_token(
+    name: str, minutes: Annotated[float, typer.Option(help="How long it stays valid.")] = 15
+) -> None:
+    """Issue a one-time web sign-in link for the approver."""
+    if name not in _registry().snapshot().approvers:
+        console.print(f"[red]error:[/red] no approver named {name!r}; add them first")
+        raise typer.Exit(2)
+    token = Credentials(Settings().home).issue_token(name, minutes)
+    print(f"/signin/token/{token}")
+
+
+@approvals_app.command("web")
+def approvals_web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    ui_url: Annotated[
+        str, typer.Option(help="Temporal Web UI, for links to runs.")
+    ] = "http://localhost:8233",
+) -> None:
+    """Serve the approvals web page against the configured Temporal."""
+    settings = Settings()
+
+    async def main() -> None:
+        client = await connect(settings)
+        app = build_app(WebContext(client, settings, ui_url=ui_url))
+        async with WebServer(app, host, port) as server:
+            console.print(f"approvals page at {server.url} (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

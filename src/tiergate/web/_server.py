@@ -1,0 +1,50 @@
+"""Serving the approvals page inside a running event loop (beside a worker, or in tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from types import TracebackType
+
+import uvicorn
+from starlette.applications import Starlette
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The host command (dev, demo, web) owns Ctrl-C; uvicorn must not take it over.
+        yield
+
+
+class WebServer:
+    """`async with WebServer(app, host, port) as server:` serves until the block ends."""
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 8080) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        self.server = _QuietServer(config)
+        self.host, self.port = host, port
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def __aenter__(self) -> WebServer:
+        self._task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises the reason it could not start (port in use)
+            await asyncio.sleep(0.02)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task

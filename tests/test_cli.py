@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 
+import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness
+from tiergate.activities import SupportStore
 from tiergate.devserver import free_port
 from tiergate.worker import build_worker
 
@@ -206,7 +209,7 @@ async def _wait_for_line(stream: asyncio.StreamReader, needle: str, limit: float
 async def test_dev_serves_runs_until_ctrl_c(tmp_path: Path) -> None:
     from tiergate.devserver import free_port
 
-    port, ui_port = free_port(), free_port()
+    port, ui_port, web_port = free_port(), free_port(), free_port()
     env = {"TIERGATE_HOME": str(tmp_path), "TIERGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
     process = await asyncio.create_subprocess_exec(
         TIERGATE,
@@ -215,13 +218,19 @@ async def test_dev_serves_runs_until_ctrl_c(tmp_path: Path) -> None:
         str(port),
         "--ui-port",
         str(ui_port),
+        "--web-port",
+        str(web_port),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, **env},
     )
     assert process.stdout is not None
     try:
-        await _wait_for_line(process.stdout, "Ctrl-C to stop")
+        started = await _wait_for_line(process.stdout, "Ctrl-C to stop")
+        assert f"approvals page at http://127.0.0.1:{web_port}" in started
+        async with httpx.AsyncClient() as web:
+            signin = await web.get(f"http://127.0.0.1:{web_port}/signin")
+            assert signin.status_code == 200
         code, out = await tiergate(
             "run",
             "start",
@@ -254,13 +263,34 @@ async def test_demo_keep_leaves_the_server_up_until_ctrl_c(tmp_path: Path) -> No
         out = await _wait_for_line(process.stdout, "Ctrl-C to stop")
         assert "Temporal Web UI: http://127.0.0.1:" in out
         assert process.returncode is None
+        # A person can approve the waiting refund from the page, with the printed link.
+        link = re.search(r"(http://127\.0\.0\.1:\d+)(/signin/token/\S+)", out)
+        assert link is not None, out
+        async with httpx.AsyncClient(base_url=link.group(1)) as web:
+            assert (await web.get(link.group(2))).status_code == 303
+            queue = (await web.get("/")).text
+            run_id = re.search(r'data-run="([^"]+)"', queue)
+            assert run_id is not None, queue
+            page = (await web.get(f"/approvals/{run_id.group(1)}")).text
+            form = dict(re.findall(r'name="(csrf|digest)" value="([^"]+)"', page))
+            done = await web.post(
+                f"/approvals/{run_id.group(1)}",
+                data={**form, "decision": "approve", "justification": "checked by a person"},
+            )
+            assert "Approved: the run resumes" in done.text
+        for _ in range(100):
+            refunds = SupportStore(tmp_path / "demo" / "support.sqlite").rows("refunds")
+            if len(refunds) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert sorted(r["order_id"] for r in refunds) == ["ORD-5001", "ORD-5002"]
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 30)
     # With no OTEL_* set, spans land in a local JSONL file, flushed on the way out.
     spans = [json.loads(line) for line in (tmp_path / "demo" / "spans.jsonl").open()]
     runs = [s for s in spans if s["name"] == "tiergate.run"]
-    assert len(runs) == 8
+    assert len(runs) == 9  # the 8 scenarios and the refund approved from the page
     assert {s["attributes"]["tiergate.agent"] for s in runs} == {
         "support_refund_agent",
         "support_refund_agent_quick_sla",

@@ -36,6 +36,7 @@ from tiergate.rollout import start_run
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.tools import SUPPORT_TOOLS
+from tiergate.web import WebContext, WebServer, build_app
 from tiergate.worker import build_worker, connect, run_worker
 from tiergate.workflows import RunSummary
 
@@ -87,8 +88,10 @@ def demo(
 def dev(
     port: int = 7233,
     ui_port: int = 8233,
+    web_port: Annotated[int, typer.Option(help="Port of the approvals web page.")] = 8080,
 ) -> None:
-    """Start the Temporal dev server (SQLite under .tiergate/) and a worker; Ctrl-C stops both."""
+    """Start the Temporal dev server (SQLite under .tiergate/), a worker and the approvals
+    page; Ctrl-C stops them."""
     settings = Settings()
     _telemetry(settings, "tiergate-dev")
 
@@ -99,12 +102,18 @@ def dev(
         server = await start_dev_server(
             settings.home / "temporal.sqlite", port=port, ui_port=ui_port
         )
-        console.print(
-            f"Temporal at {server.address}, Web UI at {server.ui_url}; worker on "
-            f"task queue {settings.task_queue}. Ctrl-C to stop."
+        web = WebServer(
+            build_app(WebContext(server.env.client, settings, ui_url=server.ui_url)),
+            port=web_port,
         )
         try:
-            await build_worker(server.env.client, settings).run()
+            async with web:
+                console.print(
+                    f"Temporal at {server.address}, Web UI at {server.ui_url}; worker on "
+                    f"task queue {settings.task_queue}; approvals page at {web.url}. "
+                    "Ctrl-C to stop."
+                )
+                await build_worker(server.env.client, settings).run()
         finally:
             await server.env.shutdown()
 

@@ -17,13 +17,15 @@ from temporalio.client import Client
 
 from tiergate.activities import SupportStore
 from tiergate.approvals import ApprovalDecision, ApproverRegistry
+from tiergate.approvals._credentials import Credentials
 from tiergate.approvals.client import NotWaitingError, decide, pending_of
 from tiergate.cli._render import console, step_line
 from tiergate.cli._report import build_report, print_report
-from tiergate.devserver import start_dev_server
+from tiergate.devserver import free_port, start_dev_server
 from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.telemetry import install as install_telemetry
+from tiergate.web import WebContext, WebServer, build_app
 from tiergate.worker import build_worker
 from tiergate.workflows import Outcome, RunSummary
 
@@ -128,6 +130,35 @@ async def run_scenarios(
     return list(await asyncio.gather(*(h.result() for h in handles)))
 
 
+async def keep_serving(
+    client: Client, settings: Settings, task_queue: str, ui_url: str | None
+) -> None:
+    """`demo --keep`: one refund left waiting, and the approvals page to approve it from."""
+    waiting = await client.start_workflow(
+        WORKFLOW_NAME,
+        RunInput(agent=DEMO_AGENT, input={"ticket_id": "T-1002"}, requester="demo").model_dump(),
+        id=f"demo-T-1002-waiting-{uuid.uuid4().hex[:6]}",
+        task_queue=task_queue,
+        result_type=RunSummary,
+    )
+    for _ in range(300):
+        try:
+            await pending_of(client, waiting.id)
+            break
+        except NotWaitingError:
+            await asyncio.sleep(0.1)
+    credentials = Credentials(settings.home)
+    app = build_app(WebContext(client, settings, ui_url=ui_url))
+    async with WebServer(app, port=free_port()) as web:
+        console.print(
+            f"run {waiting.id} waits for a support lead's approval of a $400 refund.\n"
+            f"approvals page: {web.url} — sign in as demo-lead with this one-time link:\n"
+            f"  {web.url}/signin/token/{credentials.issue_token('demo-lead', 60)}"
+        )
+        console.print("server, worker and page keep running; Ctrl-C to stop.")
+        await asyncio.Event().wait()
+
+
 def outcome_table(summaries: list[RunSummary]) -> Table:
     table = Table(title="tiergate demo: governed runs of support_refund_agent")
     for column in ("ticket", "scenario", "outcome", "steps", "tokens", "cost $", "decisions"):
@@ -178,8 +209,7 @@ async def demo(settings: Settings, keep: bool) -> int:
             described = ", ".join(installed.described) if installed else "telemetry off"
             console.print(f"telemetry: {described}; logs: {settings.log_file}")
             if keep:
-                console.print("server and worker keep running; Ctrl-C to stop.")
-                await asyncio.Event().wait()
+                await keep_serving(env.client, settings, task_queue, server.ui_url)
     finally:
         await env.shutdown()
     wrong = [s.ticket for s, r in zip(SCENARIOS, summaries, strict=True) if r.outcome != s.expected]

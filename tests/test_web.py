@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import Harness, call, final, scripted
+from tests.test_cli import TIERGATE
 from tiergate.approvals._credentials import Credentials
 from tiergate.approvals.client import pending_of
 from tiergate.devserver import free_port
@@ -246,3 +249,61 @@ async def test_dual_control_with_two_browsers(site: Site, browser: Browser) -> N
         f"{site.url}/approvals/{run_id}", form={"decision": "approve", "digest": "x"}
     )
     assert refused.status == 403
+
+
+async def test_one_time_links_history_and_the_rows_fragment(site: Site) -> None:
+    token = Credentials(site.harness.home).issue_token("lead", minutes=5)
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        assert (await client.get("/queue/rows")).status_code == 401
+        assert (await client.get(f"/signin/token/{token}")).status_code == 303
+        run_id = await site.start(REFUND_400)
+        rows = await client.get("/queue/rows")
+        assert f'data-run="{run_id}"' in rows.text
+        page = (await client.get(f"/approvals/{run_id}")).text
+        form = dict(re.findall(r'name="(csrf|digest)" value="([^"]+)"', page))
+        denied = await client.post(
+            f"/approvals/{run_id}",
+            data={**form, "decision": "deny", "justification": "no carrier claim yet"},
+        )
+        assert "Denied: the run resumes (denied)" in denied.text
+        await site.harness.env.client.get_workflow_handle(run_id).result()
+        history = (await client.get("/history")).text
+        assert run_id in history
+        assert "deny by lead via web" in history
+    async with httpx.AsyncClient(base_url=site.url) as other:
+        reused = await other.get(f"/signin/token/{token}")
+        assert reused.status_code == 401
+        assert "invalid, used or expired" in reused.text
+
+
+async def test_approver_credentials_from_the_cli(site: Site) -> None:
+    env = {"TIERGATE_HOME": str(site.harness.home)}
+    code, out = await tiergate_input(
+        ["approvers", "password", "lead", "--password-stdin"], "a-new-secret-pw\n", env
+    )
+    assert code == 0, out
+    assert Credentials(site.harness.home).verify_password("lead", "a-new-secret-pw")
+    assert not Credentials(site.harness.home).verify_password("lead", PASSWORDS["lead"])
+    code, out = await tiergate_input(
+        ["approvers", "password", "lead", "--password-stdin"], "short\n", env
+    )
+    assert code == 2
+    assert "at least 10 characters" in out
+    code, out = await tiergate_input(["approvers", "token", "lead"], "", env)
+    assert code == 0
+    assert out.startswith("/signin/token/")
+    code, out = await tiergate_input(["approvers", "token", "nobody"], "", env)
+    assert code == 2
+
+
+async def tiergate_input(args: list[str], stdin: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        TIERGATE,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
+    out, _ = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
+    return process.returncode or 0, out.decode()

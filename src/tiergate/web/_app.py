@@ -347,9 +347,17 @@ def build_app(context: WebContext) -> Starlette:
             ok=ok,
         )
 
-    def message_page(session: Session, message: str, status: int, back: str = "/") -> Response:
+    def message_page(
+        session: Session, message: str, status: int, back: str = "/", ok: bool = False
+    ) -> Response:
         return _page(
-            "message.html", status, session=session, title="tiergate", message=message, back=back
+            "message.html",
+            status,
+            session=session,
+            title="tiergate",
+            message=message,
+            back=back,
+            ok=ok,
         )
 
     async def approval_get(request: Request) -> Response:
@@ -432,14 +440,16 @@ def build_app(context: WebContext) -> Starlette:
                 "This run is no longer waiting: it was decided or moved on. Nothing was changed.",
                 409,
             )
-        if receipt.status == "approved" or receipt.status == "denied":
+        if receipt.status in ("approved", "denied"):
+            done = "Approved" if decision == "approve" else "Denied"
             return message_page(
-                session, f"{decision.capitalize()}d: the run resumes ({receipt.status}).", 200
+                session, f"{done}: the run resumes ({receipt.status}).", 200, ok=True
             )
         return message_page(
             session,
             f"Recorded: {len(receipt.approved_by)} of {receipt.required} approvals so far.",
             200,
+            ok=True,
         )
 
     async def history(request: Request) -> Response:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from tiergate.errors import ConfigError
@@ -43,7 +44,12 @@ class DevServer:
 
 
 async def start_dev_server(
-    database: Path | None, *, port: int | None = None, ui_port: int | None = None, ui: bool = True
+    database: Path | None,
+    *,
+    port: int | None = None,
+    ui_port: int | None = None,
+    ui: bool = True,
+    converter: DataConverter = pydantic_data_converter,
 ) -> DevServer:
     """Start `temporal server start-dev` with SQLite persistence at ``database``."""
     if database is not None:
@@ -51,7 +57,7 @@ async def start_dev_server(
     port = port or free_port()
     ui_port = ui_port or (free_port() if ui else None)
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(database) if database else None,
         dev_server_log_level="error",

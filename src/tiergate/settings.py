@@ -1,11 +1,24 @@
-"""Settings from the environment (`TIERGATE_*`) and an optional `.env` file."""
+"""Settings from the environment (`TIERGATE_*`), a `.env` file and an optional YAML file.
+
+Precedence: environment, then `.env`, then the YAML file named by ``TIERGATE_CONFIG``, then
+defaults. `tiergate config show` prints the effective values with secrets masked.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from tiergate.redaction import RedactionConfig
 from tiergate.shared import TASK_QUEUE
@@ -29,6 +42,17 @@ class Settings(BaseSettings):
         log_file: Write logs here instead of stderr.
         log_level: Threshold of the root logger.
         redaction: Extra patterns and field rules of the redaction layer, as JSON.
+        temporal_tls: Connect with TLS (implied by a client certificate or an API key).
+        temporal_tls_cert / temporal_tls_key: Client certificate and key (mTLS, e.g. Temporal
+            Cloud namespaces with certificates).
+        temporal_tls_ca: Server root CA, when not a public one.
+        temporal_tls_server_name: TLS server name override.
+        temporal_api_key: API key (e.g. Temporal Cloud API-key namespaces); a secret.
+        codec_keys: Payload encryption keys by id (base64 of 32 bytes each), as JSON; secrets.
+        codec_key_id: The key new payloads are encrypted with; older ids still decrypt.
+        codec_token: Bearer token the codec endpoint requires (Web UI, operators).
+        connect_attempts: Tries to reach Temporal before a command gives up (the worker
+            keeps trying).
     """
 
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
@@ -47,6 +71,62 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     log_level: str = "info"
     redaction: RedactionConfig = RedactionConfig()
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    codec_keys: dict[str, SecretStr] = {}
+    codec_key_id: str | None = None
+    codec_token: SecretStr | None = None
+    connect_attempts: int = 3
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if config := os.environ.get("TIERGATE_CONFIG"):
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return (*sources, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "TIERGATE_TEMPORAL_TLS_CERT and TIERGATE_TEMPORAL_TLS_KEY go together: set both "
+                "(mTLS) or neither"
+            )
+        for key_id, key in self.codec_keys.items():
+            try:
+                raw = base64.b64decode(key.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    f"TIERGATE_CODEC_KEYS: key {key_id!r} is not base64 of 32 bytes; make one "
+                    "with: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+                )
+        if self.codec_keys and self.codec_key_id not in self.codec_keys:
+            raise ValueError(
+                f"TIERGATE_CODEC_KEY_ID={self.codec_key_id!r} is not one of TIERGATE_CODEC_KEYS "
+                f"({sorted(self.codec_keys)}); set it to the id new payloads should use"
+            )
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return (
+            self.temporal_tls
+            or self.temporal_tls_cert is not None
+            or self.temporal_api_key is not None
+        )
 
     @property
     def reviews_path(self) -> Path:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from tiergate import telemetry
 from tiergate.activities import SupportStore
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
+from tiergate.cli._config import config_app
 from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._evals import eval_app
 from tiergate.cli._render import console
@@ -52,6 +53,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(eval_app, name="eval")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(config_app, name="config")
 
 app.command("report")(report_command)
 app.command("replay")(replay_command)

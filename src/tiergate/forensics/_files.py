@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
+from tiergate.codec import decode_history
 from tiergate.errors import TiergateError
 from tiergate.shared import WORKFLOW_NAME
 
@@ -95,4 +96,6 @@ async def fetch_history(client: Client, workflow_id: str) -> WorkflowHistory:
                 fix="list runs with `tiergate runs list`",
             ) from None
         raise HistoryError(f"cannot read run {workflow_id!r}: {error.message}") from None
+    # Encrypted payloads (TIERGATE_CODEC_KEYS) are decrypted with the client's own codec.
+    history = await decode_history(history, client.data_converter.payload_codec)
     return check_history(history, f"run {workflow_id}")

@@ -25,11 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
 from tiergate.approvals import ApprovalDecision, ApproverRegistry
@@ -41,6 +43,7 @@ from tiergate.approvals.client import (
     list_pending,
     pending_of,
 )
+from tiergate.codec import codec_for
 from tiergate.config import load_agent
 from tiergate.errors import TiergateError
 from tiergate.forensics import Timeline, build_timeline, fetch_history
@@ -498,8 +501,47 @@ def build_app(context: WebContext) -> Starlette:
         rows.sort(key=lambda r: r["at"], reverse=True)
         return _page("history.html", session=session, title="History", rows=rows)
 
+    codec = codec_for(context.settings)
+
+    def codec_allowed(request: Request) -> bool:
+        token = context.settings.codec_token
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return codec is not None and token is not None and _same(sent, token.get_secret_value())
+
+    def cors(response: Response) -> Response:
+        if context.ui_url:
+            response.headers["Access-Control-Allow-Origin"] = context.ui_url.rstrip("/")
+            response.headers["Access-Control-Allow-Headers"] = (
+                "authorization,content-type,x-namespace"
+            )
+            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+        return response
+
+    async def codec_endpoint(request: Request) -> Response:
+        """Temporal's codec-server protocol, for the Web UI and operators' tools."""
+        if request.path_params["op"] not in ("encode", "decode"):
+            return Response(status_code=404)
+        if request.method == "OPTIONS":
+            return cors(Response(status_code=200))
+        if not codec_allowed(request):
+            return cors(Response("codec endpoint: bearer token required", status_code=401))
+        assert codec is not None
+        body = await request.json()
+        payloads = [json_format.ParseDict(p, Payload()) for p in body.get("payloads", [])]
+        try:
+            if request.path_params["op"] == "encode":
+                converted = await codec.encode(payloads)
+            else:
+                converted = await codec.decode(payloads)
+        except TiergateError as error:
+            return cors(Response(str(error), status_code=400))
+        result = {"payloads": [json_format.MessageToDict(p) for p in converted]}
+        return cors(JSONResponse(result))
+
     return Starlette(
         routes=[
+            Route("/codec/{op:str}", codec_endpoint, methods=["POST", "OPTIONS"]),
             Route("/signin", signin_get, methods=["GET"]),
             Route("/signin", signin_post, methods=["POST"]),
             Route("/signin/token/{token}", signin_token, methods=["GET"]),

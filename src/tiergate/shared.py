@@ -24,6 +24,8 @@ APPROVER_STATUS_ACTIVITY = "approvers__status"
 NOTIFY_OVERDUE_ACTIVITY = "notify__approval_overdue"
 REVIEW_ENQUEUE_ACTIVITY = "review__enqueue"
 APPROVAL_UPDATE = "approval"
+#: Signal of the kill switch: pause/resume a run, disable/enable a tool in it.
+CONTROL_SIGNAL = "control"
 PENDING_APPROVAL_QUERY = "pending_approval"
 #: Memo key holding the pending action while a run waits, so lists need no worker.
 PENDING_MEMO = "tiergate.pending"
@@ -108,6 +110,15 @@ class RunInput(_Payload):
     model_overrides: dict[str, ModelSpec] = Field(default_factory=dict)
     agent_version: str | None = None
     routing: Routing | None = None
+
+
+class ControlCommand(_Payload):
+    """An operator's kill-switch command to a running run (recorded in its history)."""
+
+    action: Literal["pause", "resume", "disable_tool", "enable_tool"]
+    tool: str | None = None
+    by: str = "operator"
+    reason: str = ""
 
 
 class LoadAgentInput(_Payload):

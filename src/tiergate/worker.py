@@ -29,6 +29,7 @@ from tiergate.activities import (
 )
 from tiergate.codec import data_converter
 from tiergate.config import load_all_agents
+from tiergate.controls import Controls
 from tiergate.errors import ConfigError
 from tiergate.redaction import Redactor
 from tiergate.settings import Settings
@@ -99,7 +100,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         approvals.status,
         approvals.notify_overdue,
         approvals.enqueue_review,
-        AgentActivities(settings.agents_dir, SUPPORT_TOOLS).load,
+        AgentActivities(settings.agents_dir, SUPPORT_TOOLS, Controls(settings.home)).load,
         models.propose,
         models.classify,
         *ToolActivities(store, content, SUPPORT_TOOLS).activities(),

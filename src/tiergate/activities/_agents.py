@@ -12,20 +12,35 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tiergate.config import AgentBundle, load_agent
+from tiergate.controls import Controls
 from tiergate.errors import TiergateError
 from tiergate.shared import LOAD_AGENT_ACTIVITY, LoadAgentInput
 from tiergate.tools import ToolRegistry
 
 
 class AgentActivities:
-    def __init__(self, agents_dir: Path | None, tools: ToolRegistry) -> None:
+    def __init__(
+        self, agents_dir: Path | None, tools: ToolRegistry, controls: Controls | None = None
+    ) -> None:
         self.agents_dir = agents_dir
         self.tools = tools
+        self.controls = controls
 
     @activity.defn(name=LOAD_AGENT_ACTIVITY)
     def load(self, request: LoadAgentInput) -> AgentBundle:
+        state = self.controls.read() if self.controls else None
+        if state is not None and (switch := state.paused_agents.get(request.agent)):
+            raise ApplicationError(
+                f"agent {request.agent} is paused (by {switch.by} at {switch.at}: "
+                f"{switch.reason or 'no reason given'}); `tiergate agent resume` lets runs start",
+                type="AgentPaused",
+                non_retryable=True,
+            )
         try:
-            return load_agent(request.agent, self.agents_dir, self.tools, request.version)
+            bundle = load_agent(request.agent, self.agents_dir, self.tools, request.version)
+            if state is not None and state.disabled_tools:
+                bundle = bundle.model_copy(update={"disabled_tools": sorted(state.disabled_tools)})
+            return bundle
         except TiergateError as error:
             # A bad config does not get better by retrying: fail the run with the reason.
             raise ApplicationError(

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tiergate.config._models import AgentConfig, AgentFile
 from tiergate.config._rules import compile_rules
@@ -49,6 +49,7 @@ class AgentBundle(BaseModel):
     policy: PolicyBundle
     approver_policy: PolicyBundle
     tool_schemas_hash: str
+    disabled_tools: list[str] = Field(default_factory=list)
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

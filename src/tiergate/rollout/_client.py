@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tiergate.config import agent_versions, load_agent
+from tiergate.controls import Controls
 from tiergate.forensics import fetch_history
 from tiergate.forensics._shadow import Candidate, shadow_runs
 from tiergate.report import collect, compute
@@ -61,6 +62,12 @@ async def start_run(
     task_queue: str | None = None,
 ) -> WorkflowHandle[Any, RunSummary]:
     """Starts a run of ``request.agent`` on the version its rollout routes it to."""
+    if switch := Controls(settings.home).read().paused_agents.get(request.agent):
+        raise RolloutError(
+            f"agent {request.agent} is paused (by {switch.by} at {switch.at[:19]}: "
+            f"{switch.reason or 'no reason given'}); new runs are refused",
+            fix=f"tiergate agent resume {request.agent}",
+        )
     rollout = store_for(settings).get(request.agent)
     version, routing = route(rollout, request.input, workflow_id)
     version = resolve_version(settings, request.agent, version)

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         AGENT_ATTRIBUTE,
         APPROVAL_UPDATE,
         CLASSIFY_ACTIVITY,
+        CONTROL_SIGNAL,
         LOAD_AGENT_ACTIVITY,
         MAX_RAW_OUTPUT_CHARS,
         MAX_RUN_INPUT_BYTES,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_NAME,
         Classification,
         ClassifyInput,
+        ControlCommand,
         LoadAgentInput,
         ModelResponse,
         ProposeInput,
@@ -78,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
 
 _T = TypeVar("_T")
 STEP_MEMO = "tiergate.step"
+CONTROLS_MEMO = "tiergate.controls"
 RUN_MEMO = "tiergate.run"
 _LOAD_RETRY = RetryPolicy(
     maximum_attempts=3, non_retryable_error_types=["ConfigError", "PolicyError"]
@@ -136,6 +139,10 @@ class AgentRunWorkflow:
         self._final_answer: str | None = None
         self._desk: ApprovalDesk | None = None
         self._model_calls: list[ModelCall] = []
+        self._paused = False
+        self._paused_seconds = 0.0
+        self._disabled: set[str] = set()
+        self._controls: list[dict[str, Any]] = []
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
@@ -151,6 +158,28 @@ class AgentRunWorkflow:
     @workflow.query(name=PENDING_APPROVAL_QUERY)
     def pending_approval(self) -> PendingAction | None:
         return self._desk.pending if self._desk else None
+
+    @workflow.signal(name=CONTROL_SIGNAL)
+    def control(self, command: ControlCommand) -> None:
+        """The kill switch. Recorded in the memo, so the history shows who did what when."""
+        if command.action == "pause":
+            self._paused = True
+        elif command.action == "resume":
+            self._paused = False
+        elif command.action == "disable_tool" and command.tool:
+            self._disabled.add(command.tool)
+        elif command.action == "enable_tool" and command.tool:
+            self._disabled.discard(command.tool)
+        self._controls.append({**command.model_dump(), "at": workflow.now().isoformat()})
+        workflow.upsert_memo(
+            {
+                CONTROLS_MEMO: {
+                    "paused": self._paused,
+                    "disabled_tools": sorted(self._disabled),
+                    "events": self._controls[-20:],
+                }
+            }
+        )
 
     @workflow.update(name=APPROVAL_UPDATE)
     async def approval(self, request: ApprovalRequest) -> ApprovalReceipt:
@@ -204,6 +233,7 @@ class AgentRunWorkflow:
                     non_retryable=True,
                 )
         self._gate = Gate(config.name, config.tools.allowlist, self._bundle.policy, SUPPORT_TOOLS)
+        self._disabled |= set(self._bundle.disabled_tools)
         self._desk = ApprovalDesk(self._bundle, self._gate, self._input.requester)
         workflow.upsert_search_attributes([AGENT_ATTRIBUTE.value_set(config.name)])
         self._append = [
@@ -230,7 +260,7 @@ class AgentRunWorkflow:
 
     def _elapsed(self) -> float:
         """Seconds of work: time spent waiting for approvers is bounded by the SLA instead."""
-        waited = self._desk.waited_seconds if self._desk else 0.0
+        waited = (self._desk.waited_seconds if self._desk else 0.0) + self._paused_seconds
         return (workflow.now() - workflow.info().start_time).total_seconds() - waited
 
     def _remaining(self) -> timedelta:
@@ -401,7 +431,17 @@ class AgentRunWorkflow:
 
     # -- one step --------------------------------------------------------------------------
 
+    async def _hold_if_paused(self) -> None:
+        """The kill switch's gate: a paused run waits here, durably, until resumed."""
+        if not self._paused:
+            return
+        self._state = "paused"
+        since = workflow.now()
+        await workflow.wait_condition(lambda: not self._paused)
+        self._paused_seconds += (workflow.now() - since).total_seconds()
+
     async def _step(self) -> None:
+        await self._hold_if_paused()
         self._check_model_budget()
         self._state = "proposing"
         started = workflow.now()
@@ -464,8 +504,18 @@ class AgentRunWorkflow:
         raise _Stop(Outcome.COMPLETED, proposal.reason or "final answer given")
 
     async def _tool_call(self, record: StepRecord, proposal: ToolCallProposal) -> None:
+        await self._hold_if_paused()
         self._state = "gating"
         decision = self._gate.decide(proposal, record.step)
+        if proposal.tool in self._disabled and decision.verdict != Verdict.DENY:
+            decision = decision.model_copy(
+                update={
+                    "verdict": Verdict.DENY,
+                    "code": "tool_disabled",
+                    "reason": f"{proposal.tool} is disabled by an operator (kill switch)",
+                    "policy_ids": [],
+                }
+            )
         record.decision = decision
         self._tel.gate(decision, record.step)
         self._alert(record, decision.alerts)

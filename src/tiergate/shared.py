@@ -212,6 +212,25 @@ class Classification(_Payload):
     fingerprint: str | None = None
 
 
+class Cap(_Payload):
+    """A limit on an agent's use of tools over a window, across all workers and restarts.
+
+    Attributes:
+        name: Shown in the denial (``rate_limited``), e.g. ``emails_per_day``.
+        tools: The tools the cap counts.
+        window: ``minute``, ``hour`` or ``day`` (UTC, fixed windows).
+        max_calls: At most this many calls in a window.
+        sum_field / max_sum: At most this total of an argument (e.g. refund dollars).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")]
+    tools: list[str]
+    window: Literal["minute", "hour", "day"] = "day"
+    max_calls: Annotated[int, Field(ge=0)] | None = None
+    sum_field: str | None = None
+    max_sum: str | None = None
+
+
 class ToolCallInput(_Payload):
     """Input of a `tool__<name>` activity: only ever built from an `allow` decision.
 
@@ -228,6 +247,8 @@ class ToolCallInput(_Payload):
     policy_version: str
     policy_ids: list[str] = Field(default_factory=list)
     tier: int = 0
+    agent: str = ""
+    caps: list[Cap] = Field(default_factory=list)
 
 
 class ToolResult(_Payload):
@@ -249,6 +270,8 @@ class ToolResult(_Payload):
     pii_kinds: list[str] = Field(default_factory=list)
     replayed: bool = False
     attempt: int = 1
+    code: str | None = None
+    cap: str | None = None
 
 
 class RegistryRequest(_Payload):

@@ -17,6 +17,11 @@ from typing import Any
 
 from tiergate.errors import ToolBackendError
 
+
+class RateLimited(ToolBackendError):
+    """A cap's window is used up; nothing was done."""
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
   id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL,
@@ -31,6 +36,8 @@ CREATE TABLE IF NOT EXISTS emails (
   body TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS cap_usage (
+  key TEXT PRIMARY KEY, calls INTEGER NOT NULL, total TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied_keys (
   key TEXT PRIMARY KEY, tool TEXT NOT NULL, response TEXT NOT NULL);
 """
@@ -156,6 +163,31 @@ class SupportStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    @staticmethod
+    def reserve(
+        conn: sqlite3.Connection,
+        key: str,
+        amount: Decimal,
+        max_calls: int | None,
+        max_sum: Decimal | None,
+    ) -> None:
+        """Counts one call (and ``amount``) against a cap window, or raises RateLimited.
+
+        Runs inside the write's own transaction (see `apply_once`): a refused write counts
+        nothing, and a retried write (same idempotency key) is not counted twice.
+        """
+        row = conn.execute("SELECT calls, total FROM cap_usage WHERE key = ?", (key,)).fetchone()
+        calls, total = (row["calls"], Decimal(row["total"])) if row else (0, Decimal(0))
+        if max_calls is not None and calls + 1 > max_calls:
+            raise RateLimited(f"{calls} of {max_calls} calls used in this window")
+        if max_sum is not None and total + amount > max_sum:
+            raise RateLimited(f"{total} of {max_sum} used in this window; this call needs {amount}")
+        conn.execute(
+            "INSERT INTO cap_usage VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE SET "
+            "calls = calls + 1, total = ?",
+            (key, str(total + amount), str(total + amount)),
+        )
 
     def read_ticket(self, ticket_id: str) -> dict[str, Any]:
         with self._connect() as conn:

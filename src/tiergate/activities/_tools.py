@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,12 +19,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tiergate.activities._content import ContentStore
-from tiergate.activities._support_store import SupportStore
+from tiergate.activities._support_store import RateLimited, SupportStore
 from tiergate.digest import call_digest
 from tiergate.errors import ToolBackendError
 from tiergate.pii import pii_kinds
 from tiergate.redaction import DEFAULT_REDACTOR
-from tiergate.shared import MAX_PREVIEW_CHARS, ToolCallInput, ToolResult, tool_activity_name
+from tiergate.shared import (
+    MAX_PREVIEW_CHARS,
+    Cap,
+    ToolCallInput,
+    ToolResult,
+    tool_activity_name,
+)
 from tiergate.tools import ToolKind, ToolRegistry, ToolSpec
 
 Read = Callable[[Any], dict[str, Any]]
@@ -47,6 +55,12 @@ def _support_writes() -> dict[str, Write]:
         "email.send": lambda c, k, a: SupportStore.send_email(c, k, a.to, a.subject, a.body),
         "users.delete_data": lambda c, _k, a: SupportStore.delete_user_data(c, a.user_id),
     }
+
+
+class _CapHit(ToolBackendError):
+    def __init__(self, cap: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cap, self.detail = cap, detail
 
 
 class ToolActivities:
@@ -78,13 +92,24 @@ class ToolActivities:
         try:
             if spec.kind is ToolKind.WRITE:
                 write = self.writes[spec.name]
-                output, replayed = self.store.apply_once(
-                    call.idempotency_key,
-                    spec.name,
-                    lambda conn: write(conn, call.idempotency_key, arguments),
-                )
+                caps = [c for c in call.caps if spec.name in c.tools]
+
+                def effect(conn: sqlite3.Connection) -> dict[str, Any]:
+                    for cap in caps:
+                        self._reserve(conn, cap, call)
+                    return write(conn, call.idempotency_key, arguments)
+
+                output, replayed = self.store.apply_once(call.idempotency_key, spec.name, effect)
             else:
                 output, replayed = self.reads[spec.name](arguments), False
+        except _CapHit as hit:
+            return ToolResult(
+                ok=False,
+                error=f"rate_limited by cap {hit.cap}: {hit.detail}",
+                attempt=attempt,
+                code="rate_limited",
+                cap=hit.cap,
+            )
         except ToolBackendError as error:
             # A refusal by the backend is an answer, not a transient fault: record, don't retry.
             return ToolResult(ok=False, error=error.message, attempt=attempt)
@@ -100,6 +125,26 @@ class ToolActivities:
             replayed=replayed,
             attempt=attempt,
         )
+
+    @staticmethod
+    def _reserve(conn: sqlite3.Connection, cap: Cap, call: ToolCallInput) -> None:
+        now = datetime.now(UTC)
+        window = {
+            "minute": now.strftime("%Y-%m-%dT%H:%M"),
+            "hour": now.strftime("%Y-%m-%dT%H"),
+            "day": now.strftime("%Y-%m-%d"),
+        }[cap.window]
+        amount = Decimal(str(call.arguments.get(cap.sum_field, 0))) if cap.sum_field else Decimal(0)
+        try:
+            SupportStore.reserve(
+                conn,
+                f"{call.agent}:{cap.name}:{window}",
+                amount,
+                cap.max_calls,
+                Decimal(cap.max_sum) if cap.max_sum is not None else None,
+            )
+        except RateLimited as error:
+            raise _CapHit(cap.name, f"{error.message} ({cap.window} window {window})") from None
 
     @staticmethod
     def verified_arguments(spec: ToolSpec, call: ToolCallInput) -> BaseModel:

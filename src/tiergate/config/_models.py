@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tiergate.shared import ModelSpec
+from tiergate.shared import Cap, ModelSpec
 
 
 class _Strict(BaseModel):
@@ -53,6 +53,10 @@ class Budgets(_Strict):
     max_identical_tool_calls: Annotated[int, Field(gt=0)] = 2
     max_denials: Annotated[int, Field(gt=0)] = 1
     max_invalid_proposals: Annotated[int, Field(gt=0)] = 2
+    max_irreversible_actions: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="Irreversible tool calls (refunds, emails, deletions) allowed per run.",
+    )
 
 
 class Tools(_Strict):
@@ -173,6 +177,12 @@ class Observability(_Strict):
         return list(dict.fromkeys([*REQUIRED_LOG_FIELDS, *self.log_fields]))
 
 
+class Limits(_Strict):
+    """Blast radius: caps per tool over time windows, held across workers and restarts."""
+
+    caps: list[Cap] = Field(default_factory=list)
+
+
 class Price(_Strict):
     """USD per million tokens."""
 
@@ -240,6 +250,7 @@ class AgentConfig(_Strict):
     observability: Observability = Observability()
     pricing: dict[str, Price] = Field(default_factory=_default_pricing)
     approvals: Approvals = Approvals()
+    limits: Limits = Limits()
     on_model_drift: Literal["continue", "stop"] = Field(
         default="continue",
         description="When a model answers as something the pin does not accept: flag the "

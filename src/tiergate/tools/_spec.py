@@ -45,6 +45,7 @@ class ToolSpec:
     args: type[BaseModel]
     emits: tuple[str, ...] = ()
     description: str = ""
+    irreversible: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.tier, int) or isinstance(self.tier, bool) or not 0 <= self.tier <= 4:

@@ -72,9 +72,23 @@ SUPPORT_TOOLS = ToolRegistry.of(
         ),
         ToolSpec("orders.get_status", 0, ToolKind.READ, GetOrderStatusArgs, (), "Order status."),
         ToolSpec(
-            "payments.issue_refund", 2, ToolKind.WRITE, IssueRefundArgs, (), "Refund an order."
+            "payments.issue_refund",
+            2,
+            ToolKind.WRITE,
+            IssueRefundArgs,
+            (),
+            "Refund an order.",
+            irreversible=True,
         ),
-        ToolSpec("email.send", 1, ToolKind.WRITE, SendEmailArgs, ("body",), "Send an email."),
+        ToolSpec(
+            "email.send",
+            1,
+            ToolKind.WRITE,
+            SendEmailArgs,
+            ("body",),
+            "Send an email.",
+            irreversible=True,
+        ),
         ToolSpec(
             "users.delete_data",
             4,
@@ -82,6 +96,7 @@ SUPPORT_TOOLS = ToolRegistry.of(
             DeleteUserDataArgs,
             (),
             "Irreversibly delete a user's personal data.",
+            irreversible=True,
         ),
     ]
 )

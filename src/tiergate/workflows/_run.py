@@ -542,6 +542,10 @@ class AgentRunWorkflow:
             self._record(record)
             self._tel.blocked("budget")
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
+        if (stop := self._irreversible_stop(decision.tool or "")) is not None:
+            self._record(record)
+            self._tel.blocked("budget")
+            raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
         info = workflow.info()
         record.idempotency_key = idempotency_key(
             info.workflow_id, info.first_execution_run_id, record.step
@@ -561,6 +565,8 @@ class AgentRunWorkflow:
                     policy_version=decision.policy_version,
                     policy_ids=decision.policy_ids,
                     tier=decision.tier or 0,
+                    agent=self._bundle.config.name,
+                    caps=self._bundle.config.limits.caps,
                 ),
                 ToolResult,
                 self._bundle.config.tools.timeout_seconds,
@@ -601,7 +607,46 @@ class AgentRunWorkflow:
         record.review_sampled = True
         self._record(record)
 
+    def _irreversible_stop(self, tool: str) -> BudgetStop | None:
+        """The per-run cap on irreversible actions (refunds, emails, deletions)."""
+        cap = self._bundle.config.budgets.max_irreversible_actions
+        spec = SUPPORT_TOOLS.get(tool)
+        if cap is None or spec is None or not spec.irreversible:
+            return None
+        done = sum(
+            1
+            for s in self._steps
+            if s.tool_result is not None
+            and s.tool_result.ok
+            and s.decision is not None
+            and (d := SUPPORT_TOOLS.get(s.decision.tool or "")) is not None
+            and d.irreversible
+        )
+        if done < cap:
+            return None
+        return BudgetStop(
+            limit="irreversible_actions",
+            limit_value=cap,
+            used=done,
+            over_by=1,
+            message=f"irreversible_actions: {tool} would be irreversible action {done + 1} of "
+            f"this run; max_irreversible_actions={cap}",
+        )
+
     def _after_tool(self, record: StepRecord, tool: str, result: ToolResult) -> None:
+        if result.code == "rate_limited" and record.decision is not None:
+            # A cap held across all workers refused it: a denial, named after the cap.
+            record.decision = record.decision.model_copy(
+                update={
+                    "verdict": Verdict.DENY,
+                    "code": "rate_limited",
+                    "reason": result.error or "rate limited",
+                    "policy_ids": [result.cap or "cap"],
+                }
+            )
+            self._tel.blocked("rate_limited")
+            self._deny(record, record.decision)
+            return
         if not result.ok:
             note = f"{tool} failed: {result.error}"
             self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)

@@ -272,6 +272,8 @@ class ToolResult(_Payload):
     attempt: int = 1
     code: str | None = None
     cap: str | None = None
+    principal: str | None = None
+    credential: str | None = None
 
 
 class RegistryRequest(_Payload):

@@ -31,6 +31,7 @@ from tiergate.codec import data_converter
 from tiergate.config import load_all_agents
 from tiergate.controls import Controls
 from tiergate.errors import ConfigError
+from tiergate.identity import CredentialBroker
 from tiergate.redaction import Redactor
 from tiergate.settings import Settings
 from tiergate.telemetry import plugins as telemetry_plugins
@@ -103,7 +104,9 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         AgentActivities(settings.agents_dir, SUPPORT_TOOLS, Controls(settings.home)).load,
         models.propose,
         models.classify,
-        *ToolActivities(store, content, SUPPORT_TOOLS).activities(),
+        *ToolActivities(
+            store, content, SUPPORT_TOOLS, CredentialBroker.from_home(settings.home)
+        ).activities(),
     ]
 
 

@@ -22,6 +22,7 @@ from tiergate.activities._content import ContentStore
 from tiergate.activities._support_store import RateLimited, SupportStore
 from tiergate.digest import call_digest
 from tiergate.errors import ToolBackendError
+from tiergate.identity import BackendGuard, CredentialBroker
 from tiergate.pii import pii_kinds
 from tiergate.redaction import DEFAULT_REDACTOR
 from tiergate.shared import (
@@ -66,10 +67,20 @@ class _CapHit(ToolBackendError):
 class ToolActivities:
     """The support domain's tools as activities, acting on a real SQLite store."""
 
-    def __init__(self, store: SupportStore, content: ContentStore, tools: ToolRegistry) -> None:
+    def __init__(
+        self,
+        store: SupportStore,
+        content: ContentStore,
+        tools: ToolRegistry,
+        broker: CredentialBroker | None = None,
+    ) -> None:
         self.store = store
         self.content = content
         self.tools = tools
+        # The broker mints one credential per call; the backend's guard holds only its
+        # public key and admits nothing else.
+        self.broker = broker or CredentialBroker.ephemeral()
+        self.guard = BackendGuard(self.broker.verifier())
         self.reads = _support_reads(store)
         self.writes = _support_writes()
         missing = [t.name for t in tools if t.name not in self.reads and t.name not in self.writes]
@@ -89,7 +100,10 @@ class ToolActivities:
     def execute(self, spec: ToolSpec, call: ToolCallInput) -> ToolResult:
         arguments = self.verified_arguments(spec, call)
         attempt = activity.info().attempt if activity.in_activity() else 1
+        scope = f"{spec.kind.value}:{spec.name}"
+        token = self.broker.mint(call.agent, call.run_id, call.step, spec.name, [scope])
         try:
+            admitted = self.guard.admit(token, spec.name, call.run_id, call.step, scope)
             if spec.kind is ToolKind.WRITE:
                 write = self.writes[spec.name]
                 caps = [c for c in call.caps if spec.name in c.tools]
@@ -124,6 +138,8 @@ class ToolActivities:
             pii_kinds=kinds,
             replayed=replayed,
             attempt=attempt,
+            principal=admitted["principal"],
+            credential=admitted["credential"],
         )
 
     @staticmethod

@@ -1,0 +1,78 @@
+"""Agent identity: one short-lived credential per tool call, refused for anything else."""
+
+from __future__ import annotations
+
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Harness, call, final, scripted
+from tiergate.identity import BackendGuard, CredentialBroker, CredentialRefused
+
+RUN, STEP, TOOL, SCOPE = "run-1", 3, "payments.issue_refund", "write:payments.issue_refund"
+
+
+def test_a_fitting_credential_is_admitted_with_the_agents_principal() -> None:
+    broker = CredentialBroker.ephemeral()
+    token = broker.mint("support_refund_agent", RUN, STEP, TOOL, [SCOPE])
+    admitted = BackendGuard(broker.verifier()).admit(token, TOOL, RUN, STEP, SCOPE)
+    assert admitted["principal"] == "agent:support_refund_agent"
+    assert admitted["expires"] - time.time() <= 300
+
+
+@pytest.mark.parametrize(
+    ("tool", "run", "step", "scope", "why"),
+    [
+        ("email.send", RUN, STEP, SCOPE, "it is for tool payments.issue_refund, not email.send"),
+        (TOOL, "run-2", STEP, SCOPE, "it is for run run-1, not run-2"),
+        (TOOL, RUN, 4, SCOPE, "it is for step 3, not 4"),
+        (TOOL, RUN, STEP, "write:users.delete_data", "it lacks scope 'write:users.delete_data'"),
+    ],
+)
+def test_a_credential_replayed_elsewhere_is_refused(
+    tool: str, run: str, step: int, scope: str, why: str
+) -> None:
+    broker = CredentialBroker.ephemeral()
+    token = broker.mint("a", RUN, STEP, TOOL, [SCOPE])
+    with pytest.raises(CredentialRefused, match=f"credential refused: {why}"):
+        BackendGuard(broker.verifier()).admit(token, tool, run, step, scope)
+
+
+def test_an_expired_forged_or_tampered_credential_is_refused() -> None:
+    broker = CredentialBroker.ephemeral()
+    verifier = broker.verifier()
+    old = broker.mint("a", RUN, STEP, TOOL, [SCOPE], now=time.time() - 301)
+    with pytest.raises(CredentialRefused, match="it has expired"):
+        verifier.verify(old, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+    forged = CredentialBroker.ephemeral().mint("a", RUN, STEP, TOOL, [SCOPE])
+    with pytest.raises(CredentialRefused, match="not a valid tiergate credential"):
+        verifier.verify(forged, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+    _body, signature = broker.mint(
+        "a", RUN, STEP, "crm.read_ticket", ["read:crm.read_ticket"]
+    ).split(".")
+    swapped = f"{broker.mint('a', RUN, STEP, TOOL, [SCOPE]).split('.')[0]}.{signature}"
+    with pytest.raises(CredentialRefused, match="not a valid tiergate credential"):
+        verifier.verify(swapped, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+
+
+def test_the_brokers_key_stays_in_the_worker_home(tmp_path: Path) -> None:
+    broker = CredentialBroker.from_home(tmp_path)
+    key = tmp_path / "keys" / "broker.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = CredentialBroker.from_home(tmp_path)
+    token = broker.mint("a", RUN, STEP, TOOL, [SCOPE])
+    again.verifier().verify(token, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+
+
+async def test_every_tool_call_of_a_run_carries_its_own_credential(harness: Harness) -> None:
+    agent = harness.add_agent("identified")
+    read = call("crm.read_ticket", ticket_id="T-1001")
+    status = call("orders.get_status", order_id="ORD-5001")
+    summary = await harness.run(agent, model_overrides=scripted(read, status, final()))
+    results = [s.tool_result for s in summary.steps if s.tool_result]
+    assert [r.principal for r in results] == ["agent:identified", "agent:identified"]
+    credentials = [r.credential for r in results]
+    assert all(credentials)
+    assert len(set(credentials)) == 2

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -131,6 +132,40 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
         plugins=plugins,
+    )
+
+
+def edge_worker(
+    client: Client,
+    settings: Settings,
+    task_queue: str,
+    edges: list[Callable[..., Any]],
+    *,
+    content: ContentStore,
+    approvals_home: Path,
+    reviews_path: Path,
+    max_workers: int = 8,
+) -> Worker:
+    """A private worker whose agent loading and tools are ``edges`` (evals, shadow re-runs):
+    real models and approval activities, no notifications."""
+    models = ModelActivities(content, SUPPORT_TOOLS, redactor=Redactor(settings.redaction))
+    approvals = ApprovalActivities(approvals_home, None, ReviewStore(reviews_path))
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AgentRunWorkflow],
+        workflow_runner=workflow_runner(),
+        activities=[
+            *edges,
+            models.propose,
+            models.classify,
+            approvals.snapshot,
+            approvals.status,
+            approvals.notify_overdue,
+            approvals.enqueue_review,
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=max_workers),
+        max_concurrent_activities=max_workers,
     )
 
 

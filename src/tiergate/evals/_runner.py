@@ -13,7 +13,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,9 @@ import yaml
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from tiergate.activities import (
-    ApprovalActivities,
     ContentStore,
-    ModelActivities,
-    ReviewStore,
     SupportStore,
     ToolActivities,
 )
@@ -39,7 +34,6 @@ from tiergate.evals._checks import Observed, judge
 from tiergate.evals._suite import Case, Suite
 from tiergate.forensics._shadow import Candidate, candidate_bundle
 from tiergate.history import ungated_tool_calls
-from tiergate.redaction import Redactor
 from tiergate.settings import Settings
 from tiergate.shared import (
     LOAD_AGENT_ACTIVITY,
@@ -51,7 +45,8 @@ from tiergate.shared import (
     tool_activity_name,
 )
 from tiergate.tools import SUPPORT_TOOLS, ToolSpec
-from tiergate.workflows import AgentRunWorkflow, RunSummary, workflow_runner
+from tiergate.worker import edge_worker
+from tiergate.workflows import RunSummary
 
 _EXPIRE_AT_ONCE = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
 _ANSWER_WINDOW = TierApproval(sla_seconds=2, expiry_seconds=4)
@@ -185,8 +180,6 @@ async def run_suite(
     base = load_agent(suite.agent, settings.agents_dir, SUPPORT_TOOLS)
     bundle = candidate_bundle(base, candidate, settings.agents_dir, SUPPORT_TOOLS, shadow=False)
     edges = _CaseEdges(content)
-    models = ModelActivities(content, SUPPORT_TOOLS, redactor=Redactor(settings.redaction))
-    approvals = ApprovalActivities(home, None, ReviewStore(home / "reviews.sqlite"))
     task_queue = f"tiergate-eval-{uuid.uuid4().hex[:8]}"
     batch = uuid.uuid4().hex[:6]
     gate = asyncio.Semaphore(max(1, concurrency))
@@ -252,22 +245,15 @@ async def run_suite(
 
     started = datetime.now(UTC)
     began = time.perf_counter()
-    async with Worker(
+    async with edge_worker(
         client,
-        task_queue=task_queue,
-        workflows=[AgentRunWorkflow],
-        workflow_runner=workflow_runner(),
-        activities=[
-            *edges.activities(),
-            models.propose,
-            models.classify,
-            approvals.snapshot,
-            approvals.status,
-            approvals.notify_overdue,
-            approvals.enqueue_review,
-        ],
-        activity_executor=ThreadPoolExecutor(max_workers=16),
-        max_concurrent_activities=16,
+        settings,
+        task_queue,
+        edges.activities(),
+        content=content,
+        approvals_home=home,
+        reviews_path=home / "reviews.sqlite",
+        max_workers=16,
     ):
         results = list(await asyncio.gather(*(one(case) for case in suite.cases)))
     return summarise(

@@ -25,7 +25,6 @@ import json
 import tempfile
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,13 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.worker import Worker
 
-from tiergate.activities import ApprovalActivities, ContentStore, ModelActivities, ReviewStore
+from tiergate.activities import ContentStore
 from tiergate.activities._tools import ToolActivities
 from tiergate.config import AgentBundle, TierApproval, compile_rules, load_agent
 from tiergate.forensics._files import HistoryError
 from tiergate.history import decode, read_history
 from tiergate.policies import build_bundle, cedar_schema, read_policy_file
-from tiergate.redaction import Redactor
 from tiergate.settings import Settings
 from tiergate.shared import (
     LOAD_AGENT_ACTIVITY,
@@ -57,13 +54,12 @@ from tiergate.shared import (
     tool_activity_name,
 )
 from tiergate.tools import SUPPORT_TOOLS, ToolKind, ToolRegistry, ToolSpec
+from tiergate.worker import edge_worker
 from tiergate.workflows import (
-    AgentRunWorkflow,
     RunSummary,
     StepRecord,
     ToolCallProposal,
     Verdict,
-    workflow_runner,
 )
 
 _NO_WAIT = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
@@ -389,26 +385,16 @@ async def shadow_runs(
         shadow_id = f"shadow-{history.workflow_id}-{uuid.uuid4().hex[:6]}"
         edges.add(shadow_id, bundle, recorded_tool_results(history))
         started.append((view.summary, shadow_id, run_input))
-    reviews = ReviewStore(Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite")
-    approvals = ApprovalActivities(settings.home, None, reviews)
-    models = ModelActivities(content, tools, redactor=Redactor(settings.redaction))
     task_queue = f"tiergate-shadow-{uuid.uuid4().hex[:8]}"
     diffs = []
-    async with Worker(
+    async with edge_worker(
         client,
-        task_queue=task_queue,
-        workflows=[AgentRunWorkflow],
-        workflow_runner=workflow_runner(),
-        activities=[
-            *edges.activities(),
-            models.propose,
-            models.classify,
-            approvals.snapshot,
-            approvals.status,
-            approvals.notify_overdue,
-            approvals.enqueue_review,
-        ],
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        settings,
+        task_queue,
+        edges.activities(),
+        content=content,
+        approvals_home=settings.home,
+        reviews_path=Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite",
     ):
         handles = [
             await client.start_workflow(

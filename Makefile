@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint types pytest dev bench clean chromium docker-compose
+.PHONY: demo test lint types pytest dev bench bench-quick clean chromium docker-compose
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,20 @@ pytest: $(STAMP) chromium docker-compose
 
 test: lint types pytest
 
+# The full benchmarks (about 20 minutes on 2 cores); results in bench/results/*.json and
+# the table in BENCHMARKS.md. `bench-quick` only checks that each one runs.
 bench: $(STAMP)
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/gate_latency.py
 	$(BIN)/python bench/approval_latency.py --runs $${BENCH_RUNS:-200}
+	$(BIN)/python bench/waiting_scale.py --runs $${BENCH_WAITING:-10000}
+	$(BIN)/python bench/growth.py
 	$(BIN)/python bench/telemetry_overhead.py --runs $${BENCH_TELEMETRY_RUNS:-60} --rounds 3
 	$(BIN)/python bench/replay_forensics.py --runs 20 --repeat 3
 	$(BIN)/python bench/eval_suite.py
+
+bench-quick: $(STAMP)
+	$(BIN)/pytest tests/test_bench.py
 
 clean:
 	rm -rf $(VENV) .tiergate .pytest_cache .mypy_cache .ruff_cache

@@ -125,7 +125,7 @@ async def replay_rate(histories: list[WorkflowHistory], workflows: list[type] | 
     return len(histories) / (time.perf_counter() - began)
 
 
-def timeline_ms(text: str, workflow_id: str) -> tuple[float, float]:
+def timeline_ms(text: str, workflow_id: str, steps: int) -> tuple[float, float]:
     """(parse only, parse + build + render) in milliseconds for one exported history."""
     began = time.perf_counter()
     history = WorkflowHistory.from_json(workflow_id, text)
@@ -133,15 +133,15 @@ def timeline_ms(text: str, workflow_id: str) -> tuple[float, float]:
     timeline = build_timeline(history)
     show_timeline(timeline, Console(file=io.StringIO(), width=170))
     done = time.perf_counter()
-    assert len(timeline.steps) == 100
+    assert len(timeline.steps) == steps
     return (parsed - began) * 1000, (done - began) * 1000
 
 
-async def main(runs: int, repeat: int) -> dict[str, Any]:
+async def main(runs: int, repeat: int, timeline_steps: int = 100) -> dict[str, Any]:
     configure_logging(Redactor(), log_format="json", level="warning")  # step events off
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-replay-"))
     (home / "agents").mkdir()
-    for name, steps in (("bench10", 10), ("bench100", 100)):
+    for name, steps in (("bench10", 10), ("bench100", timeline_steps)):
         (home / "agents" / f"{name}.yaml").write_text(yaml.safe_dump(agent(name, steps)))
     settings = Settings(home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
@@ -150,7 +150,7 @@ async def main(runs: int, repeat: int) -> dict[str, Any]:
         client = server.env.client
         ten = await governed(client, settings, "bench10", 10, runs)
         baseline = await bare(client, runs)
-        (hundred,) = await governed(client, settings, "bench100", 100, 1)
+        (hundred,) = await governed(client, settings, "bench100", timeline_steps, 1)
     finally:
         await server.env.shutdown()
     governed_rates, bare_rates, parse, render = [], [], [], []
@@ -158,14 +158,15 @@ async def main(runs: int, repeat: int) -> dict[str, Any]:
     for _ in range(repeat):
         bare_rates.append(await replay_rate(baseline, [BareTenSteps]))
         governed_rates.append(await replay_rate(ten, None))
-        p, r = timeline_ms(text, hundred.workflow_id)
+        p, r = timeline_ms(text, hundred.workflow_id, timeline_steps)
         parse.append(p)
         render.append(r)
     g, b = statistics.median(governed_rates), statistics.median(bare_rates)
     p, r = statistics.median(parse), statistics.median(render)
     return {
         "benchmark": "replay_forensics",
-        "command": f"python bench/replay_forensics.py --runs {runs} --repeat {repeat}",
+        "command": f"python bench/replay_forensics.py --runs {runs} --repeat {repeat} "
+        f"--timeline-steps {timeline_steps}",
         "machine": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
@@ -199,9 +200,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeline-steps", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("bench/results/replay_forensics.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.runs, args.repeat)), indent=2)
+    measured = json.dumps(asyncio.run(main(args.runs, args.repeat, args.timeline_steps)), indent=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(measured + "\n")
     print(measured)

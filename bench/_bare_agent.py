@@ -1,0 +1,84 @@
+"""The overhead benchmark's baseline: the same activities as a governed run, nothing else.
+
+It loads the agent, asks the model, runs each proposed tool and feeds the result back, with
+the same activity implementations and payloads as `AgentRunWorkflow` — but no gate, no
+budget ledger, no records, memo or telemetry. What tiergate costs on top is the difference.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from tiergate.config import AgentBundle
+    from tiergate.digest import call_digest
+    from tiergate.shared import (
+        LoadAgentInput,
+        ModelResponse,
+        ModelSpec,
+        ProposeInput,
+        ToolCallInput,
+        ToolResult,
+        TranscriptEntry,
+    )
+
+_TIMEOUT = timedelta(seconds=30)
+
+
+@workflow.defn(name="BareAgentWorkflow")
+class BareAgentWorkflow:
+    @workflow.run
+    async def run(self, agent: str, model: dict[str, Any]) -> int:
+        info = workflow.info()
+        bundle = await workflow.execute_activity(
+            "agent__load",
+            LoadAgentInput(agent=agent),
+            result_type=AgentBundle,
+            start_to_close_timeout=_TIMEOUT,
+        )
+        spec = ModelSpec.model_validate(model)
+        head: str | None = None
+        append = [
+            TranscriptEntry(role="system", content=bundle.config.prompts.system.text),
+            TranscriptEntry(role="user", content="{}"),
+        ]
+        for step in range(1, 50):
+            response = await workflow.execute_activity(
+                "model__propose",
+                ProposeInput(
+                    run_id=info.workflow_id,
+                    step=step,
+                    agent=agent,
+                    model=spec,
+                    transcript_head=head,
+                    append=append,
+                    tools=bundle.config.tools.allowlist,
+                    max_output_tokens=1024,
+                ),
+                result_type=ModelResponse,
+                start_to_close_timeout=_TIMEOUT,
+            )
+            head = response.transcript_head
+            raw = response.raw
+            if not isinstance(raw, dict) or raw.get("kind") != "tool_call":
+                return step
+            tool, arguments = raw["tool"], raw.get("arguments", {})
+            result = await workflow.execute_activity(
+                f"tool__{tool}",
+                ToolCallInput(
+                    run_id=info.workflow_id,
+                    step=step,
+                    tool=tool,
+                    arguments=arguments,
+                    call_digest=call_digest(tool, arguments),
+                    idempotency_key=f"{info.workflow_id}/step-{step}",
+                    policy_version="bare",
+                ),
+                result_type=ToolResult,
+                start_to_close_timeout=_TIMEOUT,
+            )
+            append = [TranscriptEntry(role="tool", name=tool, ref=result.output_ref)]
+        return 50

@@ -1,0 +1,139 @@
+"""Growth with run length: wall time and history size per step, for runs of 10, 100, 1000 steps.
+
+Each run is a governed run of a scripted agent that reads tickets and orders step after
+step (distinct calls, so the loop detector stays quiet) and then answers. Per length, the
+figures are wall time per step and history bytes and events per step; the baseline is the
+shortest run, so "flat" means ratios near 1.
+
+    python bench/growth.py [--steps 10 100 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tiergate.activities import SupportStore
+from tiergate.devserver import start_dev_server
+from tiergate.redaction import Redactor
+from tiergate.settings import Settings
+from tiergate.shared import WORKFLOW_NAME, RunInput
+from tiergate.telemetry import configure_logging
+from tiergate.worker import build_worker
+from tiergate.workflows import RunSummary
+
+READS = [("crm.read_ticket", {"ticket_id": f"T-10{n:02d}"}) for n in range(1, 9)] + [
+    ("orders.get_status", {"order_id": f"ORD-50{n:02d}"}) for n in range(1, 7)
+]
+
+
+def script(steps: int) -> list[dict[str, Any]]:
+    calls = [
+        {"kind": "tool_call", "tool": tool, "arguments": args, "reason": "bench"}
+        for tool, args in (READS * (steps // len(READS) + 1))[: steps - 1]
+    ]
+    return [*calls, {"kind": "final_answer", "answer": "done", "reason": "bench"}]
+
+
+def agent(steps: int) -> dict[str, Any]:
+    return {
+        "agent": {
+            "name": f"grow{steps}",
+            "version": "bench-1",
+            "model_tier": {"executor": "frontier"},
+            "tools": {"allowlist": ["crm.read_ticket", "orders.get_status"]},
+            "budgets": {
+                "max_total_tokens": 100_000_000,
+                "max_model_calls": steps + 5,
+                "max_tool_calls": steps,
+                "max_identical_tool_calls": steps,
+                "max_wall_time_seconds": 3600,
+                "max_cost_usd": 100_000,
+            },
+        }
+    }
+
+
+async def main(lengths: list[int]) -> dict[str, Any]:
+    configure_logging(Redactor(), log_format="json", level="warning")
+    home = Path(tempfile.mkdtemp(prefix="tiergate-bench-growth-"))
+    (home / "agents").mkdir()
+    for steps in lengths:
+        (home / "agents" / f"grow{steps}.yaml").write_text(yaml.safe_dump(agent(steps)))
+    settings = Settings(home=home, agents_dir=home / "agents")
+    SupportStore(settings.support_store).seed_demo()
+    server = await start_dev_server(None, ui=False)
+    client = server.env.client
+    queue = f"bench-{uuid.uuid4().hex[:6]}"
+    rows = []
+    try:
+        async with build_worker(client, settings, task_queue=queue):
+            for steps in lengths:
+                overrides = {
+                    "frontier": {
+                        "provider": "scripted",
+                        "model": "demo-frontier",
+                        "script": script(steps),
+                    }
+                }
+                began = time.perf_counter()
+                summary: RunSummary = await client.execute_workflow(
+                    WORKFLOW_NAME,
+                    RunInput(agent=f"grow{steps}", model_overrides=overrides).model_dump(),
+                    id=f"grow-{steps}-{uuid.uuid4().hex[:6]}",
+                    task_queue=queue,
+                    result_type=RunSummary,
+                )
+                seconds = time.perf_counter() - began
+                assert len(summary.steps) == steps, (summary.outcome, summary.reason)
+                history = await client.get_workflow_handle(summary.workflow_id).fetch_history()
+                size = sum(e.ByteSize() for e in history.events)
+                rows.append(
+                    {
+                        "steps": steps,
+                        "seconds": round(seconds, 2),
+                        "ms_per_step": round(seconds / steps * 1000, 2),
+                        "history_events": len(history.events),
+                        "events_per_step": round(len(history.events) / steps, 2),
+                        "history_bytes": size,
+                        "bytes_per_step": round(size / steps),
+                    }
+                )
+    finally:
+        await server.env.shutdown()
+    base = rows[0]
+    for row in rows:
+        row["ms_per_step_ratio"] = round(row["ms_per_step"] / base["ms_per_step"], 2)
+        row["bytes_per_step_ratio"] = round(row["bytes_per_step"] / base["bytes_per_step"], 2)
+    return {
+        "benchmark": "growth",
+        "command": "python bench/growth.py --steps " + " ".join(str(n) for n in lengths),
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "runs": rows,
+        "target": "time and history per step flat (ratios near 1) from 10 to 1000 steps",
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/growth.json"))
+    args = parser.parse_args()
+    measured = json.dumps(asyncio.run(main(args.steps)), indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(measured + "\n")
+    print(measured)

@@ -1,0 +1,214 @@
+"""Waiting at scale: many runs parked on approval, the worker's memory, and the drain.
+
+One dev server and one worker process (so its RSS is the worker's alone). N governed runs
+each propose a $400 refund at once and wait for a support lead; the script measures the time
+until all N wait, the worker's RSS while they wait (the workflow cache is bounded, so waiting
+runs are evicted and cost server storage, not worker memory), then approves them all
+through the signed update and measures the drain rate. The baseline, in the same run, is the
+throughput of the same agent on a refund under the cap (no approval): drain / baseline.
+
+    python bench/waiting_scale.py [--runs 10000] [--baseline-runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tiergate.activities import SupportStore
+from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
+from tiergate.approvals.client import build_request, list_pending, submit
+from tiergate.devserver import start_dev_server
+from tiergate.settings import Settings
+from tiergate.shared import WORKFLOW_NAME, RunInput
+
+AGENT = {
+    "agent": {
+        "name": "bench_wait",
+        "version": "bench-1",
+        "model_tier": {"executor": "frontier"},
+        "tools": {"allowlist": ["payments.issue_refund"]},
+        "policy": {
+            "rules": [
+                {
+                    "id": "refund_cap",
+                    "tool": "payments.issue_refund",
+                    "condition": "input.amount_usd <= 50",
+                    "on_fail": "escalate_to_human",
+                }
+            ]
+        },
+        "approvals": {"tier3": {"sla_seconds": 86400, "expiry_seconds": 172800}},
+    }
+}
+
+
+def refund(amount: str) -> dict[str, Any]:
+    return {
+        "frontier": {
+            "provider": "scripted",
+            "model": "demo-frontier",
+            "script": [
+                {
+                    "kind": "tool_call",
+                    "tool": "payments.issue_refund",
+                    "arguments": {
+                        "order_id": "ORD-9000",
+                        "amount_usd": amount,
+                        "reason_code": "goodwill",
+                    },
+                    "reason": "bench",
+                },
+                {"kind": "final_answer", "answer": "done", "reason": "bench"},
+            ],
+        }
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def worker_main(address: str, queue: str, home: Path) -> None:
+    from tiergate.redaction import Redactor
+    from tiergate.telemetry import configure_logging
+    from tiergate.worker import build_worker, connect
+
+    configure_logging(Redactor(), log_format="json", level="warning")
+    settings = Settings(home=home, agents_dir=home / "agents", temporal_address=address)
+
+    async def run() -> None:
+        client = await connect(settings)
+        print("ready", flush=True)
+        await build_worker(client, settings, task_queue=queue).run()
+
+    asyncio.run(run())
+
+
+async def start_all(client: Any, queue: str, n: int, amount: str, prefix: str) -> list[Any]:
+    handles = []
+    for start in range(0, n, 200):
+        batch = [
+            client.start_workflow(
+                WORKFLOW_NAME,
+                RunInput(
+                    agent="bench_wait", model_overrides=refund(amount), requester="bench"
+                ).model_dump(),
+                id=f"{prefix}-{start + i}-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+            )
+            for i in range(min(200, n - start))
+        ]
+        handles.extend(await asyncio.gather(*batch))
+    return handles
+
+
+async def main(runs: int, baseline_runs: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="tiergate-bench-wait-"))
+    (home / "agents").mkdir()
+    (home / "agents" / "bench_wait.yaml").write_text(yaml.safe_dump(AGENT))
+    settings = Settings(home=home, agents_dir=home / "agents")
+    SupportStore(settings.support_store).seed_demo()
+    with sqlite3.connect(settings.support_store) as conn:
+        conn.execute("INSERT INTO orders VALUES ('ORD-9000', 'C-9', 'delivered', '100000000.00')")
+    registry = ApproverRegistry(home)
+    registry.add("bench-lead", ["support_lead"])
+    key = registry.private_key("bench-lead")
+    server = await start_dev_server(None, ui=False)
+    client = server.env.client
+    queue = f"bench-{uuid.uuid4().hex[:6]}"
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--worker",
+        server.address,
+        queue,
+        str(home),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert worker.stdout is not None
+        assert (await worker.stdout.readline()).strip() == b"ready"
+        rss_idle = rss_mb(worker.pid)
+        began = time.perf_counter()
+        baseline = await start_all(client, queue, baseline_runs, "40", "base")
+        await asyncio.gather(*(h.result() for h in baseline))
+        baseline_rate = baseline_runs / (time.perf_counter() - began)
+
+        began = time.perf_counter()
+        handles = await start_all(client, queue, runs, "400", "wait")
+        waiting: list[Any] = []
+        while len(waiting) < runs:
+            await asyncio.sleep(1)
+            waiting = await list_pending(client, limit=runs + 10)
+        started_seconds = time.perf_counter() - began
+        rss_waiting = rss_mb(worker.pid)
+
+        began = time.perf_counter()
+        gate = asyncio.Semaphore(32)
+
+        async def approve(pending: Any) -> None:
+            async with gate:
+                request = sign(
+                    build_request(pending, "bench-lead", ApprovalDecision.APPROVE, "bench"), key
+                )
+                await submit(client, request)
+
+        await asyncio.gather(*(approve(p) for p in waiting))
+        await asyncio.gather(*(h.result() for h in handles))
+        drain_rate = runs / (time.perf_counter() - began)
+        rss_after = rss_mb(worker.pid)
+    finally:
+        worker.terminate()
+        await worker.wait()
+        await server.env.shutdown()
+    return {
+        "benchmark": "waiting_scale",
+        "command": f"python bench/waiting_scale.py --runs {runs} --baseline-runs {baseline_runs}",
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "runs_waiting": runs,
+        "seconds_until_all_wait": round(started_seconds, 1),
+        "worker_rss_mb": {
+            "idle": round(rss_idle, 1),
+            "while_waiting": round(rss_waiting, 1),
+            "after_drain": round(rss_after, 1),
+        },
+        "drain_runs_per_second": round(drain_rate, 2),
+        "baseline_runs_per_second": round(baseline_rate, 2),
+        "ratio_drain_over_baseline": round(drain_rate / baseline_rate, 3),
+        "targets": "worker RSS <= 300 MB while waiting; drain >= 0.8x baseline throughput",
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--baseline-runs", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/waiting_scale.json"))
+    args = parser.parse_args()
+    measured = json.dumps(asyncio.run(main(args.runs, args.baseline_runs)), indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(measured + "\n")
+    print(measured)

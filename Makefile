@@ -46,7 +46,8 @@ test: lint types pytest
 # The full benchmarks (about 20 minutes on 2 cores); results in bench/results/*.json and
 # the table in BENCHMARKS.md. `bench-quick` only checks that each one runs.
 bench: $(STAMP)
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/overhead.py --runs 50 --rounds 5 --sandbox fast
+	$(BIN)/python bench/overhead.py --runs 50 --rounds 5 --sandbox strict
 	$(BIN)/python bench/gate_latency.py
 	$(BIN)/python bench/approval_latency.py --runs $${BENCH_RUNS:-200}
 	$(BIN)/python bench/waiting_scale.py --runs $${BENCH_WAITING:-10000}
@@ -54,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/telemetry_overhead.py --runs $${BENCH_TELEMETRY_RUNS:-60} --rounds 3
 	$(BIN)/python bench/replay_forensics.py --runs 20 --repeat 3
 	$(BIN)/python bench/eval_suite.py
+	$(BIN)/python bench/_table.py
 
 bench-quick: $(STAMP)
 	$(BIN)/pytest tests/test_bench.py

@@ -7,16 +7,22 @@ and the same activities driven by `BareAgentWorkflow` (bench/_bare_agent.py) wit
 budget, records or telemetry. Telemetry is not installed in either (its cost is measured by
 bench/telemetry_overhead.py).
 
-    python bench/overhead.py [--runs 50] [--rounds 3]
+    python bench/overhead.py [--runs 50] [--rounds 3] [--sandbox fast|strict]
+
+`--sandbox` picks how the run loop meets Temporal's sandbox (tiergate.workflows._sandbox):
+passed through (`fast`, the workers' default) or re-imported per run (`strict`). The
+baseline gets the same treatment, so both compare like with like.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
+import py_compile
 import statistics
 import tempfile
 import time
@@ -24,9 +30,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import _bare_agent
 import yaml
 from _bare_agent import BareAgentWorkflow
+from _proc import children, cpu_seconds
 from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from tiergate.activities import SupportStore
 from tiergate.devserver import start_dev_server
@@ -35,6 +45,7 @@ from tiergate.settings import Settings
 from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.telemetry import configure_logging
 from tiergate.worker import build_activities, build_worker
+from tiergate.workflows import PASSTHROUGH_MODULES, workflow_runner
 
 READS = [
     {
@@ -107,54 +118,103 @@ async def bare(client: Client, queue: str, runs: int) -> float:
     return runs / (time.perf_counter() - began)
 
 
-async def main(runs: int, rounds: int) -> dict[str, Any]:
+async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
     configure_logging(Redactor(), log_format="json", level="warning")
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-overhead-"))
     (home / "agents").mkdir()
     (home / "agents" / "bench5.yaml").write_text(yaml.safe_dump(AGENT))
-    settings = Settings(home=home, agents_dir=home / "agents")
+    settings = Settings(home=home, agents_dir=home / "agents", strict_sandbox=sandbox == "strict")
     SupportStore(settings.support_store).seed_demo()
     server = await start_dev_server(None, ui=False)
     client = server.env.client
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     worker = build_worker(client, settings, task_queue=queue)
-    from temporalio.worker import Worker
-
-    from tiergate.workflows import workflow_runner
-
+    # The baseline runs under the same sandbox settings as tiergate's run loop: passed
+    # through in the workers' default (fast) mode, sandboxed with cached bytecode if strict.
+    if settings.strict_sandbox:
+        py_compile.compile(
+            _bare_agent.__file__, cfile=importlib.util.cache_from_source(_bare_agent.__file__)
+        )
+        bare_runner = workflow_runner(strict=True)
+    else:
+        bare_runner = SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                *PASSTHROUGH_MODULES, "_bare_agent"
+            )
+        )
     bare_worker = Worker(
         client,
         task_queue=f"{queue}-bare",
         workflows=[BareAgentWorkflow],
-        workflow_runner=workflow_runner(),
+        workflow_runner=bare_runner,
         activities=build_activities(settings),
         activity_executor=worker.config()["activity_executor"],
         max_concurrent_activities=32,
     )
-    rates: dict[str, list[float]] = {"tiergate": [], "bare": []}
+    kinds = {
+        "tiergate": lambda: governed(client, queue, runs),
+        "bare": lambda: bare(client, f"{queue}-bare", runs),
+    }
+    rounds_out: list[dict[str, dict[str, float]]] = []
     try:
         async with worker, bare_worker:
             await governed(client, queue, 5)
             await bare(client, f"{queue}-bare", 5)
-            for _ in range(rounds):
-                rates["bare"].append(round(await bare(client, f"{queue}-bare", runs), 2))
-                rates["tiergate"].append(round(await governed(client, queue, runs), 2))
+            (server_pid,) = children(os.getpid())
+            for number in range(rounds):
+                # Alternate which goes first, so neither always meets a warmer server.
+                order = ["bare", "tiergate"] if number % 2 == 0 else ["tiergate", "bare"]
+                measured: dict[str, dict[str, float]] = {}
+                for kind in order:
+                    worker_cpu, server_cpu = time.process_time(), cpu_seconds(server_pid)
+                    rate = await kinds[kind]()
+                    measured[kind] = {
+                        "runs_per_second": round(rate, 2),
+                        "worker_cpu_ms_per_run": round(
+                            (time.process_time() - worker_cpu) / runs * 1000, 1
+                        ),
+                        "server_cpu_ms_per_run": round(
+                            (cpu_seconds(server_pid) - server_cpu) / runs * 1000, 1
+                        ),
+                    }
+                rounds_out.append(measured)
     finally:
         await server.env.shutdown()
-    t, b = statistics.median(rates["tiergate"]), statistics.median(rates["bare"])
+
+    def median(kind: str, key: str) -> float:
+        return round(statistics.median(r[kind][key] for r in rounds_out), 2)
+
+    def cpu(kind: str) -> float:
+        return median(kind, "worker_cpu_ms_per_run") + median(kind, "server_cpu_ms_per_run")
+
+    t, b = median("tiergate", "runs_per_second"), median("bare", "runs_per_second")
+    paired = [r["tiergate"]["runs_per_second"] / r["bare"]["runs_per_second"] for r in rounds_out]
     return {
         "benchmark": "overhead",
-        "command": f"python bench/overhead.py --runs {runs} --rounds {rounds}",
+        "command": f"python bench/overhead.py --runs {runs} --rounds {rounds} --sandbox {sandbox}",
+        "sandbox": sandbox,
         "machine": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
         },
         "workload": f"{runs} runs per round of a 5-step agent (4 read tool calls + final answer, scripted model)",
-        "runs_per_second": rates,
-        "tiergate_median": t,
-        "bare_median": b,
+        "rounds": rounds_out,
+        "tiergate_runs_per_second": t,
+        "bare_runs_per_second": b,
         "ratio_tiergate_over_bare": round(t / b, 3),
+        "median_paired_ratio": round(statistics.median(paired), 3),
+        "cpu_ms_per_run": {
+            "tiergate": {
+                "worker": median("tiergate", "worker_cpu_ms_per_run"),
+                "server": median("tiergate", "server_cpu_ms_per_run"),
+            },
+            "bare": {
+                "worker": median("bare", "worker_cpu_ms_per_run"),
+                "server": median("bare", "server_cpu_ms_per_run"),
+            },
+        },
+        "cpu_ratio_bare_over_tiergate": round(cpu("bare") / cpu("tiergate"), 3),
         "target": "tiergate >= 0.9 of bare throughput",
     }
 
@@ -163,9 +223,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/overhead.json"))
+    parser.add_argument("--sandbox", choices=["fast", "strict"], default="fast")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.runs, args.rounds)), indent=2)
+    args.out = args.out or Path(f"bench/results/overhead-{args.sandbox}.json")
+    measured = json.dumps(asyncio.run(main(args.runs, args.rounds, args.sandbox)), indent=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(measured + "\n")
     print(measured)

@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _proc import cpu_seconds
 from temporalio.client import Client
 
 from tiergate.activities import SupportStore
@@ -79,12 +80,6 @@ async def batch(client: Client, task_queue: str, runs: int) -> float:
     ]
     await asyncio.gather(*(h.result() for h in handles))
     return time.perf_counter() - began
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def round_for(

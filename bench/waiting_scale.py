@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _proc import rss_mb
 
 from tiergate.activities import SupportStore
 from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
@@ -75,13 +76,6 @@ def refund(amount: str) -> dict[str, Any]:
             ],
         }
     }
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def worker_main(address: str, queue: str, home: Path) -> None:

@@ -25,6 +25,15 @@ QUICK = {
 }
 
 
+def test_the_table_has_a_measured_row_for_every_benchmark() -> None:
+    sys.path.insert(0, str(BENCH))
+    from _table import SOURCES, table
+
+    rendered = table(BENCH / "results")
+    assert "not measured" not in rendered
+    assert len(rendered.splitlines()) >= 2 + len(SOURCES)
+
+
 def test_every_benchmark_is_covered() -> None:
     scripts = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}
     assert scripts == set(QUICK)

@@ -17,7 +17,7 @@ from tiergate.cli._replay import history_files
 from tiergate.forensics import HistoryError, load_history_file, replay_one
 from tiergate.shared import WORKFLOW_NAME
 from tiergate.worker import build_activities
-from tiergate.workflows import AgentRunWorkflow, RunSummary, workflow_runner
+from tiergate.workflows import AgentRunWorkflow, RunCarry, RunSummary, workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
 PATCH = "timer-before-routing"
@@ -28,8 +28,8 @@ class UnpatchedChange(AgentRunWorkflow):
     """A new pause before routing, shipped without a patch: old runs cannot replay it."""
 
     @workflow.run
-    async def run(self, raw_input: dict[str, Any]) -> RunSummary:
-        return await super().run(raw_input)
+    async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
+        return await super().run(raw_input, carry)
 
     async def _classify(self) -> None:
         await workflow.sleep(0.01)
@@ -41,8 +41,8 @@ class PatchedChange(AgentRunWorkflow):
     """The same change behind `workflow.patched`: old runs take the old path on replay."""
 
     @workflow.run
-    async def run(self, raw_input: dict[str, Any]) -> RunSummary:
-        return await super().run(raw_input)
+    async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
+        return await super().run(raw_input, carry)
 
     async def _classify(self) -> None:
         if workflow.patched(PATCH):
@@ -55,8 +55,8 @@ class DeprecatedPatch(AgentRunWorkflow):
     """The cycle's last step, once every pre-patch run has closed: only the new path remains."""
 
     @workflow.run
-    async def run(self, raw_input: dict[str, Any]) -> RunSummary:
-        return await super().run(raw_input)
+    async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
+        return await super().run(raw_input, carry)
 
     async def _classify(self) -> None:
         workflow.deprecate_patch(PATCH)

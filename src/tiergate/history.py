@@ -63,6 +63,8 @@ def read_history(history: WorkflowHistory) -> RunView:
             result = event.workflow_execution_completed_event_attributes.result
             view.summary = RunSummary.model_validate(decode(result.payloads[0]))
             view.status = "completed"
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            view.status = "continued_as_new"
         elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
             view.failure = event.workflow_execution_failed_event_attributes.failure.message
             view.status = "failed"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         codec_token: Bearer token the codec endpoint requires (Web UI, operators).
         connect_attempts: Tries to reach Temporal before a command gives up (the worker
             keeps trying).
+        max_cached_workflows: Runs a worker keeps in memory between their workflow tasks.
+            A run waiting for approval past this many is evicted and replayed from its
+            history when the answer comes, so worker memory stays bounded however many runs
+            wait (BENCHMARKS.md, "Waiting at scale").
+        strict_sandbox: Keep the run loop inside Temporal's workflow sandbox, checked for
+            non-deterministic calls on every run (slower), instead of only in replays and
+            tests (see ``tiergate.workflows._sandbox``).
     """
 
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
@@ -81,6 +88,8 @@ class Settings(BaseSettings):
     codec_key_id: str | None = None
     codec_token: SecretStr | None = None
     connect_attempts: int = 3
+    max_cached_workflows: int = Field(default=500, ge=0)
+    strict_sandbox: bool = False
 
     @classmethod
     def settings_customise_sources(

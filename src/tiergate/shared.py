@@ -102,6 +102,8 @@ class RunInput(_Payload):
         model_overrides: Replace a tier's model for this run (evals, shadow runs, tests).
         agent_version: Load this version of the agent (rollouts); default: the only one.
         routing: Which rollout variant served the run, and why.
+        continue_as_new_after_events: Continue as new once the history has this many events
+            (default 8,000, below Temporal's 10,240 warning); tests and benchmarks lower it.
     """
 
     agent: Annotated[str, Field(min_length=1, max_length=100)]
@@ -110,6 +112,7 @@ class RunInput(_Payload):
     model_overrides: dict[str, ModelSpec] = Field(default_factory=dict)
     agent_version: str | None = None
     routing: Routing | None = None
+    continue_as_new_after_events: Annotated[int, Field(ge=50)] | None = None
 
 
 class ControlCommand(_Payload):

@@ -127,7 +127,8 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[AgentRunWorkflow],
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(strict=settings.strict_sandbox),
+        max_cached_workflows=settings.max_cached_workflows,
         activities=activities if activities is not None else build_activities(settings),
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
@@ -154,7 +155,7 @@ def edge_worker(
         client,
         task_queue=task_queue,
         workflows=[AgentRunWorkflow],
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(strict=settings.strict_sandbox),
         activities=[
             *edges,
             models.propose,

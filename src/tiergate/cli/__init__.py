@@ -31,7 +31,13 @@ from tiergate.cli._timeline import show_timeline
 from tiergate.config import load_agent
 from tiergate.devserver import start_dev_server
 from tiergate.errors import TiergateError
-from tiergate.forensics import Timeline, build_timeline, fetch_history, load_history_file
+from tiergate.forensics import (
+    Timeline,
+    build_timeline,
+    fetch_history,
+    fetch_run_chain,
+    load_history_file,
+)
 from tiergate.policies import cedar_schema
 from tiergate.redaction import Redactor
 from tiergate.rollout import start_run
@@ -227,7 +233,8 @@ def runs_show(
         if history is not None:
             loaded = load_history_file(history, run_id)
         else:
-            loaded = await fetch_history(await connect(settings), run_id or "")
+            chain = await fetch_run_chain(await connect(settings), run_id or "")
+            return build_timeline(chain[-1], Redactor(settings.redaction), earlier=chain[:-1])
         return build_timeline(loaded, Redactor(settings.redaction))
 
     try:

@@ -1,6 +1,12 @@
 """Incident forensics: timelines, exported histories, determinism replay, shadow re-runs."""
 
-from tiergate.forensics._files import HistoryError, check_history, fetch_history, load_history_file
+from tiergate.forensics._files import (
+    HistoryError,
+    check_history,
+    fetch_history,
+    fetch_run_chain,
+    load_history_file,
+)
 from tiergate.forensics._replay import (
     Divergence,
     ReplayOutcome,
@@ -22,6 +28,7 @@ __all__ = [
     "check_history",
     "describe",
     "fetch_history",
+    "fetch_run_chain",
     "load_history_file",
     "replay_all",
     "replay_one",

@@ -85,10 +85,13 @@ def load_history_file(path: Path, workflow_id: str | None = None) -> WorkflowHis
     return history
 
 
-async def fetch_history(client: Client, workflow_id: str) -> WorkflowHistory:
-    """A run's history from the server; an unknown id is a HistoryError."""
+async def fetch_history(
+    client: Client, workflow_id: str, run_id: str | None = None
+) -> WorkflowHistory:
+    """A run's history from the server (its latest segment unless ``run_id``); an unknown id
+    is a HistoryError."""
     try:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise HistoryError(
@@ -99,3 +102,15 @@ async def fetch_history(client: Client, workflow_id: str) -> WorkflowHistory:
     # Encrypted payloads (TIERGATE_CODEC_KEYS) are decrypted with the client's own codec.
     history = await decode_history(history, client.data_converter.payload_codec)
     return check_history(history, f"run {workflow_id}")
+
+
+async def fetch_run_chain(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every segment of a run that continued as new, oldest first (one for most runs)."""
+    chain = [await fetch_history(client, workflow_id)]
+    while previous := _continued_from(chain[0]):
+        chain.insert(0, await fetch_history(client, workflow_id, run_id=previous))
+    return chain
+
+
+def _continued_from(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id

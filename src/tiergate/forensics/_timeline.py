@@ -10,6 +10,7 @@ laptop. Inputs and outputs shown pass the redaction layer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from tiergate.workflows import (
     ToolCallProposal,
     Versions,
     parse_proposal,
+    tool_observation,
 )
 
 
@@ -106,6 +108,10 @@ class Timeline(BaseModel):
     alerts: list[str] = Field(default_factory=list)
     complete: bool = Field(
         default=False, description="True when built from the run's summary (the run closed)."
+    )
+    segments: list[str] = Field(
+        default_factory=list,
+        description="Run ids of a long run's segments (continue-as-new), oldest first.",
     )
 
 
@@ -189,9 +195,38 @@ class _Events:
         )
 
 
-def build_timeline(history: WorkflowHistory, redactor: Redactor | None = None) -> Timeline:
-    """The timeline of ``history`` (see the module docstring for where each field comes from)."""
+def build_timeline(
+    history: WorkflowHistory,
+    redactor: Redactor | None = None,
+    earlier: Sequence[WorkflowHistory] = (),
+) -> Timeline:
+    """The timeline of ``history`` (see the module docstring for where each field comes from).
+
+    ``earlier``: the segments a long run continued as new from, oldest first
+    (`fetch_run_chain`). Their steps come first, so the run reads as one; a closed run's
+    totals come from its summary, which the carried ledger makes whole-run figures.
+    """
     redact = redactor or Redactor()
+    timeline = _segment(history, redact)
+    if not earlier:
+        return timeline
+    parts = [_segment(h, redact) for h in earlier]
+    first = parts[0]
+    timeline.segments = [p.run_id for p in parts] + [timeline.run_id]
+    timeline.steps = [step for part in parts for step in part.steps] + timeline.steps
+    timeline.started_at, timeline.requester = first.started_at, first.requester
+    timeline.input, timeline.versions = first.input, timeline.versions or first.versions
+    timeline.agent = timeline.agent or first.agent
+    if not timeline.complete:
+        timeline.cost_usd = round(sum(s.cost_usd for s in timeline.steps), 8)
+        timeline.input_tokens = sum(s.input_tokens for s in timeline.steps)
+        timeline.output_tokens = sum(s.output_tokens for s in timeline.steps)
+        timeline.tool_calls = sum(p.tool_calls for p in parts) + timeline.tool_calls
+        timeline.alerts = sorted({a for p in [*parts, timeline] for a in p.alerts})
+    return timeline
+
+
+def _segment(history: WorkflowHistory, redact: Redactor) -> Timeline:
     view = read_history(history)
     events = _Events(history)
     raw_input = view.input if isinstance(view.input, dict) else {}
@@ -328,5 +363,8 @@ def _from_events(
     if (result := events.tool_results.get(step)) is not None:
         out.tool_ok = result.ok
         out.tool_output = redact.text(result.preview if result.ok else (result.error or ""))
+        if out.observation is None and result.ok and out.tool:
+            # Runs with lean step marks do not mark an observation the result event holds.
+            out.observation = tool_observation(out.tool, result)
     out.approvals = events.approvals.get(step, [])
     return out

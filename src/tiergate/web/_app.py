@@ -46,7 +46,7 @@ from tiergate.approvals.client import (
 from tiergate.codec import codec_for
 from tiergate.config import load_agent
 from tiergate.errors import TiergateError
-from tiergate.forensics import Timeline, build_timeline, fetch_history
+from tiergate.forensics import Timeline, build_timeline, fetch_run_chain
 from tiergate.policies import ApproverGate
 from tiergate.redaction import Redactor
 from tiergate.settings import Settings
@@ -328,9 +328,9 @@ def build_app(context: WebContext) -> Starlette:
         ok: bool = False,
         status: int = 200,
     ) -> Response:
+        chain = await fetch_run_chain(context.client, pending.run_id)
         timeline: Timeline = build_timeline(
-            await fetch_history(context.client, pending.run_id),
-            Redactor(context.settings.redaction),
+            chain[-1], Redactor(context.settings.redaction), earlier=chain[:-1]
         )
         return _page(
             "approval.html",

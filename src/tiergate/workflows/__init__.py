@@ -1,6 +1,7 @@
 """Workflows and the deterministic core they use: records, proposals, gate and budgets."""
 
 from tiergate.workflows._budget import BudgetLedger, model_cost
+from tiergate.workflows._carry import RunCarry
 from tiergate.workflows._gate import Gate
 from tiergate.workflows._proposal import parse_proposal
 from tiergate.workflows._records import (
@@ -27,11 +28,19 @@ from tiergate.workflows._records import (
     Usage,
     Verdict,
     Versions,
+    tool_observation,
 )
-from tiergate.workflows._run import RUN_MEMO, STEP_MEMO, AgentRunWorkflow, parse_run_input
+from tiergate.workflows._run import (
+    LEAN_MARKS_PATCH,
+    RUN_MEMO,
+    STEP_MEMO,
+    AgentRunWorkflow,
+    parse_run_input,
+)
 from tiergate.workflows._sandbox import PASSTHROUGH_MODULES, workflow_runner
 
 __all__ = [
+    "LEAN_MARKS_PATCH",
     "PASSTHROUGH_MODULES",
     "RUN_MEMO",
     "STEP_MEMO",
@@ -53,6 +62,7 @@ __all__ = [
     "PendingAction",
     "Proposal",
     "Refusal",
+    "RunCarry",
     "RunStatus",
     "RunSummary",
     "StepMark",
@@ -64,5 +74,6 @@ __all__ = [
     "model_cost",
     "parse_proposal",
     "parse_run_input",
+    "tool_observation",
     "workflow_runner",
 ]

@@ -337,6 +337,9 @@ class RunSummary(_Record):
     pending_action: PendingAction | None = None
     alerts: list[str] = Field(default_factory=list)
     routing: Routing | None = None
+    #: Earlier segments of a long run (continue-as-new), oldest first. ``steps`` and
+    #: ``model_calls`` are this segment's; usage, cost and times are the whole run's.
+    previous_run_ids: list[str] = Field(default_factory=list)
 
 
 class RunStatus(_Record):
@@ -352,6 +355,13 @@ class RunStatus(_Record):
 
 def _cut(text: str | None, limit: int = 300) -> str | None:
     return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_observation(tool: str, result: ToolResult) -> str:
+    """What a step observed from a tool whose output passed its checks. One function, because
+    the timeline of a running run derives it from the result event when the run (with lean
+    step marks) did not mark it."""
+    return f"{tool} result ({result.output_size} bytes)"
 
 
 class StepMark(_Record):

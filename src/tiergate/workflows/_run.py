@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from tiergate.tools import SUPPORT_TOOLS
     from tiergate.workflows._budget import BudgetLedger, model_cost
+    from tiergate.workflows._carry import RunCarry, should_continue
     from tiergate.workflows._desk import ApprovalDesk
     from tiergate.workflows._drift import detect_drift
     from tiergate.workflows._gate import Gate
@@ -75,11 +76,14 @@ with workflow.unsafe.imports_passed_through():
         ToolCallProposal,
         Verdict,
         Versions,
+        tool_observation,
     )
     from tiergate.workflows._telemetry import RunTelemetry
 
 _T = TypeVar("_T")
 STEP_MEMO = "tiergate.step"
+#: Runs started with this patch skip step marks the history already holds (see _record).
+LEAN_MARKS_PATCH = "lean-step-marks"
 CONTROLS_MEMO = "tiergate.controls"
 RUN_MEMO = "tiergate.run"
 _LOAD_RETRY = RetryPolicy(
@@ -126,7 +130,7 @@ class AgentRunWorkflow:
     """One governed agent run. Input: a RunInput as JSON. Result: a RunSummary."""
 
     @workflow.init
-    def __init__(self, raw_input: dict[str, Any]) -> None:
+    def __init__(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> None:
         self._ledger = BudgetLedger()
         self._steps: list[StepRecord] = []
         self._state = "starting"
@@ -143,12 +147,17 @@ class AgentRunWorkflow:
         self._paused_seconds = 0.0
         self._disabled: set[str] = set()
         self._controls: list[dict[str, Any]] = []
+        self._lean_marks = False
+        self._carry = carry
+        self._step_base = 0
+        self._irreversible_base = 0
+        self._started = workflow.info().start_time
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
         return RunStatus(
             state=self._state,
-            step=len(self._steps),
+            step=self._step_base + len(self._steps),
             outcome=self._outcome,
             usage=self._ledger.usage(),
             cost_usd=self._ledger.cost_usd,
@@ -194,22 +203,30 @@ class AgentRunWorkflow:
         self._desk.validate(request)
 
     @workflow.run
-    async def run(self, raw_input: dict[str, Any]) -> RunSummary:
+    async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
+        """``carry`` is set only by the run itself when it continues as new (see _carry)."""
         self._tel = RunTelemetry()
         with self._tel.run_span() as span:
             self._input = parse_run_input(raw_input)
-            self._bundle: AgentBundle = await workflow.execute_activity(
-                LOAD_AGENT_ACTIVITY,
-                LoadAgentInput(agent=self._input.agent, version=self._input.agent_version),
-                result_type=AgentBundle,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_LOAD_RETRY,
-            )
+            if carry is not None:
+                self._bundle: AgentBundle = carry.bundle  # pinned: never reloaded mid-run
+            else:
+                self._bundle = await workflow.execute_activity(
+                    LOAD_AGENT_ACTIVITY,
+                    LoadAgentInput(agent=self._input.agent, version=self._input.agent_version),
+                    result_type=AgentBundle,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=_LOAD_RETRY,
+                )
             self._tel.bind(self._bundle, self._input.requester, span)
             self._begin()
+            if carry is not None:
+                self._resume(carry)
             try:
-                await self._classify()
+                if carry is None:
+                    await self._classify()
                 while True:
+                    await self._continue_as_new_if_long(raw_input)
                     await self._step()
             except _Stop as stop:
                 summary = self._finish(stop.outcome, stop.reason, stop.budget_stop)
@@ -232,6 +249,7 @@ class AgentRunWorkflow:
                     type="RunInputError",
                     non_retryable=True,
                 )
+        self._lean_marks = workflow.patched(LEAN_MARKS_PATCH)
         self._gate = Gate(config.name, config.tools.allowlist, self._bundle.policy, SUPPORT_TOOLS)
         self._disabled |= set(self._bundle.disabled_tools)
         self._desk = ApprovalDesk(self._bundle, self._gate, self._input.requester)
@@ -241,6 +259,62 @@ class AgentRunWorkflow:
             TranscriptEntry(role="user", content=json.dumps(self._input.input, sort_keys=True)),
         ]
         workflow.upsert_memo({RUN_MEMO: {"versions": self._versions().model_dump(mode="json")}})
+
+    # -- long runs -------------------------------------------------------------------------
+
+    def _resume(self, carry: RunCarry) -> None:
+        """Takes up where the previous segment stopped (see RunCarry)."""
+        self._ledger = carry.ledger.model_copy(deep=True)
+        self._step_base, self._irreversible_base = carry.steps_done, carry.irreversible_done
+        self._started = datetime.fromisoformat(carry.started_at)
+        self._head, self._append = carry.transcript_head, list(carry.append)
+        self._route, self._reported = (
+            carry.route,
+            {k: list(v) for k, v in carry.reported_models.items()},
+        )
+        self._model_calls = list(carry.last_model_calls)
+        self._alerts = list(carry.alerts)
+        self._paused, self._paused_seconds = carry.paused, carry.paused_seconds
+        self._disabled |= set(carry.disabled_tools)
+        self._controls = list(carry.controls)
+        assert self._desk is not None
+        self._desk.waited_seconds = carry.approval_wait_seconds
+
+    async def _continue_as_new_if_long(self, raw_input: dict[str, Any]) -> None:
+        """Between two steps, nothing pending: continue as new before Temporal's limits."""
+        info = workflow.info()
+        if not should_continue(
+            info.get_current_history_length(),
+            info.get_current_history_size(),
+            info.is_continue_as_new_suggested(),
+            self._input.continue_as_new_after_events,
+        ):
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        previous = self._carry.previous_run_ids if self._carry else []
+        last_per_tier = {call.tier: call for call in self._model_calls}
+        carry = RunCarry(
+            segment=(self._carry.segment if self._carry else 1) + 1,
+            previous_run_ids=[*previous, info.run_id],
+            started_at=self._started.isoformat(),
+            bundle=self._bundle,
+            ledger=self._ledger,
+            steps_done=self._step_base + len(self._steps),
+            irreversible_done=self._irreversible_done(),
+            transcript_head=self._head,
+            append=self._append,
+            route=self._route,
+            reported_models=self._reported,
+            last_model_calls=list(last_per_tier.values()),
+            alerts=self._alerts,
+            approval_wait_seconds=self._desk.waited_seconds if self._desk else 0.0,
+            paused=self._paused,
+            paused_seconds=self._paused_seconds,
+            disabled_tools=sorted(self._disabled - set(self._bundle.disabled_tools)),
+            controls=self._controls,
+        )
+        self._tel.continued(carry.segment, carry.steps_done)
+        workflow.continue_as_new(args=[raw_input, carry])
 
     def _versions(self) -> Versions:
         config = self._bundle.config
@@ -261,7 +335,7 @@ class AgentRunWorkflow:
     def _elapsed(self) -> float:
         """Seconds of work: time spent waiting for approvers is bounded by the SLA instead."""
         waited = (self._desk.waited_seconds if self._desk else 0.0) + self._paused_seconds
-        return (workflow.now() - workflow.info().start_time).total_seconds() - waited
+        return (workflow.now() - self._started).total_seconds() - waited
 
     def _remaining(self) -> timedelta:
         left = self._bundle.config.budgets.max_wall_time_seconds - self._elapsed()
@@ -328,7 +402,7 @@ class AgentRunWorkflow:
         self._tel.drift(call.drift)
         if self._bundle.config.on_model_drift == "stop":
             if record is not None:
-                self._record(record)
+                self._record(record, redundant=True)
             raise _Stop(Outcome.ESCALATED, f"model drift: {call.drift.message}")
 
     async def _classify(self) -> None:
@@ -445,7 +519,9 @@ class AgentRunWorkflow:
         self._check_model_budget()
         self._state = "proposing"
         started = workflow.now()
-        record = StepRecord(step=len(self._steps) + 1, started_at=started.isoformat())
+        record = StepRecord(
+            step=self._step_base + len(self._steps) + 1, started_at=started.isoformat()
+        )
         self._steps.append(record)
         with self._tel.step_span(record.step) as span:
             try:
@@ -465,11 +541,21 @@ class AgentRunWorkflow:
             self._final(record, proposal)
             return
         if isinstance(proposal, EscalateProposal):
-            self._record(record)
+            self._record(record, redundant=True)
             raise _Stop(Outcome.ESCALATED, f"the model escalated: {proposal.reason}")
         await self._tool_call(record, proposal)
 
-    def _record(self, record: StepRecord) -> None:
+    def _record(self, record: StepRecord, *, redundant: bool = False) -> None:
+        """Marks the step in history (a memo upsert, so each change is an event).
+
+        ``redundant``: the history holds this state anyway — in the tool's result event, or
+        in the run's summary completed in the same workflow task. New runs skip those marks
+        (``LEAN_MARKS_PATCH``): each is a payload the worker encodes and a visibility write
+        the server makes, about a third of a governed run's extra cost over bare Temporal.
+        The mark of a decision before its tool is scheduled is never redundant.
+        """
+        if redundant and self._lean_marks:
+            return
         workflow.upsert_memo({STEP_MEMO: StepMark.of(record).model_dump(mode="json")})
 
     def _alert(self, record: StepRecord, alerts: list[str]) -> None:
@@ -478,10 +564,12 @@ class AgentRunWorkflow:
             self._tel.alert(alert, record.step)
         self._alerts.extend(alerts)
 
-    def _observe(self, record: StepRecord, entry: TranscriptEntry, note: str) -> None:
+    def _observe(
+        self, record: StepRecord, entry: TranscriptEntry, note: str, *, redundant: bool = False
+    ) -> None:
         record.observation = note
         self._append.append(entry)
-        self._record(record)
+        self._record(record, redundant=redundant)
 
     def _invalid(self, record: StepRecord, invalid: InvalidProposal) -> None:
         self._ledger.invalid_proposals += 1
@@ -495,7 +583,7 @@ class AgentRunWorkflow:
     def _final(self, record: StepRecord, proposal: FinalAnswerProposal) -> None:
         check = self._gate.check_output(FINAL_ANSWER_RESOURCE, "answer", proposal.answer)
         record.output_checks.append(check)
-        self._record(record)
+        self._record(record, redundant=True)
         if not check.allowed:
             self._alert(record, check.alerts)
             self._tel.blocked("output")
@@ -539,11 +627,11 @@ class AgentRunWorkflow:
         assert decision.arguments is not None
         budgets = self._bundle.config.budgets
         if stop := self._ledger.check_tool_call(budgets, self._elapsed(), decision.call_digest):
-            self._record(record)
+            self._record(record, redundant=True)
             self._tel.blocked("budget")
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
         if (stop := self._irreversible_stop(decision.tool or "")) is not None:
-            self._record(record)
+            self._record(record, redundant=True)
             self._tel.blocked("budget")
             raise _Stop(Outcome.BUDGET_EXHAUSTED, stop.message, stop)
         info = workflow.info()
@@ -613,15 +701,7 @@ class AgentRunWorkflow:
         spec = SUPPORT_TOOLS.get(tool)
         if cap is None or spec is None or not spec.irreversible:
             return None
-        done = sum(
-            1
-            for s in self._steps
-            if s.tool_result is not None
-            and s.tool_result.ok
-            and s.decision is not None
-            and (d := SUPPORT_TOOLS.get(s.decision.tool or "")) is not None
-            and d.irreversible
-        )
+        done = self._irreversible_done()
         if done < cap:
             return None
         return BudgetStop(
@@ -631,6 +711,17 @@ class AgentRunWorkflow:
             over_by=1,
             message=f"irreversible_actions: {tool} would be irreversible action {done + 1} of "
             f"this run; max_irreversible_actions={cap}",
+        )
+
+    def _irreversible_done(self) -> int:
+        return self._irreversible_base + sum(
+            1
+            for s in self._steps
+            if s.tool_result is not None
+            and s.tool_result.ok
+            and s.decision is not None
+            and (d := SUPPORT_TOOLS.get(s.decision.tool or "")) is not None
+            and d.irreversible
         )
 
     def _after_tool(self, record: StepRecord, tool: str, result: ToolResult) -> None:
@@ -660,7 +751,7 @@ class AgentRunWorkflow:
             self._observe(record, TranscriptEntry(role="gate", content=note), note)
             return
         entry = TranscriptEntry(role="tool", name=tool, ref=result.output_ref)
-        self._observe(record, entry, f"{tool} result ({result.output_size} bytes)")
+        self._observe(record, entry, tool_observation(tool, result), redundant=True)
 
     def _deny(self, record: StepRecord, decision: Decision) -> None:
         self._ledger.denials += 1
@@ -700,6 +791,7 @@ class AgentRunWorkflow:
             pending_action=self._desk.pending if self._desk else None,
             alerts=sorted(set(self._alerts)),
             routing=self._input.routing,
+            previous_run_ids=self._carry.previous_run_ids if self._carry else [],
         )
         workflow.upsert_memo(
             {

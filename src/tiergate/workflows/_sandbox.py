@@ -2,11 +2,26 @@
 
 tiergate's pure modules are passed through the sandbox: they are deterministic, start
 nothing at import time, and re-importing them (and cedarpy, pydantic) for every workflow
-would cost more than the gate itself. The run loop module stays sandboxed, so its own code
-is still checked for non-deterministic calls.
+would cost more than the gate itself.
+
+The run loop (``tiergate.workflows``) is the one part with a choice:
+
+- **strict**: it stays sandboxed, so every call it makes is checked for non-determinism
+  (``datetime.now``, ``random``, I/O), at the price of re-importing it for every workflow
+  instance — about 10 ms of worker CPU per run, the largest share of what a governed run
+  costs over bare Temporal (BENCHMARKS.md, "Overhead against bare Temporal").
+- **fast** (workers' default): it is passed through too. The check is not lost, it moves:
+  the replayer (``tiergate replay``, the pre-deploy gate), the replay tests of recorded
+  histories and the whole test suite run it strict (``TIERGATE_STRICT_SANDBOX=true``), so a
+  non-deterministic call in the run loop fails there before it ships.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import py_compile
+import sys
+from pathlib import Path
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -29,6 +44,7 @@ PASSTHROUGH_MODULES = (
     "tiergate.tools",
     "tiergate.workflows._approval",
     "tiergate.workflows._budget",
+    "tiergate.workflows._carry",
     "tiergate.workflows._drift",
     "tiergate.workflows._gate",
     "tiergate.workflows._proposal",
@@ -37,7 +53,45 @@ PASSTHROUGH_MODULES = (
 )
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def ensure_bytecode() -> list[Path]:
+    """Writes the bytecode of tiergate's sandboxed modules if it is missing or stale.
+
+    The sandbox imports the run loop afresh for every workflow instance. Without a cached
+    ``.pyc`` (``PYTHONDONTWRITEBYTECODE=1`` is common in containers and set on our CI),
+    each import compiles ``_run.py`` from source: about a third of a 5-step run's extra
+    worker CPU over bare Temporal (bench/overhead.py). Reading bytecode is allowed under
+    that setting; only writing it is not, so we write it once, here, explicitly. Returns
+    the files compiled; an unwritable install (a read-only image) is left as it is.
+    """
+    package = Path(__file__).parent
+    passed = {name.rsplit(".", 1)[-1] for name in PASSTHROUGH_MODULES}
+    compiled = []
+    for source in sorted(package.glob("*.py")):
+        if source.stem in passed:
+            continue
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        try:
+            if cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime:
+                continue
+            py_compile.compile(str(source), cfile=str(cached), doraise=True)
+        except (OSError, py_compile.PyCompileError) as error:
+            print(f"tiergate: cannot cache bytecode for {source}: {error}", file=sys.stderr)
+            continue
+        compiled.append(source)
+    return compiled
+
+
+#: What the fast mode passes through on top of PASSTHROUGH_MODULES: the run loop itself.
+RUN_LOOP_MODULE = "tiergate.workflows"
+
+
+def workflow_runner(*, strict: bool = True) -> SandboxedWorkflowRunner:
+    """The sandbox for tiergate's workflows; ``strict=False`` passes the run loop through."""
+    modules: tuple[str, ...] = PASSTHROUGH_MODULES
+    if strict:
+        ensure_bytecode()
+    else:
+        modules = (*modules, RUN_LOOP_MODULE)
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*modules)
     )

@@ -352,6 +352,19 @@ class RunTelemetry:
         if _live():
             metric.blocked_actions.add(1, {"tiergate.agent": self.agent, "cause": cause})
 
+    def continued(self, segment: int, steps_done: int) -> None:
+        """A long run continues as new: the run span of this segment says so; one log event."""
+        trace.get_current_span().set_attributes(
+            {"tiergate.continued_as_new.segment": segment, "tiergate.steps_done": steps_done}
+        )
+        if _live():
+            _log.info(
+                "continued_as_new",
+                segment=segment,
+                steps_done=steps_done,
+                **self._pick(["run_id", "agent"], {}),
+            )
+
     def alert(self, name: str, step: int) -> None:
         if _live():
             _log.warning("alert", alert=name, step=step, **self._pick(["run_id", "agent"], {}))

@@ -1,0 +1,211 @@
+"""The headline table of BENCHMARKS.md, rendered from bench/results/*.json.
+
+`make bench` runs every benchmark, then this. Each row is a figure, its baseline from the
+same run, their ratio and whether the target holds; a missing result file is a row that
+says so, never a number.
+
+    python bench/_table.py [--results bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, str, str, str, str, str, str]
+HEADER: Row = ("benchmark", "measure", "tiergate", "baseline", "ratio", "target", "result")
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _overhead(r: dict[str, Any]) -> list[Row]:
+    ratio = r["ratio_tiergate_over_bare"]
+    cpu = r["cpu_ms_per_run"]
+    t_cpu = cpu["tiergate"]["worker"] + cpu["tiergate"]["server"]
+    b_cpu = cpu["bare"]["worker"] + cpu["bare"]["server"]
+    name = f"overhead ({r['sandbox']} sandbox)"
+    return [
+        (
+            name,
+            "runs/s, 5-step agent",
+            f"{r['tiergate_runs_per_second']}",
+            f"{r['bare_runs_per_second']} (bare Temporal)",
+            f"{ratio:.3f}",
+            "≥ 0.9",
+            _verdict(ratio >= 0.9) + (f" by {0.9 - ratio:.2f}" if ratio < 0.9 else ""),
+        ),
+        (
+            name,
+            "CPU ms/run (worker + server)",
+            f"{t_cpu:.0f}",
+            f"{b_cpu:.0f}",
+            f"{b_cpu / t_cpu:.3f}",
+            "",
+            "",
+        ),
+    ]
+
+
+def _gate(r: dict[str, Any]) -> list[Row]:
+    gate, bare = r["gate"], r["bare_cedar"]
+    ratio = r["ratio_p99"]
+    return [
+        (
+            "gate latency",
+            "p99 µs per decision",
+            f"{gate['p99_us']}",
+            f"{bare['p99_us']} (bare Cedar)",
+            f"{ratio:.2f}",
+            "≤ 1.5",
+            _verdict(ratio <= 1.5),
+        )
+    ]
+
+
+def _approval(r: dict[str, Any]) -> list[Row]:
+    t, b = r["tiergate"], r["baseline_bare_update"]
+    return [
+        (
+            "approval latency",
+            "p50 ms, approve → tool started",
+            f"{t['p50_ms']}",
+            f"{b['p50_ms']} (bare update)",
+            f"{r['ratio_p50']:.2f}",
+            "p50 ≤ 50 ms",
+            _verdict(t["p50_ms"] <= 50),
+        )
+    ]
+
+
+def _waiting(r: dict[str, Any]) -> list[Row]:
+    rss = r["worker_rss_mb"]
+    ratio = r["ratio_drain_over_baseline"]
+    runs = r["runs_waiting"]
+    return [
+        (
+            f"waiting at scale ({runs:,} runs)",
+            "worker RSS MB while waiting",
+            f"{rss['while_waiting']}",
+            f"{rss['idle']} (idle worker)",
+            f"{rss['while_waiting'] / rss['idle']:.2f}",
+            "≤ 300 MB",
+            _verdict(rss["while_waiting"] <= 300),
+        ),
+        (
+            f"waiting at scale ({runs:,} runs)",
+            "drain runs/s after approving all",
+            f"{r['drain_runs_per_second']}",
+            f"{r['baseline_runs_per_second']} (same agent, no approval)",
+            f"{ratio:.2f}",
+            "≥ 0.8",
+            _verdict(ratio >= 0.8),
+        ),
+    ]
+
+
+def _growth(r: dict[str, Any]) -> list[Row]:
+    first, last = r["runs"][0], r["runs"][-1]
+    span = f"{last['steps']} vs {first['steps']} steps"
+    return [
+        (
+            "growth",
+            f"ms/step, {span}",
+            f"{last['ms_per_step']}",
+            f"{first['ms_per_step']}",
+            f"{last['ms_per_step_ratio']:.2f}",
+            "flat (≤ 1.5)",
+            _verdict(last["ms_per_step_ratio"] <= 1.5),
+        ),
+        (
+            "growth",
+            f"history bytes/step, {span}",
+            f"{last['bytes_per_step']}",
+            f"{first['bytes_per_step']}",
+            f"{last['bytes_per_step_ratio']:.2f}",
+            "flat (≤ 1.5)",
+            _verdict(last["bytes_per_step_ratio"] <= 1.5),
+        ),
+    ]
+
+
+def _telemetry(r: dict[str, Any]) -> list[Row]:
+    ratio = r["ratio_on_over_off"]
+    return [
+        (
+            "telemetry overhead",
+            "runs/s, telemetry on vs off",
+            f"{r['median_on']}",
+            f"{r['median_off']} (off)",
+            f"{ratio:.3f}",
+            "≥ 0.9",
+            _verdict(ratio >= 0.9),
+        )
+    ]
+
+
+def _replay(r: dict[str, Any]) -> list[Row]:
+    replay = r["replay"]
+    return [
+        (
+            "replay",
+            "histories/s, 10-step runs",
+            f"{replay['tiergate_10_step_per_second']}",
+            f"{replay['bare_10_activity_per_second']} (bare 10 activities)",
+            f"{replay['ratio_tiergate_over_bare']:.2f}",
+            "reported",
+            "",
+        )
+    ]
+
+
+def _evals(r: dict[str, Any]) -> list[Row]:
+    walls = r["wall_seconds"]
+    fastest = min(walls.values())
+    return [
+        (
+            "eval suite",
+            f"wall s, {r['cases']} cases",
+            f"{fastest}",
+            f"{walls.get('1', walls.get(1, ''))} (concurrency 1)",
+            f"{r['speedup_8_over_1']:.2f}",
+            "< 60 s",
+            _verdict(fastest < 60),
+        )
+    ]
+
+
+SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
+    ("overhead-fast", _overhead),
+    ("overhead-strict", _overhead),
+    ("gate_latency", _gate),
+    ("approval_latency", _approval),
+    ("waiting_scale", _waiting),
+    ("growth", _growth),
+    ("telemetry_overhead", _telemetry),
+    ("replay_forensics", _replay),
+    ("eval_suite", _evals),
+]
+
+
+def table(results: Path) -> str:
+    rows: list[Row] = []
+    for name, render in SOURCES:
+        path = results / f"{name}.json"
+        if not path.exists():
+            rows.append((name, f"not measured: no {path}", "", "", "", "", "run `make bench`"))
+            continue
+        rows.extend(render(json.loads(path.read_text())))
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("bench/results"))
+    print(table(parser.parse_args().results))

@@ -27,6 +27,8 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ import yaml
 from _bare_agent import BareAgentWorkflow
 from _proc import children, cpu_seconds
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -42,7 +45,7 @@ from tiergate.activities import SupportStore
 from tiergate.devserver import start_dev_server
 from tiergate.redaction import Redactor
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
+from tiergate.shared import AGENT_ATTRIBUTE, WORKFLOW_NAME, RunInput
 from tiergate.telemetry import configure_logging
 from tiergate.worker import build_activities, build_worker
 from tiergate.workflows import PASSTHROUGH_MODULES, workflow_runner
@@ -93,6 +96,10 @@ async def governed(client: Client, queue: str, runs: int) -> float:
             RunInput(agent="bench5", model_overrides={"frontier": MODEL}).model_dump(),
             id=f"gov-{uuid.uuid4().hex[:10]}",
             task_queue=queue,
+            # As tiergate.rollout.start_run starts runs: the agent attribute set at start.
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(AGENT_ATTRIBUTE, "bench5")]
+            ),
         )
         for _ in range(runs)
     ]
@@ -118,7 +125,10 @@ async def bare(client: Client, queue: str, runs: int) -> float:
     return runs / (time.perf_counter() - began)
 
 
-async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
+@asynccontextmanager
+async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awaitable[float]]]]:
+    """A dev server and both workers, warmed up; yields "tiergate" and "bare" workloads
+    (each takes a number of runs and returns runs per second). Also used by _profile.py."""
     configure_logging(Redactor(), log_format="json", level="warning")
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-overhead-"))
     (home / "agents").mkdir()
@@ -151,35 +161,39 @@ async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
         activity_executor=worker.config()["activity_executor"],
         max_concurrent_activities=32,
     )
-    kinds = {
-        "tiergate": lambda: governed(client, queue, runs),
-        "bare": lambda: bare(client, f"{queue}-bare", runs),
-    }
-    rounds_out: list[dict[str, dict[str, float]]] = []
     try:
         async with worker, bare_worker:
             await governed(client, queue, 5)
             await bare(client, f"{queue}-bare", 5)
-            (server_pid,) = children(os.getpid())
-            for number in range(rounds):
-                # Alternate which goes first, so neither always meets a warmer server.
-                order = ["bare", "tiergate"] if number % 2 == 0 else ["tiergate", "bare"]
-                measured: dict[str, dict[str, float]] = {}
-                for kind in order:
-                    worker_cpu, server_cpu = time.process_time(), cpu_seconds(server_pid)
-                    rate = await kinds[kind]()
-                    measured[kind] = {
-                        "runs_per_second": round(rate, 2),
-                        "worker_cpu_ms_per_run": round(
-                            (time.process_time() - worker_cpu) / runs * 1000, 1
-                        ),
-                        "server_cpu_ms_per_run": round(
-                            (cpu_seconds(server_pid) - server_cpu) / runs * 1000, 1
-                        ),
-                    }
-                rounds_out.append(measured)
+            yield {
+                "tiergate": lambda runs: governed(client, queue, runs),
+                "bare": lambda runs: bare(client, f"{queue}-bare", runs),
+            }
     finally:
         await server.env.shutdown()
+
+
+async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
+    rounds_out: list[dict[str, dict[str, float]]] = []
+    async with workloads(sandbox) as kinds:
+        (server_pid,) = children(os.getpid())
+        for number in range(rounds):
+            # Alternate which goes first, so neither always meets a warmer server.
+            order = ["bare", "tiergate"] if number % 2 == 0 else ["tiergate", "bare"]
+            measured: dict[str, dict[str, float]] = {}
+            for kind in order:
+                worker_cpu, server_cpu = time.process_time(), cpu_seconds(server_pid)
+                rate = await kinds[kind](runs)
+                measured[kind] = {
+                    "runs_per_second": round(rate, 2),
+                    "worker_cpu_ms_per_run": round(
+                        (time.process_time() - worker_cpu) / runs * 1000, 1
+                    ),
+                    "server_cpu_ms_per_run": round(
+                        (cpu_seconds(server_pid) - server_cpu) / runs * 1000, 1
+                    ),
+                }
+            rounds_out.append(measured)
 
     def median(kind: str, key: str) -> float:
         return round(statistics.median(r[kind][key] for r in rounds_out), 2)

@@ -253,7 +253,10 @@ class AgentRunWorkflow:
         self._gate = Gate(config.name, config.tools.allowlist, self._bundle.policy, SUPPORT_TOOLS)
         self._disabled |= set(self._bundle.disabled_tools)
         self._desk = ApprovalDesk(self._bundle, self._gate, self._input.requester)
-        workflow.upsert_search_attributes([AGENT_ATTRIBUTE.value_set(config.name)])
+        # start_run sets the agent attribute at start; lean runs do not write it twice.
+        preset = workflow.info().typed_search_attributes.get(AGENT_ATTRIBUTE)
+        if not (self._lean_marks and preset == config.name):
+            workflow.upsert_search_attributes([AGENT_ATTRIBUTE.value_set(config.name)])
         self._append = [
             TranscriptEntry(role="system", content=config.prompts.system.text),
             TranscriptEntry(role="user", content=json.dumps(self._input.input, sort_keys=True)),
@@ -793,6 +796,8 @@ class AgentRunWorkflow:
             routing=self._input.routing,
             previous_run_ids=self._carry.previous_run_ids if self._carry else [],
         )
+        if self._lean_marks:
+            return summary  # the completion event holds the summary: versions, outcome, reason
         workflow.upsert_memo(
             {
                 RUN_MEMO: {

@@ -78,6 +78,7 @@ class ModelSpec(_Payload):
             (``gpt-4o-2024-08-06``, ``claude-x-20241022``, ``demo-frontier@rules-1``).
         fingerprints: Accepted provider fingerprints (``system_fingerprint``); unset means
             any, but a change within a run is still flagged.
+        script_start: The step (0-based) ``script[0]`` answers; set by ``for_step``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -90,6 +91,17 @@ class ModelSpec(_Payload):
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     expected_models: list[str] | None = None
     fingerprints: list[str] | None = None
+    script_start: Annotated[int, Field(ge=0)] = 0
+
+    def for_step(self, step: int) -> ModelSpec:
+        """What one model activity needs: a scripted model's output for ``step`` (1-based),
+        not the whole script, so a model activity's input does not grow with the run."""
+        if self.provider != "scripted" or not isinstance(self.script, list):
+            return self
+        first = step - 1 - self.script_start
+        return self.model_copy(
+            update={"script": self.script[first : first + 1], "script_start": step - 1}
+        )
 
 
 class RunInput(_Payload):

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +60,18 @@ class Transcript:
 
     The head hash names the whole conversation; appending the same entries to the same head
     gives the same hash, so a retried model activity does not fork the transcript.
+
+    Reading walks the chain back to the last head this worker already read (an LRU of
+    ``cache_heads`` conversations): a step reads only what was appended since the previous
+    one, so a 1,000-step run does not read 1,000 files per model call. Nodes are immutable
+    and named by their content, so a cached prefix can never be stale.
     """
 
-    def __init__(self, store: ContentStore) -> None:
+    def __init__(self, store: ContentStore, cache_heads: int = 256) -> None:
         self.store = store
+        self._cache: OrderedDict[str, tuple[TranscriptEntry, ...]] = OrderedDict()
+        self._cache_heads = cache_heads
+        self._lock = threading.Lock()
 
     def append(self, head: str | None, entries: list[TranscriptEntry]) -> str | None:
         for entry in entries:
@@ -70,13 +80,35 @@ class Transcript:
 
     def read(self, head: str | None) -> list[TranscriptEntry]:
         """All entries, oldest first, with `ref` entries resolved into `content`."""
-        entries: list[TranscriptEntry] = []
-        while head is not None:
-            node = self.store.get_json(head)
+        newer: list[TranscriptEntry] = []
+        cursor: str | None = head
+        known: tuple[TranscriptEntry, ...] = ()
+        while cursor is not None:
+            if (cached := self._cached(cursor)) is not None:
+                known = cached
+                break
+            node = self.store.get_json(cursor)
             entry = TranscriptEntry.model_validate(node["entry"])
             if entry.ref is not None and entry.content is None:
                 entry = entry.model_copy(update={"content": self.store.get(entry.ref).decode()})
-            entries.append(entry)
-            head = node["prev"]
-        entries.reverse()
-        return entries
+            newer.append(entry)
+            cursor = node["prev"]
+        newer.reverse()
+        entries = (*known, *newer)
+        if head is not None:
+            self._remember(head, entries)
+        return list(entries)
+
+    def _cached(self, head: str) -> tuple[TranscriptEntry, ...] | None:
+        with self._lock:
+            found = self._cache.get(head)
+            if found is not None:
+                self._cache.move_to_end(head)
+            return found
+
+    def _remember(self, head: str, entries: tuple[TranscriptEntry, ...]) -> None:
+        with self._lock:
+            self._cache[head] = entries
+            self._cache.move_to_end(head)
+            while len(self._cache) > self._cache_heads:
+                self._cache.popitem(last=False)

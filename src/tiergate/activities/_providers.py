@@ -83,10 +83,12 @@ class ScriptedProvider:
         self.script: list[Any] = spec.script if isinstance(spec.script, list) else []
 
     def _entry(self, index: int, entries: list[TranscriptEntry]) -> ProviderOutput:
-        if index >= len(self.script):
+        index -= self.spec.script_start
+        if not 0 <= index < len(self.script):
             raw: dict[str, Any] | str = {
                 "kind": "escalate",
-                "reason": f"scripted model has no output for step {index + 1}",
+                "reason": "scripted model has no output for step "
+                f"{index + self.spec.script_start + 1}",
             }
             return ProviderOutput(
                 raw, TokenUsage(input_tokens=_prompt_tokens(entries)), self.spec.model

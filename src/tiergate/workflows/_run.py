@@ -439,7 +439,7 @@ class AgentRunWorkflow:
             run_id=workflow.info().workflow_id,
             step=record.step,
             agent=config.name,
-            model=spec,
+            model=spec.for_step(record.step),
             transcript_head=self._head,
             append=self._append,
             tools=config.tools.allowlist,

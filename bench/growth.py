@@ -7,6 +7,9 @@ of the run (runs continue as new before 8,000 events: tiergate.workflows._carry)
 baseline is the shortest run, so "flat" means ratios near 1. The scripted model's whole
 script is part of the run's input (about 110 bytes per step), so each segment's first
 event carries it: that, not the run, is what grows bytes per step with length.
+CPU per step (the worker process and the embedded server together) is reported beside wall
+time: on the dev server, a sticky task queue's dispatch latency steps up after about 30
+workflow tasks (see BENCHMARKS.md), which lengthens wall time per step without any CPU.
 
     python bench/growth.py [--steps 10 100 1000]
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _proc import children, cpu_seconds
 
 from tiergate.activities import SupportStore
 from tiergate.devserver import start_dev_server
@@ -35,6 +39,7 @@ from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.telemetry import configure_logging
 from tiergate.worker import build_worker
 from tiergate.workflows import RunSummary
+from tiergate.workflows._carry import CONTINUE_AS_NEW_EVENTS
 
 READS = [("crm.read_ticket", {"ticket_id": f"T-10{n:02d}"}) for n in range(1, 9)] + [
     ("orders.get_status", {"order_id": f"ORD-50{n:02d}"}) for n in range(1, 7)
@@ -68,7 +73,7 @@ def agent(steps: int) -> dict[str, Any]:
     }
 
 
-async def main(lengths: list[int]) -> dict[str, Any]:
+async def main(lengths: list[int], continue_after: int | None) -> dict[str, Any]:
     configure_logging(Redactor(), log_format="json", level="warning")
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-growth-"))
     (home / "agents").mkdir()
@@ -77,6 +82,7 @@ async def main(lengths: list[int]) -> dict[str, Any]:
     settings = Settings(home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     server = await start_dev_server(None, ui=False)
+    (server_pid,) = children(os.getpid())
     client = server.env.client
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     rows = []
@@ -91,14 +97,20 @@ async def main(lengths: list[int]) -> dict[str, Any]:
                     }
                 }
                 began = time.perf_counter()
+                worker_cpu, server_cpu = time.process_time(), cpu_seconds(server_pid)
                 summary: RunSummary = await client.execute_workflow(
                     WORKFLOW_NAME,
-                    RunInput(agent=f"grow{steps}", model_overrides=overrides).model_dump(),
+                    RunInput(
+                        agent=f"grow{steps}",
+                        model_overrides=overrides,
+                        continue_as_new_after_events=continue_after,
+                    ).model_dump(),
                     id=f"grow-{steps}-{uuid.uuid4().hex[:6]}",
                     task_queue=queue,
                     result_type=RunSummary,
                 )
                 seconds = time.perf_counter() - began
+                cpu = time.process_time() - worker_cpu + cpu_seconds(server_pid) - server_cpu
                 assert summary.steps[-1].step == steps, (summary.outcome, summary.reason)
                 assert summary.outcome == "completed", summary.reason
                 chain = await fetch_run_chain(client, summary.workflow_id)
@@ -111,6 +123,7 @@ async def main(lengths: list[int]) -> dict[str, Any]:
                         "largest_segment_events": max(len(h.events) for h in chain),
                         "seconds": round(seconds, 2),
                         "ms_per_step": round(seconds / steps * 1000, 2),
+                        "cpu_ms_per_step": round(cpu / steps * 1000, 2),
                         "history_events": events,
                         "events_per_step": round(events / steps, 2),
                         "history_bytes": size,
@@ -122,10 +135,14 @@ async def main(lengths: list[int]) -> dict[str, Any]:
     base = rows[0]
     for row in rows:
         row["ms_per_step_ratio"] = round(row["ms_per_step"] / base["ms_per_step"], 2)
+        row["cpu_ms_per_step_ratio"] = round(row["cpu_ms_per_step"] / base["cpu_ms_per_step"], 2)
         row["bytes_per_step_ratio"] = round(row["bytes_per_step"] / base["bytes_per_step"], 2)
     return {
         "benchmark": "growth",
-        "command": "python bench/growth.py --steps " + " ".join(str(n) for n in lengths),
+        "command": "python bench/growth.py --steps "
+        + " ".join(str(n) for n in lengths)
+        + (f" --continue-after {continue_after}" if continue_after else ""),
+        "continue_as_new_after_events": continue_after or CONTINUE_AS_NEW_EVENTS,
         "machine": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
@@ -139,9 +156,10 @@ async def main(lengths: list[int]) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--continue-after", type=int, help="events per segment (default 8000)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/growth.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.steps)), indent=2)
+    measured = json.dumps(asyncio.run(main(args.steps, args.continue_after)), indent=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(measured + "\n")
     print(measured)

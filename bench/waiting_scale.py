@@ -147,9 +147,10 @@ async def main(runs: int, baseline_runs: int) -> dict[str, Any]:
         began = time.perf_counter()
         handles = await start_all(client, queue, runs, "400", "wait")
         waiting: list[Any] = []
+        ids = {h.id for h in handles}
         while len(waiting) < runs:
             await asyncio.sleep(1)
-            waiting = await list_pending(client, limit=runs + 10)
+            waiting = [p for p in await list_pending(client, limit=runs + 10) if p.run_id in ids]
         started_seconds = time.perf_counter() - began
         rss_waiting = rss_mb(worker.pid)
 
@@ -180,6 +181,7 @@ async def main(runs: int, baseline_runs: int) -> dict[str, Any]:
             "platform": platform.platform(),
         },
         "runs_waiting": runs,
+        "max_cached_workflows": settings.max_cached_workflows,
         "seconds_until_all_wait": round(started_seconds, 1),
         "worker_rss_mb": {
             "idle": round(rss_idle, 1),

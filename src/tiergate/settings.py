@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     codec_key_id: str | None = None
     codec_token: SecretStr | None = None
     connect_attempts: int = 3
-    max_cached_workflows: int = Field(default=500, ge=0)
+    max_cached_workflows: int = Field(default=300, ge=0)
     strict_sandbox: bool = False
 
     @classmethod

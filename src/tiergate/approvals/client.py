@@ -72,12 +72,15 @@ async def list_pending(client: Client, limit: int = 100) -> list[PendingAction]:
         f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Running" '
         f"AND {PENDING_APPROVAL_ATTRIBUTE.name} = true"
     )
-    pending = []
+    # Visibility pages are not a snapshot: a run whose record changes while the list is read
+    # can come back on two pages (seen listing 10,000 waiting runs). One entry per run.
+    pending: dict[str, PendingAction] = {}
     async for wf in client.list_workflows(query, limit=limit):
         value = (await wf.memo()).get(PENDING_MEMO)
         if value:
-            pending.append(PendingAction.model_validate(value))
-    return sorted(pending, key=lambda p: p.waiting_since)
+            action = PendingAction.model_validate(value)
+            pending[action.run_id] = action
+    return sorted(pending.values(), key=lambda p: p.waiting_since)
 
 
 def build_request(

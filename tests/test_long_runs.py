@@ -72,6 +72,8 @@ async def test_a_long_run_carries_its_state_and_reads_as_one_run(harness: Harnes
     assert summary.usage.denials == 1
     assert summary.approval_wait_seconds > 0
     assert summary.steps[-1].step == 14
+    # The summary's steps and model calls are the last segment's own, none carried twice.
+    assert [c.step for c in summary.model_calls] == [s.step for s in summary.steps]
     # Both refunds applied exactly once, each under its own idempotency key.
     assert len(harness.store.rows("refunds")) == 2
 

@@ -143,6 +143,7 @@ class AgentRunWorkflow:
         self._final_answer: str | None = None
         self._desk: ApprovalDesk | None = None
         self._model_calls: list[ModelCall] = []
+        self._carried_calls: list[ModelCall] = []  # the last segment's, for drift and chaining
         self._paused = False
         self._paused_seconds = 0.0
         self._disabled: set[str] = set()
@@ -275,7 +276,7 @@ class AgentRunWorkflow:
             carry.route,
             {k: list(v) for k, v in carry.reported_models.items()},
         )
-        self._model_calls = list(carry.last_model_calls)
+        self._carried_calls = list(carry.last_model_calls)
         self._alerts = list(carry.alerts)
         self._paused, self._paused_seconds = carry.paused, carry.paused_seconds
         self._disabled |= set(carry.disabled_tools)
@@ -295,7 +296,7 @@ class AgentRunWorkflow:
             return
         await workflow.wait_condition(workflow.all_handlers_finished)
         previous = self._carry.previous_run_ids if self._carry else []
-        last_per_tier = {call.tier: call for call in self._model_calls}
+        last_per_tier = {call.tier: call for call in self._calls_so_far()}
         carry = RunCarry(
             segment=(self._carry.segment if self._carry else 1) + 1,
             previous_run_ids=[*previous, info.run_id],
@@ -318,6 +319,9 @@ class AgentRunWorkflow:
         )
         self._tel.continued(carry.segment, carry.steps_done)
         workflow.continue_as_new(args=[raw_input, carry])
+
+    def _calls_so_far(self) -> list[ModelCall]:
+        return [*self._carried_calls, *self._model_calls]
 
     def _versions(self) -> Versions:
         config = self._bundle.config
@@ -390,7 +394,7 @@ class AgentRunWorkflow:
             record_ref=response.record_ref,
             fingerprint=response.fingerprint,
         )
-        earlier = [c for c in self._model_calls if c.tier == tier]
+        earlier = [c for c in self._calls_so_far() if c.tier == tier]
         call.drift = detect_drift(spec, call, earlier)
         self._model_calls.append(call)
         return call
@@ -444,7 +448,7 @@ class AgentRunWorkflow:
             append=self._append,
             tools=config.tools.allowlist,
             max_output_tokens=max_tokens,
-            previous_record=self._model_calls[-1].record_ref if self._model_calls else None,
+            previous_record=calls[-1].record_ref if (calls := self._calls_so_far()) else None,
         )
         with self._tel.model_span(spec, tier, "propose", max_tokens) as span:
             response = await self._activity(

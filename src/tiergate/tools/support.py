@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tiergate.tools._spec import ToolKind, ToolRegistry, ToolSpec
 
-TicketId = Annotated[str, Field(pattern=r"^T-\d{1,10}$", max_length=16)]
-OrderId = Annotated[str, Field(pattern=r"^ORD-\d{1,10}$", max_length=16)]
-UserId = Annotated[str, Field(pattern=r"^U-\d{1,10}$", max_length=16)]
+# ASCII digits only: `\d` also matches other scripts' digits ("ORD-５００１"), a look-alike
+# id that passed the schema before the hostile-input drill (tests/test_hostile_input.py).
+TicketId = Annotated[str, Field(pattern=r"^T-[0-9]{1,10}$", max_length=16)]
+OrderId = Annotated[str, Field(pattern=r"^ORD-[0-9]{1,10}$", max_length=16)]
+UserId = Annotated[str, Field(pattern=r"^U-[0-9]{1,10}$", max_length=16)]
 
 
 class _Args(BaseModel):

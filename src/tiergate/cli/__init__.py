@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from tiergate import telemetry
 from tiergate.activities import SupportStore
@@ -72,7 +73,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
+    # Not hard-wrapped: the fix in a message must survive copy and paste at any width.
+    console.print("[red]error:[/red]", escape(str(error)), soft_wrap=True)
     raise typer.Exit(2)
 
 

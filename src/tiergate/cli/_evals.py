@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from temporalio.client import Client
@@ -66,7 +67,8 @@ def result_table(result: SuiteResult) -> Table:
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
+    # Not hard-wrapped: the fix in a message must survive copy and paste at any width.
+    console.print("[red]error:[/red]", escape(str(error)), soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import sqlite3
 import statistics
 import tempfile
@@ -28,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import machine, save
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -197,11 +195,7 @@ async def main(runs: int) -> dict[str, Any]:
     return {
         "benchmark": "approval_latency",
         "command": f"python bench/approval_latency.py --runs {runs}",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "tiergate": stats_ms(governed),
         "baseline_bare_update": stats_ms(bare),
         "ratio_p50": round(statistics.median(governed) / statistics.median(bare), 2),
@@ -214,7 +208,4 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("bench/results/approval_latency.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.runs)), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.runs)), args.out)

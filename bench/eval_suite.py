@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import machine, save
 
 from tiergate.devserver import start_dev_server
 from tiergate.evals import load_suite, run_suite
@@ -44,11 +43,7 @@ async def main(suite_path: Path, concurrencies: list[int]) -> dict[str, Any]:
         "benchmark": "eval_suite",
         "command": f"python bench/eval_suite.py --suite {suite_path} --concurrency "
         + " ".join(str(c) for c in concurrencies),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "suite": f"{suite.suite} {suite.version}",
         "cases": len(suite.cases),
         "wall_seconds": seconds,
@@ -66,7 +61,4 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--out", type=Path, default=Path("bench/results/eval_suite.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.suite, args.concurrency)), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.suite, args.concurrency)), args.out)

@@ -11,15 +11,13 @@ the same pre-parsed `PolicySet`. Each is timed per call over many iterations, in
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import cedarpy
+from _common import machine, save
 
 from tiergate.config import load_agent
 from tiergate.policies._cedar_types import to_cedar_record
@@ -74,11 +72,7 @@ def main(iterations: int) -> dict[str, Any]:
     return {
         "benchmark": "gate_latency",
         "command": f"python bench/gate_latency.py --iterations {iterations}",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "gate": g,
         "bare_cedar": b,
         "ratio_p50": round(g["p50_us"] / b["p50_us"], 2),
@@ -92,7 +86,4 @@ if __name__ == "__main__":
     parser.add_argument("--iterations", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=Path("bench/results/gate_latency.json"))
     args = parser.parse_args()
-    measured = json.dumps(main(args.iterations), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(main(args.iterations), args.out)

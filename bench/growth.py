@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import tempfile
 import time
 import uuid
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _common import machine, read_script, save
 from _proc import children, cpu_seconds
 
 from tiergate.activities import SupportStore
@@ -40,18 +39,6 @@ from tiergate.telemetry import configure_logging
 from tiergate.worker import build_worker
 from tiergate.workflows import RunSummary
 from tiergate.workflows._carry import CONTINUE_AS_NEW_EVENTS
-
-READS = [("crm.read_ticket", {"ticket_id": f"T-10{n:02d}"}) for n in range(1, 9)] + [
-    ("orders.get_status", {"order_id": f"ORD-50{n:02d}"}) for n in range(1, 7)
-]
-
-
-def script(steps: int) -> list[dict[str, Any]]:
-    calls = [
-        {"kind": "tool_call", "tool": tool, "arguments": args, "reason": "bench"}
-        for tool, args in (READS * (steps // len(READS) + 1))[: steps - 1]
-    ]
-    return [*calls, {"kind": "final_answer", "answer": "done", "reason": "bench"}]
 
 
 def agent(steps: int) -> dict[str, Any]:
@@ -93,7 +80,7 @@ async def main(lengths: list[int], continue_after: int | None) -> dict[str, Any]
                     "frontier": {
                         "provider": "scripted",
                         "model": "demo-frontier",
-                        "script": script(steps),
+                        "script": read_script(steps),
                     }
                 }
                 began = time.perf_counter()
@@ -143,11 +130,7 @@ async def main(lengths: list[int], continue_after: int | None) -> dict[str, Any]
         + " ".join(str(n) for n in lengths)
         + (f" --continue-after {continue_after}" if continue_after else ""),
         "continue_as_new_after_events": continue_after or CONTINUE_AS_NEW_EVENTS,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "runs": rows,
         "target": "time and history per step flat (ratios near 1) from 10 to 1000 steps",
     }
@@ -159,7 +142,4 @@ if __name__ == "__main__":
     parser.add_argument("--continue-after", type=int, help="events per segment (default 8000)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/growth.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.steps, args.continue_after)), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.steps, args.continue_after)), args.out)

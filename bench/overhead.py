@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import os
-import platform
 import py_compile
 import statistics
 import tempfile
@@ -35,6 +33,7 @@ from typing import Any
 import _bare_agent
 import yaml
 from _bare_agent import BareAgentWorkflow
+from _common import machine, save
 from _proc import children, cpu_seconds
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -207,11 +206,7 @@ async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
         "benchmark": "overhead",
         "command": f"python bench/overhead.py --runs {runs} --rounds {rounds} --sandbox {sandbox}",
         "sandbox": sandbox,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "workload": f"{runs} runs per round of a 5-step agent (4 read tool calls + final answer, scripted model)",
         "rounds": rounds_out,
         "tiergate_runs_per_second": t,
@@ -241,7 +236,4 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.out = args.out or Path(f"bench/results/overhead-{args.sandbox}.json")
-    measured = json.dumps(asyncio.run(main(args.runs, args.rounds, args.sandbox)), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.runs, args.rounds, args.sandbox)), args.out)

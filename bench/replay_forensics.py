@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -29,6 +26,7 @@ from typing import Any
 
 import yaml
 from _bare_workflow import BareTenSteps, bare_step
+from _common import machine, read_script, save
 from rich.console import Console
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
@@ -43,18 +41,6 @@ from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.telemetry import configure_logging
 from tiergate.worker import build_worker
 from tiergate.workflows import RunSummary
-
-READS = [("crm.read_ticket", {"ticket_id": f"T-10{n:02d}"}) for n in range(1, 9)] + [
-    ("orders.get_status", {"order_id": f"ORD-50{n:02d}"}) for n in range(1, 7)
-]
-
-
-def script(steps: int) -> list[dict[str, Any]]:
-    calls = [
-        {"kind": "tool_call", "tool": tool, "arguments": args, "reason": "bench"}
-        for tool, args in (READS * (steps // len(READS) + 1))[: steps - 1]
-    ]
-    return [*calls, {"kind": "final_answer", "answer": "done", "reason": "bench"}]
 
 
 def agent(name: str, steps: int) -> dict[str, Any]:
@@ -80,7 +66,7 @@ async def governed(
 ) -> list[WorkflowHistory]:
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     overrides = {
-        "frontier": {"provider": "scripted", "model": "demo-frontier", "script": script(steps)}
+        "frontier": {"provider": "scripted", "model": "demo-frontier", "script": read_script(steps)}
     }
     async with build_worker(client, settings, task_queue=queue):
         handles = [
@@ -167,11 +153,7 @@ async def main(runs: int, repeat: int, timeline_steps: int = 100) -> dict[str, A
         "benchmark": "replay_forensics",
         "command": f"python bench/replay_forensics.py --runs {runs} --repeat {repeat} "
         f"--timeline-steps {timeline_steps}",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "replay": {
             "histories": runs,
             "events_per_history": {
@@ -203,7 +185,4 @@ if __name__ == "__main__":
     parser.add_argument("--timeline-steps", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("bench/results/replay_forensics.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.runs, args.repeat, args.timeline_steps)), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.runs, args.repeat, args.timeline_steps)), args.out)

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _common import machine, save
 from _proc import cpu_seconds
 from temporalio.client import Client
 
@@ -134,11 +132,7 @@ async def main(runs: int, rounds: int) -> dict[str, Any]:
     return {
         "benchmark": "telemetry_overhead",
         "command": f"python bench/telemetry_overhead.py --runs {runs} --rounds {rounds}",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "workload": f"{runs} runs of support_refund_agent (T-1001) per round; {CONCURRENCY_NOTE}",
         "runs_per_second": throughput,
         "median_off": off,
@@ -160,7 +154,4 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/telemetry_overhead.json"))
     args = parser.parse_args()
-    measured = json.dumps(asyncio.run(main(args.runs, args.rounds)), indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.runs, args.rounds)), args.out)

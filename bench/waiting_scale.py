@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -26,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _common import machine, save
 from _proc import rss_mb
 
 from tiergate.activities import SupportStore
@@ -184,11 +182,7 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
     return {
         "benchmark": "waiting_scale",
         "command": f"python bench/waiting_scale.py --runs {runs} --baseline-runs {baseline_runs}",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "runs_waiting": runs,
         "max_cached_workflows": settings.max_cached_workflows,
         "seconds_until_all_wait": round(started_seconds, 1),
@@ -215,9 +209,4 @@ if __name__ == "__main__":
     parser.add_argument("--drain-timeout", type=float, default=3600)
     parser.add_argument("--out", type=Path, default=Path("bench/results/waiting_scale.json"))
     args = parser.parse_args()
-    measured = json.dumps(
-        asyncio.run(main(args.runs, args.baseline_runs, args.drain_timeout)), indent=2
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(measured + "\n")
-    print(measured)
+    save(asyncio.run(main(args.runs, args.baseline_runs, args.drain_timeout)), args.out)

@@ -10,7 +10,7 @@ bench/telemetry_overhead.py).
     python bench/overhead.py [--runs 50] [--rounds 3] [--sandbox fast|strict]
 
 `--sandbox` picks how the run loop meets Temporal's sandbox (tiergate.workflows._sandbox):
-passed through (`fast`, the workers' default) or re-imported per run (`strict`). The
+passed through (`fast`) or re-imported per run (`strict`, the workers' default). The
 baseline gets the same treatment, so both compare like with like.
 """
 
@@ -139,7 +139,7 @@ async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awa
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     worker = build_worker(client, settings, task_queue=queue)
     # The baseline runs under the same sandbox settings as tiergate's run loop: passed
-    # through in the workers' default (fast) mode, sandboxed with cached bytecode if strict.
+    # through in fast mode, sandboxed with cached bytecode if strict (the workers' default).
     if settings.strict_sandbox:
         py_compile.compile(
             _bare_agent.__file__, cfile=importlib.util.cache_from_source(_bare_agent.__file__)

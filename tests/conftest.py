@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -39,10 +38,6 @@ from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.visibility import ensure_search_attributes
 from tiergate.worker import build_worker
 from tiergate.workflows import PendingAction, RunSummary
-
-# Every worker in the tests keeps the run loop in the strict sandbox, so a non-deterministic
-# call in it fails here even though production workers pass it through (workflows/_sandbox).
-os.environ.setdefault("TIERGATE_STRICT_SANDBOX", "true")
 
 ALL_TOOLS = [
     "crm.read_ticket",

@@ -58,8 +58,8 @@ class Settings(BaseSettings):
             history when the answer comes, so worker memory stays bounded however many runs
             wait (BENCHMARKS.md, "Waiting at scale").
         strict_sandbox: Keep the run loop inside Temporal's workflow sandbox, checked for
-            non-deterministic calls on every run (slower), instead of only in replays and
-            tests (see ``tiergate.workflows._sandbox``).
+            non-deterministic calls on every run (default); false leaves the check to
+            replays and tests (see ``tiergate.workflows._sandbox``).
     """
 
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     connect_attempts: int = 3
     max_cached_workflows: int = Field(default=300, ge=0)
-    strict_sandbox: bool = False
+    strict_sandbox: bool = True
 
     @classmethod
     def settings_customise_sources(

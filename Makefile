@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint types pytest dev bench bench-quick clean chromium docker-compose
+.PHONY: demo test lint types pytest dev bench bench-quick chaos clean chromium docker-compose
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/replay_forensics.py --runs 20 --repeat 3
 	$(BIN)/python bench/eval_suite.py
 	$(BIN)/python bench/_table.py
+
+# Reliability drills at full size (about 10 minutes): worker kill -9 at every kind of moment,
+# server kill -9 and restart, 500 runs over two workers; prints one summary and fails unless
+# no run was lost, no effect doubled and no action ran without an allow. `make test` runs
+# them small (tests/chaos/test_chaos.py).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
 
 bench-quick: $(STAMP)
 	$(BIN)/pytest tests/test_bench.py

@@ -6,6 +6,7 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -51,21 +52,38 @@ async def start_dev_server(
     ui: bool = True,
     converter: DataConverter = pydantic_data_converter,
 ) -> DevServer:
-    """Start `temporal server start-dev` with SQLite persistence at ``database``."""
+    """Start `temporal server start-dev` with SQLite persistence at ``database``.
+
+    Ports picked here are free when picked, not when the server binds them: another process
+    can take one in between (seen on a busy CI machine). A server that fails to start on
+    picked ports is tried again on new ones; ports the caller chose are tried once.
+    """
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    ui_port = ui_port or (free_port() if ui else None)
-    env = await WorkflowEnvironment.start_local(
-        data_converter=converter,
-        dev_server_existing_path=temporal_cli(),
-        dev_server_database_filename=str(database) if database else None,
-        dev_server_log_level="error",
-        port=port,
-        ui=ui,
-        ui_port=ui_port,
-        ip="127.0.0.1",
-    )
+    attempts = 1 if port or ui_port else 3
+    for attempt in range(1, attempts + 1):
+        grpc, http = port or free_port(), free_port()
+        web = ui_port or (free_port() if ui else None)
+        try:
+            env = await WorkflowEnvironment.start_local(
+                data_converter=converter,
+                dev_server_existing_path=temporal_cli(),
+                dev_server_database_filename=str(database) if database else None,
+                dev_server_log_level="error",
+                dev_server_extra_args=["--http-port", str(http)],
+                # The SDK's 5 s is short for a 2-core machine busy with other tests.
+                dev_server_startup_timeout=timedelta(seconds=60),
+                port=grpc,
+                ui=ui,
+                ui_port=web,
+                ip="127.0.0.1",
+            )
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            continue
+        break
+    port, ui_port = grpc, web
     await ensure_search_attributes(env.client, "default")
     ui_url = f"http://127.0.0.1:{ui_port}" if ui else None
     return DevServer(env, f"127.0.0.1:{port}", ui_url)

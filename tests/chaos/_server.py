@@ -25,7 +25,7 @@ class ServerProcess:
     def __init__(self, database: Path, log: Path) -> None:
         self.database = database
         self.log = log
-        self.port = free_port()
+        self.port, self.http_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
@@ -49,6 +49,8 @@ class ServerProcess:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    "--http-port",
+                    str(self.http_port),
                     "--db-filename",
                     str(self.database),
                     "--log-level",

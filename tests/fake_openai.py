@@ -79,6 +79,7 @@ def serve(replies: list[Reply]) -> Iterator[FakeOpenAI]:
                     "path": self.path,
                     "body": json.loads(self.rfile.read(length)),
                     "auth": self.headers.get("authorization"),
+                    "at": time.monotonic(),
                 }
             )
             reply = fake.next_reply()

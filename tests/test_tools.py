@@ -46,4 +46,10 @@ def test_support_tools_have_the_designed_tiers() -> None:
         "payments.issue_refund": 2,
         "email.send": 1,
         "users.delete_data": 4,
+        "billing.change_plan": 3,
     }
+
+
+def test_only_the_billing_vendor_lacks_idempotency_keys() -> None:
+    writes = {s.name: s.honors_idempotency_key for s in SUPPORT_TOOLS if s.kind == "write"}
+    assert [name for name, honors in writes.items() if not honors] == ["billing.change_plan"]

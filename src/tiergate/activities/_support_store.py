@@ -37,11 +37,16 @@ CREATE TABLE IF NOT EXISTS emails (
   body TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS plan_changes (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id TEXT NOT NULL, plan TEXT NOT NULL,
+  request_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cap_usage (
   key TEXT PRIMARY KEY, calls INTEGER NOT NULL, total TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied_keys (
   key TEXT PRIMARY KEY, tool TEXT NOT NULL, response TEXT NOT NULL);
 """
+
+_RESET = ("tickets", "orders", "refunds", "emails", "users", "plan_changes", "applied_keys")
 
 DEMO_TICKETS = [
     ("T-1001", "C-1", "Broken mug", "Hi, order ORD-5001 arrived damaged. Please refund $35.00."),
@@ -119,7 +124,7 @@ class SupportStore:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             if not demo:
-                for table in ("tickets", "orders", "refunds", "emails", "users", "applied_keys"):
+                for table in _RESET:
                     conn.execute(f"DELETE FROM {table}")
             conn.executemany("INSERT OR REPLACE INTO tickets VALUES (?,?,?,?,?,'[]')", tickets)
             conn.executemany("INSERT OR REPLACE INTO orders VALUES (?,?,?,?)", orders)
@@ -130,7 +135,7 @@ class SupportStore:
         """Reset the store to the demo data set."""
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            for table in ("tickets", "orders", "refunds", "emails", "users", "applied_keys"):
+            for table in _RESET:
                 conn.execute(f"DELETE FROM {table}")
             conn.executemany(
                 "INSERT INTO tickets (id, customer_id, subject, body, status) VALUES (?,?,?,?,'open')",
@@ -164,6 +169,24 @@ class SupportStore:
                 conn.execute(
                     "INSERT INTO applied_keys VALUES (?,?,?)", (key, tool, json.dumps(response))
                 )
+                conn.execute("COMMIT")
+                return response, False
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def apply_each_time(
+        self, effect: Callable[[sqlite3.Connection], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        """Run ``effect`` in a transaction with no idempotency table: a backend that has none.
+
+        Every call applies again; the workflow never retries such a write by itself.
+        """
+        with self._writer, self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                response = effect(conn)
                 conn.execute("COMMIT")
                 return response, False
             except BaseException:
@@ -262,6 +285,17 @@ class SupportStore:
         return {"email_id": cursor.lastrowid, "to": to}
 
     @staticmethod
+    def change_plan(
+        conn: sqlite3.Connection, request_id: str, customer_id: str, plan: str
+    ) -> dict[str, Any]:
+        # The vendor records the request id for support cases but does not deduplicate on it.
+        cursor = conn.execute(
+            "INSERT INTO plan_changes (customer_id, plan, request_id) VALUES (?,?,?)",
+            (customer_id, plan, request_id),
+        )
+        return {"change_id": cursor.lastrowid, "customer_id": customer_id, "plan": plan}
+
+    @staticmethod
     def delete_user_data(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
         updated = conn.execute(
             "UPDATE users SET email = '', name = '', deleted = 1 WHERE id = ?", (user_id,)
@@ -272,7 +306,7 @@ class SupportStore:
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         """All rows of a table, for outcome checks in tests, evals and the demo."""
-        if table not in ("tickets", "orders", "refunds", "emails", "users", "applied_keys"):
+        if table not in _RESET:
             raise ValueError(f"unknown table {table}")
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]

@@ -55,6 +55,9 @@ def _support_writes() -> dict[str, Write]:
         ),
         "email.send": lambda c, k, a: SupportStore.send_email(c, k, a.to, a.subject, a.body),
         "users.delete_data": lambda c, _k, a: SupportStore.delete_user_data(c, a.user_id),
+        "billing.change_plan": lambda c, k, a: SupportStore.change_plan(
+            c, k, a.customer_id, a.plan
+        ),
     }
 
 
@@ -113,7 +116,12 @@ class ToolActivities:
                         self._reserve(conn, cap, call)
                     return write(conn, call.idempotency_key, arguments)
 
-                output, replayed = self.store.apply_once(call.idempotency_key, spec.name, effect)
+                if spec.honors_idempotency_key:
+                    output, replayed = self.store.apply_once(
+                        call.idempotency_key, spec.name, effect
+                    )
+                else:
+                    output, replayed = self.store.apply_each_time(effect)
             else:
                 output, replayed = self.reads[spec.name](arguments), False
         except _CapHit as hit:

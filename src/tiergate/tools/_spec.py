@@ -37,6 +37,11 @@ class ToolSpec:
         emits: Argument fields whose content leaves the system (an email body, a reply);
             output rules such as ``output.contains_pii == false`` check them before the call.
         description: One line shown to models and operators.
+        irreversible: Counted against ``max_irreversible_actions``.
+        honors_idempotency_key: For a write, whether its backend applies a call's key at most
+            once, so a retry after a lost response returns the first answer. Only such
+            writes are retried automatically (`workflows._retry`); the default is no, so a
+            new write is safe before anyone has thought about it.
     """
 
     name: str
@@ -46,6 +51,7 @@ class ToolSpec:
     emits: tuple[str, ...] = ()
     description: str = ""
     irreversible: bool = False
+    honors_idempotency_key: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.tier, int) or isinstance(self.tier, bool) or not 0 <= self.tier <= 4:

@@ -17,6 +17,7 @@ from tiergate.tools._spec import ToolKind, ToolRegistry, ToolSpec
 # id that passed the schema before the hostile-input drill (tests/test_hostile_input.py).
 TicketId = Annotated[str, Field(pattern=r"^T-[0-9]{1,10}$", max_length=16)]
 OrderId = Annotated[str, Field(pattern=r"^ORD-[0-9]{1,10}$", max_length=16)]
+CustomerId = Annotated[str, Field(pattern=r"^C-[0-9]{1,10}$", max_length=16)]
 UserId = Annotated[str, Field(pattern=r"^U-[0-9]{1,10}$", max_length=16)]
 
 
@@ -56,6 +57,11 @@ class SendEmailArgs(_Args):
     body: Annotated[str, Field(max_length=8000)]
 
 
+class ChangePlanArgs(_Args):
+    customer_id: CustomerId
+    plan: Literal["basic", "plus", "pro"]
+
+
 class DeleteUserDataArgs(_Args):
     user_id: UserId
     justification: Annotated[str, Field(min_length=1, max_length=1000)]
@@ -71,6 +77,7 @@ SUPPORT_TOOLS = ToolRegistry.of(
             UpdateTicketArgs,
             ("reply",),
             "Set a ticket's status and post a reply to the customer.",
+            honors_idempotency_key=True,
         ),
         ToolSpec("orders.get_status", 0, ToolKind.READ, GetOrderStatusArgs, (), "Order status."),
         ToolSpec(
@@ -81,6 +88,7 @@ SUPPORT_TOOLS = ToolRegistry.of(
             (),
             "Refund an order.",
             irreversible=True,
+            honors_idempotency_key=True,
         ),
         ToolSpec(
             "email.send",
@@ -90,6 +98,7 @@ SUPPORT_TOOLS = ToolRegistry.of(
             ("body",),
             "Send an email.",
             irreversible=True,
+            honors_idempotency_key=True,
         ),
         ToolSpec(
             "users.delete_data",
@@ -99,6 +108,17 @@ SUPPORT_TOOLS = ToolRegistry.of(
             (),
             "Irreversibly delete a user's personal data.",
             irreversible=True,
+            honors_idempotency_key=True,
+        ),
+        # The billing vendor takes no idempotency key: a retry after a lost response could
+        # change the plan twice (and bill twice), so this write is never retried by itself.
+        ToolSpec(
+            "billing.change_plan",
+            3,
+            ToolKind.WRITE,
+            ChangePlanArgs,
+            (),
+            "Move a customer to another plan (the billing vendor has no idempotency keys).",
         ),
     ]
 )

@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TranscriptEntry,
         tool_activity_name,
     )
-    from tiergate.tools import SUPPORT_TOOLS
+    from tiergate.tools import SUPPORT_TOOLS, ToolSpec
     from tiergate.workflows._budget import BudgetLedger, model_cost
     from tiergate.workflows._carry import RunCarry, should_continue
     from tiergate.workflows._desk import ApprovalDesk
@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         Versions,
         tool_observation,
     )
+    from tiergate.workflows._retry import budgeted_retry, safe_to_retry, tool_retry
     from tiergate.workflows._telemetry import RunTelemetry
 
 _T = TypeVar("_T")
@@ -348,15 +349,8 @@ class AgentRunWorkflow:
         left = self._bundle.config.budgets.max_wall_time_seconds - self._elapsed()
         return timedelta(seconds=max(left, 1))
 
-    def _retry(self) -> RetryPolicy:
-        # Every retry is charged to the run: attempts are capped by what the budget has left.
-        return RetryPolicy(
-            initial_interval=timedelta(milliseconds=500),
-            backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=10),
-            maximum_attempts=self._ledger.remaining_retries(self._bundle.config.budgets) + 1,
-            non_retryable_error_types=["ProviderRefused", "ConfigError", "UngatedToolCall"],
-        )
+    def _retries_left(self) -> int:
+        return self._ledger.remaining_retries(self._bundle.config.budgets)
 
     def _check_model_budget(self) -> None:
         budgets = self._bundle.config.budgets
@@ -464,9 +458,16 @@ class AgentRunWorkflow:
         return response
 
     async def _activity(
-        self, name: str, request: Any, result_type: type[_T], timeout_seconds: float
+        self,
+        name: str,
+        request: Any,
+        result_type: type[_T],
+        timeout_seconds: float,
+        tool: ToolSpec | None = None,
     ) -> _T:
-        retry = self._retry()
+        retry = (
+            tool_retry(tool, self._retries_left()) if tool else budgeted_retry(self._retries_left())
+        )
         try:
             result: _T = await workflow.execute_activity(
                 name,
@@ -477,8 +478,21 @@ class AgentRunWorkflow:
                 schedule_to_close_timeout=self._remaining(),
             )
         except ActivityError as error:
+            if tool is not None and not safe_to_retry(tool):
+                raise self._unknown_effect(name, error) from None
             raise self._activity_stop(name, error, retry) from None
         return result
+
+    @staticmethod
+    def _unknown_effect(name: str, error: ActivityError) -> _Stop:
+        """A write that is not retried (`tool_retry`) failed: its effect may have happened."""
+        cause = str(getattr(error.cause, "message", error.cause))
+        return _Stop(
+            Outcome.ESCALATED,
+            f"{name} failed ({cause}); its backend has no idempotency keys, so it is not "
+            "retried automatically. A person must check whether the effect happened before "
+            "anything acts again",
+        )
 
     def _activity_stop(self, name: str, error: ActivityError, retry: RetryPolicy) -> _Stop:
         budgets = self._bundle.config.budgets
@@ -665,6 +679,7 @@ class AgentRunWorkflow:
                 ),
                 ToolResult,
                 self._bundle.config.tools.timeout_seconds,
+                tool=SUPPORT_TOOLS.specs[decision.tool or ""],
             )
             self._tel.tool_done(span, result)
         self._ledger.charge_tool(decision.call_digest, result.attempt)

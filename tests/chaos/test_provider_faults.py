@@ -8,6 +8,7 @@ budget, and no tool activity is ever scheduled on a bad proposal (read from the 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -32,7 +33,7 @@ async def scheduled_tools(h: Harness, summary: RunSummary) -> list[ToolCallInput
 
 
 def gaps(requests: list[dict[str, Any]]) -> list[float]:
-    return [b["at"] - a["at"] for a, b in zip(requests, requests[1:], strict=False)]
+    return [b["at"] - a["at"] for a, b in itertools.pairwise(requests)]
 
 
 async def test_timeouts_429_and_5xx_back_off_and_stay_within_the_retry_budget(

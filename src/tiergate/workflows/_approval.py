@@ -189,3 +189,42 @@ def record_for(
         f"(registry {ctx.registry.version[:19]})",
         approver_policy_ids=policy_ids,
     )
+
+
+def apply_answer(
+    request: ApprovalRequest,
+    record: ApprovalRecord,
+    pending: PendingAction,
+    wait: ApprovalWait,
+    ctx: ApprovalContext,
+    now: datetime,
+) -> tuple[PendingAction, Decision | None]:
+    """Apply an accepted answer (`refusal_for` returned None) to the wait.
+
+    Returns the pending action as it now stands and, for an approval with edits, the gate's
+    decision on the edited call. A deny decides the wait at once; approvals decide it when
+    ``required_approvals`` distinct approvers have said yes to the same action.
+    """
+    wait.approvals.append(record)
+    edited = None
+    if request.decision == ApprovalDecision.DENY:
+        wait.status, wait.decided_at = "denied", now.isoformat()
+        return pending, None
+    if request.edited_arguments is not None:
+        edited = regate_edit(request, pending, ctx)
+        assert edited.arguments is not None
+        assert edited.call_digest is not None
+        pending = pending.model_copy(
+            update={
+                "arguments": edited.arguments,
+                "call_digest": edited.call_digest,
+                "tier": edited.tier or 0,
+                "required_approvals": 2 if (edited.tier or 0) >= 4 else 1,
+                "approved_by": [request.approver],
+            }
+        )
+    else:
+        pending.approved_by.append(request.approver)
+    if len(pending.approved_by) >= pending.required_approvals:
+        wait.status, wait.decided_at = "approved", now.isoformat()
+    return pending, edited

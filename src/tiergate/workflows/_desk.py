@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from tiergate.approvals import ApprovalDecision, ApprovalRequest, RegistrySnapshot
+    from tiergate.approvals import ApprovalRequest, RegistrySnapshot
     from tiergate.config import AgentBundle
     from tiergate.policies import ApproverGate
     from tiergate.shared import (
@@ -31,7 +31,12 @@ with workflow.unsafe.imports_passed_through():
         OverdueNotice,
         RegistryRequest,
     )
-    from tiergate.workflows._approval import ApprovalContext, record_for, refusal_for, regate_edit
+    from tiergate.workflows._approval import (
+        ApprovalContext,
+        apply_answer,
+        record_for,
+        refusal_for,
+    )
     from tiergate.workflows._gate import Gate
     from tiergate.workflows._records import (
         ApprovalReceipt,
@@ -121,28 +126,10 @@ class ApprovalDesk:
     def _apply(self, request: ApprovalRequest, record: ApprovalRecord) -> None:
         assert self.pending is not None
         assert self.wait is not None
-        self.wait.approvals.append(record)
-        if request.decision == ApprovalDecision.DENY:
-            self._decide("denied")
-            return
-        if request.edited_arguments is not None:
-            decision = regate_edit(request, self.pending, self.context())
-            assert decision.arguments is not None
-            assert decision.call_digest is not None
-            self.edited = decision
-            self.pending = self.pending.model_copy(
-                update={
-                    "arguments": decision.arguments,
-                    "call_digest": decision.call_digest,
-                    "tier": decision.tier or 0,
-                    "required_approvals": 2 if (decision.tier or 0) >= 4 else 1,
-                    "approved_by": [request.approver],
-                }
-            )
-        else:
-            self.pending.approved_by.append(request.approver)
-        if len(self.pending.approved_by) >= self.pending.required_approvals:
-            self._decide("approved")
+        self.pending, edited = apply_answer(
+            request, record, self.pending, self.wait, self.context(), workflow.now()
+        )
+        self.edited = edited or self.edited
 
     def _decide(self, status: str) -> None:
         assert self.wait is not None

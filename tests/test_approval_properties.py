@@ -1,0 +1,178 @@
+"""Property (issue #10, item 5): for any sequence of answers, the held action runs if and only
+if the required distinct, authorized, verified approvals arrived in time with no deny.
+
+The sequence mixes approvals and denies by authorized people, by people without the role,
+by a revoked key, by an unknown name and by the requester; forged, unsigned and stale
+signatures; answers signed for another action; duplicates; and answers after the wait
+expired. The run side is the pure state machine the workflow's update handler uses
+(`refusal_for`, `record_for`, `apply_answer`); the oracle below is written from the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_approval import KEYS, NOW, registry
+from tiergate.approvals import ApprovalDecision, ApprovalRequest, sign
+from tiergate.config import compile_agent, parse_agent_yaml
+from tiergate.config._load import PACKAGED_AGENTS
+from tiergate.policies import ApproverGate
+from tiergate.tools import SUPPORT_TOOLS
+from tiergate.workflows import ApprovalWait, Gate, PendingAction, ToolCallProposal
+from tiergate.workflows._approval import (
+    ApprovalContext,
+    apply_answer,
+    record_for,
+    refusal_for,
+)
+
+EXPIRY = timedelta(seconds=100)
+REQUESTER = "svc"
+#: Who may decide what, from approvers.cedar: a lead up to $500 of refunds, finance any
+#: refund, privacy officers data deletion. "gone" is revoked, "mallory" is not registered.
+AUTHORIZED = {"payments.issue_refund": {"lead", "fin", "svc"}, "users.delete_data": {"p1", "p2"}}
+PEOPLE = ["lead", "fin", "p1", "p2", "gone", "svc", "mallory"]
+KINDS = ["approve", "deny", "forged", "unsigned", "stale", "other_action"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    at: float  # seconds after the wait began
+    who: str
+    kind: str
+
+
+def context() -> ApprovalContext:
+    path = PACKAGED_AGENTS / "support_refund_agent.yaml"
+    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS)
+    gate = Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    return ApprovalContext(
+        run_id="run-1",
+        agent=bundle.config.name,
+        registry=registry(),
+        approvers=ApproverGate(bundle.approver_policy),
+        gate=gate,
+    )
+
+
+CTX = context()
+ACTIONS = {
+    "payments.issue_refund": {"order_id": "ORD-1", "amount_usd": "400", "reason_code": "damaged"},
+    "users.delete_data": {"user_id": "U-1", "justification": "asked"},
+}
+
+
+def held(tool: str) -> tuple[PendingAction, ApprovalWait]:
+    decision = CTX.gate.decide(ToolCallProposal(tool=tool, arguments=ACTIONS[tool]), step=3)
+    assert decision.arguments is not None
+    assert decision.call_digest is not None
+    tier = decision.tier or 0
+    pending = PendingAction(
+        step=3,
+        tool=tool,
+        arguments=decision.arguments,
+        call_digest=decision.call_digest,
+        reason="r",
+        tier=tier,
+        verdict=decision.verdict,
+        policy_ids=decision.policy_ids,
+        policy_version=decision.policy_version,
+        requester=REQUESTER,
+        run_id="run-1",
+        agent=CTX.agent,
+        required_approvals=2 if tier >= 4 else 1,
+    )
+    return pending, ApprovalWait(original=decision, required=pending.required_approvals)
+
+
+def request_for(answer: Answer, pending: PendingAction) -> ApprovalRequest:
+    now = NOW + timedelta(seconds=answer.at)
+    request = ApprovalRequest(
+        run_id="run-1",
+        step=pending.step,
+        action_digest=pending.call_digest if answer.kind != "other_action" else "0" * 64,
+        decision=ApprovalDecision.DENY if answer.kind == "deny" else ApprovalDecision.APPROVE,
+        approver=answer.who,
+        justification="looked at it",
+        expires_at=now + (timedelta(seconds=-1) if answer.kind == "stale" else EXPIRY),
+    )
+    if answer.kind == "unsigned":
+        return request
+    # A forged answer is signed with someone else's key; "mallory" has no key of her own.
+    signer = "lead" if answer.who in ("mallory", "p1") else "p1"
+    return sign(
+        request, KEYS[answer.who if answer.kind != "forged" and answer.who in KEYS else signer]
+    )
+
+
+def run_side(tool: str, answers: list[Answer]) -> bool:
+    """What the workflow's desk does with these answers, in arrival order."""
+    pending, wait = held(tool)
+    for answer in answers:
+        now = NOW + timedelta(seconds=answer.at)
+        if now >= NOW + EXPIRY and wait.status == "waiting":
+            wait.status = "expired"  # the expiry timer fired before this answer arrived
+        request = request_for(answer, pending)
+        if refusal_for(request, pending, wait, CTX, now) is None:
+            record = record_for(request, pending, CTX, now)
+            pending, _ = apply_answer(request, record, pending, wait, CTX, now)
+    return wait.status == "approved"
+
+
+def oracle(tool: str, answers: list[Answer]) -> bool:
+    """The rule: enough distinct valid approvals before expiry, and no valid deny first."""
+    required = 2 if tool == "users.delete_data" else 1
+    answered: set[str] = set()
+    approvals: set[str] = set()
+    for answer in answers:
+        if answer.at >= EXPIRY.total_seconds():
+            return False
+        valid = (
+            answer.kind in ("approve", "deny")
+            and answer.who in AUTHORIZED[tool]
+            and answer.who != REQUESTER
+            and answer.who not in answered
+        )
+        if not valid:
+            continue
+        answered.add(answer.who)
+        if answer.kind == "deny":
+            return False
+        approvals.add(answer.who)
+        if len(approvals) >= required:
+            return True
+    return False
+
+
+answers = st.lists(
+    st.builds(
+        Answer,
+        at=st.floats(min_value=0, max_value=150, allow_nan=False),
+        who=st.sampled_from(PEOPLE),
+        kind=st.sampled_from(KINDS),
+    ),
+    max_size=8,
+).map(lambda found: sorted(found, key=lambda a: a.at))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tool=st.sampled_from(sorted(ACTIONS)), sequence=answers)
+def test_the_action_runs_iff_enough_valid_approvals_came_in_time(
+    tool: str, sequence: list[Answer]
+) -> None:
+    assert run_side(tool, sequence) == oracle(tool, sequence)
+
+
+def test_the_oracle_is_not_vacuous() -> None:
+    """Both answers occur: one lead approval runs a refund; one privacy officer does not."""
+    assert run_side("payments.issue_refund", [Answer(1, "lead", "approve")])
+    assert not run_side("users.delete_data", [Answer(1, "p1", "approve")])
+    assert run_side("users.delete_data", [Answer(1, "p1", "approve"), Answer(2, "p2", "approve")])
+    assert not run_side(
+        "users.delete_data", [Answer(1, "p1", "approve"), Answer(2, "p1", "approve")]
+    )
+    assert not run_side("payments.issue_refund", [Answer(120, "lead", "approve")])

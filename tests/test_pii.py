@@ -34,3 +34,41 @@ def test_redact_masks_every_kind() -> None:
     assert "pat@" not in masked
     assert "4111" not in masked
     assert pii_kinds(masked) == []
+
+
+FOUR_MB = 4 * 1024 * 1024
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("x" * FOUR_MB, []),
+        ("sk-" * (FOUR_MB // 3), ["secret"]),
+        ("ghp_" + "a" * FOUR_MB + "-", ["secret"]),
+        ("a@" + "x." * (FOUR_MB // 2), []),
+        ("1-" * (FOUR_MB // 2), []),
+        ("x" * FOUR_MB + " pat@example.com", ["email"]),
+    ],
+    ids=[
+        "one-long-run",
+        "repeated-key-prefix",
+        "long-key",
+        "dotted-domain",
+        "dashed-digits",
+        "tail",
+    ],
+)
+def test_scanning_stays_linear_on_hostile_megabytes(text: str, kinds: list[str]) -> None:
+    """Found by the hostile-run drill: the email pattern, tried from every position of a
+    four-megabyte run, stalled the tool activity for hours. Each of these took longer than
+    the timeout before the patterns were made linear; now each takes about a second."""
+    assert pii_kinds(text) == kinds
+    assert pii_kinds(DEFAULT_REDACTOR.text(text)) == []
+
+
+def test_a_whole_secret_is_masked_not_just_its_prefix() -> None:
+    masked = DEFAULT_REDACTOR.text("key sk-live_abcdefghijklmnop1234XYZ-end, ghp_" + "b" * 40 + ".")
+    assert "1234XYZ" not in masked
+    assert "end" not in masked.split("key", 1)[1].split(",")[0]
+    assert "b" * 10 not in masked

@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import re
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Every pattern here runs over whole tool outputs of any size, so each must stay linear in
+# the text: a pattern tried from every position of a long run (`[...]+@` on four megabytes of
+# "x", `sk-[...]{16,}\b` on "sk-sk-sk-...") is quadratic and stalls the tool activity for
+# hours. Hence the lookbehind that tries a local part only from the start of its run, and
+# secret patterns that succeed as soon as the minimum length is seen and then take the rest.
+EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Boundaries exclude word characters (and hyphens for phones) so ids, digests and UUIDs,
 # which contain long digit runs, are not mistaken for card or phone numbers.
 _CARD_CANDIDATE = re.compile(r"(?<![\w])(?:\d[ -]?){12,18}\d(?![\w])")
 PHONE = re.compile(
     r"(?<![\w-])(?:\+?\d{1,3}[ .-]?\(?\d{3}\)?|\(\d{3}\))[ .-]?\d{3}[ .-]?\d{4}(?![\w-])"
 )
-SECRET = re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,})\b")
+SECRET = re.compile(
+    r"\b(?:sk-[A-Za-z0-9_-]{16}[A-Za-z0-9_-]*+|AKIA[0-9A-Z]{16}\b|ghp_[A-Za-z0-9]{30}[A-Za-z0-9]*+)"
+)
 
 
 def luhn_valid(digits: str) -> bool:

@@ -52,6 +52,8 @@ MAX_RAW_OUTPUT_CHARS = 32_000
 MAX_PREVIEW_CHARS = 1_000
 #: A run input larger than this is refused before the run starts (Temporal caps payloads at 2 MB).
 MAX_RUN_INPUT_BYTES = 256_000
+#: The raw proposal's kind when a provider answered with several tool calls at once.
+MULTIPLE_TOOL_CALLS = "multiple_tool_calls"
 
 
 def tool_activity_name(tool: str) -> str:

@@ -18,7 +18,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from tiergate.activities._providers import ProviderOutput
-from tiergate.shared import ModelSpec, TokenUsage, TranscriptEntry
+from tiergate.shared import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, TranscriptEntry
 from tiergate.tools import ToolSpec
 
 _CONTROL_FUNCTIONS = [
@@ -137,6 +137,13 @@ def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOut
             else ""
         )
         return ProviderOutput(raw, usage, model)
+    if len(calls) > 1:
+        # One action per step, each gated on its own: a batch is refused whole, never cut to
+        # its first call behind the model's back (the request asks for no parallel calls).
+        names = [str(c.get("function", {}).get("name")) for c in calls[:5] if isinstance(c, dict)]
+        return ProviderOutput(
+            {"kind": MULTIPLE_TOOL_CALLS, "count": len(calls), "first": names}, usage, model
+        )
     function = calls[0].get("function", {})
     arguments = _loads(function.get("arguments"))
     if not isinstance(arguments, dict):
@@ -209,6 +216,7 @@ class OpenAICompatibleProvider:
             "messages": to_messages(entries),
             "tools": [*(_function(spec) for spec in tools), *_CONTROL_FUNCTIONS],
             "tool_choice": "auto",
+            "parallel_tool_calls": False,
             "max_tokens": max_output_tokens,
         }
         body = self._post(payload)

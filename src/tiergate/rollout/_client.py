@@ -8,6 +8,7 @@ read back from the runs themselves.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tiergate.config import agent_versions, load_agent
 from tiergate.controls import Controls
+from tiergate.errors import PayloadTooLargeError
 from tiergate.forensics import fetch_history
 from tiergate.forensics._shadow import Candidate, shadow_runs
 from tiergate.report import collect, compute
@@ -25,6 +27,7 @@ from tiergate.settings import Settings
 from tiergate.shared import (
     AGENT_ATTRIBUTE,
     AGENT_VERSION_ATTRIBUTE,
+    MAX_RUN_INPUT_BYTES,
     VARIANT_ATTRIBUTE,
     WORKFLOW_NAME,
     RunInput,
@@ -62,6 +65,13 @@ async def start_run(
     task_queue: str | None = None,
 ) -> WorkflowHandle[Any, RunSummary]:
     """Starts a run of ``request.agent`` on the version its rollout routes it to."""
+    size = len(json.dumps(request.input, default=str))
+    if size > MAX_RUN_INPUT_BYTES:
+        # Refused here, before Temporal's own 2 MB payload limit answers with a gRPC error.
+        raise PayloadTooLargeError(
+            f"run input is {size} bytes; the limit is {MAX_RUN_INPUT_BYTES}",
+            fix="put large documents (tickets, attachments) in a store and pass their id",
+        )
     if switch := Controls(settings.home).read().paused_agents.get(request.agent):
         raise RolloutError(
             f"agent {request.agent} is paused (by {switch.by} at {switch.at[:19]}: "

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from tiergate.shared import MULTIPLE_TOOL_CALLS
 from tiergate.workflows._records import InvalidProposal, Proposal
 
 _PROPOSAL = TypeAdapter(Proposal)
@@ -31,6 +32,13 @@ def parse_proposal(
             data = json.loads(raw)
         except json.JSONDecodeError as error:
             return InvalidProposal(code="not_json", message=f"not JSON: {error}", excerpt=excerpt)
+    if isinstance(data, dict) and data.get("kind") == MULTIPLE_TOOL_CALLS:
+        return InvalidProposal(
+            code=MULTIPLE_TOOL_CALLS,
+            message=f"the model proposed {data.get('count')} tool calls in one answer; "
+            "propose one per step, each is gated on its own",
+            excerpt=excerpt,
+        )
     try:
         proposal = _PROPOSAL.validate_python(data)
     except ValidationError as error:

@@ -51,7 +51,7 @@ Proposal = Annotated[
 class InvalidProposal(_Record):
     """Model output that is not a valid proposal. Recorded; nothing runs on it."""
 
-    code: Literal["not_json", "schema", "too_large"]
+    code: Literal["not_json", "schema", "too_large", "multiple_tool_calls"]
     message: str
     excerpt: str = ""
 

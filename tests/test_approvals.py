@@ -14,11 +14,12 @@ from tiergate.approvals.client import (
     build_request,
     decide,
     list_pending,
+    one_per_run,
     pending_of,
     submit,
 )
 from tiergate.history import read_history, ungated_tool_calls
-from tiergate.workflows import Outcome, Verdict
+from tiergate.workflows import Outcome, PendingAction, Verdict
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"
@@ -287,3 +288,34 @@ async def test_tier_two_actions_are_sampled_for_review(approvers: Harness) -> No
     ]
     assert summary.steps[0].review_sampled
     assert not summary.steps[1].review_sampled  # tier 0 is never sampled
+
+
+def _waiting(run_id: str, since: str, approved_by: list[str]) -> PendingAction:
+    return PendingAction(
+        step=1,
+        tool="crm.refund",
+        arguments={"amount": 30},
+        call_digest="d",
+        reason="tier 3",
+        tier=3,
+        verdict=Verdict.NEEDS_APPROVAL,
+        policy_ids=[],
+        policy_version="v",
+        requester="agent",
+        run_id=run_id,
+        waiting_since=since,
+        approved_by=approved_by,
+    )
+
+
+def test_a_run_listed_on_two_visibility_pages_is_shown_once() -> None:
+    """Regression from the load drill: paging 10,000 waiting runs returned some twice while
+    their records changed; the approver list showed (and counted) them twice."""
+    listed = [
+        _waiting("r-2", "2026-11-24T10:02:00", []),
+        _waiting("r-1", "2026-11-24T10:01:00", []),
+        _waiting("r-2", "2026-11-24T10:02:00", ["alice"]),
+    ]
+    shown = one_per_run(listed)
+    assert [p.run_id for p in shown] == ["r-1", "r-2"]
+    assert shown[1].approved_by == ["alice"]

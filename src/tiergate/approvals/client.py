@@ -6,6 +6,7 @@ same fields and meets the same validator.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -72,14 +73,22 @@ async def list_pending(client: Client, limit: int = 100) -> list[PendingAction]:
         f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Running" '
         f"AND {PENDING_APPROVAL_ATTRIBUTE.name} = true"
     )
-    # Visibility pages are not a snapshot: a run whose record changes while the list is read
-    # can come back on two pages (seen listing 10,000 waiting runs). One entry per run.
-    pending: dict[str, PendingAction] = {}
+    listed = []
     async for wf in client.list_workflows(query, limit=limit):
         value = (await wf.memo()).get(PENDING_MEMO)
         if value:
-            action = PendingAction.model_validate(value)
-            pending[action.run_id] = action
+            listed.append(PendingAction.model_validate(value))
+    return one_per_run(listed)
+
+
+def one_per_run(listed: Iterable[PendingAction]) -> list[PendingAction]:
+    """One entry per run, the last one listed winning, oldest wait first.
+
+    Visibility pages are not a snapshot: a run whose record changes while the list is read
+    can come back on two pages (seen in the drill listing 10,000 waiting runs), and an
+    approver must not be shown, or count, the same action twice.
+    """
+    pending = {action.run_id: action for action in listed}
     return sorted(pending.values(), key=lambda p: p.waiting_since)
 
 

@@ -19,12 +19,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 from _common import machine, save
 from _proc import rss_mb
+from _stall import stall_report
 
 from tiergate.activities import SupportStore
 from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
@@ -166,14 +168,25 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
                 )
                 await submit(client, request)
 
-        await asyncio.gather(*(approve(p) for p in waiting))
-        # A stalled drain is a finding, not a hang: report the runs still open at the deadline.
-        done, stuck = await asyncio.wait(
-            [asyncio.ensure_future(h.result()) for h in handles], timeout=drain_timeout
-        )
-        for task in stuck:
-            task.cancel()
-        drain_rate = len(done) / (time.perf_counter() - began)
+        answers = await asyncio.gather(*(approve(p) for p in waiting), return_exceptions=True)
+        refused = Counter(type(a).__name__ for a in answers if isinstance(a, BaseException))
+        # A stalled drain is a finding, not a hang: stop at the deadline or after a minute
+        # without a completion, and report what the open runs look like.
+        results = {h.id: asyncio.ensure_future(h.result()) for h in handles}
+        progress: list[tuple[float, int]] = []
+        while True:
+            await asyncio.sleep(5)
+            finished = sum(f.done() for f in results.values())
+            elapsed = time.perf_counter() - began
+            progress.append((round(elapsed), finished))
+            stalled = len(progress) > 12 and progress[-13][1] == finished
+            if finished == len(results) or elapsed > drain_timeout or stalled:
+                break
+        drain_rate = finished / elapsed
+        open_ids = [run_id for run_id, f in results.items() if not f.done()]
+        stall = await stall_report(client, queue, open_ids, worker.pid) if open_ids else None
+        for future in results.values():
+            future.cancel()
         rss_after = rss_mb(worker.pid)
     finally:
         worker.terminate()
@@ -192,7 +205,10 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
             "after_drain": round(rss_after, 1),
         },
         "drain_runs_per_second": round(drain_rate, 2),
-        "runs_not_drained": len(stuck),
+        "runs_not_drained": len(open_ids),
+        "approvals_not_delivered": dict(refused),
+        "drain_progress_seconds_completed": progress[::6],
+        "stall": stall,
         "baseline_runs_per_second": round(baseline_rate, 2),
         "ratio_drain_over_baseline": round(drain_rate / baseline_rate, 3),
         "targets": "worker RSS <= 300 MB while waiting; drain >= 0.8x baseline throughput",

@@ -159,6 +159,8 @@ async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awa
         activities=build_activities(settings),
         activity_executor=worker.config()["activity_executor"],
         max_concurrent_activities=32,
+        max_cached_workflows=settings.max_cached_workflows,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
     )
     try:
         async with worker, bare_worker:

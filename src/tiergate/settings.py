@@ -57,6 +57,13 @@ class Settings(BaseSettings):
             A run waiting for approval past this many is evicted and replayed from its
             history when the answer comes, so worker memory stays bounded however many runs
             wait (BENCHMARKS.md, "Waiting at scale").
+        max_concurrent_workflow_tasks: Workflow tasks a worker takes from the server at
+            once. Kept near what it can finish well inside the 10 s task timeout: a task
+            waiting in the worker has its timeout running, one waiting on the server does
+            not. With Temporal's default of 100 on 2 cores (about 12 tasks/s), 5,000 runs
+            started together timed tasks out inside the worker and then left it idle with
+            every slot held and thousands of tasks queued (BENCHMARKS.md, "Waiting at
+            scale"); at 20 the same start completes.
         strict_sandbox: Keep the run loop inside Temporal's workflow sandbox, checked for
             non-deterministic calls on every run (default); false leaves the check to
             replays and tests (see ``tiergate.workflows._sandbox``).
@@ -89,6 +96,7 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     connect_attempts: int = 3
     max_cached_workflows: int = Field(default=300, ge=0)
+    max_concurrent_workflow_tasks: int = Field(default=20, ge=2)
     strict_sandbox: bool = True
 
     @classmethod

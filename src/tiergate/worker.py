@@ -129,6 +129,7 @@ def build_worker(
         workflows=[AgentRunWorkflow],
         workflow_runner=workflow_runner(strict=settings.strict_sandbox),
         max_cached_workflows=settings.max_cached_workflows,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         activities=activities if activities is not None else build_activities(settings),
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
@@ -156,6 +157,7 @@ def edge_worker(
         task_queue=task_queue,
         workflows=[AgentRunWorkflow],
         workflow_runner=workflow_runner(strict=settings.strict_sandbox),
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         activities=[
             *edges,
             models.propose,

@@ -9,7 +9,9 @@ machine allows tracing it.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType, TaskQueueType
@@ -56,7 +58,10 @@ def thread_dump(pid: int) -> str:
     """py-spy's dump of the worker's threads, or why there is none."""
     try:
         done = subprocess.run(
-            ["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"no dump: {error}"

@@ -102,8 +102,9 @@ def _waiting(r: dict[str, Any]) -> list[Row]:
             f"{r['drain_runs_per_second']}",
             f"{r['baseline_runs_per_second']} (same agent, no approval)",
             f"{ratio:.2f}",
-            "≥ 0.8",
-            _verdict(ratio >= 0.8),
+            "≥ 0.8, all drained",
+            # A fast drain that left runs behind is a miss, not a rate.
+            _verdict(ratio >= 0.8 and not r.get("runs_not_drained")),
         ),
     ]
 

@@ -171,10 +171,9 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
         answers = await asyncio.gather(*(approve(p) for p in waiting), return_exceptions=True)
         refused = Counter(type(a).__name__ for a in answers if isinstance(a, BaseException))
         # A stalled drain is a finding, not a hang: stop at the deadline or after a minute
-        # without a completion, and report what the open runs look like.
-        # Completions are counted by one visibility query, not by awaiting 10,000 results:
-        # that many result long-polls at once starved each other (the first 10,000-run
-        # measurement saw 25 results in a minute while every sampled run had completed).
+        # without a completion, and report what the open runs look like. Completions are
+        # counted by one visibility query: awaiting 10,000 results at once starved the
+        # long-polls (25 results in a minute while every sampled run had completed).
         open_query = f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Running"'
         progress: list[tuple[float, int]] = []
         while True:

@@ -7,6 +7,7 @@ replay against them and tests register fakes under them.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +55,20 @@ MAX_PREVIEW_CHARS = 1_000
 MAX_RUN_INPUT_BYTES = 256_000
 #: The raw proposal's kind when a provider answered with several tool calls at once.
 MULTIPLE_TOOL_CALLS = "multiple_tool_calls"
+#: What to do instead of sending a large document as run input.
+LARGE_INPUT_FIX = "put large documents (tickets, attachments) in a store and pass their id"
+
+
+def oversized_run_input(raw: Any) -> str | None:
+    """Why ``raw`` (a run input as sent to Temporal) is too large, or None when it fits.
+
+    Pure, so the client refuses before starting and the workflow, for input sent around
+    the client, fails the run with the same measure and words.
+    """
+    size = len(json.dumps(raw, default=str))
+    if size > MAX_RUN_INPUT_BYTES:
+        return f"run input is {size} bytes; the limit is {MAX_RUN_INPUT_BYTES}"
+    return None
 
 
 def tool_activity_name(tool: str) -> str:

@@ -8,7 +8,6 @@ read back from the runs themselves.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +26,11 @@ from tiergate.settings import Settings
 from tiergate.shared import (
     AGENT_ATTRIBUTE,
     AGENT_VERSION_ATTRIBUTE,
-    MAX_RUN_INPUT_BYTES,
+    LARGE_INPUT_FIX,
     VARIANT_ATTRIBUTE,
     WORKFLOW_NAME,
     RunInput,
+    oversized_run_input,
 )
 from tiergate.tools import SUPPORT_TOOLS
 from tiergate.workflows import RunSummary
@@ -65,13 +65,9 @@ async def start_run(
     task_queue: str | None = None,
 ) -> WorkflowHandle[Any, RunSummary]:
     """Starts a run of ``request.agent`` on the version its rollout routes it to."""
-    size = len(json.dumps(request.input, default=str))
-    if size > MAX_RUN_INPUT_BYTES:
-        # Refused here, before Temporal's own 2 MB payload limit answers with a gRPC error.
-        raise PayloadTooLargeError(
-            f"run input is {size} bytes; the limit is {MAX_RUN_INPUT_BYTES}",
-            fix="put large documents (tickets, attachments) in a store and pass their id",
-        )
+    # Refused here, before Temporal's own 2 MB payload limit answers with a gRPC error.
+    if too_large := oversized_run_input(request.model_dump()):
+        raise PayloadTooLargeError(too_large, fix=LARGE_INPUT_FIX)
     if switch := Controls(settings.home).read().paused_agents.get(request.agent):
         raise RolloutError(
             f"agent {request.agent} is paused (by {switch.by} at {switch.at[:19]}: "

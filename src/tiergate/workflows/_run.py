@@ -31,9 +31,9 @@ with workflow.unsafe.imports_passed_through():
         APPROVAL_UPDATE,
         CLASSIFY_ACTIVITY,
         CONTROL_SIGNAL,
+        LARGE_INPUT_FIX,
         LOAD_AGENT_ACTIVITY,
         MAX_RAW_OUTPUT_CHARS,
-        MAX_RUN_INPUT_BYTES,
         PENDING_APPROVAL_QUERY,
         PROPOSE_ACTIVITY,
         REVIEW_ENQUEUE_ACTIVITY,
@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCallInput,
         ToolResult,
         TranscriptEntry,
+        oversized_run_input,
         tool_activity_name,
     )
     from tiergate.tools import SUPPORT_TOOLS, ToolSpec
@@ -104,13 +105,9 @@ class _Stop(Exception):
 
 def parse_run_input(raw: Any) -> RunInput:
     """Validate a run's input, failing the run (not the workflow task) with a clear reason."""
-    size = len(json.dumps(raw, default=str))
-    if size > MAX_RUN_INPUT_BYTES:
+    if too_large := oversized_run_input(raw):
         raise ApplicationError(
-            f"run input is {size} bytes; the limit is {MAX_RUN_INPUT_BYTES}. Put large documents "
-            "in a store and pass a reference",
-            type="RunInputError",
-            non_retryable=True,
+            f"{too_large}: {LARGE_INPUT_FIX}", type="RunInputError", non_retryable=True
         )
     try:
         return RunInput.model_validate(raw)

@@ -13,7 +13,6 @@ from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.audit import audit_approvals
 from tiergate.approvals.client import decide
 from tiergate.history import ungated_tool_calls
-from tiergate.workflows import STEP_MEMO
 
 DELETE = call("users.delete_data", user_id="U-77", justification="customer asked")
 
@@ -76,10 +75,11 @@ async def test_invariant_check_needs_both_approvals_of_a_tier_four_call(harness:
     run_id = await finished_dual_run(harness)
     history = await harness.history(run_id)
     assert ungated_tool_calls(history) == []
+    # The allow's record is the scheduled tool event (record format 3): make it claim p1 twice.
     for event in history.events:
-        fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
-        if STEP_MEMO in fields and b"p2" in fields[STEP_MEMO].data:
-            fields[STEP_MEMO].data = fields[STEP_MEMO].data.replace(b'"p2"', b'"p1"')
+        payloads = event.activity_task_scheduled_event_attributes.input.payloads
+        if payloads and b'"p2"' in payloads[0].data:
+            payloads[0].data = payloads[0].data.replace(b'"p2"', b'"p1"')
     problems = ungated_tool_calls(history)
     assert len(problems) == 1
     assert "users.delete_data (tier 4) ran with 1 approvals" in problems[0]

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowHistory
 
 from tests.conftest import Harness, call, final, scripted
 from tests.test_cli import tiergate
 from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
 from tiergate.devserver import temporal_cli
-from tiergate.forensics import HistoryError, load_history_file
+from tiergate.forensics import HistoryError, build_timeline, load_history_file
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"
@@ -189,3 +190,21 @@ async def test_cli_bad_input_exits_nonzero_without_a_traceback(
         assert "Traceback" not in out
     code, out = await tiergate("runs", "show", "no-such-run", env=cli_env(harness))
     assert "no run with id 'no-such-run'" in out
+
+
+async def test_a_run_in_flight_reads_as_its_summary_does(harness: Harness) -> None:
+    """Cut a finished run's history before its end: the steps rebuilt from the events alone
+    (record format 3: no marks before tool calls) say what the summary says."""
+    run_id = await approved_run(harness)
+    history = await harness.history(run_id)
+    finished = build_timeline(history)
+    cut = WorkflowHistory(history.workflow_id, history.events[:-3])
+    in_flight = build_timeline(cut)
+    assert (finished.complete, in_flight.complete) == (True, False)
+    fields = ("tool", "verdict", "policy_ids", "policy_version", "tier", "idempotency_key")
+    for done, live in zip(finished.steps, in_flight.steps, strict=True):
+        assert [getattr(live, f) for f in fields] == [getattr(done, f) for f in fields]
+        assert live.cost_usd == pytest.approx(done.cost_usd)
+        assert live.cost_usd > 0
+        assert (live.tool_ok, live.approval_status) == (done.tool_ok, done.approval_status)
+    assert in_flight.cost_usd == pytest.approx(finished.cost_usd)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 
 from tests.conftest import Harness, call, final, scripted
@@ -14,6 +15,8 @@ from tiergate.history import read_history, ungated_tool_calls
 from tiergate.shared import WORKFLOW_NAME
 from tiergate.worker import build_worker
 from tiergate.workflows import Outcome, Verdict
+
+HISTORIES = Path(__file__).parent / "histories"
 
 
 class TestDemoAgent:
@@ -84,9 +87,25 @@ class TestInvariantNoToolWithoutAllow:
         assert harness.store.rows("refunds") == []
 
     async def test_the_checker_catches_a_call_without_an_allow(self, harness: Harness) -> None:
-        """The history check itself must be able to fail: forge a tool event without a mark."""
+        """The history check itself must be able to fail: forge what the allow's record says."""
         summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1001"})
         history = await harness.history(summary.workflow_id)
+        pinned = read_history(history).versions
+        assert pinned is not None
+        forged = pinned.policy_version.encode()
+        for event in history.events:
+            payloads = event.activity_task_scheduled_event_attributes.input.payloads
+            if payloads and b"payments.issue_refund" in payloads[0].data:
+                payloads[0].data = payloads[0].data.replace(forged, b"sha256:other-policy")
+        problems = ungated_tool_calls(history)
+        assert len(problems) == 1
+        assert "payments.issue_refund step 3 ran under policy 'sha256:other-policy'" in problems[0]
+
+    def test_the_checker_reads_the_marks_of_runs_before_format_three(self) -> None:
+        """A recorded run of format 1/2 keeps its allows in step marks: forge one away."""
+        path = HISTORIES / "demo-T-1001-recorded.json"
+        history = WorkflowHistory.from_json(path.stem, path.read_text())
+        assert ungated_tool_calls(history) == []
         from tiergate.workflows import STEP_MEMO
 
         for event in history.events:

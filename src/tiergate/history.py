@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tiergate.digest import call_digest
-from tiergate.shared import ToolCallInput, tool_activity_name
+from tiergate.shared import RECORD_FORMAT_FIELD, ToolCallInput, tool_activity_name
 from tiergate.workflows import RUN_MEMO, STEP_MEMO, RunSummary, StepMark, Versions
 
 
@@ -80,14 +80,27 @@ def read_history(history: WorkflowHistory) -> RunView:
 
 
 def ungated_tool_calls(history: WorkflowHistory) -> list[str]:
-    """Invariant 1 checked on a history: every scheduled tool call has a prior recorded allow
-    for the same digest and policy version and, at tier 3/4, the approvals that tier needs.
-    Returns a description of each violation."""
-    allowed: dict[tuple[str, str], StepMark] = {}
+    """Invariant 1 checked on a history: every scheduled tool call has a recorded allow for
+    the same digest under the run's policy version and, at tier 3/4, the approvals that tier
+    needs. Returns a description of each violation.
+
+    Where the allow is recorded depends on the run's record format (``RECORD_FORMAT_FIELD``):
+    up to format 2, a step mark before the call; from format 3, the scheduled event itself,
+    whose policy version must then be the one the run pinned (its versions memo).
+    """
+    allowed: dict[tuple[str, str], StepMark | ToolCallInput] = {}
     problems = []
+    in_call = False
+    pinned_policy: str | None = None
     for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            first = decode(payloads[0]) if payloads else None
+            in_call = isinstance(first, dict) and RECORD_FORMAT_FIELD in first
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
             fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
+            if RUN_MEMO in fields and (versions := decode(fields[RUN_MEMO]).get("versions")):
+                pinned_policy = Versions.model_validate(versions).policy_version
             if STEP_MEMO in fields:
                 mark = StepMark.model_validate(decode(fields[STEP_MEMO]))
                 if mark.verdict == "allow" and mark.call_digest and mark.policy_version:
@@ -96,19 +109,33 @@ def ungated_tool_calls(history: WorkflowHistory) -> list[str]:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name.startswith(tool_activity_name("")):
                 call = ToolCallInput.model_validate(decode(attrs.input.payloads[0]))
-                if call_digest(call.tool, call.arguments) != call.call_digest:
-                    problems.append(
-                        f"event {event.event_id}: {call.tool} arguments differ from the digest"
-                    )
-                elif (allow := allowed.get((call.call_digest, call.policy_version))) is None:
-                    problems.append(
-                        f"event {event.event_id}: {call.tool} step {call.step} ran without an allow"
-                    )
-                elif len(set(allow.approved_by)) < (
-                    2 if call.tier >= 4 else 1 if call.tier >= 3 else 0
-                ):
-                    problems.append(
-                        f"event {event.event_id}: {call.tool} (tier {call.tier}) ran with "
-                        f"{len(set(allow.approved_by))} approvals"
-                    )
+                if problem := _ungated(event.event_id, call, allowed, in_call, pinned_policy):
+                    problems.append(problem)
     return problems
+
+
+def _ungated(
+    event_id: int,
+    call: ToolCallInput,
+    allowed: dict[tuple[str, str], StepMark | ToolCallInput],
+    in_call: bool,
+    pinned_policy: str | None,
+) -> str | None:
+    where = f"event {event_id}: {call.tool}"
+    if call_digest(call.tool, call.arguments) != call.call_digest:
+        return f"{where} arguments differ from the digest"
+    if in_call:
+        if call.policy_version != pinned_policy:
+            return (
+                f"{where} step {call.step} ran under policy {call.policy_version!r}, "
+                f"not the run's pinned {pinned_policy!r}"
+            )
+        allow: StepMark | ToolCallInput | None = call
+    else:
+        allow = allowed.get((call.call_digest, call.policy_version))
+    if allow is None:
+        return f"{where} step {call.step} ran without an allow"
+    needed = 2 if call.tier >= 4 else 1 if call.tier >= 3 else 0
+    if len(set(allow.approved_by)) < needed:
+        return f"{where} (tier {call.tier}) ran with {len(set(allow.approved_by))} approvals"
+    return None

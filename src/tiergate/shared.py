@@ -133,6 +133,9 @@ class RunInput(_Payload):
         routing: Which rollout variant served the run, and why.
         continue_as_new_after_events: Continue as new once the history has this many events
             (default 8,000, below Temporal's 10,240 warning); tests and benchmarks lower it.
+        record_format: How the run lays out its records in history, pinned at start so a
+            replay reads them the way they were written (see ``RECORD_FORMAT``). Leave it at
+            its default; input without it is a run from before format 3.
     """
 
     agent: Annotated[str, Field(min_length=1, max_length=100)]
@@ -142,6 +145,18 @@ class RunInput(_Payload):
     agent_version: str | None = None
     routing: Routing | None = None
     continue_as_new_after_events: Annotated[int, Field(ge=50)] | None = None
+    record_format: Literal[3] = 3
+
+
+RECORD_FORMAT_FIELD = "record_format"
+"""Run input with this field pins its record format. Formats:
+
+1. A step mark (memo upsert) at every change of a step.
+2. Lean marks (patch ``lean-step-marks``): no mark where the history already holds the state.
+3. As 2, and the allow rides in the tool's own ActivityTaskScheduled event (the
+   ``ToolCallInput`` carries the verdict's evidence and approvals) instead of a mark before
+   it. No patch marker either: the input pins the format.
+"""
 
 
 class ControlCommand(_Payload):
@@ -266,8 +281,10 @@ class Cap(_Payload):
 class ToolCallInput(_Payload):
     """Input of a `tool__<name>` activity: only ever built from an `allow` decision.
 
-    It carries the decision's evidence (digest, policy ids and version, tier) so the
-    ActivityTaskScheduled event alone shows which allow the call ran under.
+    It carries the decision's evidence (digest, policy ids and version, tier, code, reason and
+    the verified approvers) so the ActivityTaskScheduled event alone shows which allow the
+    call ran under. From record format 3 this event *is* the allow's record: the record and
+    the action it allows are one event, so neither can be in history without the other.
     """
 
     run_id: str
@@ -281,6 +298,9 @@ class ToolCallInput(_Payload):
     tier: int = 0
     agent: str = ""
     caps: list[Cap] = Field(default_factory=list)
+    code: str = ""
+    reason: str = ""
+    approved_by: list[str] = Field(default_factory=list)
 
 
 class ToolResult(_Payload):

@@ -2,8 +2,8 @@
 
 A finished run's history ends with its `RunSummary`, which holds every step record; a run
 still in progress (or one that failed) is rebuilt from the events: the step marks the
-workflow upserted before each action, the model activities' responses, the tool
-activities' inputs and results, and the approval updates. Either way, no worker, store or
+workflow upserted, the model activities' responses, the tool activities' inputs (from
+record format 3 also the record of each allow) and results, and the approval updates. Either way, no worker, store or
 agent config is consulted, so a history exported from production reads the same on a
 laptop. Inputs and outputs shown pass the redaction layer.
 """
@@ -19,9 +19,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
+from tiergate.config import Price
 from tiergate.history import decode, read_history
 from tiergate.redaction import Redactor
 from tiergate.shared import (
+    LOAD_AGENT_ACTIVITY,
     MAX_RAW_OUTPUT_CHARS,
     PROPOSE_ACTIVITY,
     TOOL_ACTIVITY_PREFIX,
@@ -36,6 +38,7 @@ from tiergate.workflows import (
     StepRecord,
     ToolCallProposal,
     Versions,
+    answer_cost,
     parse_proposal,
     tool_observation,
 )
@@ -127,13 +130,19 @@ class _Events:
         self.last: dict[int, datetime] = {}
         self.responses: dict[int, ModelResponse] = {}
         self.tool_inputs: dict[int, ToolCallInput] = {}
+        self.requested: dict[int, str] = {}
+        self.pricing: dict[str, Price] = {}
         self.tool_results: dict[int, ToolResult] = {}
         self.approvals: dict[int, list[TimelineApproval]] = {}
         scheduled: dict[int, tuple[str, int]] = {}
         updates: dict[int, dict[str, Any]] = {}
         for event in history.events:
             kind = event.event_type
-            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                if len(payloads) > 1 and isinstance(carry := decode(payloads[1]), dict):
+                    self._priced(carry.get("bundle"))  # a later segment: its carried bundle
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 self._scheduled(event, scheduled)
             elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 self._completed(event, scheduled)
@@ -154,7 +163,12 @@ class _Events:
         if not attrs.input.payloads:
             return
         if name == PROPOSE_ACTIVITY:
-            step = ProposeInput.model_validate(decode(attrs.input.payloads[0])).step
+            propose = ProposeInput.model_validate(decode(attrs.input.payloads[0]))
+            step = propose.step
+            self.requested[step] = propose.model.model
+        elif name == LOAD_AGENT_ACTIVITY:
+            scheduled[event.event_id] = (name, 0)
+            return
         elif name.startswith(TOOL_ACTIVITY_PREFIX):
             call = ToolCallInput.model_validate(decode(attrs.input.payloads[0]))
             step = call.step
@@ -171,11 +185,28 @@ class _Events:
             return
         name, step = scheduled[attrs.scheduled_event_id]
         result = decode(attrs.result.payloads[0])
+        if name == LOAD_AGENT_ACTIVITY:
+            self._priced(result)
+            return
         if name == PROPOSE_ACTIVITY:
             self.responses[step] = ModelResponse.model_validate(result)
         else:
             self.tool_results[step] = ToolResult.model_validate(result)
         self.last[step] = _time(event)
+
+    def _priced(self, bundle: Any) -> None:
+        """The pinned agent's price table, so a step's cost is priced as the run priced it."""
+        if isinstance(bundle, dict) and isinstance(config := bundle.get("config"), dict):
+            table = config.get("pricing") or {}
+            self.pricing = {model: Price.model_validate(p) for model, p in table.items()}
+
+    def cost(self, step: int) -> float:
+        response, requested = self.responses.get(step), self.requested.get(step)
+        if response is None or requested is None:
+            return 0.0
+        if requested not in self.pricing and response.reported_model not in self.pricing:
+            return 0.0
+        return answer_cost(self.pricing, requested, response.reported_model, response.usage)
 
     def _approval(self, answer: dict[str, Any], outcome: Any) -> None:
         receipt = decode(outcome.success.payloads[0]) if outcome.success.payloads else {}
@@ -335,6 +366,7 @@ def _from_events(
     )
     response = events.responses.get(step)
     if response is not None:
+        out.cost_usd = events.cost(step)
         proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
         out.model = response.reported_model
         out.input_tokens = response.usage.input_tokens
@@ -360,6 +392,14 @@ def _from_events(
         out.idempotency_key = mark.idempotency_key
     if (call := events.tool_inputs.get(step)) is not None:
         out.tool_input = redact.value(call.arguments)
+        if call.code:
+            # Record format 3: the scheduled call is its allow's record, and newer than any mark.
+            out.verdict, out.code, out.tier = "allow", call.code, call.tier
+            out.policy_ids, out.policy_version = call.policy_ids, call.policy_version
+            out.decision_reason = redact.text(call.reason) if call.reason else None
+            out.idempotency_key = call.idempotency_key
+            if call.approved_by:
+                out.approval_status = "approved"
     if (result := events.tool_results.get(step)) is not None:
         out.tool_ok = result.ok
         out.tool_output = redact.text(result.preview if result.ok else (result.error or ""))

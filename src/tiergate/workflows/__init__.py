@@ -1,6 +1,6 @@
 """Workflows and the deterministic core they use: records, proposals, gate and budgets."""
 
-from tiergate.workflows._budget import BudgetLedger, model_cost
+from tiergate.workflows._budget import BudgetLedger, answer_cost, model_cost
 from tiergate.workflows._carry import RunCarry
 from tiergate.workflows._gate import Gate
 from tiergate.workflows._proposal import parse_proposal
@@ -71,6 +71,7 @@ __all__ = [
     "Usage",
     "Verdict",
     "Versions",
+    "answer_cost",
     "model_cost",
     "parse_proposal",
     "parse_run_input",

@@ -22,6 +22,15 @@ def model_cost(usage: TokenUsage, price: Price) -> float:
     )
 
 
+def answer_cost(
+    pricing: dict[str, Price], requested: str, reported: str, usage: TokenUsage
+) -> float:
+    """One model answer's cost: at the price of the model that answered when the table has
+    it (a provider that served another model bills for that one), else the requested one's.
+    Shared by the run's ledger and the timeline of a run still in flight, so both agree."""
+    return model_cost(usage, pricing.get(reported) or pricing[requested])
+
+
 class BudgetLedger(BaseModel):
     """Running totals of one run."""
 

@@ -353,7 +353,7 @@ class RunStatus(_Record):
     pending_action: PendingAction | None = None
 
 
-def _cut(text: str | None, limit: int = 300) -> str | None:
+def cut(text: str | None, limit: int = 300) -> str | None:
     return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -403,7 +403,7 @@ class StepMark(_Record):
             tool=tool,
             verdict=decision.verdict if decision else None,
             code=decision.code if decision else (record.invalid.code if record.invalid else None),
-            reason=_cut(decision.reason if decision else getattr(record.proposal, "reason", None)),
+            reason=cut(decision.reason if decision else getattr(record.proposal, "reason", None)),
             policy_ids=decision.policy_ids if decision else [],
             tier=decision.tier if decision else None,
             call_digest=decision.call_digest if decision else None,
@@ -415,7 +415,7 @@ class StepMark(_Record):
             tool_ok=record.tool_result.ok if record.tool_result else None,
             approval_status=record.approval.status if record.approval else None,
             approved_by=decision.approved_by if decision else [],
-            observation=_cut(record.observation),
+            observation=cut(record.observation),
             model_drift=record.model_drift.kind if record.model_drift else None,
         )
 

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         MAX_RAW_OUTPUT_CHARS,
         PENDING_APPROVAL_QUERY,
         PROPOSE_ACTIVITY,
+        RECORD_FORMAT_FIELD,
         REVIEW_ENQUEUE_ACTIVITY,
         WORKFLOW_NAME,
         Classification,
@@ -54,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         tool_activity_name,
     )
     from tiergate.tools import SUPPORT_TOOLS, ToolSpec
-    from tiergate.workflows._budget import BudgetLedger, model_cost
+    from tiergate.workflows._budget import BudgetLedger, answer_cost
     from tiergate.workflows._carry import RunCarry, should_continue
     from tiergate.workflows._desk import ApprovalDesk
     from tiergate.workflows._drift import detect_drift
@@ -77,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCallProposal,
         Verdict,
         Versions,
+        cut,
         tool_observation,
     )
     from tiergate.workflows._retry import budgeted_retry, safe_to_retry, tool_retry
@@ -146,7 +148,8 @@ class AgentRunWorkflow:
         self._paused_seconds = 0.0
         self._disabled: set[str] = set()
         self._controls: list[dict[str, Any]] = []
-        self._lean_marks = False
+        self._format = 1  # see RECORD_FORMAT_FIELD; set in _begin
+        self._format_pinned = False
         self._carry = carry
         self._step_base = 0
         self._irreversible_base = 0
@@ -207,6 +210,7 @@ class AgentRunWorkflow:
         self._tel = RunTelemetry()
         with self._tel.run_span() as span:
             self._input = parse_run_input(raw_input)
+            self._format_pinned = RECORD_FORMAT_FIELD in raw_input
             if carry is not None:
                 self._bundle: AgentBundle = carry.bundle  # pinned: never reloaded mid-run
             else:
@@ -248,19 +252,26 @@ class AgentRunWorkflow:
                     type="RunInputError",
                     non_retryable=True,
                 )
-        self._lean_marks = workflow.patched(LEAN_MARKS_PATCH)
+        self._format = self._record_format()
         self._gate = Gate(config.name, config.tools.allowlist, self._bundle.policy, SUPPORT_TOOLS)
         self._disabled |= set(self._bundle.disabled_tools)
         self._desk = ApprovalDesk(self._bundle, self._gate, self._input.requester)
         # start_run sets the agent attribute at start; lean runs do not write it twice.
         preset = workflow.info().typed_search_attributes.get(AGENT_ATTRIBUTE)
-        if not (self._lean_marks and preset == config.name):
+        if not (self._format >= 2 and preset == config.name):
             workflow.upsert_search_attributes([AGENT_ATTRIBUTE.value_set(config.name)])
         self._append = [
             TranscriptEntry(role="system", content=config.prompts.system.text),
             TranscriptEntry(role="user", content=json.dumps(self._input.input, sort_keys=True)),
         ]
         workflow.upsert_memo({RUN_MEMO: {"versions": self._versions().model_dump(mode="json")}})
+
+    def _record_format(self) -> int:
+        """Input from format 3 on pins the format; older runs decided by a patch marker,
+        and must go on asking it the same way so their histories replay."""
+        if self._format_pinned:
+            return self._input.record_format
+        return 2 if workflow.patched(LEAN_MARKS_PATCH) else 1
 
     # -- long runs -------------------------------------------------------------------------
 
@@ -365,8 +376,7 @@ class AgentRunWorkflow:
         pricing = self._bundle.config.pricing
         spec = self._models[tier]
         usage, model, attempt = response.usage, response.reported_model, response.attempt
-        price = pricing.get(model) or pricing[spec.model]
-        cost = model_cost(usage, price)
+        cost = answer_cost(pricing, spec.model, model, usage)
         self._ledger.charge_model(usage, cost, attempt)
         self._reported.setdefault(tier, [])
         if model not in self._reported[tier]:
@@ -567,12 +577,11 @@ class AgentRunWorkflow:
         """Marks the step in history (a memo upsert, so each change is an event).
 
         ``redundant``: the history holds this state anyway — in the tool's result event, or
-        in the run's summary completed in the same workflow task. New runs skip those marks
-        (``LEAN_MARKS_PATCH``): each is a payload the worker encodes and a visibility write
-        the server makes, about a third of a governed run's extra cost over bare Temporal.
-        The mark of a decision before its tool is scheduled is never redundant.
+        in the run's summary completed in the same workflow task. Runs from record format 2
+        skip those marks: each is a payload the worker encodes and a visibility write the
+        server makes, about a third of a governed run's extra cost over bare Temporal.
         """
-        if redundant and self._lean_marks:
+        if redundant and self._format >= 2:
             return
         workflow.upsert_memo({STEP_MEMO: StepMark.of(record).model_dump(mode="json")})
 
@@ -656,7 +665,10 @@ class AgentRunWorkflow:
         record.idempotency_key = idempotency_key(
             info.workflow_id, info.first_execution_run_id, record.step
         )
-        self._record(record)  # the allow is in history before the tool is scheduled
+        # Invariant 1's record: up to format 2 a mark before the tool is scheduled; from
+        # format 3 the scheduled event itself (ToolCallInput carries the allow). A drift
+        # alert is the one thing that event does not hold, so it still gets its mark.
+        self._record(record, redundant=self._format >= 3 and record.model_drift is None)
         self._state = "acting"
         with self._tel.tool_span(decision, record.idempotency_key, record.step) as span:
             result = await self._activity(
@@ -673,6 +685,9 @@ class AgentRunWorkflow:
                     tier=decision.tier or 0,
                     agent=self._bundle.config.name,
                     caps=self._bundle.config.limits.caps,
+                    code=decision.code or "",
+                    reason=cut(decision.reason) or "",
+                    approved_by=decision.approved_by,
                 ),
                 ToolResult,
                 self._bundle.config.tools.timeout_seconds,
@@ -812,7 +827,7 @@ class AgentRunWorkflow:
             routing=self._input.routing,
             previous_run_ids=self._carry.previous_run_ids if self._carry else [],
         )
-        if self._lean_marks:
+        if self._format >= 2:
             return summary  # the completion event holds the summary: versions, outcome, reason
         workflow.upsert_memo(
             {

@@ -68,7 +68,7 @@ async def test_the_recorded_histories_replay_through_the_cli() -> None:
     code, out = await tiergate("replay", str(HISTORIES), "--json")
     assert code == 0, out
     results = json.loads(out)
-    assert len(results) == 8
+    assert len(results) == 24
     assert all(r["ok"] for r in results)
 
 
@@ -153,6 +153,6 @@ async def test_a_patched_change_replays_old_and_new_runs(harness: Harness) -> No
 
 
 def test_folders_expand_to_their_histories(tmp_path: Path) -> None:
-    assert len(history_files([HISTORIES])) == 8
+    assert len(history_files([HISTORIES])) == 24
     with pytest.raises(HistoryError, match="no such file or folder"):
         history_files([tmp_path / "nope"])

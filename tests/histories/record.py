@@ -1,11 +1,15 @@
 """Record the demo's histories for the replay tests: `python -m tests.histories.record`.
 
+Files are named by workflow id, `demo-<ticket>-<batch>`: `recorded` holds record format 1,
+`format2` and `format3` the later formats (`TIERGATE_RECORD_BATCH=format3 python -m ...`).
+
 Re-record only on purpose: these files are what "yesterday's runs still replay" means.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -28,7 +32,7 @@ async def main() -> None:
     try:
         async with build_worker(server.env.client, settings, task_queue=task_queue):
             summaries = await run_scenarios(
-                server.env.client, task_queue, registry, batch="recorded"
+                server.env.client, task_queue, registry, batch=os.environ.get("TIERGATE_RECORD_BATCH", "recorded")
             )
         for summary in summaries:
             history = await server.env.client.get_workflow_handle(

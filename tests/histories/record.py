@@ -32,7 +32,10 @@ async def main() -> None:
     try:
         async with build_worker(server.env.client, settings, task_queue=task_queue):
             summaries = await run_scenarios(
-                server.env.client, task_queue, registry, batch=os.environ.get("TIERGATE_RECORD_BATCH", "recorded")
+                server.env.client,
+                task_queue,
+                registry,
+                batch=os.environ.get("TIERGATE_RECORD_BATCH", "recorded"),
             )
         for summary in summaries:
             history = await server.env.client.get_workflow_handle(

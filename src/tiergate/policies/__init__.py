@@ -1,7 +1,7 @@
 """Cedar policies: the schema generated from tools, the loader and the pinned bundle."""
 
 from tiergate.policies._approvers import APPROVER_SCHEMA, ApproverGate
-from tiergate.policies._bundle import PolicyBundle, PolicySource
+from tiergate.policies._bundle import PolicyBundle, PolicySource, parsed_policies
 from tiergate.policies._cedar_types import cedar_type, to_cedar_record, to_cedar_value
 from tiergate.policies._loader import (
     APPROVAL_LEVELS,
@@ -22,6 +22,7 @@ __all__ = [
     "build_bundle",
     "cedar_schema",
     "cedar_type",
+    "parsed_policies",
     "read_policy_file",
     "split_statements",
     "to_cedar_record",

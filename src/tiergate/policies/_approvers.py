@@ -12,7 +12,7 @@ from typing import Any
 
 import cedarpy
 
-from tiergate.policies._bundle import PolicyBundle
+from tiergate.policies._bundle import PolicyBundle, parsed_policies
 from tiergate.policies._cedar_types import to_cedar_value
 
 APPROVER_SCHEMA = """entity Approver = { "roles": Set<String> };
@@ -29,7 +29,7 @@ class ApproverGate:
 
     def __init__(self, bundle: PolicyBundle) -> None:
         self.bundle = bundle
-        self._policies = cedarpy.PolicySet.from_str(bundle.text)
+        self._policies = parsed_policies(bundle.text)
 
     def may_decide(
         self,

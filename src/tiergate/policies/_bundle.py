@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import cedarpy
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -33,3 +36,14 @@ class PolicyBundle(BaseModel):
     version: str
     annotations: dict[str, dict[str, str]] = Field(default_factory=dict)
     sources: list[PolicySource] = Field(default_factory=list)
+
+
+@lru_cache(maxsize=64)
+def parsed_policies(text: str) -> cedarpy.PolicySet:
+    """The parsed form of a policy text, shared by every run pinned to it.
+
+    Parsing is pure and a worker sees few distinct policy versions, while every run builds
+    a gate and an approver gate: parsing per run was a measurable part of a governed run's
+    worker time (bench/overhead.py). A PolicySet is only read after parsing.
+    """
+    return cedarpy.PolicySet.from_str(text)

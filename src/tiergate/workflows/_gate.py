@@ -21,6 +21,7 @@ from tiergate.policies import (
     APPROVAL_LEVELS,
     EMIT_ACTION,
     PolicyBundle,
+    parsed_policies,
     to_cedar_record,
 )
 from tiergate.tools import ToolRegistry, ToolSpec
@@ -42,7 +43,7 @@ class Gate:
         self.allowlist = frozenset(allowlist)
         self.policy = policy
         self.tools = tools
-        self._policies = cedarpy.PolicySet.from_str(policy.text)
+        self._policies = parsed_policies(policy.text)
 
     def decide(self, proposal: ToolCallProposal, step: int) -> Decision:
         """Decide one tool call. Never raises on bad input; a bad call is a typed deny."""

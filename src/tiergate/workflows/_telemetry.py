@@ -15,6 +15,7 @@ exist (``chat {model}``, ``execute_tool {tool}``, ``gen_ai.*``); tiergate's own 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -40,6 +41,7 @@ from tiergate.workflows._records import (
 )
 
 _log = structlog.get_logger("tiergate.run")
+_LOGGER = logging.getLogger("tiergate.run")  # its level says whether step events are wanted
 _PROVIDERS = {"openai": "openai", "demo": "tiergate.demo", "scripted": "tiergate.scripted"}
 
 
@@ -376,6 +378,12 @@ class RunTelemetry:
         waited = record.approval.waited_seconds if record.approval else 0.0
         elapsed = (workflow.now() - started).total_seconds()
         record.work_seconds = round(max(elapsed - waited, 0.0), 3)
+        live = _live()
+        if live:
+            metric.step_duration.record(record.work_seconds, {"tiergate.agent": self.agent})
+        wants_log = live and _LOGGER.isEnabledFor(logging.INFO)
+        if not (span.is_recording() or wants_log):
+            return  # telemetry off: building the step's attributes would be wasted work
         values = self._step_values(record)
         span.set_attributes(
             self._attributes(
@@ -397,18 +405,15 @@ class RunTelemetry:
                 },
             )
         )
-        if not _live():
-            return
-        metric.step_duration.record(record.work_seconds, {"tiergate.agent": self.agent})
-        fields = self._pick(self.log_fields, values)
-        _log.info(
-            "step",
-            step=record.step,
-            kind=values["kind"],
-            decision=values["decision"],
-            decision_code=values["decision_code"],
-            **fields,
-        )
+        if wants_log:
+            _log.info(
+                "step",
+                step=record.step,
+                kind=values["kind"],
+                decision=values["decision"],
+                decision_code=values["decision_code"],
+                **self._pick(self.log_fields, values),
+            )
 
     def _step_values(self, record: StepRecord) -> dict[str, Any]:
         decision = record.decision

@@ -56,7 +56,10 @@ AGENT = {
 }
 
 
-def refund(amount: str) -> dict[str, Any]:
+BASE_ORDERS, WAIT_ORDERS = 8_000_000, 9_000_000  # first order id of each kind of run
+
+
+def refund(amount: str, order: str) -> dict[str, Any]:
     return {
         "frontier": {
             "provider": "scripted",
@@ -66,7 +69,7 @@ def refund(amount: str) -> dict[str, Any]:
                     "kind": "tool_call",
                     "tool": "payments.issue_refund",
                     "arguments": {
-                        "order_id": "ORD-9000",
+                        "order_id": order,
                         "amount_usd": amount,
                         "reason_code": "goodwill",
                     },
@@ -94,14 +97,24 @@ def worker_main(address: str, queue: str, home: Path) -> None:
     asyncio.run(run())
 
 
-async def start_all(client: Any, queue: str, n: int, amount: str, prefix: str) -> list[Any]:
+def order_of(first: int, index: int) -> str:
+    """Each run refunds its own order, as real tickets do. With one shared order, every refund
+    summed all the earlier ones (refunds may not exceed the order's total): O(n) per refund."""
+    return f"ORD-{first + index}"
+
+
+async def start_all(
+    client: Any, queue: str, n: int, amount: str, prefix: str, first_order: int
+) -> list[Any]:
     handles = []
     for start in range(0, n, 200):
         batch = [
             client.start_workflow(
                 WORKFLOW_NAME,
                 RunInput(
-                    agent="bench_wait", model_overrides=refund(amount), requester="bench"
+                    agent="bench_wait",
+                    model_overrides=refund(amount, order_of(first_order, start + i)),
+                    requester="bench",
                 ).model_dump(),
                 id=f"{prefix}-{start + i}-{uuid.uuid4().hex[:6]}",
                 task_queue=queue,
@@ -119,7 +132,11 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
     settings = Settings(home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     with sqlite3.connect(settings.support_store) as conn:
-        conn.execute("INSERT INTO orders VALUES ('ORD-9000', 'C-9', 'delivered', '100000000.00')")
+        orders = [order_of(BASE_ORDERS, i) for i in range(baseline_runs)]
+        orders += [order_of(WAIT_ORDERS, i) for i in range(runs)]
+        conn.executemany(
+            "INSERT INTO orders VALUES (?, 'C-9', 'delivered', '1000.00')", [(o,) for o in orders]
+        )
     registry = ApproverRegistry(home)
     registry.add("bench-lead", ["support_lead"])
     key = registry.private_key("bench-lead")
@@ -140,12 +157,12 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
         assert (await worker.stdout.readline()).strip() == b"ready"
         rss_idle = rss_mb(worker.pid)
         began = time.perf_counter()
-        baseline = await start_all(client, queue, baseline_runs, "40", "base")
+        baseline = await start_all(client, queue, baseline_runs, "40", "base", BASE_ORDERS)
         await asyncio.gather(*(h.result() for h in baseline))
         baseline_rate = baseline_runs / (time.perf_counter() - began)
 
         began = time.perf_counter()
-        handles = await start_all(client, queue, runs, "400", "wait")
+        handles = await start_all(client, queue, runs, "400", "wait", WAIT_ORDERS)
         waiting: list[Any] = []
         ids = {h.id for h in handles}
         while len(waiting) < runs:

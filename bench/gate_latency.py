@@ -75,8 +75,8 @@ def main(iterations: int) -> dict[str, Any]:
         "machine": machine(),
         "gate": g,
         "bare_cedar": b,
-        "ratio_p50": round(g["p50_us"] / b["p50_us"], 2),
-        "ratio_p99": round(g["p99_us"] / b["p99_us"], 2),
+        "ratio_p50": round(g["p50_us"] / b["p50_us"], 3),
+        "ratio_p99": round(g["p99_us"] / b["p99_us"], 3),
         "target": "gate p99 <= 1.5x the bare Cedar call",
     }
 

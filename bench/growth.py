@@ -8,8 +8,8 @@ baseline is the shortest run, so "flat" means ratios near 1. The scripted model'
 script is part of the run's input (about 110 bytes per step), so each segment's first
 event carries it: that, not the run, is what grows bytes per step with length.
 CPU per step (the worker process and the embedded server together) is reported beside wall
-time: on the dev server, a sticky task queue's dispatch latency steps up after about 30
-workflow tasks (see BENCHMARKS.md), which lengthens wall time per step without any CPU.
+time, so a wall-time step with flat CPU points at waiting, not work (as the dev server's
+transfer-queue limit did: tiergate.devserver.DYNAMIC_CONFIG and BENCHMARKS.md).
 
     python bench/growth.py [--steps 10 100 1000]
 """

@@ -1,6 +1,6 @@
 """Mapping between tool argument schemas and Cedar: schema types and request values.
 
-Pure and deterministic; the gate uses `to_cedar_context` in workflow code.
+Pure and deterministic; the gate uses `to_cedar_record` in workflow code.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import types
 import typing
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -63,10 +64,25 @@ def to_cedar_value(value: Any) -> Any:
     return value
 
 
-def to_cedar_record(arguments: BaseModel) -> dict[str, Any]:
-    """Validated tool arguments as a Cedar record (optional None attributes omitted)."""
+@lru_cache(maxsize=256)
+def decimal_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of an argument model that Cedar sees as ``decimal`` extension values."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if cedar_type(field.annotation, f"{model.__name__}.{name}")[0] == "decimal"
+    )
+
+
+def to_cedar_record(canonical: dict[str, Any], decimals: frozenset[str]) -> dict[str, Any]:
+    """Canonical tool arguments (JSON mode) as a Cedar record; None attributes are omitted.
+
+    Built from the canonical form the gate already has rather than from the model: JSON
+    mode has turned sets into lists and decimals into their text, so only the ``decimals``
+    need wrapping, and each decision is spared a type check per value.
+    """
     return {
-        name: to_cedar_value(getattr(arguments, name))
-        for name in type(arguments).model_fields
-        if getattr(arguments, name) is not None
+        name: {"__extn": {"fn": "decimal", "arg": value}} if name in decimals else value
+        for name, value in canonical.items()
+        if value is not None
     }

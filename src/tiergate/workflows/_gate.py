@@ -9,11 +9,10 @@ whether it runs now or waits for approval. Any evaluation error denies: fail clo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cedarpy
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from tiergate.digest import call_digest
 from tiergate.pii import pii_kinds
@@ -21,6 +20,8 @@ from tiergate.policies import (
     APPROVAL_LEVELS,
     EMIT_ACTION,
     PolicyBundle,
+    decimal_fields,
+    no_entities,
     parsed_policies,
     to_cedar_record,
 )
@@ -28,8 +29,7 @@ from tiergate.tools import ToolRegistry, ToolSpec
 from tiergate.workflows._records import Decision, OutputCheck, ToolCallProposal, Verdict
 
 
-@dataclass(frozen=True)
-class _CedarAnswer:
+class _CedarAnswer(NamedTuple):
     allowed: bool
     policy_ids: list[str]
     errors: list[str]
@@ -44,6 +44,13 @@ class Gate:
         self.policy = policy
         self.tools = tools
         self._policies = parsed_policies(policy.text)
+        self._entities = no_entities()
+        self._principal = {"type": "Agent", "id": agent}
+        self._approval_tiers = {
+            pid: APPROVAL_LEVELS[level]
+            for pid, notes in policy.annotations.items()
+            if (level := notes.get("approval"))
+        }
 
     def decide(self, proposal: ToolCallProposal, step: int) -> Decision:
         """Decide one tool call. Never raises on bad input; a bad call is a typed deny."""
@@ -63,7 +70,9 @@ class Gate:
             return self._deny(
                 proposal.tool, "invalid_arguments", _describe(error), registered_tier=spec.tier
             )
-        canonical = arguments.model_dump(mode="json")
+        # The serializer model_dump wraps: same output, without the wrapper's keyword handling,
+        # which cost as much as the dump itself on every decision (bench/gate_latency.py).
+        canonical = spec.args.__pydantic_serializer__.to_python(arguments, mode="json")
         digest = call_digest(spec.name, canonical)
         for field in spec.emits:
             check = self.check_output(spec.name, field, str(getattr(arguments, field)))
@@ -79,17 +88,13 @@ class Gate:
                     check.policy_ids,
                     alerts=check.alerts,
                 )
-        return self._authorize(spec, arguments, canonical, digest, step)
+        return self._authorize(spec, canonical, digest, step)
 
     def _authorize(
-        self,
-        spec: ToolSpec,
-        arguments: BaseModel,
-        canonical: dict[str, Any],
-        digest: str,
-        step: int,
+        self, spec: ToolSpec, canonical: dict[str, Any], digest: str, step: int
     ) -> Decision:
-        context = {"input": to_cedar_record(arguments), "tier": spec.tier, "step": step}
+        record = to_cedar_record(canonical, decimal_fields(spec.args))
+        context = {"input": record, "tier": spec.tier, "step": step}
         answer = self._ask(spec.name, spec.name, context)
         if answer.errors:
             return self._decision(
@@ -119,9 +124,7 @@ class Gate:
                 alerts=alerts,
             )
         raised = {
-            pid: APPROVAL_LEVELS[level]
-            for pid in answer.policy_ids
-            if (level := self.policy.annotations.get(pid, {}).get("approval"))
+            pid: level for pid in answer.policy_ids if (level := self._approval_tiers.get(pid))
         }
         tier = max([spec.tier, *raised.values()])
         tier_ids = sorted(
@@ -176,15 +179,16 @@ class Gate:
 
     def _ask(self, action: str, resource: str, context: dict[str, Any]) -> _CedarAnswer:
         request = {
-            "principal": {"type": "Agent", "id": self.agent},
+            "principal": self._principal,
             "action": {"type": "Action", "id": action},
             "resource": {"type": "Tool", "id": resource},
             "context": context,
         }
-        result = cedarpy.is_authorized(request, self._policies, [])
-        names = result.diagnostics.id_annotations_by_reason
-        ids = sorted(names.get(reason, reason) for reason in result.diagnostics.reasons)
-        return _CedarAnswer(result.allowed, ids, list(result.diagnostics.errors))
+        result = cedarpy.is_authorized(request, self._policies, self._entities)
+        diagnostics = result.diagnostics
+        names = diagnostics.id_annotations_by_reason
+        ids = sorted(names.get(reason, reason) for reason in diagnostics.reasons)
+        return _CedarAnswer(result.allowed, ids, list(diagnostics.errors))
 
     def _alerts(self, policy_ids: list[str]) -> list[str]:
         return sorted(

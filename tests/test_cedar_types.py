@@ -1,0 +1,84 @@
+"""How tool arguments reach Cedar: the record the gate builds from canonical arguments."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import cedarpy
+from pydantic import BaseModel
+
+from tiergate.policies import decimal_fields, no_entities, to_cedar_record, to_cedar_value
+from tiergate.tools import SUPPORT_TOOLS
+
+
+class _Example(BaseModel):
+    amount: Decimal
+    note: str | None = None
+    tags: list[str] = []
+    count: int = 0
+    urgent: bool = False
+
+
+def _canonical(model: BaseModel) -> dict[str, object]:
+    return model.model_dump(mode="json")
+
+
+class TestDecimalFields:
+    def test_only_decimal_fields_are_named(self) -> None:
+        """Cedar's decimal extension applies to Decimal fields and nothing else."""
+        assert decimal_fields(_Example) == frozenset({"amount"})
+        refund = SUPPORT_TOOLS.specs["payments.issue_refund"].args
+        assert decimal_fields(refund) == frozenset({"amount_usd"})
+        assert decimal_fields(SUPPORT_TOOLS.specs["crm.read_ticket"].args) == frozenset()
+
+
+class TestToCedarRecord:
+    def test_decimals_become_extension_values_and_none_is_dropped(self) -> None:
+        """An absent optional attribute is omitted, as the Cedar schema's `?` expects."""
+        args = _Example(amount=Decimal("12.50"), tags=["a", "b"], count=3)
+        assert to_cedar_record(_canonical(args), decimal_fields(_Example)) == {
+            "amount": {"__extn": {"fn": "decimal", "arg": "12.50"}},
+            "tags": ["a", "b"],
+            "count": 3,
+            "urgent": False,
+        }
+
+    def test_same_record_as_converting_the_typed_values(self) -> None:
+        """Built from canonical JSON, every support tool's record equals the typed conversion."""
+        examples = {
+            "payments.issue_refund": {
+                "order_id": "ORD-5001",
+                "amount_usd": "35",
+                "reason_code": "damaged",
+            },
+            "crm.update_ticket": {"ticket_id": "T-1001", "status": "resolved", "reply": "ok"},
+            "orders.get_status": {"order_id": "ORD-5001"},
+        }
+        for tool, raw in examples.items():
+            model = SUPPORT_TOOLS.specs[tool].args
+            args = model.model_validate(raw)
+            typed = {k: to_cedar_value(v) for k, v in args if v is not None}
+            assert to_cedar_record(_canonical(args), decimal_fields(model)) == typed, tool
+
+    def test_cedar_reads_the_amount_as_a_decimal(self) -> None:
+        """The record evaluates in Cedar: a decimal comparison on the refund amount holds."""
+        refund = SUPPORT_TOOLS.specs["payments.issue_refund"].args
+        args = refund.model_validate(
+            {"order_id": "ORD-1", "amount_usd": "35", "reason_code": "late"}
+        )
+        request = {
+            "principal": {"type": "Agent", "id": "a"},
+            "action": {"type": "Action", "id": "x"},
+            "resource": {"type": "Tool", "id": "x"},
+            "context": {"input": to_cedar_record(_canonical(args), decimal_fields(refund))},
+        }
+        policy = 'permit(principal, action, resource) when { context.input.amount_usd.lessThanOrEqual(decimal("50.00")) };'
+        result = cedarpy.is_authorized(request, policy, no_entities())
+        assert result.allowed, result.diagnostics.errors
+
+
+class TestNoEntities:
+    def test_one_empty_handle_shared_by_every_gate(self) -> None:
+        """Parsed once; gates pass it instead of a list cedarpy would parse per decision."""
+        assert no_entities() is no_entities()
+        assert len(no_entities()) == 0

@@ -15,7 +15,7 @@ BENCH = Path(__file__).parent.parent / "bench"
 #: Every benchmark, with the smallest arguments that still exercise its whole path.
 QUICK = {
     "overhead.py": ["--runs", "3", "--rounds", "1"],
-    "gate_latency.py": ["--iterations", "50"],
+    "gate_latency.py": ["--iterations", "50", "--rounds", "2"],
     "approval_latency.py": ["--runs", "3"],
     "waiting_scale.py": ["--runs", "5", "--baseline-runs", "3"],
     "growth.py": ["--steps", "3", "6"],

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import structlog
@@ -45,7 +46,12 @@ _LOGGER = logging.getLogger("tiergate.run")  # its level says whether step event
 _PROVIDERS = {"openai": "openai", "demo": "tiergate.demo", "scripted": "tiergate.scripted"}
 
 
+@cache
 def _tracer() -> trace.Tracer:
+    # Looked up once: `get_tracer` reads the environment and builds a tracer on every call,
+    # about 10 µs in the sandbox, 19 times a 5-step run (bench/overhead.py). Keeping it is
+    # safe: a process has one provider, a tracer taken before it is installed is a proxy
+    # that binds to it later, and the replay-safe tracer checks replay at each span's start.
     return trace.get_tracer("tiergate")
 
 

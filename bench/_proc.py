@@ -31,3 +31,27 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """This process's CPU time so far by thread, keyed by thread name.
+
+    Python threads are named as `threading` names them (its native ids are matched to
+    /proc's), others by their kernel name (the Temporal core's `tokio-rt-worker`); a
+    trailing number is dropped so a pool's threads add up under one name.
+    """
+    import re
+    import threading
+
+    named = {str(t.native_id): t.name for t in threading.enumerate()}
+    totals: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            kernel_name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = re.sub(r"[-_]?\d+$", "", named.get(task.name, kernel_name))
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals

@@ -11,6 +11,13 @@ With `--gil`, py-spy samples only the thread holding the GIL, so the figures are
 the worker's Python CPU time; without it, threads waiting for the GIL are counted too and
 the buckets overstate whatever runs beside busy threads. The dev server (Go) is not in the
 profile; its extra CPU per run is in overhead.py's own figures.
+
+Sampling misses what runs outside Python (the Temporal core, Cedar's Rust) and undercounts
+the workflow threads, so the split that settles where the time goes is measured, not
+sampled: each thread's CPU from /proc, per run of each kind, and the CPU of every Cedar
+call the gate makes inside the worker:
+
+    python bench/_profile.py threads [--runs 300]
 """
 
 from __future__ import annotations
@@ -18,10 +25,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
+import cedarpy
 import overhead
+from _proc import thread_cpu_seconds
+
+import tiergate.workflows._gate as gate_module
 
 #: First match wins; a sample is counted once, in the first bucket one of its frames hits.
 BUCKETS = [
@@ -65,6 +78,54 @@ def table(tiergate: Path, bare: Path, runs: int) -> str:
     return "\n".join(lines)
 
 
+class _CedarMeter:
+    """Stands in for the gate's `cedarpy`, timing each call's thread CPU and wall time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cpu = 0.0
+        self.wall = 0.0
+        self._lock = threading.Lock()
+
+    def is_authorized(self, *args: object) -> cedarpy.AuthzResult:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return cedarpy.is_authorized(*args)  # type: ignore[arg-type]
+        finally:
+            with self._lock:
+                self.calls += 1
+                self.cpu += time.thread_time() - cpu
+                self.wall += time.perf_counter() - wall
+
+
+async def threads(runs: int) -> None:
+    """Per-thread CPU ms per run of each kind (two interleaved batches), and Cedar's cost."""
+    meter = _CedarMeter()
+    setattr(gate_module, "cedarpy", meter)  # noqa: B010  # the gate's own calls, measured
+    spent: dict[str, dict[str, float]] = {"tiergate": {}, "bare": {}}
+    async with overhead.workloads("fast") as kinds:
+        meter.calls, meter.cpu, meter.wall = 0, 0.0, 0.0
+        for kind in ["tiergate", "bare", "bare", "tiergate"]:
+            before = thread_cpu_seconds()
+            await kinds[kind](runs)
+            for name, seconds in thread_cpu_seconds().items():
+                used = seconds - before.get(name, 0.0)
+                spent[kind][name] = spent[kind].get(name, 0.0) + used
+    per_run = 1000 / (2 * runs)
+    print("| thread | tiergate ms/run | bare ms/run | extra |\n|---|---|---|---|")
+    names = sorted(spent["tiergate"], key=lambda n: -spent["tiergate"][n])
+    for name in [*names, "all"]:
+        t = sum(spent["tiergate"].values()) if name == "all" else spent["tiergate"][name]
+        b = sum(spent["bare"].values()) if name == "all" else spent["bare"].get(name, 0.0)
+        if t or b:
+            print(f"| {name} | {t * per_run:.2f} | {b * per_run:.2f} | {(t - b) * per_run:+.2f} |")
+    calls = max(meter.calls, 1)
+    print(
+        f"\nCedar in the worker: {meter.calls / (2 * runs):.1f} calls/run, "
+        f"{meter.cpu / calls * 1e6:.0f} µs CPU and {meter.wall / calls * 1e6:.0f} µs wall per call"
+    )
+
+
 async def run(kind: str, runs: int) -> None:
     async with overhead.workloads("fast") as kinds:
         rate = await kinds[kind](runs)
@@ -77,6 +138,8 @@ if __name__ == "__main__":
     one = sub.add_parser("run")
     one.add_argument("kind", choices=["tiergate", "bare"])
     one.add_argument("--runs", type=int, default=RUNS_PER_PROFILE)
+    split = sub.add_parser("threads")
+    split.add_argument("--runs", type=int, default=300)
     both = sub.add_parser("summarise")
     both.add_argument("tiergate", type=Path)
     both.add_argument("bare", type=Path)
@@ -84,5 +147,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.command == "run":
         asyncio.run(run(args.kind, args.runs))
+    elif args.command == "threads":
+        asyncio.run(threads(args.runs))
     else:
         print(table(args.tiergate, args.bare, args.runs))

@@ -41,6 +41,15 @@ def _overhead(r: dict[str, Any]) -> list[Row]:
         ),
         (
             name,
+            "runs/s ratio, median of the paired rounds",
+            "",
+            "",
+            f"{r['median_paired_ratio']:.3f}",
+            "",
+            "",
+        ),
+        (
+            name,
             "CPU ms/run (worker + server)",
             f"{t_cpu:.0f}",
             f"{b_cpu:.0f}",

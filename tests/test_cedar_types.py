@@ -76,6 +76,39 @@ class TestToCedarRecord:
         result = cedarpy.is_authorized(request, policy, no_entities())
         assert result.allowed, result.diagnostics.errors
 
+    def test_whole_number_decimals_are_spelled_as_cedar_reads_them(self) -> None:
+        """A Decimal field without cents still compares in Cedar instead of failing closed."""
+        policy = 'permit(principal, action, resource) when { context.input.amount.lessThanOrEqual(decimal("150.0")) };'
+        for amount, allowed in [("100", True), ("200", False), ("-3", True), ("99.5", True)]:
+            args = _Example(amount=Decimal(amount))
+            record = to_cedar_record(_canonical(args), decimal_fields(_Example))
+            typed = {k: to_cedar_value(v) for k, v in args if v is not None}
+            assert record == typed, amount
+            request = {
+                "principal": {"type": "Agent", "id": "a"},
+                "action": {"type": "Action", "id": "x"},
+                "resource": {"type": "Tool", "id": "x"},
+                "context": {"input": record},
+            }
+            result = cedarpy.is_authorized(request, policy, no_entities())
+            assert not result.diagnostics.errors, amount
+            assert result.allowed is allowed, amount
+
+    def test_decimals_cedar_cannot_hold_fail_closed(self) -> None:
+        """Five decimals stay as written: Cedar refuses them, so the gate denies."""
+        record = to_cedar_record({"amount": "1.00001"}, frozenset({"amount"}))
+        request = {
+            "principal": {"type": "Agent", "id": "a"},
+            "action": {"type": "Action", "id": "x"},
+            "resource": {"type": "Tool", "id": "x"},
+            "context": {"input": record},
+        }
+        result = cedarpy.is_authorized(
+            request, "permit(principal, action, resource);", no_entities()
+        )
+        assert not result.allowed
+        assert result.diagnostics.errors
+
 
 class TestNoEntities:
     def test_one_empty_handle_shared_by_every_gate(self) -> None:

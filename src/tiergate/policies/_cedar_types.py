@@ -53,10 +53,22 @@ def record_type(model: type[BaseModel], where: str) -> str:
     return "{ " + ", ".join(attributes) + " }"
 
 
+def _cedar_decimal(text: str) -> dict[str, Any]:
+    """A decimal's text as Cedar's extension value.
+
+    Cedar's `decimal` wants a point and one to four digits after it: a whole number gets
+    ``.0`` (``100`` would otherwise be a policy error, a deny). Anything else Cedar cannot
+    hold (five decimals, an exponent) stays as written and fails closed in evaluation.
+    """
+    if text.lstrip("-").isdigit():
+        text += ".0"
+    return {"__extn": {"fn": "decimal", "arg": text}}
+
+
 def to_cedar_value(value: Any) -> Any:
     """A Python value as Cedar JSON: decimals become extension values, None is dropped."""
     if isinstance(value, Decimal):
-        return {"__extn": {"fn": "decimal", "arg": format(value, "f")}}
+        return _cedar_decimal(format(value, "f"))
     if isinstance(value, dict):
         return {k: to_cedar_value(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -82,7 +94,7 @@ def to_cedar_record(canonical: dict[str, Any], decimals: frozenset[str]) -> dict
     need wrapping, and each decision is spared a type check per value.
     """
     return {
-        name: {"__extn": {"fn": "decimal", "arg": value}} if name in decimals else value
+        name: _cedar_decimal(value) if name in decimals else value
         for name, value in canonical.items()
         if value is not None
     }

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
+import threading
 from pathlib import Path
+
+
+def _stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU time from a /proc `stat` file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def rss_mb(pid: int) -> float:
@@ -40,18 +47,14 @@ def thread_cpu_seconds() -> dict[str, float]:
     /proc's), others by their kernel name (the Temporal core's `tokio-rt-worker`); a
     trailing number is dropped so a pool's threads add up under one name.
     """
-    import re
-    import threading
-
     named = {str(t.native_id): t.name for t in threading.enumerate()}
     totals: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for task in Path("/proc/self/task").iterdir():
         try:
             kernel_name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            used = _stat_cpu_seconds(task / "stat")
         except OSError:
-            continue
+            continue  # the thread ended between listing and reading
         name = re.sub(r"[-_]?\d+$", "", named.get(task.name, kernel_name))
-        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        totals[name] = totals.get(name, 0.0) + used
     return totals

@@ -23,6 +23,17 @@ def _canonical(model: BaseModel) -> dict[str, object]:
     return model.model_dump(mode="json")
 
 
+def _ask(record: dict[str, object], policy: str) -> cedarpy.AuthzResult:
+    """Cedar's answer for a request whose context input is ``record``."""
+    request = {
+        "principal": {"type": "Agent", "id": "a"},
+        "action": {"type": "Action", "id": "x"},
+        "resource": {"type": "Tool", "id": "x"},
+        "context": {"input": record},
+    }
+    return cedarpy.is_authorized(request, policy, no_entities())
+
+
 class TestDecimalFields:
     def test_only_decimal_fields_are_named(self) -> None:
         """Cedar's decimal extension applies to Decimal fields and nothing else."""
@@ -66,14 +77,8 @@ class TestToCedarRecord:
         args = refund.model_validate(
             {"order_id": "ORD-1", "amount_usd": "35", "reason_code": "late"}
         )
-        request = {
-            "principal": {"type": "Agent", "id": "a"},
-            "action": {"type": "Action", "id": "x"},
-            "resource": {"type": "Tool", "id": "x"},
-            "context": {"input": to_cedar_record(_canonical(args), decimal_fields(refund))},
-        }
         policy = 'permit(principal, action, resource) when { context.input.amount_usd.lessThanOrEqual(decimal("50.00")) };'
-        result = cedarpy.is_authorized(request, policy, no_entities())
+        result = _ask(to_cedar_record(_canonical(args), decimal_fields(refund)), policy)
         assert result.allowed, result.diagnostics.errors
 
     def test_whole_number_decimals_are_spelled_as_cedar_reads_them(self) -> None:
@@ -84,28 +89,14 @@ class TestToCedarRecord:
             record = to_cedar_record(_canonical(args), decimal_fields(_Example))
             typed = {k: to_cedar_value(v) for k, v in args if v is not None}
             assert record == typed, amount
-            request = {
-                "principal": {"type": "Agent", "id": "a"},
-                "action": {"type": "Action", "id": "x"},
-                "resource": {"type": "Tool", "id": "x"},
-                "context": {"input": record},
-            }
-            result = cedarpy.is_authorized(request, policy, no_entities())
+            result = _ask(record, policy)
             assert not result.diagnostics.errors, amount
             assert result.allowed is allowed, amount
 
     def test_decimals_cedar_cannot_hold_fail_closed(self) -> None:
         """Five decimals stay as written: Cedar refuses them, so the gate denies."""
         record = to_cedar_record({"amount": "1.00001"}, frozenset({"amount"}))
-        request = {
-            "principal": {"type": "Agent", "id": "a"},
-            "action": {"type": "Action", "id": "x"},
-            "resource": {"type": "Tool", "id": "x"},
-            "context": {"input": record},
-        }
-        result = cedarpy.is_authorized(
-            request, "permit(principal, action, resource);", no_entities()
-        )
+        result = _ask(record, "permit(principal, action, resource);")
         assert not result.allowed
         assert result.diagnostics.errors
 

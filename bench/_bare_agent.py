@@ -13,9 +13,8 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tiergate.config import AgentBundle
-    from tiergate.digest import call_digest
-    from tiergate.shared import (
+    from tiergate.core import (
+        AgentBundle,
         LoadAgentInput,
         ModelResponse,
         ModelSpec,
@@ -23,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCallInput,
         ToolResult,
         TranscriptEntry,
+        call_digest,
     )
 
 _TIMEOUT = timedelta(seconds=30)

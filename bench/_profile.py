@@ -34,7 +34,7 @@ import cedarpy
 import overhead
 from _proc import thread_cpu_seconds
 
-import tiergate.workflows._gate as gate_module
+import tiergate.core._gate as gate_module
 
 #: First match wins; a sample is counted once, in the first bucket one of its frames hits.
 BUCKETS = [

@@ -30,13 +30,21 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tiergate.activities import ContentStore, SupportStore, ToolActivities
-from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
-from tiergate.approvals.client import NotWaitingError, build_request, pending_of, submit
-from tiergate.devserver import start_dev_server
+from tiergate.activities import ContentStore, ToolRunner
+from tiergate.approvals import ApproverRegistry, sign
+from tiergate.approvals.client import build_request, pending_of, submit
+from tiergate.cluster import start_dev_server
+from tiergate.core import (
+    WORKFLOW_NAME,
+    ApprovalDecision,
+    RunInput,
+    ToolCallInput,
+    ToolResult,
+    tool_activity_name,
+)
+from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS, SupportBackend, SupportStore
+from tiergate.errors import NotWaitingError
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput, ToolCallInput, ToolResult, tool_activity_name
-from tiergate.tools import SUPPORT_TOOLS
 from tiergate.worker import build_activities, build_worker
 
 STARTED: dict[str, float] = {}
@@ -89,19 +97,21 @@ async def tiergate_latencies(client: Client, settings: Settings, runs: int) -> l
     registry = ApproverRegistry(settings.home)
     registry.add("bench-lead", ["support_lead"])
     key = registry.private_key("bench-lead")
-    tools = ToolActivities(
-        SupportStore(settings.support_store), ContentStore(settings.content_dir), SUPPORT_TOOLS
+    tools = ToolRunner(
+        SUPPORT_TOOLS,
+        SupportBackend(SupportStore(settings.support_store)),
+        ContentStore(settings.content_dir),
     )
     refund = tool_activity_name("payments.issue_refund")
 
     @activity.defn(name=refund)
     def timed_refund(call: ToolCallInput) -> ToolResult:
         STARTED[call.run_id] = time.perf_counter()
-        return tools.execute(SUPPORT_TOOLS.specs[refund.removeprefix("tool__")], call)
+        return tools.execute(SUPPORT_TOOLS.tools[refund.removeprefix("tool__")], call)
 
     activities = [
         a
-        for a in build_activities(settings)
+        for a in build_activities(settings, SUPPORT_TOOLKIT)
         if getattr(a, "__temporal_activity_definition").name != refund
     ]
     queue = f"bench-{uuid.uuid4()}"
@@ -117,7 +127,7 @@ async def tiergate_latencies(client: Client, settings: Settings, runs: int) -> l
     overrides = {"frontier": {"provider": "scripted", "model": "demo-frontier", "script": script}}
     latencies = []
     async with build_worker(
-        client, settings, task_queue=queue, activities=[*activities, timed_refund]
+        client, settings, SUPPORT_TOOLKIT, task_queue=queue, activities=[*activities, timed_refund]
     ):
         handles = [
             await client.start_workflow(

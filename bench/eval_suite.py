@@ -17,11 +17,11 @@ from typing import Any
 
 from _common import machine, save
 
-from tiergate.devserver import start_dev_server
+from tiergate.cluster import start_dev_server
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.evals import load_suite, run_suite
-from tiergate.redaction import Redactor
+from tiergate.observe import Redactor, configure_logging
 from tiergate.settings import Settings
-from tiergate.telemetry import configure_logging
 
 
 async def main(suite_path: Path, concurrencies: list[int]) -> dict[str, Any]:
@@ -34,7 +34,9 @@ async def main(suite_path: Path, concurrencies: list[int]) -> dict[str, Any]:
     try:
         for concurrency in concurrencies:
             began = time.perf_counter()
-            result = await run_suite(suite, server.env.client, settings, concurrency=concurrency)
+            result = await run_suite(
+                suite, server.env.client, settings, SUPPORT_TOOLKIT, concurrency=concurrency
+            )
             seconds[str(concurrency)] = round(time.perf_counter() - began, 2)
             passed[str(concurrency)] = result.pass_rate
     finally:

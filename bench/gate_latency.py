@@ -23,9 +23,15 @@ import cedarpy
 from _common import machine, save
 
 from tiergate.config import load_agent
-from tiergate.policies import decimal_fields, no_entities, parsed_policies, to_cedar_record
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import Gate, ToolCallProposal
+from tiergate.core import (
+    Gate,
+    ToolCallProposal,
+    no_entities,
+    parsed_policies,
+    to_cedar_record,
+)
+from tiergate.demo import SUPPORT_TOOLS
+from tiergate.observe import pii_kinds
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -67,16 +73,16 @@ def one_round(
 
 
 def main(iterations: int, rounds: int) -> dict[str, Any]:
-    bundle = load_agent("support_refund_agent", None, SUPPORT_TOOLS)
-    gate = Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    bundle = load_agent("support_refund_agent", None, SUPPORT_TOOLS.specs)
+    gate = Gate.of(bundle, detect=pii_kinds)
     proposal = ToolCallProposal(
         tool="payments.issue_refund",
         arguments={"order_id": "ORD-5001", "amount_usd": "35", "reason_code": "damaged"},
         reason="bench",
     )
-    spec = SUPPORT_TOOLS.specs["payments.issue_refund"]
-    canonical = spec.args.model_validate(proposal.arguments).model_dump(mode="json")
-    cedar_input = to_cedar_record(canonical, decimal_fields(spec.args))
+    spec = bundle.tools["payments.issue_refund"]
+    canonical = spec.canonical_arguments(proposal.arguments)
+    cedar_input = to_cedar_record(canonical, spec.argument_schema.decimals)
     request = {  # exactly the request the gate sends Cedar for this proposal
         "principal": {"type": "Agent", "id": bundle.config.name},
         "action": {"type": "Action", "id": spec.name},

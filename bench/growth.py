@@ -29,15 +29,13 @@ import yaml
 from _common import machine, read_script, save
 from _proc import children, cpu_seconds
 
-from tiergate.activities import SupportStore
-from tiergate.devserver import start_dev_server
+from tiergate.cluster import start_dev_server
+from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.forensics import fetch_run_chain
-from tiergate.redaction import Redactor
+from tiergate.observe import Redactor, configure_logging
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
-from tiergate.telemetry import configure_logging
 from tiergate.worker import build_worker
-from tiergate.workflows import RunSummary
 from tiergate.workflows._carry import CONTINUE_AS_NEW_EVENTS
 
 
@@ -74,7 +72,7 @@ async def main(lengths: list[int], continue_after: int | None) -> dict[str, Any]
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     rows = []
     try:
-        async with build_worker(client, settings, task_queue=queue):
+        async with build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=queue):
             for steps in lengths:
                 overrides = {
                     "frontier": {

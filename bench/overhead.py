@@ -40,14 +40,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from tiergate.activities import SupportStore
-from tiergate.devserver import start_dev_server
-from tiergate.redaction import Redactor
+from tiergate.cluster import start_dev_server
+from tiergate.core import WORKFLOW_NAME, RunInput
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
+from tiergate.observe import Redactor, configure_logging
 from tiergate.settings import Settings
-from tiergate.shared import AGENT_ATTRIBUTE, WORKFLOW_NAME, RunInput
-from tiergate.telemetry import configure_logging
 from tiergate.worker import build_activities, build_worker
-from tiergate.workflows import PASSTHROUGH_MODULES, workflow_runner
+from tiergate.workflows import AGENT_ATTRIBUTE, PASSTHROUGH_MODULES, workflow_runner
 
 READS = [
     {
@@ -137,7 +136,7 @@ async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awa
     server = await start_dev_server(None, ui=False)
     client = server.env.client
     queue = f"bench-{uuid.uuid4().hex[:6]}"
-    worker = build_worker(client, settings, task_queue=queue)
+    worker = build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=queue)
     # The baseline runs under the same sandbox settings as tiergate's run loop: passed
     # through in fast mode, sandboxed with cached bytecode if strict (the workers' default).
     if settings.strict_sandbox:
@@ -156,7 +155,7 @@ async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awa
         task_queue=f"{queue}-bare",
         workflows=[BareAgentWorkflow],
         workflow_runner=bare_runner,
-        activities=build_activities(settings),
+        activities=build_activities(settings, SUPPORT_TOOLKIT),
         activity_executor=worker.config()["activity_executor"],
         max_concurrent_activities=32,
         max_cached_workflows=settings.max_cached_workflows,

@@ -31,16 +31,14 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
-from tiergate.activities import SupportStore
 from tiergate.cli._timeline import show_timeline
-from tiergate.devserver import start_dev_server
+from tiergate.cluster import start_dev_server
+from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.forensics import build_timeline, replay_all
-from tiergate.redaction import Redactor
+from tiergate.observe import Redactor, configure_logging
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
-from tiergate.telemetry import configure_logging
 from tiergate.worker import build_worker
-from tiergate.workflows import RunSummary
 
 
 def agent(name: str, steps: int) -> dict[str, Any]:
@@ -68,7 +66,7 @@ async def governed(
     overrides = {
         "frontier": {"provider": "scripted", "model": "demo-frontier", "script": read_script(steps)}
     }
-    async with build_worker(client, settings, task_queue=queue):
+    async with build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=queue):
         handles = [
             await client.start_workflow(
                 WORKFLOW_NAME,

@@ -30,20 +30,19 @@ from _common import machine, save
 from _proc import cpu_seconds
 from temporalio.client import Client
 
-from tiergate.activities import SupportStore
-from tiergate.devserver import start_dev_server
+from tiergate.cluster import start_dev_server
+from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.worker import build_worker
-from tiergate.workflows import RunSummary
 
 CONCURRENCY_NOTE = "all runs of a batch are started at once and awaited together"
 
 
 def worker_main(mode: str, address: str, task_queue: str, home: Path) -> None:
     """The worker process: install telemetry for ``mode``, then poll until killed."""
-    from tiergate import telemetry
-    from tiergate.worker import connect
+    from tiergate import observe as telemetry
+    from tiergate.cluster import connect
 
     settings = Settings(
         home=home,
@@ -58,7 +57,7 @@ def worker_main(mode: str, address: str, task_queue: str, home: Path) -> None:
     async def run() -> None:
         client = await connect(settings)
         print("ready", flush=True)
-        await build_worker(client, settings, task_queue=task_queue).run()
+        await build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=task_queue).run()
 
     asyncio.run(run())
 

@@ -28,12 +28,12 @@ from _common import machine, save
 from _proc import rss_mb
 from _stall import stall_report
 
-from tiergate.activities import SupportStore
-from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
+from tiergate.approvals import ApproverRegistry, sign
 from tiergate.approvals.client import build_request, list_pending, submit
-from tiergate.devserver import start_dev_server
+from tiergate.cluster import start_dev_server
+from tiergate.core import WORKFLOW_NAME, ApprovalDecision, RunInput
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
 
 AGENT = {
     "agent": {
@@ -82,9 +82,9 @@ def refund(amount: str, order: str) -> dict[str, Any]:
 
 
 def worker_main(address: str, queue: str, home: Path) -> None:
-    from tiergate.redaction import Redactor
-    from tiergate.telemetry import configure_logging
-    from tiergate.worker import build_worker, connect
+    from tiergate.cluster import connect
+    from tiergate.observe import Redactor, configure_logging
+    from tiergate.worker import build_worker
 
     configure_logging(Redactor(), log_format="json", level="warning")
     settings = Settings(home=home, agents_dir=home / "agents", temporal_address=address)
@@ -92,7 +92,7 @@ def worker_main(address: str, queue: str, home: Path) -> None:
     async def run() -> None:
         client = await connect(settings)
         print("ready", flush=True)
-        await build_worker(client, settings, task_queue=queue).run()
+        await build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=queue).run()
 
     asyncio.run(run())
 

@@ -28,16 +28,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tiergate import telemetry
-from tiergate.activities import SupportStore
+from tiergate import observe as telemetry
 from tiergate.approvals import ApproverRegistry
-from tiergate.approvals.client import NotWaitingError, pending_of
-from tiergate.devserver import start_dev_server
+from tiergate.approvals.client import pending_of
+from tiergate.cluster import ensure_search_attributes, start_dev_server
+from tiergate.core import WORKFLOW_NAME, PendingAction, RunInput, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
+from tiergate.errors import NotWaitingError
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
-from tiergate.visibility import ensure_search_attributes
 from tiergate.worker import build_worker
-from tiergate.workflows import PendingAction, RunSummary
 
 ALL_TOOLS = [
     "crm.read_ticket",
@@ -197,7 +196,9 @@ class Harness:
 
     async def run(self, agent: str, **fields: Any) -> RunSummary:
         """Run one workflow to its summary on a worker that lives for this call."""
-        async with build_worker(self.env.client, self.settings, task_queue=self.task_queue):
+        async with build_worker(
+            self.env.client, self.settings, SUPPORT_TOOLKIT, task_queue=self.task_queue
+        ):
             result: RunSummary = await self.env.client.execute_workflow(
                 WORKFLOW_NAME,
                 self.input(agent, **fields),
@@ -218,7 +219,9 @@ class Harness:
         )
 
     def worker(self) -> Worker:
-        return build_worker(self.env.client, self.settings, task_queue=self.task_queue)
+        return build_worker(
+            self.env.client, self.settings, SUPPORT_TOOLKIT, task_queue=self.task_queue
+        )
 
     @property
     def registry(self) -> ApproverRegistry:

@@ -8,23 +8,27 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tiergate.approvals import (
+from tiergate.approvals import generate_key, public_key_text, sign
+from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
+from tiergate.core import (
+    ApprovalContext,
     ApprovalDecision,
     ApprovalRequest,
+    ApprovalWait,
     Approver,
+    ApproverGate,
+    Gate,
+    PendingAction,
     RegistrySnapshot,
-    generate_key,
+    ToolCallProposal,
+    Verdict,
     key_id,
-    public_key_text,
-    sign,
+    record_for,
+    refusal_for,
     verify,
 )
-from tiergate.config import compile_agent, parse_agent_yaml
-from tiergate.config._load import PACKAGED_AGENTS
-from tiergate.policies import ApproverGate
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import ApprovalWait, Gate, PendingAction, ToolCallProposal, Verdict
-from tiergate.workflows._approval import ApprovalContext, record_for, refusal_for
+from tiergate.demo import SUPPORT_TOOLS
+from tiergate.observe import pii_kinds
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 KEYS: dict[str, Ed25519PrivateKey] = {
@@ -58,8 +62,14 @@ def registry() -> RegistrySnapshot:
 @pytest.fixture(scope="module")
 def ctx() -> ApprovalContext:
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
-    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS)
-    gate = Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
+    gate = Gate(
+        bundle.config.name,
+        bundle.config.tools.allowlist,
+        bundle.policy,
+        SUPPORT_TOOLS.specs,
+        detect=pii_kinds,
+    )
     return ApprovalContext(
         run_id="run-1",
         agent=bundle.config.name,

@@ -9,10 +9,9 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.approvals import ApprovalDecision
-from tiergate.approvals.audit import audit_approvals
 from tiergate.approvals.client import decide
-from tiergate.history import ungated_tool_calls
+from tiergate.core import ApprovalDecision
+from tiergate.forensics import audit_approvals, ungated_tool_calls
 
 DELETE = call("users.delete_data", user_id="U-77", justification="customer asked")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
-from tiergate.devserver import free_port, start_dev_server
-from tiergate.workflows import Outcome, RunSummary
+from tiergate.cluster import free_port, start_dev_server
+from tiergate.core import ApprovalDecision, Outcome, RunSummary
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"

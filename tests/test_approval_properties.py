@@ -17,18 +17,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_approval import KEYS, NOW, registry
-from tiergate.approvals import ApprovalDecision, ApprovalRequest, sign
-from tiergate.config import compile_agent, parse_agent_yaml
-from tiergate.config._load import PACKAGED_AGENTS
-from tiergate.policies import ApproverGate
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import ApprovalWait, Gate, PendingAction, ToolCallProposal
-from tiergate.workflows._approval import (
+from tiergate.approvals import sign
+from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
+from tiergate.core import (
     ApprovalContext,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalWait,
+    ApproverGate,
+    Gate,
+    PendingAction,
+    ToolCallProposal,
     apply_answer,
     record_for,
     refusal_for,
 )
+from tiergate.demo import SUPPORT_TOOLS
+from tiergate.observe import pii_kinds
 
 EXPIRY = timedelta(seconds=100)
 REQUESTER = "svc"
@@ -48,8 +53,14 @@ class Answer:
 
 def context() -> ApprovalContext:
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
-    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS)
-    gate = Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
+    gate = Gate(
+        bundle.config.name,
+        bundle.config.tools.allowlist,
+        bundle.policy,
+        SUPPORT_TOOLS.specs,
+        detect=pii_kinds,
+    )
     return ApprovalContext(
         run_id="run-1",
         agent=bundle.config.name,

@@ -12,11 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness, call, final, scripted, start_time_skipping
 from tests.fake_openai import Reply, serve
-from tiergate.approvals import ApprovalDecision, sign
+from tiergate.approvals import sign
 from tiergate.approvals.client import build_request, submit
+from tiergate.core import ApprovalDecision, Outcome
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.settings import Settings
 from tiergate.worker import build_worker
-from tiergate.workflows import Outcome
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"
@@ -48,7 +49,7 @@ async def test_overdue_escalates_then_expires(harness_ts: Harness) -> None:
         settings = Settings(
             home=h.home, agents_dir=h.home / "agents", notify_url=hook.base_url + "/hook"
         )
-        async with build_worker(h.env.client, settings, task_queue=h.task_queue):
+        async with build_worker(h.env.client, settings, SUPPORT_TOOLKIT, task_queue=h.task_queue):
             handle = await h.start(
                 agent, input={}, model_overrides=scripted(REFUND_400, final("sorry"))
             )

@@ -7,10 +7,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.approvals import ApprovalDecision, ApprovalRequest, generate_key, sign
+from tiergate.approvals import generate_key, sign
 from tiergate.approvals.client import (
-    ApprovalRefusedError,
-    NotWaitingError,
     build_request,
     decide,
     list_pending,
@@ -18,8 +16,9 @@ from tiergate.approvals.client import (
     pending_of,
     submit,
 )
-from tiergate.history import read_history, ungated_tool_calls
-from tiergate.workflows import Outcome, PendingAction, Verdict
+from tiergate.core import ApprovalDecision, ApprovalRequest, Outcome, PendingAction, Verdict
+from tiergate.errors import ApprovalRefusedError, NotWaitingError
+from tiergate.forensics import read_history, ungated_tool_calls
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"

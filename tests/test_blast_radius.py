@@ -9,8 +9,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.conftest import Harness, call, final, scripted
+from tiergate.core import Outcome, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.worker import build_worker
-from tiergate.workflows import Outcome, RunSummary
 
 CAPS = {
     "caps": [
@@ -34,8 +35,12 @@ async def test_a_daily_cap_holds_across_two_workers_and_a_restart(harness: Harne
     agent = harness.add_agent("capped", limits=CAPS)
     address = harness.env.client.service_client.config.target_host
     second_client = await Client.connect(address, data_converter=pydantic_data_converter)
-    first = build_worker(harness.env.client, harness.settings, task_queue=harness.task_queue)
-    second = build_worker(second_client, harness.settings, task_queue=harness.task_queue)
+    first = build_worker(
+        harness.env.client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
+    )
+    second = build_worker(
+        second_client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
+    )
     async with first, second:
         handles = [
             await harness.start(agent, model_overrides=scripted(email(n), final()))

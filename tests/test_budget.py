@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiergate.config import Budgets, Price
-from tiergate.shared import TokenUsage
-from tiergate.workflows import BudgetLedger, model_cost
+from tiergate.core import BudgetLedger, Budgets, Price, TokenUsage, model_cost
 
 LIMITS = Budgets(
     max_total_tokens=100,

@@ -7,8 +7,8 @@ from decimal import Decimal
 import cedarpy
 from pydantic import BaseModel
 
-from tiergate.policies import decimal_fields, no_entities, to_cedar_record, to_cedar_value
-from tiergate.tools import SUPPORT_TOOLS
+from tiergate.core import compile_arguments, no_entities, to_cedar_record, to_cedar_value
+from tiergate.demo import SUPPORT_TOOLS
 
 
 class _Example(BaseModel):
@@ -21,6 +21,11 @@ class _Example(BaseModel):
 
 def _canonical(model: BaseModel) -> dict[str, object]:
     return model.model_dump(mode="json")
+
+
+def decimal_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields the gate sends Cedar as decimals, from the model's JSON Schema."""
+    return compile_arguments("t.x", model.model_json_schema()).decimals
 
 
 def _ask(record: dict[str, object], policy: str) -> cedarpy.AuthzResult:
@@ -38,9 +43,9 @@ class TestDecimalFields:
     def test_only_decimal_fields_are_named(self) -> None:
         """Cedar's decimal extension applies to Decimal fields and nothing else."""
         assert decimal_fields(_Example) == frozenset({"amount"})
-        refund = SUPPORT_TOOLS.specs["payments.issue_refund"].args
-        assert decimal_fields(refund) == frozenset({"amount_usd"})
-        assert decimal_fields(SUPPORT_TOOLS.specs["crm.read_ticket"].args) == frozenset()
+        refund = SUPPORT_TOOLS.specs["payments.issue_refund"]
+        assert refund.argument_schema.decimals == frozenset({"amount_usd"})
+        assert SUPPORT_TOOLS.specs["crm.read_ticket"].argument_schema.decimals == frozenset()
 
 
 class TestToCedarRecord:
@@ -66,19 +71,20 @@ class TestToCedarRecord:
             "orders.get_status": {"order_id": "ORD-5001"},
         }
         for tool, raw in examples.items():
-            model = SUPPORT_TOOLS.specs[tool].args
-            args = model.model_validate(raw)
+            spec = SUPPORT_TOOLS.specs[tool]
+            args = SUPPORT_TOOLS.tools[tool].args.model_validate(raw)
             typed = {k: to_cedar_value(v) for k, v in args if v is not None}
-            assert to_cedar_record(_canonical(args), decimal_fields(model)) == typed, tool
+            canonical = spec.canonical_arguments(raw)
+            assert to_cedar_record(canonical, spec.argument_schema.decimals) == typed, tool
 
     def test_cedar_reads_the_amount_as_a_decimal(self) -> None:
         """The record evaluates in Cedar: a decimal comparison on the refund amount holds."""
-        refund = SUPPORT_TOOLS.specs["payments.issue_refund"].args
-        args = refund.model_validate(
+        refund = SUPPORT_TOOLS.specs["payments.issue_refund"]
+        canonical = refund.canonical_arguments(
             {"order_id": "ORD-1", "amount_usd": "35", "reason_code": "late"}
         )
         policy = 'permit(principal, action, resource) when { context.input.amount_usd.lessThanOrEqual(decimal("50.00")) };'
-        result = _ask(to_cedar_record(_canonical(args), decimal_fields(refund)), policy)
+        result = _ask(to_cedar_record(canonical, refund.argument_schema.decimals), policy)
         assert result.allowed, result.diagnostics.errors
 
     def test_whole_number_decimals_are_spelled_as_cedar_reads_them(self) -> None:

@@ -14,8 +14,8 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness
-from tiergate.activities import SupportStore
-from tiergate.devserver import free_port
+from tiergate.cluster import free_port
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.worker import build_worker
 
 TIERGATE = str(Path(sys.executable).parent / "tiergate")
@@ -73,7 +73,9 @@ class TestRunCommands:
             "TIERGATE_TASK_QUEUE": harness.task_queue,
             "TIERGATE_HOME": str(harness.home),
         }
-        async with build_worker(env.client, harness.settings, task_queue=harness.task_queue):
+        async with build_worker(
+            env.client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
+        ):
             code, out = await tiergate(
                 "run",
                 "start",
@@ -147,7 +149,9 @@ async def test_stock_temporal_cli_starts_a_run(env: WorkflowEnvironment, harness
     """README: a run can be started with `temporal workflow start` and plain JSON."""
     temporal = str(Path(sys.executable).parent / "temporal")
     address = env.client.service_client.config.target_host
-    async with build_worker(env.client, harness.settings, task_queue=harness.task_queue):
+    async with build_worker(
+        env.client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
+    ):
         process = await asyncio.create_subprocess_exec(
             temporal,
             "workflow",
@@ -181,7 +185,9 @@ async def test_run_start_reads_input_from_a_file(
         "TIERGATE_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "TIERGATE_TASK_QUEUE": harness.task_queue,
     }
-    async with build_worker(env.client, harness.settings, task_queue=harness.task_queue):
+    async with build_worker(
+        env.client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
+    ):
         code, out = await tiergate(
             "run",
             "start",
@@ -207,7 +213,7 @@ async def _wait_for_line(stream: asyncio.StreamReader, needle: str, limit: float
 
 
 async def test_dev_serves_runs_until_ctrl_c(tmp_path: Path) -> None:
-    from tiergate.devserver import free_port
+    from tiergate.cluster import free_port
 
     port, ui_port, web_port = free_port(), free_port(), free_port()
     env = {"TIERGATE_HOME": str(tmp_path), "TIERGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}

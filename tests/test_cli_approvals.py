@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import Harness, call, final, scripted
 from tests.test_cli import tiergate
 from tiergate.activities import ReviewStore
-from tiergate.shared import ReviewItem
+from tiergate.core import ReviewItem
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tiergate.config import PolicyRule, compile_agent, compile_rule, load_agent, parse_agent_yaml
+from tiergate.config import compile_agent, load_agent, parse_agent_yaml
+from tiergate.core import PolicyRule
+from tiergate.demo import SUPPORT_TOOLS
 from tiergate.errors import ConfigError
-from tiergate.tools import SUPPORT_TOOLS
+from tiergate.policies import compile_rule
 
 SEED = (Path(__file__).parent / "data" / "seed_agent_config.yaml").read_text()
 SEED_CEDAR = SEED.replace('engine: "opa"', 'engine: "cedar"')
@@ -38,7 +40,7 @@ class TestSeedConfig:
 
     def test_rules_compile_to_cedar(self, tmp_path: Path) -> None:
         config = parse_agent_yaml(SEED_CEDAR, "seed.yaml")
-        bundle = compile_agent(config, tmp_path / "seed.yaml", SUPPORT_TOOLS)
+        bundle = compile_agent(config, tmp_path / "seed.yaml", SUPPORT_TOOLS.specs)
         assert (
             'when { !(context.input.amount_usd.lessThanOrEqual(decimal("50.00"))) };'
             in bundle.policy.text
@@ -93,12 +95,12 @@ class TestInvalidConfigs:
         path = tmp_path / "a.yaml"
         path.write_text("agent:\n  name: a\n  tools:\n    allowlist: [crm.delete_everything]\n")
         with pytest.raises(ConfigError) as error:
-            load_agent(str(path), None, SUPPORT_TOOLS)
+            load_agent(str(path), None, SUPPORT_TOOLS.specs)
         assert error.value.field == "agent.tools.allowlist"
 
     def test_unknown_agent_name(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="no agent config named 'ghost'"):
-            load_agent("ghost", tmp_path, SUPPORT_TOOLS)
+            load_agent("ghost", tmp_path, SUPPORT_TOOLS.specs)
 
 
 def rule(
@@ -122,10 +124,10 @@ class TestRuleCompiler:
         ],
     )
     def test_conditions(self, condition: str, cedar: str) -> None:
-        assert f"unless {{ {cedar} }};" in compile_rule(rule(condition), SUPPORT_TOOLS, "f")
+        assert f"unless {{ {cedar} }};" in compile_rule(rule(condition), SUPPORT_TOOLS.specs, "f")
 
     def test_output_rule_without_tool_applies_to_every_emit(self) -> None:
-        text = compile_rule(rule("output.size_bytes < 5000", tool=None), SUPPORT_TOOLS, "f")
+        text = compile_rule(rule("output.size_bytes < 5000", tool=None), SUPPORT_TOOLS.specs, "f")
         assert 'forbid(principal, action == Action::"tiergate.emit", resource)' in text
 
     @pytest.mark.parametrize(
@@ -141,15 +143,17 @@ class TestRuleCompiler:
     )
     def test_bad_conditions_name_the_rule_field(self, condition: str, message: str) -> None:
         with pytest.raises(ConfigError, match=message) as error:
-            compile_rule(rule(condition), SUPPORT_TOOLS, "agent.policy.rules[0].condition")
+            compile_rule(rule(condition), SUPPORT_TOOLS.specs, "agent.policy.rules[0].condition")
         assert error.value.field == "agent.policy.rules[0].condition"
 
     def test_input_rule_needs_a_tool(self) -> None:
         with pytest.raises(ConfigError, match="need `tool:`"):
-            compile_rule(rule("input.amount_usd < 5", tool=None), SUPPORT_TOOLS, "f")
+            compile_rule(rule("input.amount_usd < 5", tool=None), SUPPORT_TOOLS.specs, "f")
 
     def test_output_rule_cannot_escalate(self) -> None:
         with pytest.raises(ConfigError, match="cannot apply to an output rule"):
             compile_rule(
-                rule("output.contains_pii == false", "escalate_to_human", None), SUPPORT_TOOLS, "f"
+                rule("output.contains_pii == false", "escalate_to_human", None),
+                SUPPORT_TOOLS.specs,
+                "f",
             )

@@ -11,8 +11,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.shared import WORKFLOW_NAME
-from tiergate.workflows import Outcome, RunSummary
+from tiergate.core import WORKFLOW_NAME, Outcome, RunSummary
 
 
 async def start_worker(

@@ -17,14 +17,13 @@ from temporalio.client import Client
 
 from tests.conftest import Harness
 from tests.test_cli import tiergate
-from tiergate.codec import AesGcmCodec, data_converter
-from tiergate.devserver import free_port
+from tiergate.cluster import AesGcmCodec, connect, data_converter, free_port
+from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.errors import ConfigError
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.web import WebContext, WebServer, build_app
-from tiergate.worker import build_worker, connect
-from tiergate.workflows import RunSummary
+from tiergate.worker import build_worker
 
 
 def key() -> str:
@@ -112,7 +111,7 @@ async def test_encrypted_history_holds_no_plaintext_and_still_reads(
     address = harness.env.client.service_client.config.target_host
     client = await Client.connect(address, data_converter=data_converter(settings))
     workflow_id = f"sealed-{uuid.uuid4().hex[:8]}"
-    async with build_worker(client, settings, task_queue=harness.task_queue):
+    async with build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue):
         summary: RunSummary = await client.execute_workflow(
             WORKFLOW_NAME,
             RunInput(agent="support_refund_agent", input={"ticket_id": "T-1001"}).model_dump(),

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tiergate.digest import call_digest, canonical_json
+from tiergate.core import call_digest, canonical_json
 
 json_values = st.recursive(
     st.none()

@@ -9,10 +9,16 @@ import pytest
 from tests.conftest import Captured, Harness
 from tests.fake_openai import Reply, completion, serve, tool_call
 from tests.test_openai_provider import openai, priced_agent
-from tiergate.history import read_history
-from tiergate.shared import ModelSpec, tool_activity_name
-from tiergate.workflows import ModelCall, ModelDrift, Outcome
-from tiergate.workflows._drift import accepts, detect_drift
+from tiergate.core import (
+    ModelCall,
+    ModelDrift,
+    ModelSpec,
+    Outcome,
+    accepts,
+    detect_drift,
+    tool_activity_name,
+)
+from tiergate.forensics import read_history
 
 
 @pytest.mark.parametrize(

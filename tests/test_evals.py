@@ -12,8 +12,8 @@ import yaml
 from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tiergate.config import PACKAGED_AGENTS
+from tiergate.core import Outcome, RunSummary
 from tiergate.evals import EvalError, Observed, judge, load_suite
-from tiergate.workflows import Outcome, RunSummary
 
 SUITE = Path(__file__).parent.parent / "evals" / "support_refund.yaml"
 

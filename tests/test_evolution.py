@@ -14,10 +14,12 @@ from temporalio.worker import Worker
 from tests.conftest import Harness, final, scripted
 from tests.test_cli import tiergate
 from tiergate.cli._replay import history_files
-from tiergate.forensics import HistoryError, load_history_file, replay_one
-from tiergate.shared import WORKFLOW_NAME
+from tiergate.core import WORKFLOW_NAME, RunCarry, RunSummary, Stop
+from tiergate.demo import SUPPORT_TOOLKIT
+from tiergate.errors import HistoryError
+from tiergate.forensics import load_history_file, replay_one
 from tiergate.worker import build_activities
-from tiergate.workflows import AgentRunWorkflow, RunCarry, RunSummary, workflow_runner
+from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
 PATCH = "timer-before-routing"
@@ -31,9 +33,9 @@ class UnpatchedChange(AgentRunWorkflow):
     async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
         return await super().run(raw_input, carry)
 
-    async def _classify(self) -> None:
+    async def _route(self) -> Stop | None:
         await workflow.sleep(0.01)
-        await super()._classify()
+        return await super()._route()
 
 
 @workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
@@ -44,10 +46,10 @@ class PatchedChange(AgentRunWorkflow):
     async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
         return await super().run(raw_input, carry)
 
-    async def _classify(self) -> None:
+    async def _route(self) -> Stop | None:
         if workflow.patched(PATCH):
             await workflow.sleep(0.01)
-        await super()._classify()
+        return await super()._route()
 
 
 @workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
@@ -58,17 +60,17 @@ class DeprecatedPatch(AgentRunWorkflow):
     async def run(self, raw_input: dict[str, Any], carry: RunCarry | None = None) -> RunSummary:
         return await super().run(raw_input, carry)
 
-    async def _classify(self) -> None:
+    async def _route(self) -> Stop | None:
         workflow.deprecate_patch(PATCH)
         await workflow.sleep(0.01)
-        await super()._classify()
+        return await super()._route()
 
 
 async def test_the_recorded_histories_replay_through_the_cli() -> None:
     code, out = await tiergate("replay", str(HISTORIES), "--json")
     assert code == 0, out
     results = json.loads(out)
-    assert len(results) == 24
+    assert len(results) == 8
     assert all(r["ok"] for r in results)
 
 
@@ -125,7 +127,7 @@ async def run_with(h: Harness, workflow_class: type) -> RunSummary:
         h.env.client,
         task_queue=h.task_queue,
         workflows=[workflow_class],
-        activities=build_activities(h.settings),
+        activities=build_activities(h.settings, SUPPORT_TOOLKIT),
         workflow_runner=workflow_runner(),
         activity_executor=ThreadPoolExecutor(4),
     ):
@@ -153,6 +155,6 @@ async def test_a_patched_change_replays_old_and_new_runs(harness: Harness) -> No
 
 
 def test_folders_expand_to_their_histories(tmp_path: Path) -> None:
-    assert len(history_files([HISTORIES])) == 24
+    assert len(history_files([HISTORIES])) == 8
     with pytest.raises(HistoryError, match="no such file or folder"):
         history_files([tmp_path / "nope"])

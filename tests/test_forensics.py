@@ -12,10 +12,11 @@ from temporalio.client import WorkflowHistory
 
 from tests.conftest import Harness, call, final, scripted
 from tests.test_cli import tiergate
-from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
-from tiergate.devserver import temporal_cli
-from tiergate.forensics import HistoryError, build_timeline, load_history_file
+from tiergate.cluster import temporal_cli
+from tiergate.core import ApprovalDecision
+from tiergate.errors import HistoryError
+from tiergate.forensics import build_timeline, load_history_file
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"

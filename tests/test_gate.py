@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ALL_TOOLS
-from tiergate.config import compile_agent, parse_agent_yaml
-from tiergate.config._load import PACKAGED_AGENTS
+from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
+from tiergate.core import Gate, ToolCallProposal, Verdict
+from tiergate.demo import SUPPORT_TOOLS
+from tiergate.observe import pii_kinds
 from tiergate.policies import build_bundle, cedar_schema
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import Gate, ToolCallProposal, Verdict
 
 
 @pytest.fixture(scope="module")
 def gate() -> Gate:
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
-    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS)
-    return Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
+    return Gate(
+        bundle.config.name,
+        bundle.config.tools.allowlist,
+        bundle.policy,
+        SUPPORT_TOOLS.specs,
+        detect=pii_kinds,
+    )
 
 
 def decide(gate: Gate, tool: str, **arguments: Any) -> Any:
@@ -90,9 +97,10 @@ class TestFailClosed:
 
     def test_tool_outside_the_allowlist(self) -> None:
         bundle = build_bundle(
-            [("p", '@id("all") permit(principal, action, resource);')], cedar_schema(SUPPORT_TOOLS)
+            [("p", '@id("all") permit(principal, action, resource);')],
+            cedar_schema(SUPPORT_TOOLS.specs.values()),
         )
-        narrow = Gate("a", ["crm.read_ticket"], bundle, SUPPORT_TOOLS)
+        narrow = Gate("a", ["crm.read_ticket"], bundle, SUPPORT_TOOLS.specs, detect=pii_kinds)
         decision = narrow.decide(ToolCallProposal(tool="users.delete_data", arguments={}), 1)
         assert decision.code == "not_in_allowlist"
 
@@ -104,9 +112,9 @@ class TestFailClosed:
                     '@id("reads") permit(principal, action == Action::"crm.read_ticket", resource);',
                 )
             ],
-            cedar_schema(SUPPORT_TOOLS),
+            cedar_schema(SUPPORT_TOOLS.specs.values()),
         )
-        narrow = Gate("a", ALL_TOOLS, bundle, SUPPORT_TOOLS)
+        narrow = Gate("a", ALL_TOOLS, bundle, SUPPORT_TOOLS.specs, detect=pii_kinds)
         decision = narrow.decide(
             ToolCallProposal(tool="orders.get_status", arguments={"order_id": "ORD-1"}), 1
         )
@@ -115,8 +123,8 @@ class TestFailClosed:
 
     def test_annotation_never_lowers_the_registered_tier(self) -> None:
         text = '@id("all") @approval("human") permit(principal, action, resource);'
-        bundle = build_bundle([("p", text)], cedar_schema(SUPPORT_TOOLS))
-        decision = Gate("a", ALL_TOOLS, bundle, SUPPORT_TOOLS).decide(
+        bundle = build_bundle([("p", text)], cedar_schema(SUPPORT_TOOLS.specs.values()))
+        decision = Gate("a", ALL_TOOLS, bundle, SUPPORT_TOOLS.specs, detect=pii_kinds).decide(
             ToolCallProposal(
                 tool="users.delete_data", arguments={"user_id": "U-1", "justification": "j"}
             ),
@@ -151,12 +159,12 @@ class TestOutputRules:
 
 
 def test_seed_config_with_cedar_engine_gates_calls() -> None:
-    text = (
-        PACKAGED_AGENTS.parent.parent.parent / "tests" / "data" / "seed_agent_config.yaml"
-    ).read_text()
+    text = (Path(__file__).parent / "data" / "seed_agent_config.yaml").read_text()
     config = parse_agent_yaml(text.replace('engine: "opa"', 'engine: "cedar"'), "seed")
-    bundle = compile_agent(config, PACKAGED_AGENTS / "seed.yaml", SUPPORT_TOOLS)
-    gate = Gate(config.name, config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    bundle = compile_agent(config, PACKAGED_AGENTS / "seed.yaml", SUPPORT_TOOLS.specs)
+    gate = Gate(
+        config.name, config.tools.allowlist, bundle.policy, SUPPORT_TOOLS.specs, detect=pii_kinds
+    )
     assert refund(gate, "20").verdict == Verdict.ALLOW
     assert refund(gate, "60").verdict == Verdict.NEEDS_APPROVAL
     assert (

@@ -9,16 +9,23 @@ from typing import Any
 import pytest
 
 from tiergate.config import load_agent
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import Decision, Gate, ToolCallProposal, Verdict
+from tiergate.core import Decision, Gate, ToolCallProposal, Verdict
+from tiergate.demo import SUPPORT_TOOLS
+from tiergate.observe import pii_kinds
 
 REFUND_ARGS = {"order_id": "ORD-5001", "amount_usd": "10", "reason_code": "damaged"}
 
 
 @pytest.fixture(scope="module")
 def gate() -> Gate:
-    bundle = load_agent("support_refund_agent", None, SUPPORT_TOOLS)
-    return Gate(bundle.config.name, bundle.config.tools.allowlist, bundle.policy, SUPPORT_TOOLS)
+    bundle = load_agent("support_refund_agent", None, SUPPORT_TOOLS.specs)
+    return Gate(
+        bundle.config.name,
+        bundle.config.tools.allowlist,
+        bundle.policy,
+        SUPPORT_TOOLS.specs,
+        detect=pii_kinds,
+    )
 
 
 def decide(gate: Gate, tool: str, **arguments: Any) -> Decision:

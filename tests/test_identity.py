@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.identity import BackendGuard, CredentialBroker, CredentialRefused
+from tiergate.activities import BackendGuard, CredentialBroker
+from tiergate.errors import CredentialRefusedError
 
 RUN, STEP, TOOL, SCOPE = "run-1", 3, "payments.issue_refund", "write:payments.issue_refund"
 
@@ -36,7 +37,7 @@ def test_a_credential_replayed_elsewhere_is_refused(
 ) -> None:
     broker = CredentialBroker.ephemeral()
     token = broker.mint("a", RUN, STEP, TOOL, [SCOPE])
-    with pytest.raises(CredentialRefused, match=f"credential refused: {why}"):
+    with pytest.raises(CredentialRefusedError, match=f"credential refused: {why}"):
         BackendGuard(broker.verifier()).admit(token, tool, run, step, scope)
 
 
@@ -44,16 +45,16 @@ def test_an_expired_forged_or_tampered_credential_is_refused() -> None:
     broker = CredentialBroker.ephemeral()
     verifier = broker.verifier()
     old = broker.mint("a", RUN, STEP, TOOL, [SCOPE], now=time.time() - 301)
-    with pytest.raises(CredentialRefused, match="it has expired"):
+    with pytest.raises(CredentialRefusedError, match="it has expired"):
         verifier.verify(old, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
     forged = CredentialBroker.ephemeral().mint("a", RUN, STEP, TOOL, [SCOPE])
-    with pytest.raises(CredentialRefused, match="not a valid tiergate credential"):
+    with pytest.raises(CredentialRefusedError, match="not a valid tiergate credential"):
         verifier.verify(forged, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
     _body, signature = broker.mint(
         "a", RUN, STEP, "crm.read_ticket", ["read:crm.read_ticket"]
     ).split(".")
     swapped = f"{broker.mint('a', RUN, STEP, TOOL, [SCOPE]).split('.')[0]}.{signature}"
-    with pytest.raises(CredentialRefused, match="not a valid tiergate credential"):
+    with pytest.raises(CredentialRefusedError, match="not a valid tiergate credential"):
         verifier.verify(swapped, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
 
 

@@ -11,12 +11,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from tests.conftest import Harness, call, final, scripted
 from tests.test_cli import tiergate
-from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
-from tiergate.history import decode, read_history
+from tiergate.core import ApprovalDecision, RunInput, RunStatus, RunSummary
+from tiergate.forensics import decode, read_history
 from tiergate.rollout import RolloutError, start_run
-from tiergate.shared import RunInput
-from tiergate.workflows import RunStatus, RunSummary
 
 REFUND_400 = call(
     "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"

@@ -6,12 +6,15 @@ import json
 
 from tests.conftest import Harness, call, final, scripted
 from tests.test_kill_switch import cli
-from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
-from tiergate.forensics import build_timeline, fetch_run_chain, replay_one
-from tiergate.history import read_history, ungated_tool_calls
-from tiergate.shared import CONTROL_SIGNAL, ControlCommand
-from tiergate.workflows import Outcome
+from tiergate.core import CONTROL_SIGNAL, ApprovalDecision, ControlCommand, Outcome
+from tiergate.forensics import (
+    build_timeline,
+    fetch_run_chain,
+    read_history,
+    replay_one,
+    ungated_tool_calls,
+)
 from tiergate.workflows._carry import CONTINUE_AS_NEW_EVENTS, should_continue
 
 READS = [call("crm.read_ticket", ticket_id=f"T-100{n}") for n in range(1, 9)] + [

@@ -9,9 +9,8 @@ import pytest
 from tests.conftest import Harness
 from tests.fake_openai import Reply, completion, serve, tool_call
 from tiergate.activities._openai import parse_completion, to_messages
-from tiergate.shared import TranscriptEntry
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import Outcome
+from tiergate.core import Outcome, TranscriptEntry
+from tiergate.demo import SUPPORT_TOOLS
 
 
 def openai(base_url: str, **extra: Any) -> dict[str, Any]:
@@ -36,7 +35,7 @@ class TestProtocol:
             "payments__issue_refund",
             {"order_id": "ORD-1", "amount_usd": "5", "reason_code": "damaged", "reason": "asked"},
         )
-        output = parse_completion(reply.body, list(SUPPORT_TOOLS))
+        output = parse_completion(reply.body, list(SUPPORT_TOOLS.specs.values()))
         assert output.raw == {
             "kind": "tool_call",
             "tool": "payments.issue_refund",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiergate.pii import luhn_valid, pii_kinds
-from tiergate.redaction import DEFAULT_REDACTOR
+from tiergate.observe import DEFAULT_REDACTOR, luhn_valid, pii_kinds
 
 
 @pytest.mark.parametrize(

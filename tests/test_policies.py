@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS
 from tiergate.errors import PolicyError
 from tiergate.policies import build_bundle, cedar_schema, split_statements
 from tiergate.settings import Settings
-from tiergate.tools import SUPPORT_TOOLS
 from tiergate.worker import build_worker
 
-SCHEMA = cedar_schema(SUPPORT_TOOLS)
+SCHEMA = cedar_schema(SUPPORT_TOOLS.specs.values())
 GOOD = '@id("a")\npermit(principal, action == Action::"crm.read_ticket", resource);\n'
 
 
@@ -76,7 +76,7 @@ async def test_worker_refuses_to_start_on_a_bad_policy(
     )
     settings = Settings(home=tmp_path, agents_dir=tmp_path / "agents")
     with pytest.raises(PolicyError) as error:
-        build_worker(env.client, settings)
+        build_worker(env.client, settings, SUPPORT_TOOLKIT)
     assert error.value.file is not None
     assert error.value.file.endswith("bad.cedar")
     assert error.value.line == 4

@@ -12,11 +12,18 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiergate.config import Budgets
-from tiergate.policies import APPROVAL_LEVELS, build_bundle, cedar_schema
-from tiergate.shared import TokenUsage
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import BudgetLedger, Gate, ToolCallProposal, Verdict
+from tiergate.core import (
+    APPROVAL_LEVELS,
+    BudgetLedger,
+    Budgets,
+    Gate,
+    TokenUsage,
+    ToolCallProposal,
+    Verdict,
+)
+from tiergate.demo import SUPPORT_TOOLS
+from tiergate.observe import pii_kinds
+from tiergate.policies import build_bundle, cedar_schema
 
 REFUND = SUPPORT_TOOLS.specs["payments.issue_refund"]
 
@@ -70,8 +77,8 @@ def test_the_gate_allows_only_with_a_matching_permit_and_no_matching_forbid(
     policy: list[Rule], amount: Decimal
 ) -> None:
     text = "\n".join(r.cedar() for r in policy) or "// no policies"
-    bundle = build_bundle([("generated", text)], cedar_schema(SUPPORT_TOOLS))
-    gate = Gate("prop", [REFUND.name], bundle, SUPPORT_TOOLS)
+    bundle = build_bundle([("generated", text)], cedar_schema(SUPPORT_TOOLS.specs.values()))
+    gate = Gate("prop", [REFUND.name], bundle, SUPPORT_TOOLS.specs, detect=pii_kinds)
     proposal = ToolCallProposal(
         tool=REFUND.name,
         arguments={"order_id": "ORD-1", "amount_usd": str(amount), "reason_code": "damaged"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiergate.workflows import (
+from tiergate.core import (
     EscalateProposal,
     FinalAnswerProposal,
     InvalidProposal,

@@ -7,8 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tiergate.pii import pii_kinds
-from tiergate.redaction import RedactionConfig, Redactor
+from tiergate.observe import RedactionConfig, Redactor, pii_kinds
 
 CARD = "4111 1111 1111 1111"
 

@@ -12,7 +12,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.conftest import Harness
-from tiergate.shared import WORKFLOW_NAME
+from tiergate.core import WORKFLOW_NAME
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -31,7 +31,7 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_the_recorded_demo_histories_are_there() -> None:
-    assert len(HISTORIES) == 24  # the 8 demo runs in each of record formats 1, 2 and 3
+    assert len(HISTORIES) == 8  # the 8 demo runs
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -59,31 +59,20 @@ async def test_a_changed_workflow_does_not_replay() -> None:
         await replayer(_ChangedWorkflow).replay_workflow(load(HISTORIES[0]))
 
 
-def test_each_record_format_is_among_the_recorded_histories() -> None:
-    """Format 1 marks every change; format 2 asks a patch marker; format 3 pins itself in the
-    input and keeps each allow in its tool's scheduled event, with no mark before it."""
+def test_the_recorded_histories_keep_each_allow_in_its_tool_event() -> None:
+    """One record format: the run's versions in its memo, no patch marker, and every tool
+    call's allow in its own scheduled event, so no mark precedes a call."""
     from temporalio.api.enums.v1 import EventType
 
-    from tiergate.history import decode, ungated_tool_calls
-    from tiergate.shared import RECORD_FORMAT_FIELD
+    from tiergate.forensics import ungated_tool_calls
 
-    for batch, pinned, patched in (
-        ("recorded", False, False),
-        ("format2", False, True),
-        ("format3", True, False),
-    ):
-        history = load(Path(__file__).parent / "histories" / f"demo-T-1001-{batch}.json")
-        kinds = [e.event_type for e in history.events]
-        started = history.events[0].workflow_execution_started_event_attributes
-        assert (RECORD_FORMAT_FIELD in decode(started.input.payloads[0])) is pinned, batch
-        assert (EventType.EVENT_TYPE_MARKER_RECORDED in kinds) is patched, batch
-        assert ungated_tool_calls(history) == [], batch
-        marks = kinds.count(EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
-        tools = sum(
-            e.activity_task_scheduled_event_attributes.activity_type.name.startswith("tool__")
-            for e in history.events
-        )
-        assert tools == 4, batch
-        # 1: versions, a mark when decided and when done per step, the closing memo.
-        # 2: versions and one mark per tool call. 3: the versions memo alone.
-        assert marks == {"recorded": 11, "format2": 5, "format3": 1}[batch], (batch, marks)
+    history = load(Path(__file__).parent / "histories" / "demo-T-1001-recorded.json")
+    kinds = [e.event_type for e in history.events]
+    assert EventType.EVENT_TYPE_MARKER_RECORDED not in kinds
+    assert ungated_tool_calls(history) == []
+    tools = sum(
+        e.activity_task_scheduled_event_attributes.activity_type.name.startswith("tool__")
+        for e in history.events
+    )
+    assert tools == 4
+    assert kinds.count(EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED) == 1

@@ -16,16 +16,15 @@ import pytest
 import pytest_asyncio
 
 from tests.test_cli import tiergate
-from tiergate.activities import SupportStore
-from tiergate.approvals.client import NotWaitingError, pending_of
-from tiergate.cli._demo import register_demo_approvers, run_scenarios
+from tiergate.approvals.client import pending_of
 from tiergate.cli._report import parse_since
-from tiergate.devserver import DevServer, start_dev_server
+from tiergate.cluster import DevServer, start_dev_server
+from tiergate.core import WORKFLOW_NAME, Outcome, RunInput, RunSummary, Verdict
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore, register_demo_approvers, run_scenarios
+from tiergate.errors import NotWaitingError
 from tiergate.report import Report, percentile, render_html
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
 from tiergate.worker import build_worker
-from tiergate.workflows import Outcome, RunSummary, Verdict
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -69,7 +68,7 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet
     task_queue = f"report-{uuid.uuid4().hex[:6]}"
     SupportStore(settings.support_store).seed_demo()
     registry = register_demo_approvers(settings)
-    async with build_worker(client, settings, task_queue=task_queue):
+    async with build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=task_queue):
         summaries = await run_scenarios(client, task_queue, registry)
         waiting = await client.start_workflow(
             WORKFLOW_NAME,

@@ -11,8 +11,9 @@ from typing import Any
 from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tiergate.config import PACKAGED_AGENTS
+from tiergate.core import RunInput
 from tiergate.rollout import Criteria, Rollout, VersionFigures, judge, route, start_run
-from tiergate.shared import AGENT_VERSION_ATTRIBUTE, RunInput
+from tiergate.workflows import AGENT_VERSION_ATTRIBUTE
 
 AGENT = "support_refund_agent"
 

@@ -10,8 +10,8 @@ from typing import Any
 from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tiergate.config import PACKAGED_AGENTS, PACKAGED_POLICIES
-from tiergate.history import read_history
-from tiergate.workflows import Outcome
+from tiergate.core import Outcome
+from tiergate.forensics import read_history
 
 STRICT = """
 @id("refund_strict_cap")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tiergate.activities import SupportStore
+from tiergate.demo import SupportStore
 from tiergate.errors import ToolBackendError
 
 

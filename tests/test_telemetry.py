@@ -16,10 +16,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from tests.conftest import Captured, Harness, call, final, scripted
 from tiergate.activities import ContentStore, read_exchanges
-from tiergate.approvals import ApprovalDecision
 from tiergate.approvals.client import decide
-from tiergate.config import REQUIRED_LOG_FIELDS
-from tiergate.workflows import Outcome, RunSummary
+from tiergate.core import REQUIRED_LOG_FIELDS, ApprovalDecision, Outcome, RunSummary
 
 CARD_FORMS = ("4111 1111 1111 1111", "4111111111111111", "4111-1111-1111-1111")
 COMMON = (

@@ -15,11 +15,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import Captured
+from tiergate.cluster import free_port
 from tiergate.config import parse_agent_yaml
-from tiergate.devserver import free_port
 from tiergate.errors import ConfigError
-from tiergate.redaction import Redactor
-from tiergate.telemetry import JsonlSpanExporter, SafeSpanExporter, exporter_choice
+from tiergate.observe import JsonlSpanExporter, Redactor, SafeSpanExporter, exporter_choice
 
 
 @pytest.mark.parametrize(
@@ -185,7 +184,7 @@ def test_both_otlp_protocols_build_exporters(tmp_path: Path) -> None:
         OTLPSpanExporter as GrpcSpanExporter,
     )
 
-    from tiergate.telemetry._setup import _metric_exporter, _span_exporter
+    from tiergate.observe._setup import _metric_exporter, _span_exporter
 
     grpc_env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1",

@@ -7,7 +7,7 @@ from typing import Any
 
 from tiergate.activities import ContentStore
 from tiergate.activities._content import Transcript
-from tiergate.shared import TranscriptEntry
+from tiergate.core import TranscriptEntry
 
 
 class CountingStore(ContentStore):

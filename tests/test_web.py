@@ -19,9 +19,9 @@ from tests.conftest import Harness, call, final, scripted
 from tests.test_cli import TIERGATE
 from tiergate.approvals._credentials import Credentials
 from tiergate.approvals.client import pending_of
-from tiergate.devserver import free_port
+from tiergate.cluster import free_port
+from tiergate.core import Outcome, RunSummary
 from tiergate.web import WebContext, WebServer, build_app
-from tiergate.workflows import Outcome, RunSummary
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"

@@ -7,14 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.history import read_history, ungated_tool_calls
-from tiergate.shared import WORKFLOW_NAME
+from tiergate.core import WORKFLOW_NAME, Outcome, Verdict
+from tiergate.demo import SUPPORT_TOOLKIT
+from tiergate.forensics import read_history, ungated_tool_calls
 from tiergate.worker import build_worker
-from tiergate.workflows import Outcome, Verdict
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -101,18 +101,21 @@ class TestInvariantNoToolWithoutAllow:
         assert len(problems) == 1
         assert "payments.issue_refund step 3 ran under policy 'sha256:other-policy'" in problems[0]
 
-    def test_the_checker_reads_the_marks_of_runs_before_format_three(self) -> None:
-        """A recorded run of format 1/2 keeps its allows in step marks: forge one away."""
-        path = HISTORIES / "demo-T-1001-recorded.json"
-        history = WorkflowHistory.from_json(path.stem, path.read_text())
-        assert ungated_tool_calls(history) == []
-        from tiergate.workflows import STEP_MEMO
-
+    async def test_the_checker_catches_a_call_whose_event_shows_no_allow(
+        self, harness: Harness
+    ) -> None:
+        """The allow rides in the tool's scheduled event: one that says something else fails."""
+        summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1001"})
+        history = await harness.history(summary.workflow_id)
         for event in history.events:
-            fields = event.workflow_properties_modified_event_attributes.upserted_memo.fields
-            if STEP_MEMO in fields:
-                del fields[STEP_MEMO]
-        assert ungated_tool_calls(history)
+            payloads = event.activity_task_scheduled_event_attributes.input.payloads
+            if payloads and b"payments.issue_refund" in payloads[0].data:
+                payloads[0].data = payloads[0].data.replace(
+                    b'"code":"allowed"', b'"code":"approval_required"'
+                )
+        problems = ungated_tool_calls(history)
+        assert len(problems) == 1
+        assert "payments.issue_refund step 3 ran without an allow" in problems[0]
 
 
 class TestBadModelOutput:
@@ -298,7 +301,7 @@ class TestFailClosed:
 
         workflow_id = f"bad-{uuid.uuid4()}"
         async with build_worker(
-            harness.env.client, harness.settings, task_queue=harness.task_queue
+            harness.env.client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
         ):
             with pytest.raises(WorkflowFailureError) as failure:
                 await harness.env.client.execute_workflow(
@@ -407,9 +410,11 @@ async def test_model_input_does_not_grow_with_the_conversation(harness: Harness)
 
 async def test_status_query_reports_the_final_state(harness: Harness) -> None:
     summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1007"})
-    from tiergate.workflows import RunStatus
+    from tiergate.core import RunStatus
 
-    async with build_worker(harness.env.client, harness.settings, task_queue=harness.task_queue):
+    async with build_worker(
+        harness.env.client, harness.settings, SUPPORT_TOOLKIT, task_queue=harness.task_queue
+    ):
         status = await harness.env.client.get_workflow_handle(summary.workflow_id).query(
             "status", result_type=RunStatus
         )

@@ -59,13 +59,78 @@ class RunInputError(TiergateError):
     """A run's input failed its schema; the run fails closed before any model call."""
 
 
-class ModelProviderError(TiergateError):
-    """A model provider answered with something other than a usable response."""
-
-
 class ToolBackendError(TiergateError):
     """A tool backend refused or failed a call; the step records it and no effect is assumed."""
 
 
+class CapReachedError(ToolBackendError):
+    """A cap's window is used up: the call did nothing. ``cap`` names the cap."""
+
+    def __init__(self, cap: str, message: str) -> None:
+        super().__init__(message, fix=f"wait for the next window of cap {cap}, or raise it")
+        self.cap = cap
+
+
+class CredentialRefusedError(ToolBackendError):
+    """A tool backend refused a credential: names why (audience, run, step, expiry...)."""
+
+
 class PayloadTooLargeError(TiergateError):
     """Data entering the run exceeds a size limit Temporal or tiergate enforces."""
+
+
+class HistoryError(TiergateError):
+    """A history that cannot be read as a tiergate run: names the source and what is wrong."""
+
+
+class ApproverError(TiergateError):
+    """An approver cannot be added, found or used."""
+
+
+class ApprovalRefusedError(TiergateError):
+    """The run refused an answer; ``code`` says why (e.g. ``not_authorized``)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"{code}: {reason}")
+
+
+class NotWaitingError(TiergateError):
+    """The run has no pending approval (it finished, moved on, or does not exist)."""
+
+
+class ReviewError(TiergateError):
+    """A review cannot be found or recorded."""
+
+
+class RolloutError(TiergateError):
+    """A rollout command that cannot apply (no candidate, unknown agent, bad share)."""
+
+
+class EvalError(TiergateError):
+    """A suite that cannot run as written: names the file, the case and the field."""
+
+    def __init__(
+        self, message: str, *, file: str, case: str | None = None, field: str | None = None
+    ) -> None:
+        where = ", ".join(
+            p for p in (f"suite {file}", case and f"case {case}", field and f"field {field}") if p
+        )
+        super().__init__(f"{where}: {message}")
+
+
+#: Failure types that say the request itself is wrong, so no retry could go differently.
+#: Every activity's retry policy lists them (`tiergate.workflows` retry table), so each is
+#: one attempt in the history, not a retry budget spent on the same refusal.
+NON_RETRYABLE_ERRORS = [
+    "ConfigError",
+    "PolicyError",
+    "RunInputError",
+    "PayloadTooLargeError",
+    "ToolRegistrationError",
+    "AgentPaused",
+    "ProviderRefused",
+    "InvalidToolArguments",
+    "UngatedToolCall",
+]

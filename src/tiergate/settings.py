@@ -20,8 +20,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from tiergate.redaction import RedactionConfig
-from tiergate.shared import TASK_QUEUE
+from tiergate.core import TASK_QUEUE
+from tiergate.observe import RedactionConfig
 
 
 class Settings(BaseSettings):

@@ -7,119 +7,104 @@ failing runs later.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
 from tiergate.activities import (
     AgentActivities,
     ApprovalActivities,
     ContentStore,
+    CredentialBroker,
     ModelActivities,
+    Provider,
+    ReRunActivities,
     ReviewStore,
-    SupportStore,
-    ToolActivities,
+    ToolBackend,
+    ToolRunner,
 )
-from tiergate.codec import data_converter
+from tiergate.cluster import connect, ensure_search_attributes
 from tiergate.config import load_all_agents
-from tiergate.controls import Controls
-from tiergate.errors import ConfigError
-from tiergate.identity import CredentialBroker
-from tiergate.redaction import Redactor
+from tiergate.control import Controls
+from tiergate.core import ModelSpec, ToolSpec
+from tiergate.observe import Redactor
+from tiergate.observe import plugins as telemetry_plugins
 from tiergate.settings import Settings
-from tiergate.telemetry import plugins as telemetry_plugins
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.visibility import ensure_search_attributes
+from tiergate.tools import ToolRegistry
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 _log = structlog.get_logger("tiergate.worker")
 
 
-def _tls(settings: Settings) -> TLSConfig | bool:
-    if not settings.uses_tls:
-        return False
-    files = (settings.temporal_tls_ca, settings.temporal_tls_cert, settings.temporal_tls_key)
-    if not any(files) and settings.temporal_tls_server_name is None:
-        return True
-    ca, cert, key = (path.read_bytes() if path else None for path in files)
-    return TLSConfig(
-        server_root_ca_cert=ca,
-        domain=settings.temporal_tls_server_name,
-        client_cert=cert,
-        client_private_key=key,
+@dataclass(frozen=True)
+class Toolkit:
+    """What a worker serves besides tiergate's own activities.
+
+    Attributes:
+        tools: The tools it runs; their specs are pinned into every run it loads.
+        backend: Where those tools take effect, made from the worker's settings.
+        providers: Model providers it adds, by name, to ``scripted`` and ``openai``.
+    """
+
+    tools: ToolRegistry
+    backend: Callable[[Settings], ToolBackend]
+    providers: Mapping[str, Callable[[ModelSpec], Provider]] = field(default_factory=dict)
+
+
+def model_activities(
+    settings: Settings,
+    content: ContentStore,
+    tools: Mapping[str, ToolSpec],
+    providers: Mapping[str, Callable[[ModelSpec], Provider]],
+) -> ModelActivities:
+    return ModelActivities(
+        content, tools, redactor=Redactor(settings.redaction), providers=providers
     )
 
 
-async def connect(settings: Settings, attempts: int | None = None) -> Client:
-    """A client for ``settings`` (TLS, API key, codec); retries with backoff, saying where.
-
-    ``attempts`` 0 retries for ever (the worker); the default is ``settings.connect_attempts``.
-    """
-    attempts = settings.connect_attempts if attempts is None else attempts
-    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    delay = 0.5
-    for attempt in itertools.count(1):
-        try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.namespace,
-                data_converter=data_converter(settings),
-                plugins=telemetry_plugins(),
-                tls=_tls(settings),
-                api_key=api_key,
-            )
-        except RuntimeError as error:
-            where = f"Temporal at {settings.temporal_address} (namespace {settings.namespace})"
-            if attempts and attempt >= attempts:
-                raise ConfigError(
-                    f"cannot reach {where} after {attempt} attempts: {error}",
-                    fix="check TIERGATE_TEMPORAL_ADDRESS, TLS and API-key settings "
-                    "(`tiergate config show`)",
-                ) from None
-            _log.warning("temporal_unreachable", where=where, attempt=attempt, retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-    raise AssertionError("unreachable")
-
-
-def build_activities(settings: Settings) -> list[Callable[..., Any]]:
+def build_activities(settings: Settings, toolkit: Toolkit) -> list[Callable[..., Any]]:
+    """Every activity a run needs, for a worker serving ``toolkit``."""
     content = ContentStore(settings.content_dir)
-    store = SupportStore(settings.support_store)
-    models = ModelActivities(content, SUPPORT_TOOLS, redactor=Redactor(settings.redaction))
+    specs = toolkit.tools.specs
+    models = model_activities(settings, content, specs, toolkit.providers)
     approvals = ApprovalActivities(
         settings.home, settings.notify_url, ReviewStore(settings.reviews_path)
+    )
+    runner = ToolRunner(
+        toolkit.tools,
+        toolkit.backend(settings),
+        content,
+        CredentialBroker.from_home(settings.home),
     )
     return [
         approvals.snapshot,
         approvals.status,
         approvals.notify_overdue,
         approvals.enqueue_review,
-        AgentActivities(settings.agents_dir, SUPPORT_TOOLS, Controls(settings.home)).load,
+        AgentActivities(settings.agents_dir, specs, Controls(settings.home)).load,
         models.propose,
         models.classify,
-        *ToolActivities(
-            store, content, SUPPORT_TOOLS, CredentialBroker.from_home(settings.home)
-        ).activities(),
+        *runner.activities(),
     ]
 
 
 def build_worker(
     client: Client,
     settings: Settings,
+    toolkit: Toolkit,
     *,
     task_queue: str | None = None,
     activities: list[Callable[..., Any]] | None = None,
 ) -> Worker:
-    """A worker for ``settings``; checks every agent config and policy first."""
-    load_all_agents(settings.agents_dir, SUPPORT_TOOLS)
+    """A worker for ``settings`` serving ``toolkit``; checks every agent config and policy
+    against its tools first, so a bad one refuses the worker instead of failing runs."""
+    load_all_agents(settings.agents_dir, toolkit.tools.specs)
     # Temporal's OpenTelemetry plugin, unless the client already brings it.
     on_client = {type(p) for p in client.config()["plugins"]}
     plugins = [p for p in telemetry_plugins() if type(p) not in on_client]
@@ -130,7 +115,7 @@ def build_worker(
         workflow_runner=workflow_runner(strict=settings.strict_sandbox),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
-        activities=activities if activities is not None else build_activities(settings),
+        activities=activities if activities is not None else build_activities(settings, toolkit),
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
         plugins=plugins,
@@ -141,16 +126,17 @@ def edge_worker(
     client: Client,
     settings: Settings,
     task_queue: str,
-    edges: list[Callable[..., Any]],
+    reruns: ReRunActivities,
+    providers: Mapping[str, Callable[[ModelSpec], Provider]],
     *,
     content: ContentStore,
     approvals_home: Path,
     reviews_path: Path,
     max_workers: int = 8,
 ) -> Worker:
-    """A private worker whose agent loading and tools are ``edges`` (evals, shadow re-runs):
-    real models and approval activities, no notifications."""
-    models = ModelActivities(content, SUPPORT_TOOLS, redactor=Redactor(settings.redaction))
+    """A private worker for re-runs (evals, shadows): each run's bundle and tool answers
+    come from ``reruns``; models and approvals are real, notifications go nowhere."""
+    models = model_activities(settings, content, reruns.specs, providers)
     approvals = ApprovalActivities(approvals_home, None, ReviewStore(reviews_path))
     return Worker(
         client,
@@ -159,7 +145,7 @@ def edge_worker(
         workflow_runner=workflow_runner(strict=settings.strict_sandbox),
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         activities=[
-            *edges,
+            *reruns.activities(),
             models.propose,
             models.classify,
             approvals.snapshot,
@@ -172,7 +158,7 @@ def edge_worker(
     )
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, toolkit: Toolkit) -> None:
     client = await connect(settings, attempts=0)
     await ensure_search_attributes(client, settings.namespace)
-    await build_worker(client, settings).run()
+    await build_worker(client, settings, toolkit).run()

@@ -38,19 +38,20 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from tests.chaos._server import ServerProcess
-from tiergate.activities import SupportStore
-from tiergate.approvals import ApprovalDecision, ApproverRegistry, sign
-from tiergate.approvals.audit import audit_approvals
-from tiergate.approvals.client import (
-    ApprovalRefusedError,
-    NotWaitingError,
-    build_request,
-    list_pending,
-    submit,
+from tiergate.approvals import ApproverRegistry, sign
+from tiergate.approvals.client import build_request, list_pending, submit
+from tiergate.core import (
+    WORKFLOW_NAME,
+    ApprovalDecision,
+    Outcome,
+    RunInput,
+    RunSummary,
+    ToolCallInput,
+    tool_activity_name,
 )
-from tiergate.history import decode, ungated_tool_calls
-from tiergate.shared import WORKFLOW_NAME, RunInput, ToolCallInput, tool_activity_name
-from tiergate.workflows import Outcome, RunSummary
+from tiergate.demo import SupportStore
+from tiergate.errors import ApprovalRefusedError, NotWaitingError
+from tiergate.forensics import audit_approvals, decode, ungated_tool_calls
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = [

@@ -15,8 +15,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tiergate.devserver import dynamic_config_args, free_port, temporal_cli
-from tiergate.visibility import ensure_search_attributes
+from tiergate.cluster import dynamic_config_args, ensure_search_attributes, free_port, temporal_cli
 
 
 class ServerProcess:

@@ -29,9 +29,11 @@ from typing import Any
 
 from temporalio import activity
 
+from tiergate.cluster import connect
+from tiergate.core import PROPOSE_ACTIVITY, tool_activity_name
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.settings import Settings
-from tiergate.shared import PROPOSE_ACTIVITY, tool_activity_name
-from tiergate.worker import build_activities, build_worker, connect
+from tiergate.worker import build_activities, build_worker
 
 POINTS = ("model", "tool", "effect")
 
@@ -74,7 +76,7 @@ def with_faults(fn: Callable[..., Any], faults: FaultPoints, before: str, after:
 
 def fault_activities(settings: Settings, faults: FaultPoints) -> list[Any]:
     wrapped = []
-    for fn in build_activities(settings):
+    for fn in build_activities(settings, SUPPORT_TOOLKIT):
         name = getattr(fn, "__temporal_activity_definition").name
         if name == PROPOSE_ACTIVITY:
             wrapped.append(with_faults(fn, faults, "", "model"))
@@ -90,7 +92,11 @@ async def main(address: str, task_queue: str, home: str, folder: str, probabilit
     faults = FaultPoints(Path(folder), float(probability))
     client = await connect(settings)
     worker = build_worker(
-        client, settings, task_queue=task_queue, activities=fault_activities(settings, faults)
+        client,
+        settings,
+        SUPPORT_TOOLKIT,
+        task_queue=task_queue,
+        activities=fault_activities(settings, faults),
     )
     print("worker ready", flush=True)
     await worker.run()

@@ -18,10 +18,9 @@ from tests.chaos.test_provider_faults import scheduled_tools
 from tests.conftest import Harness, call, final, scripted
 from tests.fake_openai import completion, serve
 from tests.test_openai_provider import openai, priced_agent
+from tiergate.core import MAX_PREVIEW_CHARS, MAX_RUN_INPUT_BYTES, Outcome, RunInput
 from tiergate.errors import PayloadTooLargeError
 from tiergate.rollout import start_run
-from tiergate.shared import MAX_PREVIEW_CHARS, MAX_RUN_INPUT_BYTES, RunInput
-from tiergate.workflows import Outcome
 
 FOUR_MB = 4 * 1024 * 1024
 

@@ -16,9 +16,8 @@ from temporalio.api.enums.v1 import EventType
 from tests.conftest import Harness
 from tests.fake_openai import Reply, completion, serve, tool_call
 from tests.test_openai_provider import openai, priced_agent
-from tiergate.history import decode
-from tiergate.shared import ToolCallInput, tool_activity_name
-from tiergate.workflows import Outcome, RunSummary
+from tiergate.core import Outcome, RunSummary, ToolCallInput, tool_activity_name
+from tiergate.forensics import decode
 
 
 async def scheduled_tools(h: Harness, summary: RunSummary) -> list[ToolCallInput]:

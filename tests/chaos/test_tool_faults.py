@@ -1,6 +1,6 @@
 """Drill 4: tool faults, on the real tool activities with faults injected around them.
 
-The real `ToolActivities.execute` runs against the real SQLite store; the wrapper only
+The real `ToolRunner.execute` runs against the real SQLite store; the wrapper only
 raises, or sleeps past the timeout, before or after it, as a flaky vendor would.
 """
 
@@ -14,13 +14,20 @@ import pytest
 from temporalio import activity
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.activities import ContentStore, SupportStore, ToolActivities
-from tiergate.approvals import ApprovalDecision
+from tiergate.activities import ContentStore, ToolRunner
 from tiergate.approvals.client import decide
-from tiergate.shared import ToolCallInput, ToolResult, tool_activity_name
-from tiergate.tools import SUPPORT_TOOLS, ToolKind, ToolSpec
+from tiergate.core import (
+    ApprovalDecision,
+    Outcome,
+    RunSummary,
+    ToolCallInput,
+    ToolKind,
+    ToolResult,
+    ToolSpec,
+    tool_activity_name,
+)
+from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS, SupportBackend, SupportStore
 from tiergate.worker import build_activities, build_worker
-from tiergate.workflows import Outcome, RunSummary
 from tiergate.workflows._retry import safe_to_retry, tool_retry
 
 #: (attempt, run the real tool) -> what the fault does; "before"/"after" raise around the
@@ -39,12 +46,13 @@ class FlakyTool:
     """The real tool activity for ``tool``, with ``fault(attempt)`` deciding what goes wrong."""
 
     def __init__(self, h: Harness, tool: str, fault: Fault, hang_seconds: float = 0) -> None:
-        self.tools = ToolActivities(
-            SupportStore(h.settings.support_store),
-            ContentStore(h.settings.content_dir),
+        self.tools = ToolRunner(
             SUPPORT_TOOLS,
+            SupportBackend(SupportStore(h.settings.support_store)),
+            ContentStore(h.settings.content_dir),
         )
-        self.spec = SUPPORT_TOOLS.specs[tool]
+        self.tool = SUPPORT_TOOLS.tools[tool]
+        self.spec = self.tool.spec
         self.fault, self.hang_seconds = fault, hang_seconds
         self.attempts: list[int] = []
 
@@ -56,7 +64,7 @@ class FlakyTool:
             what = self.fault(attempt)
             if what == "before":
                 raise ConnectionError(f"vendor unreachable (attempt {attempt})")
-            result = self.tools.execute(self.spec, request)
+            result = self.tools.execute(self.tool, request)
             if what == "after":
                 raise ConnectionResetError(f"response lost after the effect (attempt {attempt})")
             if what == "hang":
@@ -72,12 +80,13 @@ async def run_with(h: Harness, flaky: FlakyTool, *script: Any, **agent: Any) -> 
     replaced = tool_activity_name(flaky.spec.name)
     activities = [
         a
-        for a in build_activities(h.settings)
+        for a in build_activities(h.settings, SUPPORT_TOOLKIT)
         if getattr(a, "__temporal_activity_definition").name != replaced
     ]
     worker = build_worker(
         h.env.client,
         h.settings,
+        SUPPORT_TOOLKIT,
         task_queue=h.task_queue,
         activities=[*activities, flaky.activity()],
     )
@@ -91,7 +100,7 @@ async def run_with(h: Harness, flaky: FlakyTool, *script: Any, **agent: Any) -> 
         return await handle.result()
 
 
-@pytest.mark.parametrize("spec", list(SUPPORT_TOOLS), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", list(SUPPORT_TOOLS.specs.values()), ids=lambda s: s.name)
 def test_only_reads_and_writes_that_honor_the_key_are_retried(spec: ToolSpec) -> None:
     policy = tool_retry(spec, retries_left=4)
     if spec.kind is ToolKind.READ or spec.honors_idempotency_key:

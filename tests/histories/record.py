@@ -1,22 +1,21 @@
 """Record the demo's histories for the replay tests: `python -m tests.histories.record`.
 
-Files are named by workflow id, `demo-<ticket>-<batch>`: `recorded` holds record format 1,
-`format2` and `format3` the later formats (`TIERGATE_RECORD_BATCH=format3 python -m ...`).
-
-Re-record only on purpose: these files are what "yesterday's runs still replay" means.
+Files are named by workflow id, `demo-<ticket>-recorded` (replaying needs the id: approvals
+are signed for it). Re-record only on purpose: these files are what "yesterday's runs still
+replay" means, and a change that stops them replaying must come with a patch, not a new
+recording. They were last re-recorded when the project collapsed its record formats into
+one (the allow in each tool call's scheduled event).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import uuid
 from pathlib import Path
 
-from tiergate.activities import SupportStore
-from tiergate.cli._demo import register_demo_approvers, run_scenarios
-from tiergate.devserver import start_dev_server
+from tiergate.cluster import start_dev_server
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore, register_demo_approvers, run_scenarios
 from tiergate.settings import Settings
 from tiergate.worker import build_worker
 
@@ -30,12 +29,14 @@ async def main() -> None:
     registry = register_demo_approvers(settings)
     task_queue = f"record-{uuid.uuid4()}"
     try:
-        async with build_worker(server.env.client, settings, task_queue=task_queue):
+        async with build_worker(
+            server.env.client, settings, SUPPORT_TOOLKIT, task_queue=task_queue
+        ):
             summaries = await run_scenarios(
                 server.env.client,
                 task_queue,
                 registry,
-                batch=os.environ.get("TIERGATE_RECORD_BATCH", "recorded"),
+                batch="recorded",
             )
         for summary in summaries:
             history = await server.env.client.get_workflow_handle(

@@ -1,22 +1,83 @@
-"""Activities: everything that touches the outside world (models, tools, files)."""
+"""Activities: everything that touches the outside world (models, tools, agent loading, files)."""
 
-from tiergate.activities._agents import AgentActivities
-from tiergate.activities._approvals import ApprovalActivities
-from tiergate.activities._content import ContentStore, Transcript
-from tiergate.activities._model import ModelActivities, read_exchanges
-from tiergate.activities._reviews import ReviewError, ReviewStore
-from tiergate.activities._support_store import SupportStore
-from tiergate.activities._tools import ToolActivities
+from tiergate.activities._agents import (
+    AgentActivities,
+)
+from tiergate.activities._approvals import (
+    ApprovalActivities,
+)
+from tiergate.activities._content import (
+    ContentStore,
+    Transcript,
+)
+from tiergate.activities._identity import (
+    DEFAULT_TTL_SECONDS,
+    ISSUER,
+    BackendGuard,
+    Claims,
+    CredentialBroker,
+    CredentialVerifier,
+    principal,
+)
+from tiergate.activities._model import (
+    ModelActivities,
+    read_exchanges,
+)
+from tiergate.activities._openai import (
+    OpenAICompatibleProvider,
+    function_name,
+    parse_completion,
+    to_messages,
+)
+from tiergate.activities._providers import (
+    Provider,
+    ProviderOutput,
+    ScriptedProvider,
+    count_tokens,
+    prompt_tokens,
+    raw_tokens,
+)
+from tiergate.activities._reruns import (
+    Answer,
+    ReRunActivities,
+)
+from tiergate.activities._reviews import (
+    ReviewStore,
+)
+from tiergate.activities._tools import (
+    ToolBackend,
+    ToolRunner,
+    verified_arguments,
+)
 
 __all__ = [
+    "DEFAULT_TTL_SECONDS",
+    "ISSUER",
     "AgentActivities",
+    "Answer",
     "ApprovalActivities",
+    "BackendGuard",
+    "Claims",
     "ContentStore",
+    "CredentialBroker",
+    "CredentialVerifier",
     "ModelActivities",
-    "ReviewError",
+    "OpenAICompatibleProvider",
+    "Provider",
+    "ProviderOutput",
+    "ReRunActivities",
     "ReviewStore",
-    "SupportStore",
-    "ToolActivities",
+    "ScriptedProvider",
+    "ToolBackend",
+    "ToolRunner",
     "Transcript",
+    "count_tokens",
+    "function_name",
+    "parse_completion",
+    "principal",
+    "prompt_tokens",
+    "raw_tokens",
     "read_exchanges",
+    "to_messages",
+    "verified_arguments",
 ]

@@ -6,21 +6,24 @@ replay, even after the files on disk change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from tiergate.config import AgentBundle, load_agent
-from tiergate.controls import Controls
+from tiergate.config import load_agent
+from tiergate.control import Controls
+from tiergate.core import LOAD_AGENT_ACTIVITY, AgentBundle, LoadAgentInput, ToolSpec
 from tiergate.errors import TiergateError
-from tiergate.shared import LOAD_AGENT_ACTIVITY, LoadAgentInput
-from tiergate.tools import ToolRegistry
 
 
 class AgentActivities:
     def __init__(
-        self, agents_dir: Path | None, tools: ToolRegistry, controls: Controls | None = None
+        self,
+        agents_dir: Path | None,
+        tools: Mapping[str, ToolSpec],
+        controls: Controls | None = None,
     ) -> None:
         self.agents_dir = agents_dir
         self.tools = tools

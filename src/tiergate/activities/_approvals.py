@@ -9,8 +9,8 @@ import httpx
 from temporalio import activity
 
 from tiergate.activities._reviews import ReviewStore
-from tiergate.approvals import ApproverRegistry, RegistrySnapshot
-from tiergate.shared import (
+from tiergate.approvals import ApproverRegistry
+from tiergate.core import (
     APPROVER_STATUS_ACTIVITY,
     APPROVERS_SNAPSHOT_ACTIVITY,
     NOTIFY_OVERDUE_ACTIVITY,
@@ -20,6 +20,7 @@ from tiergate.shared import (
     NotifyResult,
     OverdueNotice,
     RegistryRequest,
+    RegistrySnapshot,
     ReviewEnqueued,
     ReviewItem,
 )

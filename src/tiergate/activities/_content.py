@@ -16,7 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from tiergate.shared import TranscriptEntry
+from tiergate.core import TranscriptEntry
 
 
 class ContentStore:

@@ -10,16 +10,17 @@ working memory and is kept as the model saw it (it is what a replay or a re-run 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from tiergate.activities._content import ContentStore, Transcript
 from tiergate.activities._openai import OpenAICompatibleProvider
-from tiergate.activities._providers import DemoProvider, Provider, ProviderOutput, ScriptedProvider
-from tiergate.redaction import Redactor
-from tiergate.shared import (
+from tiergate.activities._providers import Provider, ProviderOutput, ScriptedProvider
+from tiergate.core import (
     CLASSIFY_ACTIVITY,
     MAX_RAW_OUTPUT_CHARS,
     PROPOSE_ACTIVITY,
@@ -28,9 +29,10 @@ from tiergate.shared import (
     ModelResponse,
     ModelSpec,
     ProposeInput,
+    ToolSpec,
     TranscriptEntry,
 )
-from tiergate.tools import ToolRegistry
+from tiergate.observe import Redactor
 
 
 class ModelActivities:
@@ -39,9 +41,10 @@ class ModelActivities:
     def __init__(
         self,
         content: ContentStore,
-        tools: ToolRegistry,
+        tools: Mapping[str, ToolSpec],
         http: httpx.Client | None = None,
         redactor: Redactor | None = None,
+        providers: Mapping[str, Callable[[ModelSpec], Provider]] | None = None,
     ):
         self.content = content
         self.transcript = Transcript(content)
@@ -49,13 +52,22 @@ class ModelActivities:
         self.redactor = redactor or Redactor()
         # Retries off in the client: Temporal's retry policy owns them.
         self.http = http or httpx.Client(transport=httpx.HTTPTransport(retries=0))
+        # Providers a worker adds by name (the offline demo model is one).
+        self.providers = dict(providers or {})
 
     def provider(self, spec: ModelSpec) -> Provider:
         if spec.provider == "scripted":
             return ScriptedProvider(spec)
         if spec.provider == "openai":
             return OpenAICompatibleProvider(spec, self.http)
-        return DemoProvider(spec)
+        if (make := self.providers.get(spec.provider)) is not None:
+            return make(spec)
+        raise ApplicationError(
+            f"this worker has no model provider {spec.provider!r} "
+            f"(it has scripted, openai{''.join(', ' + p for p in sorted(self.providers))})",
+            type="ConfigError",
+            non_retryable=True,
+        )
 
     @activity.defn(name=PROPOSE_ACTIVITY)
     def propose(self, request: ProposeInput) -> ModelResponse:

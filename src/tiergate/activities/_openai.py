@@ -8,6 +8,7 @@ the model says, however malformed, is returned raw for the workflow to judge.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import replace
@@ -18,8 +19,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from tiergate.activities._providers import ProviderOutput
-from tiergate.shared import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, TranscriptEntry
-from tiergate.tools import ToolSpec
+from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
 
 _CONTROL_FUNCTIONS = [
     {
@@ -54,7 +54,7 @@ def function_name(tool: str) -> str:
 
 
 def _function(spec: ToolSpec) -> dict[str, Any]:
-    schema = spec.json_schema()
+    schema = copy.deepcopy(spec.arguments)
     schema.setdefault("properties", {})["reason"] = {
         "type": "string",
         "description": "Why this call is needed.",

@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tiergate.activities import _demo_model as demo
-from tiergate.shared import ModelSpec, TokenUsage, TranscriptEntry
-from tiergate.tools import ToolSpec
+from tiergate.core import ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
 
 
 @dataclass(frozen=True)
@@ -38,37 +36,17 @@ class Provider(Protocol):
     def classify(self, task: dict[str, Any]) -> ProviderOutput: ...
 
 
-def _prompt_tokens(entries: list[TranscriptEntry]) -> int:
-    return demo.count_tokens("".join(entry.content or "" for entry in entries))
+def count_tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer: about four characters per token."""
+    return max(1, len(text) // 4)
 
 
-def _raw_tokens(raw: dict[str, Any] | str) -> int:
-    return demo.count_tokens(raw if isinstance(raw, str) else json.dumps(raw))
+def prompt_tokens(entries: list[TranscriptEntry]) -> int:
+    return count_tokens("".join(entry.content or "" for entry in entries))
 
 
-class DemoProvider:
-    """The rule-based support model; tokens are counted at about four characters each."""
-
-    revision = "rules-1"
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
-
-    def propose(
-        self,
-        entries: list[TranscriptEntry],
-        tools: list[ToolSpec],
-        max_output_tokens: int,
-        step: int,
-    ) -> ProviderOutput:
-        raw = demo.propose(entries)
-        usage = TokenUsage(input_tokens=_prompt_tokens(entries), output_tokens=_raw_tokens(raw))
-        return ProviderOutput(raw, usage, f"{self.spec.model}@{self.revision}")
-
-    def classify(self, task: dict[str, Any]) -> ProviderOutput:
-        label = demo.classify(task)
-        usage = TokenUsage(input_tokens=demo.count_tokens(json.dumps(task)), output_tokens=2)
-        return ProviderOutput(label, usage, f"{self.spec.model}@{self.revision}")
+def raw_tokens(raw: dict[str, Any] | str) -> int:
+    return count_tokens(raw if isinstance(raw, str) else json.dumps(raw))
 
 
 class ScriptedProvider:
@@ -91,13 +69,13 @@ class ScriptedProvider:
                 f"{index + self.spec.script_start + 1}",
             }
             return ProviderOutput(
-                raw, TokenUsage(input_tokens=_prompt_tokens(entries)), self.spec.model
+                raw, TokenUsage(input_tokens=prompt_tokens(entries)), self.spec.model
             )
         item = self.script[index]
         if isinstance(item, dict) and "output" in item:
             usage = TokenUsage.model_validate(item.get("usage", {}))
             return ProviderOutput(item["output"], usage, str(item.get("model", self.spec.model)))
-        usage = TokenUsage(input_tokens=_prompt_tokens(entries), output_tokens=_raw_tokens(item))
+        usage = TokenUsage(input_tokens=prompt_tokens(entries), output_tokens=raw_tokens(item))
         return ProviderOutput(item, usage, self.spec.model)
 
     def propose(

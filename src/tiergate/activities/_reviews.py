@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tiergate.errors import TiergateError
-from tiergate.shared import ReviewItem
+from tiergate.core import ReviewItem
+from tiergate.errors import ReviewError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -19,10 +19,6 @@ CREATE TABLE IF NOT EXISTS reviews (
   agent TEXT NOT NULL, tool TEXT NOT NULL, item TEXT NOT NULL, created_at TEXT NOT NULL,
   verdict TEXT, reviewer TEXT, note TEXT, reviewed_at TEXT, UNIQUE (run_id, step));
 """
-
-
-class ReviewError(TiergateError):
-    """A review cannot be found or recorded."""
 
 
 class ReviewStore:

@@ -1,30 +1,23 @@
-"""Approvals: signed approver answers and the approver registry.
+"""Approvals from the approver's side: key pairs and signatures, the approver registry, web credentials."""
 
-This package's top level is pure (models, signing, the registry file) so workflows can import
-it; the client helpers the CLI and web page use live in `tiergate.approvals.client`.
-"""
-
-from tiergate.approvals._registry import Approver, ApproverError, ApproverRegistry, RegistrySnapshot
+from tiergate.approvals._credentials import (
+    MIN_PASSWORD,
+    Credentials,
+)
+from tiergate.approvals._registry import (
+    ApproverRegistry,
+)
 from tiergate.approvals._signing import (
-    ApprovalDecision,
-    ApprovalRequest,
     generate_key,
-    key_id,
     public_key_text,
     sign,
-    verify,
 )
 
 __all__ = [
-    "ApprovalDecision",
-    "ApprovalRequest",
-    "Approver",
-    "ApproverError",
+    "MIN_PASSWORD",
     "ApproverRegistry",
-    "RegistrySnapshot",
+    "Credentials",
     "generate_key",
-    "key_id",
     "public_key_text",
     "sign",
-    "verify",
 ]

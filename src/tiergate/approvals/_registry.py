@@ -7,7 +7,6 @@ the registry when it starts waiting, so its history alone can verify every appro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,56 +21,12 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_private_key,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
-from tiergate.approvals._signing import generate_key, key_id, public_key_text
-from tiergate.errors import TiergateError
+from tiergate.approvals._signing import generate_key, public_key_text
+from tiergate.core import Approver, RegistrySnapshot, key_id
+from tiergate.errors import ApproverError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
-
-
-class ApproverError(TiergateError):
-    """An approver cannot be added, found or used."""
-
-
-class Approver(BaseModel):
-    """One registered approver.
-
-    Attributes:
-        name: Unique approver id (also their Cedar principal, `Approver::"name"`).
-        roles: Roles approver policies test, e.g. ``support_lead``.
-        public_key: base64 raw Ed25519 public key.
-        key_id: Fingerprint of ``public_key``.
-        active: False once revoked; a revoked approver's signatures are refused.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    roles: list[str]
-    public_key: str
-    key_id: str
-    active: bool = True
-    created_at: str
-    revoked_at: str | None = None
-
-
-class RegistrySnapshot(BaseModel):
-    """The registry as a run saw it; ``version`` is the sha256 of its canonical JSON."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    approvers: dict[str, Approver] = Field(default_factory=dict)
-    version: str = ""
-
-    @classmethod
-    def of(cls, approvers: dict[str, Approver]) -> RegistrySnapshot:
-        canonical = json.dumps(
-            {k: v.model_dump() for k, v in sorted(approvers.items())}, sort_keys=True
-        )
-        return cls(
-            approvers=approvers, version="sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-        )
 
 
 class ApproverRegistry:

@@ -15,33 +15,23 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from tiergate.approvals._registry import ApproverRegistry
-from tiergate.approvals._signing import ApprovalDecision, ApprovalRequest, sign
-from tiergate.errors import TiergateError
-from tiergate.shared import (
+from tiergate.approvals._signing import sign
+from tiergate.core import (
     APPROVAL_UPDATE,
-    PENDING_APPROVAL_ATTRIBUTE,
     PENDING_APPROVAL_QUERY,
     PENDING_MEMO,
     WORKFLOW_NAME,
+    ApprovalDecision,
+    ApprovalReceipt,
+    ApprovalRequest,
+    PendingAction,
 )
-from tiergate.workflows import ApprovalReceipt, PendingAction
+from tiergate.errors import ApprovalRefusedError, NotWaitingError
+from tiergate.workflows import PENDING_APPROVAL_ATTRIBUTE
 
 #: How long a signed answer stays valid: long enough to reach the run, short enough to
 #: be useless if captured.
 ANSWER_TTL = timedelta(minutes=10)
-
-
-class ApprovalRefusedError(TiergateError):
-    """The run refused an answer; ``code`` says why (e.g. ``not_authorized``)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-        super().__init__(f"{code}: {reason}")
-
-
-class NotWaitingError(TiergateError):
-    """The run has no pending approval (it finished, moved on, or does not exist)."""
 
 
 async def pending_of(client: Client, run_id: str) -> PendingAction:

@@ -16,8 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from tiergate import telemetry
-from tiergate.activities import SupportStore
+from tiergate import observe as telemetry
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._config import config_app
 from tiergate.cli._controls import agent_app, tool_app
@@ -29,8 +28,10 @@ from tiergate.cli._report import report as report_command
 from tiergate.cli._rollout import rollout_app
 from tiergate.cli._shadow import shadow as shadow_command
 from tiergate.cli._timeline import show_timeline
+from tiergate.cli._wiring import prepare, toolkit
+from tiergate.cluster import connect, start_dev_server
 from tiergate.config import load_agent
-from tiergate.devserver import start_dev_server
+from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
 from tiergate.errors import TiergateError
 from tiergate.forensics import (
     Timeline,
@@ -39,15 +40,12 @@ from tiergate.forensics import (
     fetch_run_chain,
     load_history_file,
 )
+from tiergate.observe import Redactor
 from tiergate.policies import cedar_schema
-from tiergate.redaction import Redactor
 from tiergate.rollout import start_run
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME, RunInput
-from tiergate.tools import SUPPORT_TOOLS
 from tiergate.web import WebContext, WebServer, build_app
-from tiergate.worker import build_worker, connect, run_worker
-from tiergate.workflows import RunSummary
+from tiergate.worker import build_worker, run_worker
 
 app = typer.Typer(help="Governed LLM agent runs on Temporal.", no_args_is_help=True)
 run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
@@ -109,9 +107,7 @@ def dev(
     _telemetry(settings, "tiergate-dev")
 
     async def main() -> None:
-        store = SupportStore(settings.support_store)
-        if not store.rows("tickets"):
-            store.seed_demo()
+        prepare(settings)
         server = await start_dev_server(
             settings.home / "temporal.sqlite", port=port, ui_port=ui_port
         )
@@ -126,7 +122,7 @@ def dev(
                     f"task queue {settings.task_queue}; approvals page at {web.url}. "
                     "Ctrl-C to stop."
                 )
-                await build_worker(server.env.client, settings).run()
+                await build_worker(server.env.client, settings, toolkit()).run()
         finally:
             await server.env.shutdown()
 
@@ -140,7 +136,7 @@ def worker() -> None:
     settings = Settings()
     _telemetry(settings, "tiergate-worker")
     try:
-        asyncio.run(run_worker(settings))
+        asyncio.run(run_worker(settings, toolkit()))
     except TiergateError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -274,7 +270,7 @@ def runs_export(
 def policy_show(config_or_agent: str) -> None:
     """Print the Cedar an agent runs under: its files plus its compiled inline rules."""
     try:
-        bundle = load_agent(config_or_agent, Settings().agents_dir, SUPPORT_TOOLS)
+        bundle = load_agent(config_or_agent, Settings().agents_dir, toolkit().tools.specs)
     except TiergateError as error:
         _fail(error)
     print(f"// policy version {bundle.policy.version}\n{bundle.policy.text}")
@@ -282,8 +278,8 @@ def policy_show(config_or_agent: str) -> None:
 
 @policy_app.command("schema")
 def policy_schema() -> None:
-    """Print the Cedar schema generated from the registered tools."""
-    print(cedar_schema(SUPPORT_TOOLS), end="")
+    """Print the Cedar schema generated from the tools this CLI's workers serve."""
+    print(cedar_schema(toolkit().tools.specs.values()), end="")
 
 
 def main() -> None:

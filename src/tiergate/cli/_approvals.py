@@ -17,22 +17,17 @@ import typer
 from rich.table import Table
 from temporalio.client import WorkflowHistory
 
-from tiergate.activities import ReviewError, ReviewStore
-from tiergate.approvals import ApprovalDecision, ApproverError, ApproverRegistry
+from tiergate.activities import ReviewStore
+from tiergate.approvals import ApproverRegistry
 from tiergate.approvals._credentials import Credentials
-from tiergate.approvals.audit import audit_approvals
-from tiergate.approvals.client import (
-    ApprovalRefusedError,
-    NotWaitingError,
-    decide,
-    list_pending,
-    pending_of,
-)
+from tiergate.approvals.client import decide, list_pending, pending_of
 from tiergate.cli._render import console
+from tiergate.cluster import connect
+from tiergate.core import ApprovalDecision, ApprovalReceipt, PendingAction
+from tiergate.errors import ApprovalRefusedError, ApproverError, NotWaitingError, ReviewError
+from tiergate.forensics import audit_approvals
 from tiergate.settings import Settings
 from tiergate.web import WebContext, WebServer, build_app
-from tiergate.worker import connect
-from tiergate.workflows import ApprovalReceipt, PendingAction
 
 EXIT_REFUSED = 3
 EXIT_NOT_WAITING = 4

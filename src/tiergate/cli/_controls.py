@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from tiergate.cli._render import console
-from tiergate.controls import Controls
+from tiergate.cluster import connect
+from tiergate.control import Controls
+from tiergate.core import CONTROL_SIGNAL, WORKFLOW_NAME, ControlCommand
 from tiergate.errors import TiergateError
 from tiergate.settings import Settings
-from tiergate.shared import AGENT_ATTRIBUTE, CONTROL_SIGNAL, WORKFLOW_NAME, ControlCommand
-from tiergate.worker import connect
+from tiergate.workflows import AGENT_ATTRIBUTE
 
 agent_app = typer.Typer(help="Pause and resume an agent (kill switch).", no_args_is_help=True)
 tool_app = typer.Typer(help="Disable and enable a tool (kill switch).", no_args_is_help=True)

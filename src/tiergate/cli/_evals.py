@@ -15,9 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from temporalio.client import Client
 
-from tiergate import telemetry
+from tiergate import observe as telemetry
 from tiergate.cli._render import console
-from tiergate.devserver import start_dev_server
+from tiergate.cli._wiring import toolkit
+from tiergate.cluster import connect, start_dev_server
 from tiergate.errors import TiergateError
 from tiergate.evals import (
     ResultStore,
@@ -29,7 +30,6 @@ from tiergate.evals import (
 )
 from tiergate.forensics._shadow import Candidate
 from tiergate.settings import Settings
-from tiergate.worker import connect
 
 eval_app = typer.Typer(help="Eval suites: run, compare, history.", no_args_is_help=True)
 
@@ -113,6 +113,7 @@ def eval_run(
                     suite,
                     client,
                     settings,
+                    toolkit(),
                     candidate=candidate,
                     concurrency=concurrency,
                     on_case=lambda _: progress.advance(task),

@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from tiergate.workflows import RunSummary, StepRecord, ToolCallProposal
+from tiergate.core import RunSummary, StepRecord, ToolCallProposal
 
 # Pipes and CI get a wide console: the step tables are unreadable at the 80 columns default.
 console = Console() if sys.stdout.isatty() else Console(width=170)

@@ -12,17 +12,11 @@ from rich.table import Table
 from temporalio.client import WorkflowHistory
 
 from tiergate.cli._render import console
-from tiergate.errors import TiergateError
-from tiergate.forensics import (
-    HistoryError,
-    ReplayOutcome,
-    fetch_history,
-    load_history_file,
-    replay_all,
-)
+from tiergate.cluster import connect
+from tiergate.core import WORKFLOW_NAME
+from tiergate.errors import HistoryError, TiergateError
+from tiergate.forensics import ReplayOutcome, fetch_history, load_history_file, replay_all
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME
-from tiergate.worker import connect
 
 
 def history_files(paths: list[Path]) -> list[Path]:

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tiergate.cli._render import console
+from tiergate.cluster import connect
 from tiergate.report import Distribution, Report, collect, compute, render_html
 from tiergate.settings import Settings
-from tiergate.worker import connect
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

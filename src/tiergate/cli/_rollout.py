@@ -9,14 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tiergate import telemetry
+from tiergate import observe as telemetry
 from tiergate.cli._render import console
 from tiergate.cli._report import parse_since
+from tiergate.cli._wiring import toolkit
+from tiergate.cluster import connect, ensure_search_attributes
 from tiergate.errors import TiergateError
 from tiergate.rollout import Rollout, RolloutError, Status, resolve_version, status, store_for
 from tiergate.settings import Settings
-from tiergate.visibility import ensure_search_attributes
-from tiergate.worker import connect
 
 rollout_app = typer.Typer(
     help="Shadow and canary rollouts of agent versions.", no_args_is_help=True
@@ -143,7 +143,7 @@ def rollout_status(
     async def main() -> Status:
         client = await connect(settings)
         await ensure_search_attributes(client, settings.namespace)
-        return await status(client, settings, agent, start)
+        return await status(client, settings, agent, start, toolkit().providers)
 
     try:
         result = asyncio.run(main())
@@ -168,7 +168,9 @@ def rollout_promote(
         start = parse_since(since, datetime.now(UTC))
 
         async def check() -> Status:
-            return await status(await connect(settings), settings, agent, start)
+            return await status(
+                await connect(settings), settings, agent, start, toolkit().providers
+            )
 
         try:
             result = asyncio.run(check())

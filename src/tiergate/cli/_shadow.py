@@ -10,15 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tiergate import telemetry
+from tiergate import observe as telemetry
 from tiergate.cli._render import console
-from tiergate.errors import TiergateError
-from tiergate.forensics import HistoryError, fetch_history
+from tiergate.cli._wiring import toolkit
+from tiergate.cluster import connect, ensure_search_attributes
+from tiergate.core import WORKFLOW_NAME
+from tiergate.errors import HistoryError, TiergateError
+from tiergate.forensics import fetch_history
 from tiergate.forensics._shadow import Candidate, ShadowDiff, shadow_runs, summarise
 from tiergate.settings import Settings
-from tiergate.shared import SHADOW_ATTRIBUTE, WORKFLOW_NAME
-from tiergate.visibility import ensure_search_attributes
-from tiergate.worker import connect
+from tiergate.workflows import SHADOW_ATTRIBUTE
 
 
 def diff_table(diff: ShadowDiff) -> Table:
@@ -103,7 +104,7 @@ def shadow(
             if not ids:
                 raise HistoryError(f"the query {query!r} matched no finished tiergate runs")
         histories = [await fetch_history(client, i) for i in ids]
-        return await shadow_runs(client, settings, histories, candidate)
+        return await shadow_runs(client, settings, histories, candidate, toolkit().providers)
 
     try:
         diffs = asyncio.run(main())

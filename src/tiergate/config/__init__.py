@@ -1,9 +1,8 @@
-"""Agent configs: models, YAML loading and the compiler of inline rules to Cedar."""
+"""Agent configs from files: finding, parsing and pinning them into the bundle a run uses."""
 
 from tiergate.config._load import (
     PACKAGED_AGENTS,
     PACKAGED_POLICIES,
-    AgentBundle,
     agent_versions,
     compile_agent,
     find_agent,
@@ -11,46 +10,18 @@ from tiergate.config._load import (
     load_agent_file,
     load_all_agents,
     parse_agent_yaml,
+    tool_schemas_hash,
 )
-from tiergate.config._models import (
-    LOG_FIELDS,
-    REQUIRED_LOG_FIELDS,
-    AgentConfig,
-    Approvals,
-    Budgets,
-    ModelTiers,
-    Observability,
-    Policy,
-    PolicyRule,
-    Price,
-    Prompt,
-    TierApproval,
-)
-from tiergate.config._rules import compile_rule, compile_rules
 
 __all__ = [
-    "LOG_FIELDS",
     "PACKAGED_AGENTS",
     "PACKAGED_POLICIES",
-    "REQUIRED_LOG_FIELDS",
-    "AgentBundle",
-    "AgentConfig",
-    "Approvals",
-    "Budgets",
-    "ModelTiers",
-    "Observability",
-    "Policy",
-    "PolicyRule",
-    "Price",
-    "Prompt",
-    "TierApproval",
     "agent_versions",
     "compile_agent",
-    "compile_rule",
-    "compile_rules",
     "find_agent",
     "load_agent",
     "load_agent_file",
     "load_all_agents",
     "parse_agent_yaml",
+    "tool_schemas_hash",
 ]

@@ -8,48 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from tiergate.config._models import AgentConfig, AgentFile
-from tiergate.config._rules import compile_rules
-from tiergate.errors import ConfigError
-from tiergate.policies import (
+from tiergate.core import (
     APPROVER_SCHEMA,
-    PolicyBundle,
-    build_bundle,
-    cedar_schema,
-    read_policy_file,
+    AgentBundle,
+    AgentConfig,
+    AgentFile,
+    ModelSpec,
+    ToolSpec,
 )
-from tiergate.shared import ModelSpec
-from tiergate.tools import ToolRegistry
+from tiergate.errors import ConfigError
+from tiergate.policies import build_bundle, cedar_schema, compile_rules, read_policy_file
 
-PACKAGED_AGENTS = Path(__file__).resolve().parent.parent / "agents"
-PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
-
-
-class AgentBundle(BaseModel):
-    """An agent config with everything resolved: policies compiled, scripts inlined.
-
-    Attributes:
-        config: The validated config.
-        config_hash: sha256 of the config, recorded as a run's agent config version.
-        source: The file it was read from.
-        policy: The pinned policy set (files + compiled inline rules).
-        tool_schemas_hash: sha256 of the allowlisted tools' argument schemas.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    config: AgentConfig
-    config_hash: str
-    source: str
-    policy: PolicyBundle
-    approver_policy: PolicyBundle
-    tool_schemas_hash: str
-    disabled_tools: list[str] = Field(default_factory=list)
+#: The demo's agents and policies ship with tiergate and are found by name like your own.
+PACKAGED_AGENTS = Path(__file__).resolve().parent.parent / "demo" / "agents"
+PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "demo" / "policies"
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
@@ -162,9 +140,10 @@ def _inline_script(spec: ModelSpec, base: Path, field: str, file: str) -> ModelS
     return spec.model_copy(update={"script": steps})
 
 
-def tool_schemas_hash(config: AgentConfig, tools: ToolRegistry) -> str:
+def tool_schemas_hash(config: AgentConfig, tools: Mapping[str, ToolSpec]) -> str:
+    """sha256 of the allowlisted tools' argument schemas, tiers and kinds."""
     schemas = {
-        name: spec.json_schema() | {"tier": spec.tier, "kind": str(spec.kind)}
+        name: spec.arguments | {"tier": spec.tier, "kind": str(spec.kind)}
         for name in sorted(config.tools.allowlist)
         if (spec := tools.get(name)) is not None
     }
@@ -172,7 +151,7 @@ def tool_schemas_hash(config: AgentConfig, tools: ToolRegistry) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> AgentBundle:
+def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpec]) -> AgentBundle:
     """Resolve policies and scripts of a validated config into a pinned bundle."""
     base = source.parent
     unknown = [name for name in config.tools.allowlist if name not in tools]
@@ -181,7 +160,7 @@ def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> Age
             f"allowlist names unknown tools {unknown}",
             file=str(source),
             field="agent.tools.allowlist",
-            fix=f"use registered tools: {sorted(t.name for t in tools)}",
+            fix=f"use registered tools: {sorted(tools)}",
         )
     models = {
         tier: _inline_script(spec, base, f"agent.models.{tier}.script", str(source))
@@ -192,7 +171,7 @@ def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> Age
     rules = compile_rules(config.policy.rules, tools)
     if rules:
         sources.append((f"{source}#policy.rules", rules))
-    policy = build_bundle(sources, cedar_schema(tools))
+    policy = build_bundle(sources, cedar_schema(tools.values()))
     approver_sources = [
         read_policy_file(_resolve(f, base, PACKAGED_POLICIES))
         for f in config.approvals.policy_files
@@ -203,19 +182,25 @@ def compile_agent(config: AgentConfig, source: Path, tools: ToolRegistry) -> Age
         config_hash=config.content_hash(),
         source=str(source),
         policy=policy,
+        tools=dict(tools),
         tool_schemas_hash=tool_schemas_hash(config, tools),
     )
 
 
 def load_agent(
-    name_or_path: str, agents_dir: Path | None, tools: ToolRegistry, version: str | None = None
+    name_or_path: str,
+    agents_dir: Path | None,
+    tools: Mapping[str, ToolSpec],
+    version: str | None = None,
 ) -> AgentBundle:
     """Find, parse, compile and pin an agent by name (and version) or path."""
     path = find_agent(name_or_path, agents_dir, version)
     return compile_agent(load_agent_file(path), path, tools)
 
 
-def load_all_agents(agents_dir: Path | None, tools: ToolRegistry) -> dict[str, AgentBundle]:
+def load_all_agents(
+    agents_dir: Path | None, tools: Mapping[str, ToolSpec]
+) -> dict[str, AgentBundle]:
     """Every agent the worker will serve, checked now so a bad file refuses the worker."""
     bundles: dict[str, AgentBundle] = {}
     for folder in [d for d in (PACKAGED_AGENTS, agents_dir) if d is not None]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tiergate.core import Outcome, RunSummary, ToolCallProposal, Verdict
 from tiergate.evals._suite import Case
-from tiergate.pii import pii_kinds
-from tiergate.workflows import Outcome, RunSummary, ToolCallProposal, Verdict
+from tiergate.observe import pii_kinds
 
 _IDS = {"ticket_id": "ticket", "order_id": "order", "user_id": "user"}
 

@@ -19,34 +19,31 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field
-from temporalio import activity
 from temporalio.client import Client
 
-from tiergate.activities import (
-    ContentStore,
-    SupportStore,
-    ToolActivities,
-)
-from tiergate.approvals import ApprovalDecision, ApproverRegistry
-from tiergate.approvals.client import NotWaitingError, decide, pending_of
-from tiergate.config import AgentBundle, TierApproval, load_agent
-from tiergate.evals._checks import Observed, judge
-from tiergate.evals._suite import Case, Suite
-from tiergate.forensics._shadow import Candidate, candidate_bundle
-from tiergate.history import ungated_tool_calls
-from tiergate.settings import Settings
-from tiergate.shared import (
-    LOAD_AGENT_ACTIVITY,
+from tiergate.activities import Answer, ContentStore, ReRunActivities, ToolRunner
+from tiergate.approvals import ApproverRegistry
+from tiergate.approvals.client import decide, pending_of
+from tiergate.config import load_agent
+from tiergate.core import (
     WORKFLOW_NAME,
-    LoadAgentInput,
+    AgentBundle,
+    ApprovalDecision,
     RunInput,
+    RunSummary,
+    TierApproval,
     ToolCallInput,
     ToolResult,
-    tool_activity_name,
+    ToolSpec,
 )
-from tiergate.tools import SUPPORT_TOOLS, ToolSpec
-from tiergate.worker import edge_worker
-from tiergate.workflows import RunSummary
+from tiergate.demo import SupportStore
+from tiergate.errors import NotWaitingError
+from tiergate.evals._checks import Observed, judge
+from tiergate.evals._suite import Case, Suite
+from tiergate.forensics import ungated_tool_calls
+from tiergate.forensics._shadow import Candidate, candidate_bundle
+from tiergate.settings import Settings
+from tiergate.worker import Toolkit, edge_worker
 
 _EXPIRE_AT_ONCE = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
 _ANSWER_WINDOW = TierApproval(sla_seconds=2, expiry_seconds=4)
@@ -89,31 +86,9 @@ class SuiteResult(BaseModel):
     passed: bool
 
 
-class _CaseEdges:
-    """Per-case agent bundles and backends, found by the run's workflow id."""
-
-    def __init__(self, content: ContentStore) -> None:
-        self.content = content
-        self.bundles: dict[str, AgentBundle] = {}
-        self.tools: dict[str, ToolActivities] = {}
-
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name=LOAD_AGENT_ACTIVITY)
-        def load(request: LoadAgentInput) -> AgentBundle:
-            return self.bundles[activity.info().workflow_id or ""]
-
-        return [load, *(self._tool(spec) for spec in SUPPORT_TOOLS)]
-
-    def _tool(self, spec: ToolSpec) -> Callable[[ToolCallInput], ToolResult]:
-        @activity.defn(name=tool_activity_name(spec.name))
-        def run_tool(call: ToolCallInput) -> ToolResult:
-            return self.tools[activity.info().workflow_id or ""].execute(spec, call)
-
-        return run_tool
-
-
-def _store(home: Path, case: Case) -> SupportStore:
-    store = SupportStore(home / "cases" / f"{case.id}.sqlite")
+def _store(path: Path, case: Case) -> SupportStore:
+    """The case's own backend, seeded with its initial state."""
+    store = SupportStore(path)
     state = case.state
     store.seed(
         demo=state.seed == "demo",
@@ -136,6 +111,16 @@ def _overrides(case: Case, bundle: AgentBundle, base: Path) -> dict[str, Any]:
     if source.source == "provider" and source.spec is not None:
         return {executor: source.spec.model_dump()}
     return {}
+
+
+def _answer_with(runner: ToolRunner, toolkit: Toolkit) -> Answer:
+    def answer(spec: ToolSpec, call: ToolCallInput) -> ToolResult:
+        tool = toolkit.tools.get(spec.name)
+        if tool is None:
+            return ToolResult(ok=False, error=f"this worker has no tool {spec.name}")
+        return runner.execute(tool, call)
+
+    return answer
 
 
 async def _answer(client: Client, registry: ApproverRegistry, run_id: str, case: Case) -> None:
@@ -164,12 +149,14 @@ async def run_suite(
     suite: Suite,
     client: Client,
     settings: Settings,
+    toolkit: Toolkit,
     *,
     candidate: Candidate | None = None,
     concurrency: int = 4,
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> SuiteResult:
-    """Runs every case of ``suite`` against the server behind ``client``."""
+    """Runs every case of ``suite`` against the server behind ``client``, with ``toolkit``'s
+    tools, each case on its own backend (the demo store, seeded with the case's state)."""
     candidate = candidate or Candidate()
     home = settings.home / "evals" / f"{suite.suite}-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)
@@ -177,9 +164,9 @@ async def run_suite(
     registry = ApproverRegistry(home)
     for name, roles in suite.approvers.items():
         registry.add(name, roles)
-    base = load_agent(suite.agent, settings.agents_dir, SUPPORT_TOOLS)
-    bundle = candidate_bundle(base, candidate, settings.agents_dir, SUPPORT_TOOLS, shadow=False)
-    edges = _CaseEdges(content)
+    base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
+    bundle = candidate_bundle(base, candidate, settings.agents_dir, shadow=False)
+    reruns = ReRunActivities(bundle.tools)
     task_queue = f"tiergate-eval-{uuid.uuid4().hex[:8]}"
     batch = uuid.uuid4().hex[:6]
     gate = asyncio.Semaphore(max(1, concurrency))
@@ -197,9 +184,11 @@ async def run_suite(
             case_bundle = bundle.model_copy(
                 update={"config": config.model_copy(update={"approvals": quick})}
             )
-            edges.bundles[workflow_id] = case_bundle
-            store = _store(home, case)
-            edges.tools[workflow_id] = ToolActivities(store, content, SUPPORT_TOOLS)
+            path = home / "cases" / f"{case.id}.sqlite"
+            store = _store(path, case)
+            case_settings = settings.model_copy(update={"store_path": path})
+            runner = ToolRunner(toolkit.tools, toolkit.backend(case_settings), content)
+            reruns.add(workflow_id, case_bundle, _answer_with(runner, toolkit))
             run_input = RunInput(
                 agent=suite.agent,
                 input=case.input,
@@ -249,7 +238,8 @@ async def run_suite(
         client,
         settings,
         task_queue,
-        edges.activities(),
+        reruns,
+        toolkit.providers,
         content=content,
         approvals_home=home,
         reviews_path=home / "reviews.sqlite",

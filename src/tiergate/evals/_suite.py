@@ -16,22 +16,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tiergate.activities._support_store import DEMO_ORDERS, DEMO_TICKETS, DEMO_USERS
-from tiergate.errors import TiergateError
-from tiergate.shared import ModelSpec
-from tiergate.workflows import Outcome
-
-
-class EvalError(TiergateError):
-    """A suite that cannot run as written: names the file, the case and the field."""
-
-    def __init__(
-        self, message: str, *, file: str, case: str | None = None, field: str | None = None
-    ) -> None:
-        where = ", ".join(
-            p for p in (f"suite {file}", case and f"case {case}", field and f"field {field}") if p
-        )
-        super().__init__(f"{where}: {message}")
+from tiergate.core import ModelSpec, Outcome
+from tiergate.demo import DEMO_ORDERS, DEMO_TICKETS, DEMO_USERS
+from tiergate.errors import EvalError
 
 
 class _Strict(BaseModel):

@@ -1,11 +1,24 @@
-"""Incident forensics: timelines, exported histories, determinism replay, shadow re-runs."""
+"""Incident forensics: the one history reader, timelines, approval audits, determinism replay, shadow re-runs."""
 
+from tiergate.forensics._audit import (
+    ApprovalAudit,
+    AuditFinding,
+    audit_approvals,
+)
 from tiergate.forensics._files import (
-    HistoryError,
     check_history,
     fetch_history,
     fetch_run_chain,
     load_history_file,
+)
+from tiergate.forensics._reader import (
+    ActivityEvent,
+    MemoChange,
+    RunView,
+    UpdateEvent,
+    decode,
+    decrypted,
+    read_history,
 )
 from tiergate.forensics._replay import (
     Divergence,
@@ -15,22 +28,60 @@ from tiergate.forensics._replay import (
     replay_one,
     replayer,
 )
-from tiergate.forensics._timeline import Timeline, TimelineApproval, TimelineStep, build_timeline
+from tiergate.forensics._shadow import (
+    BatchSummary,
+    Candidate,
+    ShadowDiff,
+    ShadowTools,
+    StepDiff,
+    candidate_bundle,
+    diff_runs,
+    shadow_runs,
+    summarise,
+)
+from tiergate.forensics._timeline import (
+    Timeline,
+    TimelineApproval,
+    TimelineStep,
+    build_timeline,
+)
+from tiergate.forensics._ungated import (
+    ungated_tool_calls,
+)
 
 __all__ = [
+    "ActivityEvent",
+    "ApprovalAudit",
+    "AuditFinding",
+    "BatchSummary",
+    "Candidate",
     "Divergence",
-    "HistoryError",
+    "MemoChange",
     "ReplayOutcome",
+    "RunView",
+    "ShadowDiff",
+    "ShadowTools",
+    "StepDiff",
     "Timeline",
     "TimelineApproval",
     "TimelineStep",
+    "UpdateEvent",
+    "audit_approvals",
     "build_timeline",
+    "candidate_bundle",
     "check_history",
+    "decode",
+    "decrypted",
     "describe",
+    "diff_runs",
     "fetch_history",
     "fetch_run_chain",
     "load_history_file",
+    "read_history",
     "replay_all",
     "replay_one",
     "replayer",
+    "shadow_runs",
+    "summarise",
+    "ungated_tool_calls",
 ]

@@ -15,13 +15,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from tiergate.codec import decode_history
-from tiergate.errors import TiergateError
-from tiergate.shared import WORKFLOW_NAME
-
-
-class HistoryError(TiergateError):
-    """A history that cannot be read as a tiergate run: names the source and what is wrong."""
+from tiergate.core import WORKFLOW_NAME
+from tiergate.errors import HistoryError
+from tiergate.forensics._reader import decrypted
 
 
 def check_history(history: WorkflowHistory, source: str) -> WorkflowHistory:
@@ -100,7 +96,7 @@ async def fetch_history(
             ) from None
         raise HistoryError(f"cannot read run {workflow_id!r}: {error.message}") from None
     # Encrypted payloads (TIERGATE_CODEC_KEYS) are decrypted with the client's own codec.
-    history = await decode_history(history, client.data_converter.payload_codec)
+    history = await decrypted(history, client.data_converter.payload_codec)
     return check_history(history, f"run {workflow_id}")
 
 

@@ -24,43 +24,38 @@ import hashlib
 import json
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from temporalio import activity
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tiergate.activities import ContentStore
-from tiergate.activities._tools import ToolActivities
-from tiergate.config import AgentBundle, TierApproval, compile_rules, load_agent
-from tiergate.forensics._files import HistoryError
-from tiergate.history import decode, read_history
-from tiergate.policies import build_bundle, cedar_schema, read_policy_file
-from tiergate.settings import Settings
-from tiergate.shared import (
-    LOAD_AGENT_ACTIVITY,
-    SHADOW_ATTRIBUTE,
-    TOOL_ACTIVITY_PREFIX,
+from tiergate.activities import ContentStore, Provider, ReRunActivities, verified_arguments
+from tiergate.config import load_agent
+from tiergate.core import (
     WORKFLOW_NAME,
-    LoadAgentInput,
+    AgentBundle,
+    ModelSpec,
     RunInput,
-    ToolCallInput,
-    ToolResult,
-    tool_activity_name,
-)
-from tiergate.tools import SUPPORT_TOOLS, ToolKind, ToolRegistry, ToolSpec
-from tiergate.worker import edge_worker
-from tiergate.workflows import (
     RunSummary,
     StepRecord,
+    TierApproval,
+    ToolCallInput,
     ToolCallProposal,
+    ToolKind,
+    ToolResult,
+    ToolSpec,
     Verdict,
 )
+from tiergate.errors import HistoryError
+from tiergate.forensics._reader import read_history
+from tiergate.policies import build_bundle, cedar_schema, compile_rules, read_policy_file
+from tiergate.settings import Settings
+from tiergate.worker import edge_worker
+from tiergate.workflows import SHADOW_ATTRIBUTE
 
 _NO_WAIT = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
 
@@ -114,50 +109,12 @@ class ShadowDiff(BaseModel):
 # -- reading the original ----------------------------------------------------------------
 
 
-def pinned_bundle(history: WorkflowHistory) -> AgentBundle:
-    """The agent bundle the run was pinned to: the result of its `agent__load` activity."""
-    scheduled: set[int] = set()
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == LOAD_AGENT_ACTIVITY:
-                scheduled.add(event.event_id)
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            done = event.activity_task_completed_event_attributes
-            if done.scheduled_event_id in scheduled and done.result.payloads:
-                return AgentBundle.model_validate(decode(done.result.payloads[0]))
-    raise HistoryError(f"run {history.workflow_id}: no pinned agent bundle in its history")
-
-
-def recorded_tool_results(history: WorkflowHistory) -> dict[str, ToolResult]:
-    """What each tool call of the run returned, keyed by call digest."""
-    calls: dict[int, ToolCallInput] = {}
-    results: dict[str, ToolResult] = {}
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name.startswith(TOOL_ACTIVITY_PREFIX):
-                calls[event.event_id] = ToolCallInput.model_validate(
-                    decode(attrs.input.payloads[0])
-                )
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            done = event.activity_task_completed_event_attributes
-            if (call := calls.get(done.scheduled_event_id)) and done.result.payloads:
-                results[call.call_digest] = ToolResult.model_validate(
-                    decode(done.result.payloads[0])
-                )
-    return results
-
-
 def candidate_bundle(
-    base: AgentBundle,
-    candidate: Candidate,
-    agents_dir: Path | None,
-    tools: ToolRegistry,
-    *,
-    shadow: bool = True,
+    base: AgentBundle, candidate: Candidate, agents_dir: Path | None, *, shadow: bool = True
 ) -> AgentBundle:
-    """``base`` with the candidate's changes; for a shadow, set up to never wait for people."""
+    """``base`` with the candidate's changes; for a shadow, set up to never wait for people.
+    The candidate is gated with the tools ``base`` was pinned to."""
+    tools = base.tools
     bundle = (
         load_agent(candidate.agent_version, agents_dir, tools) if candidate.agent_version else base
     )
@@ -202,7 +159,7 @@ def candidate_bundle(
         rules = compile_rules(config.policy.rules, tools)
         if rules:
             sources.append((f"{bundle.source}#policy.rules", rules))
-        policy = build_bundle(sources, cedar_schema(tools))
+        policy = build_bundle(sources, cedar_schema(tools.values()))
     return bundle.model_copy(
         update={"config": config, "config_hash": config.content_hash(), "policy": policy}
     )
@@ -211,41 +168,21 @@ def candidate_bundle(
 # -- the shadow's edges --------------------------------------------------------------------
 
 
-class ShadowActivities:
-    """Agent loading and tools for shadows: pinned candidates, recorded reads, fake writes."""
+class ShadowTools:
+    """How a shadow's tool calls are answered: recorded reads, simulated writes, and a
+    list of each kind for the diff."""
 
-    def __init__(self, content: ContentStore, tools: ToolRegistry) -> None:
-        self.content, self.tools = content, tools
-        self.bundles: dict[str, AgentBundle] = {}
-        self.recorded: dict[str, dict[str, ToolResult]] = {}
-        self.simulated: dict[str, list[str]] = {}
-        self.unrecorded: dict[str, list[str]] = {}
-
-    def add(self, shadow_id: str, bundle: AgentBundle, recorded: dict[str, ToolResult]) -> None:
-        self.bundles[shadow_id], self.recorded[shadow_id] = bundle, recorded
-        self.simulated[shadow_id], self.unrecorded[shadow_id] = [], []
-
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name=LOAD_AGENT_ACTIVITY)
-        def load(request: LoadAgentInput) -> AgentBundle:
-            return self.bundles[_workflow_id()]
-
-        return [load, *(self._tool(spec) for spec in self.tools)]
-
-    def _tool(self, spec: ToolSpec) -> Callable[[ToolCallInput], ToolResult]:
-        @activity.defn(name=tool_activity_name(spec.name))
-        def run_tool(call: ToolCallInput) -> ToolResult:
-            return self.answer(spec, call)
-
-        return run_tool
+    def __init__(self, content: ContentStore, recorded: dict[str, ToolResult]) -> None:
+        self.content, self.recorded = content, recorded
+        self.simulated: list[str] = []
+        self.unrecorded: list[str] = []
 
     def answer(self, spec: ToolSpec, call: ToolCallInput) -> ToolResult:
-        ToolActivities.verified_arguments(spec, call)  # the same refusal of ungated calls
-        shadow_id = _workflow_id()
+        verified_arguments(spec, call)  # the same refusal of ungated calls as production
         what = f"step {call.step}: {spec.name} {json.dumps(call.arguments, sort_keys=True)}"
-        recorded = self.recorded[shadow_id].get(call.call_digest)
+        recorded = self.recorded.get(call.call_digest)
         if spec.kind is ToolKind.WRITE:
-            self.simulated[shadow_id].append(what)
+            self.simulated.append(what)
             if recorded is not None:
                 # The original made exactly this write: answer as it was answered, unexecuted.
                 return self._with_output(recorded)
@@ -257,7 +194,7 @@ class ShadowActivities:
                 preview=text[:1000],
             )
         if recorded is None:
-            self.unrecorded[shadow_id].append(what)
+            self.unrecorded.append(what)
             return ToolResult(
                 ok=False,
                 error="shadow run: the original run never made this call, and shadows do not "
@@ -271,10 +208,6 @@ class ShadowActivities:
             ref = self.content.put(recorded.preview.encode())
             return recorded.model_copy(update={"output_ref": ref})
         return recorded
-
-
-def _workflow_id() -> str:
-    return activity.info().workflow_id or ""
 
 
 # -- comparing ------------------------------------------------------------------------------
@@ -359,12 +292,17 @@ def diff_runs(
 
 
 async def shadow_runs(
-    client: Client, settings: Settings, histories: list[WorkflowHistory], candidate: Candidate
+    client: Client,
+    settings: Settings,
+    histories: list[WorkflowHistory],
+    candidate: Candidate,
+    providers: Mapping[str, Callable[[ModelSpec], Provider]],
 ) -> list[ShadowDiff]:
-    """Shadows of every (finished) run in ``histories`` under ``candidate``, and their diffs."""
-    tools = SUPPORT_TOOLS
+    """Shadows of every (finished) run in ``histories`` under ``candidate``, and their diffs.
+    ``providers`` are the model providers the shadows may call besides scripted and openai."""
     content = ContentStore(settings.content_dir)
-    edges = ShadowActivities(content, tools)
+    reruns = ReRunActivities({})
+    shadows: dict[str, ShadowTools] = {}
     started: list[tuple[RunSummary, str, RunInput]] = []
     for history in histories:
         view = read_history(history)
@@ -373,7 +311,7 @@ async def shadow_runs(
                 f"run {history.workflow_id} has not finished ({view.status}); a shadow compares "
                 "against a finished run"
             )
-        bundle = candidate_bundle(pinned_bundle(history), candidate, settings.agents_dir, tools)
+        bundle = candidate_bundle(view.pinned_bundle(), candidate, settings.agents_dir)
         run_input = RunInput.model_validate(view.input)
         if (
             candidate.model
@@ -383,7 +321,8 @@ async def shadow_runs(
             overrides[executor] = overrides[executor].model_copy(update={"model": candidate.model})
             run_input = run_input.model_copy(update={"model_overrides": overrides})
         shadow_id = f"shadow-{history.workflow_id}-{uuid.uuid4().hex[:6]}"
-        edges.add(shadow_id, bundle, recorded_tool_results(history))
+        shadows[shadow_id] = ShadowTools(content, view.tool_results())
+        reruns.add(shadow_id, bundle, shadows[shadow_id].answer)
         started.append((view.summary, shadow_id, run_input))
     task_queue = f"tiergate-shadow-{uuid.uuid4().hex[:8]}"
     diffs = []
@@ -391,7 +330,8 @@ async def shadow_runs(
         client,
         settings,
         task_queue,
-        edges.activities(),
+        reruns,
+        providers,
         content=content,
         approvals_home=settings.home,
         reviews_path=Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite",
@@ -416,8 +356,8 @@ async def shadow_runs(
                     original,
                     shadow,
                     candidate.describe(),
-                    edges.simulated[shadow_id],
-                    edges.unrecorded[shadow_id],
+                    shadows[shadow_id].simulated,
+                    shadows[shadow_id].unrecorded,
                 )
             )
     return diffs

@@ -2,8 +2,8 @@
 
 A finished run's history ends with its `RunSummary`, which holds every step record; a run
 still in progress (or one that failed) is rebuilt from the events: the step marks the
-workflow upserted, the model activities' responses, the tool activities' inputs (from
-record format 3 also the record of each allow) and results, and the approval updates. Either way, no worker, store or
+workflow upserted, the model activities' responses, the tool activities' inputs (each the
+record of its allow) and results, and the approval updates. Either way, no worker, store or
 agent config is consulted, so a history exported from production reads the same on a
 laptop. Inputs and outputs shown pass the redaction layer.
 """
@@ -11,37 +11,33 @@ laptop. Inputs and outputs shown pass the redaction layer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
-from tiergate.config import Price
-from tiergate.history import decode, read_history
-from tiergate.redaction import Redactor
-from tiergate.shared import (
+from tiergate.core import (
     LOAD_AGENT_ACTIVITY,
     MAX_RAW_OUTPUT_CHARS,
     PROPOSE_ACTIVITY,
     TOOL_ACTIVITY_PREFIX,
-    ModelResponse,
-    ProposeInput,
-    ToolCallInput,
-    ToolResult,
-)
-from tiergate.workflows import (
     InvalidProposal,
+    ModelResponse,
+    Price,
+    ProposeInput,
     StepMark,
     StepRecord,
+    ToolCallInput,
     ToolCallProposal,
+    ToolResult,
     Versions,
     answer_cost,
     parse_proposal,
     tool_observation,
 )
+from tiergate.forensics._reader import ActivityEvent, RunView, read_history
+from tiergate.observe import Redactor
 
 
 class TimelineApproval(BaseModel):
@@ -118,14 +114,10 @@ class Timeline(BaseModel):
     )
 
 
-def _time(event: HistoryEvent) -> datetime:
-    return event.event_time.ToDatetime(tzinfo=UTC)
-
-
 class _Events:
     """The activity and update events of a history, indexed by step."""
 
-    def __init__(self, history: WorkflowHistory) -> None:
+    def __init__(self, view: RunView) -> None:
         self.first: dict[int, datetime] = {}
         self.last: dict[int, datetime] = {}
         self.responses: dict[int, ModelResponse] = {}
@@ -134,65 +126,33 @@ class _Events:
         self.pricing: dict[str, Price] = {}
         self.tool_results: dict[int, ToolResult] = {}
         self.approvals: dict[int, list[TimelineApproval]] = {}
-        scheduled: dict[int, tuple[str, int]] = {}
-        updates: dict[int, dict[str, Any]] = {}
-        for event in history.events:
-            kind = event.event_type
-            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-                payloads = event.workflow_execution_started_event_attributes.input.payloads
-                if len(payloads) > 1 and isinstance(carry := decode(payloads[1]), dict):
-                    self._priced(carry.get("bundle"))  # a later segment: its carried bundle
-            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                self._scheduled(event, scheduled)
-            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                self._completed(event, scheduled)
-            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-                if request.meta.update_id and request.input.name == "approval":
-                    args = request.input.args.payloads
-                    if args:
-                        updates[event.event_id] = {**decode(args[0]), "_at": _time(event)}
-            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-                attrs = event.workflow_execution_update_completed_event_attributes
-                if (answer := updates.get(attrs.accepted_event_id)) is not None:
-                    self._approval(answer, attrs.outcome)
+        if isinstance(view.carry, dict):
+            self._priced(view.carry.get("bundle"))  # a later segment: its carried bundle
+        for activity in view.activities:
+            self._activity(activity)
+        for update in view.approvals:
+            if isinstance(update.argument, dict):
+                self._approval(update.argument, update.accepted_at, update.outcome)
 
-    def _scheduled(self, event: HistoryEvent, scheduled: dict[int, tuple[str, int]]) -> None:
-        attrs = event.activity_task_scheduled_event_attributes
-        name = attrs.activity_type.name
-        if not attrs.input.payloads:
+    def _activity(self, activity: ActivityEvent) -> None:
+        if activity.name == LOAD_AGENT_ACTIVITY:
+            self._priced(activity.result)
             return
-        if name == PROPOSE_ACTIVITY:
-            propose = ProposeInput.model_validate(decode(attrs.input.payloads[0]))
-            step = propose.step
-            self.requested[step] = propose.model.model
-        elif name == LOAD_AGENT_ACTIVITY:
-            scheduled[event.event_id] = (name, 0)
-            return
-        elif name.startswith(TOOL_ACTIVITY_PREFIX):
-            call = ToolCallInput.model_validate(decode(attrs.input.payloads[0]))
+        if activity.name == PROPOSE_ACTIVITY and activity.input is not None:
+            step = ProposeInput.model_validate(activity.input).step
+            self.requested[step] = ProposeInput.model_validate(activity.input).model.model
+            if activity.result is not None:
+                self.responses[step] = ModelResponse.model_validate(activity.result)
+        elif activity.name.startswith(TOOL_ACTIVITY_PREFIX) and activity.input is not None:
+            call = ToolCallInput.model_validate(activity.input)
             step = call.step
             self.tool_inputs[step] = call
+            if activity.result is not None:
+                self.tool_results[step] = ToolResult.model_validate(activity.result)
         else:
             return
-        scheduled[event.event_id] = (name, step)
-        self.first.setdefault(step, _time(event))
-        self.last[step] = _time(event)
-
-    def _completed(self, event: HistoryEvent, scheduled: dict[int, tuple[str, int]]) -> None:
-        attrs = event.activity_task_completed_event_attributes
-        if attrs.scheduled_event_id not in scheduled or not attrs.result.payloads:
-            return
-        name, step = scheduled[attrs.scheduled_event_id]
-        result = decode(attrs.result.payloads[0])
-        if name == LOAD_AGENT_ACTIVITY:
-            self._priced(result)
-            return
-        if name == PROPOSE_ACTIVITY:
-            self.responses[step] = ModelResponse.model_validate(result)
-        else:
-            self.tool_results[step] = ToolResult.model_validate(result)
-        self.last[step] = _time(event)
+        self.first.setdefault(step, activity.scheduled_at)
+        self.last[step] = activity.completed_at or activity.scheduled_at
 
     def _priced(self, bundle: Any) -> None:
         """The pinned agent's price table, so a step's cost is priced as the run priced it."""
@@ -208,14 +168,14 @@ class _Events:
             return 0.0
         return answer_cost(self.pricing, requested, response.reported_model, response.usage)
 
-    def _approval(self, answer: dict[str, Any], outcome: Any) -> None:
-        receipt = decode(outcome.success.payloads[0]) if outcome.success.payloads else {}
+    def _approval(self, answer: dict[str, Any], at: datetime, outcome: Any) -> None:
+        receipt = outcome if isinstance(outcome, dict) else {}
         accepted = bool(receipt.get("accepted"))
         self.approvals.setdefault(int(answer.get("step", 0)), []).append(
             TimelineApproval(
                 approver=str(answer.get("approver", "")),
                 decision=str(answer.get("decision", "")),
-                at=answer["_at"].isoformat(),
+                at=at.isoformat(),
                 via=str(answer.get("via", "")),
                 verified=accepted,
                 verification="accepted by the run (signature and approver policy checked)"
@@ -259,7 +219,7 @@ def build_timeline(
 
 def _segment(history: WorkflowHistory, redact: Redactor) -> Timeline:
     view = read_history(history)
-    events = _Events(history)
+    events = _Events(view)
     raw_input = view.input if isinstance(view.input, dict) else {}
     timeline = Timeline(
         workflow_id=view.workflow_id,
@@ -270,8 +230,8 @@ def _segment(history: WorkflowHistory, redact: Redactor) -> Timeline:
         failure=view.failure,
         versions=view.versions,
         agent=view.versions.agent if view.versions else raw_input.get("agent"),
-        started_at=_time(history.events[0]).isoformat() if history.events else None,
-        closed_at=_time(history.events[-1]).isoformat() if view.status != "running" else None,
+        started_at=view.started_at.isoformat() if view.started_at else None,
+        closed_at=view.closed_at.isoformat() if view.closed_at else None,
     )
     summary = view.summary
     if summary is not None:
@@ -393,7 +353,7 @@ def _from_events(
     if (call := events.tool_inputs.get(step)) is not None:
         out.tool_input = redact.value(call.arguments)
         if call.code:
-            # Record format 3: the scheduled call is its allow's record, and newer than any mark.
+            # The scheduled call is its allow's record, and newer than any mark.
             out.verdict, out.code, out.tier = "allow", call.code, call.tier
             out.policy_ids, out.policy_version = call.policy_ids, call.policy_version
             out.decision_reason = redact.text(call.reason) if call.reason else None
@@ -404,7 +364,7 @@ def _from_events(
         out.tool_ok = result.ok
         out.tool_output = redact.text(result.preview if result.ok else (result.error or ""))
         if out.observation is None and result.ok and out.tool:
-            # Runs with lean step marks do not mark an observation the result event holds.
+            # An ok result is not marked: the result event holds it.
             out.observation = tool_observation(out.tool, result)
     out.approvals = events.approvals.get(step, [])
     return out

@@ -1,37 +1,29 @@
-"""Cedar policies: the schema generated from tools, the loader and the pinned bundle."""
+"""Cedar policy files: loading and validating them, the schema generated from tools, inline rules."""
 
-from tiergate.policies._approvers import APPROVER_SCHEMA, ApproverGate
-from tiergate.policies._bundle import PolicyBundle, PolicySource, no_entities, parsed_policies
-from tiergate.policies._cedar_types import (
-    cedar_type,
-    decimal_fields,
-    to_cedar_record,
-    to_cedar_value,
-)
 from tiergate.policies._loader import (
-    APPROVAL_LEVELS,
+    KNOWN_ANNOTATIONS,
+    Statement,
     build_bundle,
     read_policy_file,
     split_statements,
 )
-from tiergate.policies._schema import EMIT_ACTION, FINAL_ANSWER_RESOURCE, cedar_schema
+from tiergate.policies._rules import (
+    compile_rule,
+    compile_rules,
+)
+from tiergate.policies._schema import (
+    OUTPUT_FACTS_TYPE,
+    cedar_schema,
+)
 
 __all__ = [
-    "APPROVAL_LEVELS",
-    "APPROVER_SCHEMA",
-    "EMIT_ACTION",
-    "FINAL_ANSWER_RESOURCE",
-    "ApproverGate",
-    "PolicyBundle",
-    "PolicySource",
+    "KNOWN_ANNOTATIONS",
+    "OUTPUT_FACTS_TYPE",
+    "Statement",
     "build_bundle",
     "cedar_schema",
-    "cedar_type",
-    "decimal_fields",
-    "no_entities",
-    "parsed_policies",
+    "compile_rule",
+    "compile_rules",
     "read_policy_file",
     "split_statements",
-    "to_cedar_record",
-    "to_cedar_value",
 ]

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import cedarpy
 
+from tiergate.core import APPROVAL_LEVELS, PolicyBundle, PolicySource
 from tiergate.errors import PolicyError
-from tiergate.policies._bundle import PolicyBundle, PolicySource
 
-APPROVAL_LEVELS = {"human": 3, "dual": 4}
 KNOWN_ANNOTATIONS = {"id", "approval", "alert", "description"}
 
 

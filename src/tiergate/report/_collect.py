@@ -19,9 +19,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from tiergate.core import PENDING_MEMO, WORKFLOW_NAME, PendingAction, RunSummary
 from tiergate.report._figures import RunFacts
-from tiergate.shared import AGENT_ATTRIBUTE, PENDING_MEMO, SHADOW_ATTRIBUTE, WORKFLOW_NAME
-from tiergate.workflows import PendingAction, RunSummary
+from tiergate.workflows import AGENT_ATTRIBUTE, SHADOW_ATTRIBUTE
 
 #: How many run results are fetched at once.
 CONCURRENCY = 16

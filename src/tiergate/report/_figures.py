@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tiergate.workflows import Outcome, PendingAction, RunSummary, StepRecord, Verdict
+from tiergate.core import Outcome, PendingAction, RunSummary, StepRecord, Verdict
 
 RunState = Literal["finished", "running"]
 #: Outcomes of runs whose workflow failed, was terminated, cancelled or timed out.

@@ -8,6 +8,7 @@ read back from the runs themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,25 +16,27 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tiergate.config import agent_versions, load_agent
-from tiergate.controls import Controls
-from tiergate.errors import PayloadTooLargeError
+from tiergate.activities import Provider
+from tiergate.config import agent_versions, find_agent, load_agent_file
+from tiergate.control import Controls
+from tiergate.core import (
+    LARGE_INPUT_FIX,
+    WORKFLOW_NAME,
+    ModelSpec,
+    RunInput,
+    RunSummary,
+    oversized_run_input,
+)
+from tiergate.errors import PayloadTooLargeError, RolloutError
 from tiergate.forensics import fetch_history
 from tiergate.forensics._shadow import Candidate, shadow_runs
 from tiergate.report import collect, compute
-from tiergate.rollout._state import Criteria, Rollout, RolloutError, RolloutStore, route
+from tiergate.rollout._state import Criteria, Rollout, RolloutStore, route
 from tiergate.settings import Settings
-from tiergate.shared import (
-    AGENT_ATTRIBUTE,
-    AGENT_VERSION_ATTRIBUTE,
-    LARGE_INPUT_FIX,
-    VARIANT_ATTRIBUTE,
-    WORKFLOW_NAME,
-    RunInput,
-    oversized_run_input,
-)
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import RunSummary
+from tiergate.workflows import AGENT_ATTRIBUTE, AGENT_VERSION_ATTRIBUTE, VARIANT_ATTRIBUTE
+
+#: Model providers a shadow may call besides scripted and openai (a worker toolkit's).
+Providers = Mapping[str, Callable[[ModelSpec], Provider]]
 
 
 def store_for(settings: Settings) -> RolloutStore:
@@ -54,7 +57,7 @@ def resolve_version(settings: Settings, agent: str, version: str | None = None) 
                 "says which is the primary",
                 fix=f"tiergate rollout start {agent} --primary V --candidate W",
             )
-    return load_agent(agent, settings.agents_dir, SUPPORT_TOOLS, version).config.effective_version
+    return load_agent_file(find_agent(agent, settings.agents_dir, version)).effective_version
 
 
 async def start_run(
@@ -205,7 +208,12 @@ def judge(criteria: Criteria, primary: VersionFigures, candidate: VersionFigures
 
 
 async def run_shadows(
-    client: Client, settings: Settings, rollout: Rollout, since: datetime, limit: int = 20
+    client: Client,
+    settings: Settings,
+    rollout: Rollout,
+    since: datetime,
+    providers: Providers,
+    limit: int = 20,
 ) -> ShadowStats:
     """Shadows the primary's finished runs not shadowed yet under the candidate version."""
     if rollout.candidate is None:
@@ -219,7 +227,9 @@ async def run_shadows(
     ids = [wf.id async for wf in client.list_workflows(query, limit=limit)]
     histories = [await fetch_history(client, i) for i in ids]
     candidate = Candidate(agent_version=f"{rollout.agent}@{rollout.candidate}")
-    diffs = await shadow_runs(client, settings, histories, candidate) if histories else []
+    diffs = (
+        await shadow_runs(client, settings, histories, candidate, providers) if histories else []
+    )
     return ShadowStats(
         runs=len(diffs),
         same_outcome=sum(d.same_outcome for d in diffs),
@@ -231,8 +241,15 @@ async def run_shadows(
 
 
 async def status(
-    client: Client, settings: Settings, agent: str, since: datetime, shadow_limit: int = 20
+    client: Client,
+    settings: Settings,
+    agent: str,
+    since: datetime,
+    providers: Providers,
+    shadow_limit: int = 20,
 ) -> Status:
+    """Where ``agent``'s rollout stands; in shadow mode this shadows new primary runs, with
+    ``providers`` for their models."""
     rollout = store_for(settings).get(agent)
     if rollout is None:
         raise RolloutError(
@@ -243,7 +260,7 @@ async def status(
     if rollout.candidate is None:
         return result
     if rollout.mode == "shadow":
-        result.shadow = await run_shadows(client, settings, rollout, since, shadow_limit)
+        result.shadow = await run_shadows(client, settings, rollout, since, providers, shadow_limit)
         return result
     result.candidate = await figures(client, agent, rollout.candidate, since)
     result.verdicts = judge(rollout.criteria, primary, result.candidate)

@@ -21,12 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiergate.errors import TiergateError
-from tiergate.shared import Routing
-
-
-class RolloutError(TiergateError):
-    """A rollout command that cannot apply (no candidate, unknown agent, bad share)."""
+from tiergate.core import Routing
 
 
 class Criteria(BaseModel):

@@ -1,6 +1,6 @@
-"""Tool specifications (pure): names, risk tiers, kinds and argument schemas."""
+"""The tools a worker runs: specs with their argument models, and what a call tells them."""
 
-from tiergate.tools._spec import ToolKind, ToolRegistry, ToolSpec
-from tiergate.tools.support import SUPPORT_TOOLS
+from tiergate.tools._call import ToolCall
+from tiergate.tools._registry import Tool, ToolRegistry
 
-__all__ = ["SUPPORT_TOOLS", "ToolKind", "ToolRegistry", "ToolSpec"]
+__all__ = ["Tool", "ToolCall", "ToolRegistry"]

@@ -19,7 +19,7 @@ import hmac
 import json
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,25 +34,21 @@ from starlette.routing import Route
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
-from tiergate.approvals import ApprovalDecision, ApproverRegistry
+from tiergate.approvals import ApproverRegistry
 from tiergate.approvals._credentials import Credentials
-from tiergate.approvals.client import (
-    ApprovalRefusedError,
-    NotWaitingError,
-    decide,
-    list_pending,
-    pending_of,
+from tiergate.approvals.client import decide, list_pending, pending_of
+from tiergate.cluster import codec_for
+from tiergate.core import WORKFLOW_NAME, ApprovalDecision, ApproverGate, PendingAction, RunSummary
+from tiergate.errors import ApprovalRefusedError, NotWaitingError, TiergateError
+from tiergate.forensics import (
+    Timeline,
+    build_timeline,
+    fetch_history,
+    fetch_run_chain,
+    read_history,
 )
-from tiergate.codec import codec_for
-from tiergate.config import load_agent
-from tiergate.errors import TiergateError
-from tiergate.forensics import Timeline, build_timeline, fetch_run_chain
-from tiergate.policies import ApproverGate
-from tiergate.redaction import Redactor
+from tiergate.observe import Redactor
 from tiergate.settings import Settings
-from tiergate.shared import WORKFLOW_NAME
-from tiergate.tools import SUPPORT_TOOLS
-from tiergate.workflows import PendingAction, RunSummary
 
 SESSION_COOKIE = "tg_session"
 PRE_COOKIE = "tg_signin"
@@ -60,6 +56,8 @@ SESSION_SECONDS = 8 * 3600
 #: Sign-in failures allowed per client address and per approver name in the window.
 MAX_FAILURES, FAILURE_WINDOW = 5, 300.0
 POLL_SECONDS = 2
+#: Runs whose pinned approver policy the page keeps in memory.
+MAX_CACHED_RUNS = 2048
 
 
 @dataclass
@@ -99,7 +97,7 @@ class WebContext:
     ui_url: str | None = None
     sessions: dict[str, Session] = field(default_factory=dict)
     limiter: Limiter = field(default_factory=Limiter)
-    gates: dict[str, ApproverGate] = field(default_factory=dict)
+    gates: OrderedDict[str, ApproverGate] = field(default_factory=OrderedDict)
 
     @property
     def registry(self) -> ApproverRegistry:
@@ -109,22 +107,32 @@ class WebContext:
     def credentials(self) -> Credentials:
         return Credentials(self.settings.home)
 
-    def may_decide(self, approver: str, pending: PendingAction) -> bool:
-        """The agent's Cedar approver policy, as the workflow will apply it."""
+    async def may_decide(self, approver: str, pending: PendingAction) -> bool:
+        """The approver policy the run pinned, applied as the workflow will apply it."""
         entry = self.registry.snapshot().approvers.get(approver)
         if entry is None or not entry.active or approver == pending.requester:
             return False
-        gate = self.gates.get(pending.agent)
+        gate = await self._approver_gate(pending.run_id)
         if gate is None:
-            try:
-                bundle = load_agent(pending.agent, self.settings.agents_dir, SUPPORT_TOOLS)
-            except TiergateError:
-                return False
-            gate = self.gates[pending.agent] = ApproverGate(bundle.approver_policy)
+            return False
         allowed, _ = gate.may_decide(
             approver, entry.roles, pending.agent, pending.tool, pending.tier, pending.arguments
         )
         return allowed
+
+    async def _approver_gate(self, run_id: str) -> ApproverGate | None:
+        """The approver policy run ``run_id`` is pinned to, read from its history once."""
+        gate = self.gates.get(run_id)
+        if gate is None:
+            try:
+                bundle = read_history(await fetch_history(self.client, run_id)).pinned_bundle()
+            except TiergateError:
+                return None
+            gate = self.gates[run_id] = ApproverGate(bundle.approver_policy)
+            while len(self.gates) > MAX_CACHED_RUNS:
+                self.gates.popitem(last=False)
+        self.gates.move_to_end(run_id)
+        return gate
 
 
 _templates = Environment(
@@ -254,7 +262,7 @@ def build_app(context: WebContext) -> Starlette:
         now = datetime.now(UTC)
         rows = []
         for p in await list_pending(context.client):
-            if not context.may_decide(session.approver, p):
+            if not await context.may_decide(session.approver, p):
                 continue
             sla = datetime.fromisoformat(p.sla_at) if p.sla_at else None
             left = int((sla - now).total_seconds()) if sla else None
@@ -372,7 +380,7 @@ def build_app(context: WebContext) -> Starlette:
             pending = await pending_of(context.client, run_id)
         except NotWaitingError:
             return message_page(session, f"Run {run_id} is not waiting for an approval.", 404)
-        if not context.may_decide(session.approver, pending):
+        if not await context.may_decide(session.approver, pending):
             # Same answer as for a run that does not wait: nothing about it leaks.
             return message_page(session, f"Run {run_id} is not waiting for an approval.", 404)
         return await approval_page(session, pending)
@@ -397,7 +405,7 @@ def build_app(context: WebContext) -> Starlette:
                 "This run is no longer waiting: it was decided or moved on. Nothing was changed.",
                 409,
             )
-        if not context.may_decide(session.approver, pending):
+        if not await context.may_decide(session.approver, pending):
             return message_page(
                 session,
                 "You are not allowed to decide this action (approver policy). Nothing was changed.",
@@ -483,7 +491,7 @@ def build_app(context: WebContext) -> Starlette:
                     run_id=summary.workflow_id,
                     agent=summary.agent,
                 )
-                if not context.may_decide(session.approver, shown):
+                if not await context.may_decide(session.approver, shown):
                     continue
                 rows.append(
                     {

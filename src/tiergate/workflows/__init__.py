@@ -1,80 +1,49 @@
-"""Workflows and the deterministic core they use: records, proposals, gate and budgets."""
+"""The Temporal shell: AgentRunWorkflow, continue-as-new, the retry table, telemetry, the sandbox."""
 
-from tiergate.workflows._budget import BudgetLedger, answer_cost, model_cost
-from tiergate.workflows._carry import RunCarry
-from tiergate.workflows._gate import Gate
-from tiergate.workflows._proposal import parse_proposal
-from tiergate.workflows._records import (
-    ApprovalReceipt,
-    ApprovalRecord,
-    ApprovalWait,
-    BudgetStop,
-    Decision,
-    EscalateProposal,
-    FinalAnswerProposal,
-    InvalidProposal,
-    ModelCall,
-    ModelDrift,
-    Outcome,
-    OutputCheck,
-    PendingAction,
-    Proposal,
-    Refusal,
-    RunStatus,
-    RunSummary,
-    StepMark,
-    StepRecord,
-    ToolCallProposal,
-    Usage,
-    Verdict,
-    Versions,
-    tool_observation,
+from tiergate.workflows._attributes import (
+    AGENT_ATTRIBUTE,
+    AGENT_VERSION_ATTRIBUTE,
+    PENDING_APPROVAL_ATTRIBUTE,
+    SEARCH_ATTRIBUTES,
+    SHADOW_ATTRIBUTE,
+    VARIANT_ATTRIBUTE,
+)
+from tiergate.workflows._carry import (
+    CONTINUE_AS_NEW_BYTES,
+    CONTINUE_AS_NEW_EVENTS,
+    should_continue,
+)
+from tiergate.workflows._retry import (
+    budgeted_retry,
+    safe_to_retry,
+    tool_retry,
 )
 from tiergate.workflows._run import (
-    LEAN_MARKS_PATCH,
-    RUN_MEMO,
-    STEP_MEMO,
     AgentRunWorkflow,
-    parse_run_input,
 )
-from tiergate.workflows._sandbox import PASSTHROUGH_MODULES, workflow_runner
+from tiergate.workflows._sandbox import (
+    PASSTHROUGH_MODULES,
+    RUN_LOOP_MODULE,
+    ensure_bytecode,
+    workflow_runner,
+)
 
 __all__ = [
-    "LEAN_MARKS_PATCH",
+    "AGENT_ATTRIBUTE",
+    "AGENT_VERSION_ATTRIBUTE",
+    "CONTINUE_AS_NEW_BYTES",
+    "CONTINUE_AS_NEW_EVENTS",
     "PASSTHROUGH_MODULES",
-    "RUN_MEMO",
-    "STEP_MEMO",
+    "PENDING_APPROVAL_ATTRIBUTE",
+    "RUN_LOOP_MODULE",
+    "SEARCH_ATTRIBUTES",
+    "SHADOW_ATTRIBUTE",
+    "VARIANT_ATTRIBUTE",
     "AgentRunWorkflow",
-    "ApprovalReceipt",
-    "ApprovalRecord",
-    "ApprovalWait",
-    "BudgetLedger",
-    "BudgetStop",
-    "Decision",
-    "EscalateProposal",
-    "FinalAnswerProposal",
-    "Gate",
-    "InvalidProposal",
-    "ModelCall",
-    "ModelDrift",
-    "Outcome",
-    "OutputCheck",
-    "PendingAction",
-    "Proposal",
-    "Refusal",
-    "RunCarry",
-    "RunStatus",
-    "RunSummary",
-    "StepMark",
-    "StepRecord",
-    "ToolCallProposal",
-    "Usage",
-    "Verdict",
-    "Versions",
-    "answer_cost",
-    "model_cost",
-    "parse_proposal",
-    "parse_run_input",
-    "tool_observation",
+    "budgeted_retry",
+    "ensure_bytecode",
+    "safe_to_retry",
+    "should_continue",
+    "tool_retry",
     "workflow_runner",
 ]

@@ -1,14 +1,14 @@
 """The approval desk: a run's durable wait for people, on Temporal's workflow APIs.
 
-The run loop hands a held call to `wait_for_decision`; approvers answer through the
-`approval` update, whose validator refuses bad answers before they reach history and whose
-handler applies good ones. The SLA and expiry are durable timers, and time spent here is
-kept apart from the run's wall-time budget. Judging answers is the pure `_approval` module.
+The run loop hands a held call to `wait`; approvers answer through the `approval` update,
+whose validator refuses bad answers before they reach history and whose handler applies
+good ones. The SLA and expiry are durable timers. Judging answers, and what a decided wait
+means for the call, is the pure core (`tiergate.core` approval functions); this is only
+the waiting, the timers and the activities around them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -16,39 +16,38 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from tiergate.approvals import ApprovalRequest, RegistrySnapshot
-    from tiergate.config import AgentBundle
-    from tiergate.policies import ApproverGate
-    from tiergate.shared import (
+    from tiergate.core import (
         APPROVER_STATUS_ACTIVITY,
         APPROVERS_SNAPSHOT_ACTIVITY,
         NOTIFY_OVERDUE_ACTIVITY,
-        PENDING_APPROVAL_ATTRIBUTE,
         PENDING_MEMO,
+        AgentBundle,
+        Allowed,
+        ApprovalContext,
+        ApprovalReceipt,
+        ApprovalRequest,
+        ApprovalWait,
+        ApproverGate,
         ApproverStatus,
         ApproverStatusInput,
+        Denied,
+        Gate,
+        Held,
         NotifyResult,
         OverdueNotice,
+        PendingAction,
+        Refusal,
         RegistryRequest,
-    )
-    from tiergate.workflows._approval import (
-        ApprovalContext,
+        RegistrySnapshot,
+        TierApproval,
+        ToolCallProposal,
         apply_answer,
+        final_decision,
+        open_wait,
         record_for,
         refusal_for,
     )
-    from tiergate.workflows._gate import Gate
-    from tiergate.workflows._records import (
-        ApprovalReceipt,
-        ApprovalRecord,
-        ApprovalWait,
-        Decision,
-        PendingAction,
-        Refusal,
-        StepRecord,
-        ToolCallProposal,
-        Verdict,
-    )
+    from tiergate.workflows._attributes import PENDING_APPROVAL_ATTRIBUTE
 
 
 class ApprovalDesk:
@@ -62,13 +61,12 @@ class ApprovalDesk:
         self.registry = RegistrySnapshot()
         self.pending: PendingAction | None = None
         self.wait: ApprovalWait | None = None
-        self.edited: Decision | None = None
-        self.waited_seconds = 0.0
+        self.edited: Allowed | Held | None = None
+        self._opened = workflow.now()
 
     def context(self) -> ApprovalContext:
-        info = workflow.info()
         return ApprovalContext(
-            run_id=info.workflow_id,
+            run_id=workflow.info().workflow_id,
             agent=self.bundle.config.name,
             registry=self.registry,
             approvers=self.approvers,
@@ -114,7 +112,11 @@ class ApprovalDesk:
             )
         assert self.pending is not None
         assert self.wait is not None
-        self._apply(request, record_for(request, self.pending, self.context(), now))
+        record = record_for(request, self.pending, self.context(), now)
+        self.pending, edited = apply_answer(
+            request, record, self.pending, self.wait, self.context(), now
+        )
+        self.edited = edited or self.edited
         self._publish()
         return ApprovalReceipt(
             accepted=True,
@@ -123,84 +125,75 @@ class ApprovalDesk:
             required=self.pending.required_approvals,
         )
 
-    def _apply(self, request: ApprovalRequest, record: ApprovalRecord) -> None:
-        assert self.pending is not None
-        assert self.wait is not None
-        self.pending, edited = apply_answer(
-            request, record, self.pending, self.wait, self.context(), workflow.now()
-        )
-        self.edited = edited or self.edited
-
-    def _decide(self, status: str) -> None:
-        assert self.wait is not None
-        self.wait.status = status  # type: ignore[assignment]
-        self.wait.decided_at = workflow.now().isoformat()
-
     # -- the wait --------------------------------------------------------------------------
 
-    async def wait_for_decision(
-        self,
-        record: StepRecord,
-        proposal: ToolCallProposal,
-        decision: Decision,
-        on_change: Callable[[StepRecord], None],
-    ) -> Decision:
-        """Wait durably for the answers; returns an `allow` (approved) or a `deny` decision."""
-        tier = decision.tier or 3
-        times = (
-            self.bundle.config.approvals.tier4 if tier >= 4 else self.bundle.config.approvals.tier3
-        )
+    async def open(self, step: int, proposal: ToolCallProposal, decision: Held) -> ApprovalWait:
+        """Pins the approver registry and opens the wait: from here answers are accepted.
+        `published` makes it visible (memo, search attribute) once the step is marked."""
+        config = self.bundle.config
+        times = config.approvals.tier4 if decision.tier >= 4 else config.approvals.tier3
         self.registry = await workflow.execute_activity(
             APPROVERS_SNAPSHOT_ACTIVITY,
             RegistryRequest(run_id=workflow.info().workflow_id),
             result_type=RegistrySnapshot,
             start_to_close_timeout=timedelta(seconds=30),
         )
-        start = workflow.now()
-        assert decision.arguments is not None
-        assert decision.call_digest is not None
-        self.pending = PendingAction(
-            step=record.step,
-            tool=proposal.tool,
-            arguments=decision.arguments,
-            call_digest=decision.call_digest,
-            reason=proposal.reason,
-            tier=tier,
-            verdict=decision.verdict,
-            policy_ids=decision.policy_ids,
-            policy_version=decision.policy_version,
-            requester=self.requester,
-            run_id=workflow.info().workflow_id,
-            agent=self.bundle.config.name,
-            required_approvals=2 if tier >= 4 else 1,
-            waiting_since=start.isoformat(),
-            sla_at=(start + timedelta(seconds=times.sla_seconds)).isoformat(),
-            expires_at=(start + timedelta(seconds=times.expiry_seconds)).isoformat(),
-        )
-        self.wait = ApprovalWait(
-            original=decision,
-            required=self.pending.required_approvals,
-            waiting_since=start.isoformat(),
+        self.pending, self.wait = open_wait(
+            decision,
+            proposal,
+            step,
+            self.requester,
+            workflow.info().workflow_id,
+            config.name,
+            times,
+            workflow.now(),
         )
         self.edited = None
-        record.approval = self.wait
-        on_change(record)
+        self._opened = workflow.now()
+        return self.wait
+
+    def published(self) -> None:
         self._publish()
         workflow.upsert_search_attributes([PENDING_APPROVAL_ATTRIBUTE.value_set(True)])
-        decided = await self._until_decided(times.sla_seconds)
+
+    async def until_sla(self) -> bool:
+        """Waits for a decision until the SLA; False if the SLA passed first."""
+        return await self._until_decided(self._times().sla_seconds)
+
+    def escalate(self) -> None:
+        """The SLA passed undecided: the wait is overdue (`overdue` says so to people)."""
+        assert self.pending is not None
+        assert self.wait is not None
+        self.wait.escalated_at = workflow.now().isoformat()
+        self.pending.escalated = True
+
+    async def overdue(self) -> bool:
+        """Publishes the escalation (memo, notice, metric, log) and waits on until expiry;
+        False if the wait expired undecided."""
+        assert self.pending is not None
+        self._publish()
+        await self._notify_overdue(self.pending)
+        times = self._times()
+        return await self._until_decided(times.expiry_seconds - times.sla_seconds)
+
+    def close(self, decided: bool, original: Held) -> tuple[Allowed | Denied, float]:
+        """Ends the wait: what it decided for the call, and the seconds it took."""
+        assert self.pending is not None
+        assert self.wait is not None
         if not decided:
-            await self._overdue(record, on_change)
-            decided = await self._until_decided(times.expiry_seconds - times.sla_seconds)
-        if not decided:
-            self._decide("expired")
-        waited = (workflow.now() - start).total_seconds()
+            self.wait.status, self.wait.decided_at = "expired", workflow.now().isoformat()
+        waited = (workflow.now() - self._opened).total_seconds()
         self.wait.waited_seconds = round(waited, 3)
-        self.waited_seconds += waited
         workflow.upsert_search_attributes([PENDING_APPROVAL_ATTRIBUTE.value_set(False)])
-        final = self._final_decision(decision)
+        final = final_decision(original, self.edited, self.pending, self.wait)
         self.pending = None
         self._publish()
-        return final
+        return final, waited
+
+    def _times(self) -> TierApproval:
+        assert self.pending is not None
+        approvals = self.bundle.config.approvals
+        return approvals.tier4 if self.pending.tier >= 4 else approvals.tier3
 
     def _publish(self) -> None:
         """The pending action in the memo: listing waits across runs needs no worker."""
@@ -217,31 +210,25 @@ class ApprovalDesk:
             return False
         return True
 
-    async def _overdue(self, record: StepRecord, on_change: Callable[[StepRecord], None]) -> None:
-        assert self.pending is not None
-        assert self.wait is not None
-        self.wait.escalated_at = workflow.now().isoformat()
-        self.pending.escalated = True
-        on_change(record)
-        self._publish()
+    async def _notify_overdue(self, pending: PendingAction) -> None:
         workflow.logger.warning(
             "approval overdue: step %s %s (tier %s) waiting since %s",
-            self.pending.step,
-            self.pending.tool,
-            self.pending.tier,
-            self.pending.waiting_since,
+            pending.step,
+            pending.tool,
+            pending.tier,
+            pending.waiting_since,
         )
         workflow.metric_meter().create_counter(
             "tiergate_approval_sla_escalations", "Approvals that passed their SLA"
-        ).add(1, {"agent": self.bundle.config.name, "tool": self.pending.tool})
+        ).add(1, {"agent": self.bundle.config.name, "tool": pending.tool})
         notice = OverdueNotice(
-            run_id=self.pending.run_id,
-            agent=self.pending.agent,
-            step=self.pending.step,
-            tool=self.pending.tool,
-            tier=self.pending.tier,
-            waiting_since=self.pending.waiting_since,
-            expires_at=self.pending.expires_at,
+            run_id=pending.run_id,
+            agent=pending.agent,
+            step=pending.step,
+            tool=pending.tool,
+            tier=pending.tier,
+            waiting_since=pending.waiting_since,
+            expires_at=pending.expires_at,
         )
         try:
             await workflow.execute_activity(
@@ -254,34 +241,3 @@ class ApprovalDesk:
         except ActivityError as error:
             # A broken hook must not fail the run; the escalation is already recorded.
             workflow.logger.warning("approval overdue notification failed: %s", error)
-
-    def _final_decision(self, original: Decision) -> Decision:
-        assert self.wait is not None
-        assert self.pending is not None
-        if self.wait.status == "approved":
-            base = self.edited or original
-            who = ", ".join(self.pending.approved_by)
-            return base.model_copy(
-                update={
-                    "verdict": Verdict.ALLOW,
-                    "code": "approved",
-                    "reason": f"approved by {who} (tier {self.pending.tier})",
-                    "approved_by": list(self.pending.approved_by),
-                }
-            )
-        if self.wait.status == "expired":
-            return original.model_copy(
-                update={
-                    "verdict": Verdict.DENY,
-                    "code": "approval_expired",
-                    "reason": f"no decision before {self.pending.expires_at}",
-                }
-            )
-        denial = self.wait.approvals[-1]
-        return original.model_copy(
-            update={
-                "verdict": Verdict.DENY,
-                "code": "approval_denied",
-                "reason": f"denied by {denial.approver}: {denial.justification}",
-            }
-        )

@@ -22,10 +22,8 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from tiergate.tools import ToolKind, ToolSpec
-
-#: Errors that say the request itself is wrong: no attempt would go differently.
-NON_RETRYABLE = ["ProviderRefused", "ConfigError", "UngatedToolCall"]
+from tiergate.core import ToolKind, ToolSpec
+from tiergate.errors import NON_RETRYABLE_ERRORS
 
 
 def budgeted_retry(retries_left: int) -> RetryPolicy:
@@ -35,7 +33,7 @@ def budgeted_retry(retries_left: int) -> RetryPolicy:
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=10),
         maximum_attempts=retries_left + 1,
-        non_retryable_error_types=NON_RETRYABLE,
+        non_retryable_error_types=NON_RETRYABLE_ERRORS,
     )
 
 
@@ -48,4 +46,4 @@ def tool_retry(spec: ToolSpec, retries_left: int) -> RetryPolicy:
     """The retry policy of one tool call (see the table above)."""
     if safe_to_retry(spec):
         return budgeted_retry(retries_left)
-    return RetryPolicy(maximum_attempts=1, non_retryable_error_types=NON_RETRYABLE)
+    return RetryPolicy(maximum_attempts=1, non_retryable_error_types=NON_RETRYABLE_ERRORS)

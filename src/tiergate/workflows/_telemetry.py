@@ -27,19 +27,24 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from temporalio import workflow
 
-from tiergate.config import AgentBundle
-from tiergate.shared import ModelSpec, TokenUsage, ToolResult
-from tiergate.telemetry import _metrics as metric
-from tiergate.workflows._records import (
+from tiergate.core import (
+    AgentBundle,
+    Allowed,
     Decision,
+    Denied,
+    Held,
     ModelCall,
     ModelDrift,
+    ModelSpec,
     Outcome,
     RunSummary,
     StepRecord,
+    TokenUsage,
     ToolCallProposal,
+    ToolResult,
     Verdict,
 )
+from tiergate.observe import _metrics as metric
 
 _log = structlog.get_logger("tiergate.run")
 _LOGGER = logging.getLogger("tiergate.run")  # its level says whether step events are wanted
@@ -142,14 +147,19 @@ class RunTelemetry:
             yield span
 
     @contextmanager
-    def step_span(self, step: int) -> Iterator[Span]:
-        # A step ends through _Stop as often as not: that is an outcome, not an error.
-        attributes = self._attributes(0.0, **{"tiergate.step": step})
+    def step(self, record: StepRecord) -> Iterator[Span]:
+        """The step's span; when the step ends, everything it did is told from its record:
+        the gate's decision, alerts, blocked actions, the step's log event and metrics."""
+        started = workflow.now()
+        attributes = self._attributes(0.0, **{"tiergate.step": record.step})
         with _span("tiergate.step", attributes, error_status=False) as span:
-            yield span
+            try:
+                yield span
+            finally:
+                self._step_done(span, record, started)
 
     @contextmanager
-    def model_span(
+    def model(
         self, spec: ModelSpec, tier: str, purpose: str, max_tokens: int | None
     ) -> Iterator[Span]:
         attributes = self._attributes(
@@ -180,6 +190,8 @@ class RunTelemetry:
         )
         if call.fingerprint:
             span.set_attribute("openai.response.system_fingerprint", call.fingerprint)
+        if call.drift is not None:
+            self._drift(span, call.drift)
         if _live():
             base = {
                 "gen_ai.operation.name": "chat",
@@ -190,7 +202,7 @@ class RunTelemetry:
             metric.token_usage.record(usage.input_tokens, {**base, "gen_ai.token.type": "input"})
             metric.token_usage.record(usage.output_tokens, {**base, "gen_ai.token.type": "output"})
 
-    def gate(self, decision: Decision, step: int) -> None:
+    def _gate(self, decision: Decision, step: int) -> None:
         """A zero-length span for the decision (the gate is pure and takes microseconds)."""
         with _span(
             "tiergate.gate",
@@ -217,7 +229,8 @@ class RunTelemetry:
             metric.blocked_actions.add(1, {"tiergate.agent": self.agent, "cause": "policy"})
 
     @contextmanager
-    def approval_span(self, decision: Decision, required: int, step: int) -> Iterator[Span]:
+    def approval(self, decision: Held, step: int) -> Iterator[Span]:
+        required = decision.required_approvals
         attributes = self._attributes(
             0.0,
             **{
@@ -292,7 +305,7 @@ class RunTelemetry:
             metric.blocked_actions.add(1, {"tiergate.agent": self.agent, "cause": "approval"})
 
     @contextmanager
-    def tool_span(self, decision: Decision, key: str, step: int) -> Iterator[Span]:
+    def tool(self, decision: Allowed, key: str, step: int) -> Iterator[Span]:
         attributes = self._attributes(
             0.0,
             **{
@@ -328,9 +341,9 @@ class RunTelemetry:
 
     # -- events ----------------------------------------------------------------------------
 
-    def drift(self, drift: ModelDrift) -> None:
+    def _drift(self, span: Span, drift: ModelDrift) -> None:
         """A model answered as something its pin does not accept: span, metric, log event."""
-        trace.get_current_span().set_attributes(
+        span.set_attributes(
             {"tiergate.model.drift": drift.kind, "tiergate.model.drift.message": drift.message}
         )
         if not _live():
@@ -355,7 +368,7 @@ class RunTelemetry:
             **self._pick(["run_id", "agent"], {}),
         )
 
-    def blocked(self, cause: str) -> None:
+    def _blocked(self, cause: str) -> None:
         """An action or output that did not go through for ``cause`` (output, budget)."""
         if _live():
             metric.blocked_actions.add(1, {"tiergate.agent": self.agent, "cause": cause})
@@ -373,14 +386,15 @@ class RunTelemetry:
                 **self._pick(["run_id", "agent"], {}),
             )
 
-    def alert(self, name: str, step: int) -> None:
+    def _alert(self, name: str, step: int) -> None:
         if _live():
             _log.warning("alert", alert=name, step=step, **self._pick(["run_id", "agent"], {}))
 
-    def step_done(self, span: Span, record: StepRecord, started: datetime) -> None:
-        """Closes a step: work time, span attributes, the step's log event and latency."""
+    def _step_done(self, span: Span, record: StepRecord, started: datetime) -> None:
+        """Closes a step: its events, work time, span attributes, log event and latency."""
         if not workflow.in_workflow():
             return  # evicted mid-step; the replay closes it
+        self._step_events(record)
         waited = record.approval.waited_seconds if record.approval else 0.0
         elapsed = (workflow.now() - started).total_seconds()
         record.work_seconds = round(max(elapsed - waited, 0.0), 3)
@@ -420,6 +434,24 @@ class RunTelemetry:
                 decision_code=values["decision_code"],
                 **self._pick(self.log_fields, values),
             )
+
+    def _step_events(self, record: StepRecord) -> None:
+        """What the step's record says happened, as spans, alerts and blocked-action counts."""
+        decision = record.decision
+        gated = record.approval.original if record.approval else decision
+        if isinstance(decision, Denied) and decision.code == "rate_limited":
+            self._blocked("rate_limited")
+        elif gated is not None:
+            self._gate(gated, record.step)
+        for alert in gated.alerts if gated is not None else []:
+            self._alert(alert, record.step)
+        for check in record.output_checks:
+            if not check.allowed:
+                for alert in check.alerts:
+                    self._alert(alert, record.step)
+                self._blocked("output")
+        if isinstance(decision, Allowed) and record.idempotency_key is None:
+            self._blocked("budget")  # allowed, never scheduled: a budget stopped it
 
     def _step_values(self, record: StepRecord) -> dict[str, Any]:
         decision = record.decision

@@ -1,0 +1,118 @@
+"""Approvers' answers: what an approver signs, the registry a run pins, and verification.
+
+An approval is an Ed25519 signature over the canonical JSON of every field that matters:
+run, step, the digest of the action the approver saw, the decision, the justification, any
+edited arguments, the expiry and the channel. Someone who can reach the Temporal frontend but
+holds no registered private key cannot produce one, and anyone holding the run's history
+can re-verify it with the public keys of the registry snapshot the run pinned. Signing
+(with a private key) is the approver's side, in `tiergate.approvals`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiergate.core._digest import canonical_json
+
+
+class ApprovalDecision(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class ApprovalRequest(BaseModel):
+    """An approver's answer to one pending action, as sent in the `approval` update.
+
+    Attributes:
+        run_id: The workflow id of the run.
+        step: The step waiting for approval.
+        action_digest: Call digest of the pending action the approver reviewed.
+        decision: approve or deny.
+        approver: Registered approver name; their key must verify ``signature``.
+        justification: Why (mandatory for denies and for tier-4 approvals).
+        edited_arguments: Approve a changed call instead (it is gated again).
+        expires_at: After this instant the signed answer is no longer valid.
+        via: The channel that carried it: cli, web, demo or api.
+        signature: base64 Ed25519 signature over `signing_message()`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: Annotated[str, Field(min_length=1, max_length=400)]
+    step: Annotated[int, Field(ge=1)]
+    action_digest: Annotated[str, Field(min_length=64, max_length=64)]
+    decision: ApprovalDecision
+    approver: Annotated[str, Field(min_length=1, max_length=100)]
+    justification: Annotated[str, Field(max_length=2000)] = ""
+    edited_arguments: dict[str, Any] | None = None
+    expires_at: datetime
+    via: Literal["cli", "web", "demo", "api"] = "cli"
+    signature: Annotated[str, Field(max_length=200)] = ""
+
+    def signing_message(self) -> bytes:
+        body = self.model_dump(mode="json", exclude={"signature"})
+        return f"tiergate-approval-v1\n{canonical_json(body)}".encode()
+
+
+def key_id(public_key: str) -> str:
+    """A short fingerprint of a public key, recorded with every verified approval."""
+    return "ed25519:" + hashlib.sha256(base64.b64decode(public_key)).hexdigest()[:16]
+
+
+def verify(request: ApprovalRequest, public_key: str) -> bool:
+    """True when ``request.signature`` is valid for ``public_key`` over the request's fields."""
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+        public.verify(base64.b64decode(request.signature, validate=True), request.signing_message())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class Approver(BaseModel):
+    """One registered approver.
+
+    Attributes:
+        name: Unique approver id (also their Cedar principal, `Approver::"name"`).
+        roles: Roles approver policies test, e.g. ``support_lead``.
+        public_key: base64 raw Ed25519 public key.
+        key_id: Fingerprint of ``public_key``.
+        active: False once revoked; a revoked approver's signatures are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    roles: list[str]
+    public_key: str
+    key_id: str
+    active: bool = True
+    created_at: str
+    revoked_at: str | None = None
+
+
+class RegistrySnapshot(BaseModel):
+    """The registry as a run saw it; ``version`` is the sha256 of its canonical JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approvers: dict[str, Approver] = Field(default_factory=dict)
+    version: str = ""
+
+    @classmethod
+    def of(cls, approvers: dict[str, Approver]) -> RegistrySnapshot:
+        canonical = json.dumps(
+            {k: v.model_dump() for k, v in sorted(approvers.items())}, sort_keys=True
+        )
+        return cls(
+            approvers=approvers, version="sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        )

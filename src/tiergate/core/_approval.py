@@ -1,0 +1,289 @@
+"""The approval state machine: which answers count, which are refused, when a step is decided.
+
+Pure: the workflow's update validator and handler both call it, so the validator refuses
+bad answers before anything reaches history and the handler re-checks against the state it
+actually applies to. Checks run cheapest and most telling first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tiergate.core._agent import TierApproval
+from tiergate.core._answers import ApprovalDecision, ApprovalRequest, RegistrySnapshot, verify
+from tiergate.core._approvers import ApproverGate
+from tiergate.core._gate import Gate
+from tiergate.core._records import (
+    Allowed,
+    ApprovalRecord,
+    ApprovalWait,
+    Decision,
+    Denied,
+    Held,
+    PendingAction,
+    Refusal,
+    ToolCallProposal,
+    denial,
+)
+
+
+@dataclass(frozen=True)
+class ApprovalContext:
+    """What a run knows when judging an answer."""
+
+    run_id: str
+    agent: str
+    registry: RegistrySnapshot
+    approvers: ApproverGate
+    gate: Gate
+
+
+def _refuse(request: ApprovalRequest, code: str, reason: str, now: datetime) -> Refusal:
+    return Refusal(approver=request.approver, code=code, reason=reason, at=now.isoformat())
+
+
+def refusal_for(
+    request: ApprovalRequest,
+    pending: PendingAction | None,
+    wait: ApprovalWait | None,
+    ctx: ApprovalContext,
+    now: datetime,
+) -> Refusal | None:
+    """None if ``request`` may be applied now, else the reason it is refused."""
+    if pending is None or wait is None or wait.status != "waiting":
+        return _refuse(request, "not_waiting", "this run is not waiting for an approval", now)
+    # Evaluated in order and lazily: later checks rely on earlier ones (a known approver).
+    checks: tuple[Callable[[], tuple[str, str] | None], ...] = (
+        lambda: _addressing(request, pending, ctx),
+        lambda: _authenticity(request, ctx, now),
+        lambda: _separation(request, pending, wait),
+        lambda: _content(request, pending),
+        lambda: _authority(request, pending, ctx),
+        lambda: _edit(request, pending, ctx),
+    )
+    for check in checks:
+        if (found := check()) is not None:
+            return _refuse(request, found[0], found[1], now)
+    return None
+
+
+def _addressing(
+    request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext
+) -> tuple[str, str] | None:
+    if request.run_id != ctx.run_id:
+        return "wrong_run", f"signed for run {request.run_id}, not {ctx.run_id}"
+    if request.step != pending.step:
+        return "wrong_step", f"signed for step {request.step}; step {pending.step} is waiting"
+    if request.action_digest != pending.call_digest:
+        return (
+            "action_changed",
+            "signed for a different action than the one waiting; review it again",
+        )
+    return None
+
+
+def _authenticity(
+    request: ApprovalRequest, ctx: ApprovalContext, now: datetime
+) -> tuple[str, str] | None:
+    approver = ctx.registry.approvers.get(request.approver)
+    if approver is None:
+        return "unknown_approver", f"{request.approver!r} is not a registered approver"
+    if not approver.active:
+        return "key_revoked", f"{request.approver}'s key {approver.key_id} was revoked"
+    if not request.signature:
+        return "missing_signature", "the approval is not signed"
+    if not verify(request, approver.public_key):
+        return "bad_signature", f"the signature does not verify with {approver.key_id}"
+    if request.expires_at <= now:
+        return (
+            "approval_expired",
+            f"the signed approval expired at {request.expires_at.isoformat()}",
+        )
+    return None
+
+
+def _separation(
+    request: ApprovalRequest, pending: PendingAction, wait: ApprovalWait
+) -> tuple[str, str] | None:
+    if request.approver == pending.requester:
+        return "self_approval", "the requester of a run cannot approve its actions"
+    if any(
+        a.approver == request.approver
+        for a in wait.approvals
+        if a.action_digest == pending.call_digest
+    ):
+        return "duplicate_approver", f"{request.approver} already answered this action"
+    return None
+
+
+def _content(request: ApprovalRequest, pending: PendingAction) -> tuple[str, str] | None:
+    text = request.justification.strip()
+    if request.decision == ApprovalDecision.DENY:
+        if not text:
+            return "reason_required", "a deny needs a reason"
+        if request.edited_arguments is not None:
+            return "edit_on_deny", "only an approval can edit the action"
+    elif pending.tier >= 4 and not text:
+        return "justification_required", "tier-4 approvals need a justification"
+    return None
+
+
+def _authority(
+    request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext
+) -> tuple[str, str] | None:
+    approver = ctx.registry.approvers[request.approver]
+    allowed, _ = ctx.approvers.may_decide(
+        approver.name, approver.roles, ctx.agent, pending.tool, pending.tier, pending.arguments
+    )
+    if not allowed:
+        return (
+            "not_authorized",
+            f"no approver policy lets {approver.name} (roles {', '.join(approver.roles)}) "
+            f"decide {pending.tool} at tier {pending.tier} with these arguments",
+        )
+    return None
+
+
+def regate_edit(request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext) -> Decision:
+    """The gate's decision on the edited call, exactly as on a model proposal."""
+    proposal = ToolCallProposal(
+        tool=pending.tool, arguments=request.edited_arguments or {}, reason=pending.reason
+    )
+    return ctx.gate.decide(proposal, pending.step)
+
+
+def _edit(
+    request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext
+) -> tuple[str, str] | None:
+    if request.edited_arguments is None:
+        return None
+    decision = regate_edit(request, pending, ctx)
+    if isinstance(decision, Denied):
+        return "edit_denied", f"the edited call is denied: {decision.reason}"
+    if decision.tier > pending.tier:
+        return "edit_raises_tier", f"the edit raises the tier to {decision.tier}"
+    return None
+
+
+def record_for(
+    request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext, now: datetime
+) -> ApprovalRecord:
+    """The audit record of an accepted answer (call only when `refusal_for` is None)."""
+    approver = ctx.registry.approvers[request.approver]
+    _, policy_ids = ctx.approvers.may_decide(
+        approver.name, approver.roles, ctx.agent, pending.tool, pending.tier, pending.arguments
+    )
+    return ApprovalRecord(
+        approver=request.approver,
+        decision=request.decision.value,
+        justification=request.justification,
+        edited_arguments=request.edited_arguments,
+        action_digest=request.action_digest,
+        step=request.step,
+        at=now.isoformat(),
+        expires_at=request.expires_at.isoformat(),
+        via=request.via,
+        signature=request.signature,
+        key_id=approver.key_id,
+        registry_version=ctx.registry.version,
+        verified=True,
+        verification=f"ed25519 signature verified with {approver.key_id} "
+        f"(registry {ctx.registry.version[:19]})",
+        approver_policy_ids=policy_ids,
+    )
+
+
+def apply_answer(
+    request: ApprovalRequest,
+    record: ApprovalRecord,
+    pending: PendingAction,
+    wait: ApprovalWait,
+    ctx: ApprovalContext,
+    now: datetime,
+) -> tuple[PendingAction, Allowed | Held | None]:
+    """Apply an accepted answer (`refusal_for` returned None) to the wait.
+
+    Returns the pending action as it now stands and, for an approval with edits, the gate's
+    decision on the edited call. A deny decides the wait at once; approvals decide it when
+    ``required_approvals`` distinct approvers have said yes to the same action.
+    """
+    wait.approvals.append(record)
+    edited: Allowed | Held | None = None
+    if request.decision == ApprovalDecision.DENY:
+        wait.status, wait.decided_at = "denied", now.isoformat()
+        return pending, None
+    if request.edited_arguments is not None:
+        regated = regate_edit(request, pending, ctx)
+        assert not isinstance(regated, Denied), "refusal_for refuses a denied edit"
+        edited = regated
+        pending = pending.model_copy(
+            update={
+                "arguments": edited.arguments,
+                "call_digest": edited.call_digest,
+                "tier": edited.tier,
+                "required_approvals": 2 if edited.tier >= 4 else 1,
+                "approved_by": [request.approver],
+            }
+        )
+    else:
+        pending.approved_by.append(request.approver)
+    if len(pending.approved_by) >= pending.required_approvals:
+        wait.status, wait.decided_at = "approved", now.isoformat()
+    return pending, edited
+
+
+def open_wait(
+    decision: Held,
+    proposal: ToolCallProposal,
+    step: int,
+    requester: str,
+    run_id: str,
+    agent: str,
+    times: TierApproval,
+    now: datetime,
+) -> tuple[PendingAction, ApprovalWait]:
+    """The pending action people are asked about, and the wait that collects their answers."""
+    pending = PendingAction(
+        step=step,
+        tool=proposal.tool,
+        arguments=decision.arguments,
+        call_digest=decision.call_digest,
+        reason=proposal.reason,
+        tier=decision.tier,
+        verdict=decision.verdict,
+        policy_ids=decision.policy_ids,
+        policy_version=decision.policy_version,
+        requester=requester,
+        run_id=run_id,
+        agent=agent,
+        required_approvals=decision.required_approvals,
+        waiting_since=now.isoformat(),
+        sla_at=(now + timedelta(seconds=times.sla_seconds)).isoformat(),
+        expires_at=(now + timedelta(seconds=times.expiry_seconds)).isoformat(),
+    )
+    wait = ApprovalWait(
+        original=decision, required=pending.required_approvals, waiting_since=now.isoformat()
+    )
+    return pending, wait
+
+
+def final_decision(
+    original: Held, edited: Allowed | Held | None, pending: PendingAction, wait: ApprovalWait
+) -> Allowed | Denied:
+    """What a decided wait means for the call: an allow of exactly what was approved (the
+    edit, if any), or a denial naming who denied it or when it expired."""
+    if wait.status == "approved":
+        base = edited or original
+        who = ", ".join(pending.approved_by)
+        return Allowed(
+            **base.model_dump(exclude={"verdict", "code", "reason", "approved_by"}),
+            code="approved",
+            reason=f"approved by {who} (tier {pending.tier})",
+            approved_by=list(pending.approved_by),
+        )
+    if wait.status == "expired":
+        return denial(original, "approval_expired", f"no decision before {pending.expires_at}")
+    last = wait.approvals[-1]
+    return denial(original, "approval_denied", f"denied by {last.approver}: {last.justification}")

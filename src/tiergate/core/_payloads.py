@@ -1,0 +1,321 @@
+"""Payloads shared by the workflow, its activities and its clients.
+
+Each activity takes one typed input and returns one typed output, so fields can be added
+later without breaking running workflows. Their names are in `tiergate.core.names`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tiergate.core._names import LARGE_INPUT_FIX, oversized_run_input
+from tiergate.errors import RunInputError
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Payload):
+    """Which provider and model a tier name maps to.
+
+    Attributes:
+        provider: ``demo`` (rule-based, offline), ``scripted`` (proposals from a file or an
+            inline list) or ``openai`` (any OpenAI-compatible chat-completions endpoint).
+        model: The model id requested; the id the provider reports is recorded separately.
+        base_url: Endpoint root for ``openai`` providers, e.g. ``http://localhost:11434/v1``.
+        api_key_env: Name of the environment variable holding the API key (never the key).
+        script: For ``scripted``: a path to a YAML/JSON list, or the list itself.
+        timeout_seconds: Per-attempt timeout of one model call.
+        expected_models: Reported model ids accepted for this pin (shell-style patterns).
+            Default: the pinned id itself or a dated/revision variant of it
+            (``gpt-4o-2024-08-06``, ``claude-x-20241022``, ``demo-frontier@rules-1``).
+        fingerprints: Accepted provider fingerprints (``system_fingerprint``); unset means
+            any, but a change within a run is still flagged.
+        script_start: The step (0-based) ``script[0]`` answers; set by ``for_step``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["demo", "scripted", "openai"] = "demo"
+    model: str = "demo-frontier"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    script: str | list[Any] | None = None
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    expected_models: list[str] | None = None
+    fingerprints: list[str] | None = None
+    script_start: Annotated[int, Field(ge=0)] = 0
+
+    def for_step(self, step: int) -> ModelSpec:
+        """What one model activity needs: a scripted model's output for ``step`` (1-based),
+        not the whole script, so a model activity's input does not grow with the run."""
+        if self.provider != "scripted" or not isinstance(self.script, list):
+            return self
+        first = step - 1 - self.script_start
+        return self.model_copy(
+            update={"script": self.script[first : first + 1], "script_start": step - 1}
+        )
+
+
+class RunInput(_Payload):
+    """What a backend sends to start a run.
+
+    Attributes:
+        agent: Name of an agent config known to the worker.
+        input: The task, as plain JSON (for the support agent: ``{"ticket_id": "T-1001"}``).
+        requester: Who asked for the run; recorded and never allowed to approve its actions.
+        model_overrides: Replace a tier's model for this run (evals, shadow runs, tests).
+        agent_version: Load this version of the agent (rollouts); default: the only one.
+        routing: Which rollout variant served the run, and why.
+        continue_as_new_after_events: Continue as new once the history has this many events
+            (default 8,000, below Temporal's 10,240 warning); tests and benchmarks lower it.
+    """
+
+    agent: Annotated[str, Field(min_length=1, max_length=100)]
+    input: dict[str, Any] = Field(default_factory=dict)
+    requester: Annotated[str, Field(max_length=200)] = "anonymous"
+    model_overrides: dict[str, ModelSpec] = Field(default_factory=dict)
+    agent_version: str | None = None
+    routing: Routing | None = None
+    continue_as_new_after_events: Annotated[int, Field(ge=50)] | None = None
+
+
+def read_run_input(raw: Any) -> RunInput:
+    """``raw`` (a run's input as Temporal delivered it) validated, or RunInputError naming
+    what is wrong and the shape expected."""
+    if too_large := oversized_run_input(raw):
+        raise RunInputError(f"{too_large}: {LARGE_INPUT_FIX}")
+    try:
+        return RunInput.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors()
+        )
+        raise RunInputError(
+            f"run input fails its schema: {problems}. Expected "
+            '{"agent": "<name>", "input": {...}, "requester": "...", "model_overrides": {...}}'
+        ) from None
+
+
+class ControlCommand(_Payload):
+    """An operator's kill-switch command to a running run (recorded in its history)."""
+
+    action: Literal["pause", "resume", "disable_tool", "enable_tool"]
+    tool: str | None = None
+    by: str = "operator"
+    reason: str = ""
+
+
+class LoadAgentInput(_Payload):
+    agent: str
+    version: str | None = None
+
+
+class Routing(_Payload):
+    """Why a run got the agent version it got (rollouts): recorded in its input and summary.
+
+    Attributes:
+        variant: ``primary`` or ``canary``.
+        reason: e.g. ``canary: customer_id=C-17 -> bucket 0.0712 < share 0.10``.
+    """
+
+    variant: Literal["primary", "canary"] = "primary"
+    reason: str = ""
+
+
+class TranscriptEntry(_Payload):
+    """One entry of the conversation, kept in the content store, never in every model input.
+
+    Exactly one of ``content`` (inline, small) and ``ref`` (a content-store hash) is set.
+    """
+
+    role: Literal["system", "user", "assistant", "tool", "gate"]
+    content: str | None = None
+    ref: str | None = None
+    name: str | None = None
+
+
+class TokenUsage(_Payload):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ProposeInput(_Payload):
+    """Input of `model__propose`. Its size does not grow with the conversation: the
+    transcript is addressed by the hash of its newest entry, plus this step's new entries."""
+
+    run_id: str
+    step: int
+    agent: str
+    model: ModelSpec
+    transcript_head: str | None
+    append: list[TranscriptEntry]
+    tools: list[str]
+    max_output_tokens: int
+    previous_record: str | None = None
+
+
+class ModelResponse(_Payload):
+    """What a provider said, before tiergate validates it into a proposal.
+
+    Attributes:
+        raw: The proposal as the provider gave it: a dict when it was JSON, else the text
+            (cut to MAX_RAW_OUTPUT_CHARS; ``raw_size`` is the full size).
+        reported_model: The model id as the provider reported it.
+        transcript_head: Hash of the transcript including this response.
+        attempt: Temporal's attempt number, so retries are charged to the budget.
+        record_ref: The redacted prompt/response record of this call in the content store.
+    """
+
+    raw: dict[str, Any] | str
+    raw_size: int
+    usage: TokenUsage
+    reported_model: str
+    transcript_head: str
+    attempt: int = 1
+    record_ref: str | None = None
+    fingerprint: str | None = None
+
+
+class ClassifyInput(_Payload):
+    run_id: str
+    agent: str
+    model: ModelSpec
+    input: dict[str, Any]
+
+
+class Classification(_Payload):
+    label: str
+    usage: TokenUsage
+    reported_model: str
+    attempt: int = 1
+    record_ref: str | None = None
+    fingerprint: str | None = None
+
+
+class Cap(_Payload):
+    """A limit on an agent's use of tools over a window, across all workers and restarts.
+
+    Attributes:
+        name: Shown in the denial (``rate_limited``), e.g. ``emails_per_day``.
+        tools: The tools the cap counts.
+        window: ``minute``, ``hour`` or ``day`` (UTC, fixed windows).
+        max_calls: At most this many calls in a window.
+        sum_field / max_sum: At most this total of an argument (e.g. refund dollars).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")]
+    tools: list[str]
+    window: Literal["minute", "hour", "day"] = "day"
+    max_calls: Annotated[int, Field(ge=0)] | None = None
+    sum_field: str | None = None
+    max_sum: str | None = None
+
+
+class ToolCallInput(_Payload):
+    """Input of a `tool__<name>` activity: only ever built from an `allow` decision.
+
+    It carries the decision's evidence (digest, policy ids and version, tier, code, reason and
+    the verified approvers) so the ActivityTaskScheduled event alone shows which allow the
+    call ran under. From record format 3 this event *is* the allow's record: the record and
+    the action it allows are one event, so neither can be in history without the other.
+    """
+
+    run_id: str
+    step: int
+    tool: str
+    arguments: dict[str, Any]
+    call_digest: str
+    idempotency_key: str
+    policy_version: str
+    policy_ids: list[str] = Field(default_factory=list)
+    tier: int = 0
+    agent: str = ""
+    caps: list[Cap] = Field(default_factory=list)
+    code: str = ""
+    reason: str = ""
+    approved_by: list[str] = Field(default_factory=list)
+
+
+class ToolResult(_Payload):
+    """A tool's answer. The full output lives in the content store (``output_ref``).
+
+    Attributes:
+        ok: False when the backend refused the call (``error`` says why).
+        preview: At most MAX_PREVIEW_CHARS of the JSON output, for the history and timelines.
+        contains_pii: Whether the PII detector found personal data in the full output.
+        replayed: True when the backend had already applied this idempotency key.
+    """
+
+    ok: bool
+    output_ref: str | None = None
+    output_size: int = 0
+    preview: str = ""
+    error: str | None = None
+    contains_pii: bool = False
+    pii_kinds: list[str] = Field(default_factory=list)
+    replayed: bool = False
+    attempt: int = 1
+    code: str | None = None
+    cap: str | None = None
+    principal: str | None = None
+    credential: str | None = None
+
+
+class RegistryRequest(_Payload):
+    run_id: str
+
+
+class ApproverStatusInput(_Payload):
+    name: str
+
+
+class ApproverStatus(_Payload):
+    """The live registry's view of one approver, checked when an approval is applied."""
+
+    known: bool
+    active: bool
+    key_id: str = ""
+
+
+class OverdueNotice(_Payload):
+    """Sent to the notification hook when an approval passes its SLA."""
+
+    run_id: str
+    agent: str
+    step: int
+    tool: str
+    tier: int
+    waiting_since: str
+    expires_at: str
+
+
+class NotifyResult(_Payload):
+    delivered: bool
+    detail: str
+
+
+class ReviewItem(_Payload):
+    """A tier-2 action sampled for post-hoc review."""
+
+    run_id: str
+    agent: str
+    step: int
+    tool: str
+    arguments: dict[str, Any]
+    call_digest: str
+    policy_ids: list[str]
+    policy_version: str
+    reason: str
+    result_preview: str
+
+
+class ReviewEnqueued(_Payload):
+    review_id: int

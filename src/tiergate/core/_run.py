@@ -1,0 +1,547 @@
+"""The state of one run and the rules that move it from step to step.
+
+Everything the run loop decides lives here, as plain code over plain values: which budget
+stops the run, what a proposal leads to, how a kill switch or a cap turns a decision into a
+denial, what is fed back to the model, what the summary says. The workflow shell
+(`tiergate.workflows`) only calls activities, waits, keeps time and writes the history;
+it hands the results here and ends the run on the first `Stop` it gets back. Times are
+arguments, so the same calls give the same answers on replay and in a unit test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tiergate.core._agent import AgentBundle, Budgets
+from tiergate.core._budget import ActivityFailure, BudgetLedger, answer_cost
+from tiergate.core._carry import RunCarry
+from tiergate.core._cedar import FINAL_ANSWER_RESOURCE
+from tiergate.core._digest import idempotency_key
+from tiergate.core._drift import detect_drift
+from tiergate.core._gate import Gate
+from tiergate.core._names import MAX_RAW_OUTPUT_CHARS
+from tiergate.core._payloads import (
+    Classification,
+    ClassifyInput,
+    ControlCommand,
+    ModelResponse,
+    ModelSpec,
+    ProposeInput,
+    ReviewItem,
+    RunInput,
+    ToolCallInput,
+    ToolResult,
+    TranscriptEntry,
+)
+from tiergate.core._proposal import parse_proposal
+from tiergate.core._records import (
+    Allowed,
+    BudgetStop,
+    Decision,
+    Denied,
+    EscalateProposal,
+    FinalAnswerProposal,
+    Held,
+    InvalidProposal,
+    ModelCall,
+    Outcome,
+    RunSummary,
+    StepMark,
+    StepRecord,
+    Stop,
+    ToolCallProposal,
+    Versions,
+    cut,
+    denial,
+    tool_observation,
+)
+from tiergate.errors import RunInputError
+
+_D = TypeVar("_D", bound=Allowed | Held | Denied)
+
+
+@dataclass
+class KillSwitch:
+    """An operator's pause and disabled tools, as the run has heard of them."""
+
+    paused: bool = False
+    paused_seconds: float = 0.0
+    disabled: set[str] = field(default_factory=set)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+
+    def apply(self, command: ControlCommand, now: datetime) -> None:
+        if command.action == "pause":
+            self.paused = True
+        elif command.action == "resume":
+            self.paused = False
+        elif command.action == "disable_tool" and command.tool:
+            self.disabled.add(command.tool)
+        elif command.action == "enable_tool" and command.tool:
+            self.disabled.discard(command.tool)
+        self.commands.append({**command.model_dump(), "at": now.isoformat()})
+
+    def memo(self) -> dict[str, Any]:
+        """The switch as the run's memo shows it: who did what when, the last twenty."""
+        return {
+            "paused": self.paused,
+            "disabled_tools": sorted(self.disabled),
+            "events": self.commands[-20:],
+        }
+
+
+class RunState:
+    """One run: its pinned bundle, its spend, its steps, and every rule about them."""
+
+    def __init__(
+        self, bundle: AgentBundle, run_input: RunInput, gate: Gate, started: datetime
+    ) -> None:
+        self.bundle, self.input, self.gate, self.started = bundle, run_input, gate, started
+        config = bundle.config
+        self.models: dict[str, ModelSpec] = {**config.models, **run_input.model_overrides}
+        for tier in (t for t in (config.model_tier.executor, config.model_tier.router) if t):
+            if self.models[tier].model not in config.pricing:
+                raise RunInputError(
+                    f"model {self.models[tier].model!r} (tier {tier}) has no price in agent "
+                    f"{config.name}'s pricing table, so its cost budget cannot be enforced. "
+                    "Add it under `pricing:`"
+                )
+        self.ledger = BudgetLedger()
+        self.steps: list[StepRecord] = []
+        self.step_base = 0
+        self.irreversible_base = 0
+        self.alerts: list[str] = []
+        self.reported: dict[str, list[str]] = {}
+        self.head: str | None = None
+        self.append: list[TranscriptEntry] = [
+            TranscriptEntry(role="system", content=config.prompts.system.text),
+            TranscriptEntry(role="user", content=json.dumps(run_input.input, sort_keys=True)),
+        ]
+        self.route: str | None = None
+        self.final_answer: str | None = None
+        self.model_calls: list[ModelCall] = []
+        self.carried_calls: list[ModelCall] = []  # the last segment's, for drift and chaining
+        self.switch = KillSwitch(disabled=set(bundle.disabled_tools))
+        self.waited_seconds = 0.0
+        self.previous_run_ids: list[str] = []
+        self.segment = 1
+        self._marks: list[StepRecord] = []
+
+    @property
+    def budgets(self) -> Budgets:
+        return self.bundle.config.budgets
+
+    # -- long runs ---------------------------------------------------------------------------
+
+    def resume(self, carry: RunCarry) -> None:
+        """Takes up where the previous segment stopped (see RunCarry)."""
+        self.ledger = carry.ledger.model_copy(deep=True)
+        self.step_base, self.irreversible_base = carry.steps_done, carry.irreversible_done
+        self.started = datetime.fromisoformat(carry.started_at)
+        self.head, self.append = carry.transcript_head, list(carry.append)
+        self.route = carry.route
+        self.reported = {k: list(v) for k, v in carry.reported_models.items()}
+        self.carried_calls = list(carry.last_model_calls)
+        self.alerts = list(carry.alerts)
+        self.switch.paused, self.switch.paused_seconds = carry.paused, carry.paused_seconds
+        self.switch.disabled |= set(carry.disabled_tools)
+        self.switch.commands = list(carry.controls)
+        self.waited_seconds = carry.approval_wait_seconds
+        self.previous_run_ids, self.segment = list(carry.previous_run_ids), carry.segment
+
+    def carry(self, run_id: str) -> RunCarry:
+        """What the next segment starts from, when this one (``run_id``) continues as new."""
+        last_per_tier = {call.tier: call for call in self.calls_so_far()}
+        return RunCarry(
+            segment=self.segment + 1,
+            previous_run_ids=[*self.previous_run_ids, run_id],
+            started_at=self.started.isoformat(),
+            bundle=self.bundle,
+            ledger=self.ledger,
+            steps_done=self.steps_done,
+            irreversible_done=self.irreversible_done(),
+            transcript_head=self.head,
+            append=self.append,
+            route=self.route,
+            reported_models=self.reported,
+            last_model_calls=list(last_per_tier.values()),
+            alerts=self.alerts,
+            approval_wait_seconds=self.waited_seconds,
+            paused=self.switch.paused,
+            paused_seconds=self.switch.paused_seconds,
+            disabled_tools=sorted(self.switch.disabled - set(self.bundle.disabled_tools)),
+            controls=self.switch.commands,
+        )
+
+    @property
+    def steps_done(self) -> int:
+        return self.step_base + len(self.steps)
+
+    def calls_so_far(self) -> list[ModelCall]:
+        return [*self.carried_calls, *self.model_calls]
+
+    # -- time ----------------------------------------------------------------------------
+
+    def elapsed(self, now: datetime) -> float:
+        """Seconds of work: time spent waiting for approvers or paused is not the agent's."""
+        waited = self.waited_seconds + self.switch.paused_seconds
+        return (now - self.started).total_seconds() - waited
+
+    def remaining(self, now: datetime) -> float:
+        """Seconds of wall-time budget left (at least one, so a last call can still fail
+        in time rather than never start)."""
+        return max(self.budgets.max_wall_time_seconds - self.elapsed(now), 1.0)
+
+    def retries_left(self) -> int:
+        return self.ledger.remaining_retries(self.budgets)
+
+    # -- model calls -----------------------------------------------------------------------
+
+    def model_stop(self, now: datetime) -> Stop | None:
+        """Whether one more model call is within every budget."""
+        return _budget_stop(self.ledger.check_model_call(self.budgets, self.elapsed(now)))
+
+    def classify_input(self, run_id: str) -> tuple[str, ClassifyInput] | None:
+        """The router tier's call, or None when the agent has no router."""
+        tier = self.bundle.config.model_tier.router
+        if tier is None:
+            return None
+        spec = self.models[tier]
+        return tier, ClassifyInput(
+            run_id=run_id, agent=self.bundle.config.name, model=spec, input=self.input.input
+        )
+
+    def routed(self, label: str) -> None:
+        self.route = label
+        self.append.append(TranscriptEntry(role="system", content=f"Router: {label}"))
+
+    def open_step(self, now: datetime) -> StepRecord:
+        record = StepRecord(step=self.steps_done + 1, started_at=now.isoformat())
+        self.steps.append(record)
+        return record
+
+    def propose_input(self, record: StepRecord, run_id: str) -> tuple[str, ProposeInput]:
+        """The executor tier's call for ``record``: its input does not grow with the run."""
+        config = self.bundle.config
+        tier = config.model_tier.executor
+        spec = self.models[tier]
+        calls = self.calls_so_far()
+        return tier, ProposeInput(
+            run_id=run_id,
+            step=record.step,
+            agent=config.name,
+            model=spec.for_step(record.step),
+            transcript_head=self.head,
+            append=self.append,
+            tools=config.tools.allowlist,
+            max_output_tokens=max(1, min(4096, self.ledger.remaining_tokens(config.budgets))),
+            previous_record=calls[-1].record_ref if calls else None,
+        )
+
+    def charge_model(
+        self, tier: str, response: ModelResponse | Classification, step: int | None
+    ) -> ModelCall:
+        """Prices a model call by the model the provider reported (falling back to the one
+        requested), charges it to the run, and checks it for drift."""
+        spec = self.models[tier]
+        usage, model, attempt = response.usage, response.reported_model, response.attempt
+        cost = answer_cost(self.bundle.config.pricing, spec.model, model, usage)
+        self.ledger.charge_model(usage, cost, attempt)
+        self.reported.setdefault(tier, [])
+        if model not in self.reported[tier]:
+            self.reported[tier].append(model)
+        call = ModelCall(
+            purpose="route" if step is None else "propose",
+            step=step,
+            tier=tier,
+            provider=spec.provider,
+            requested_model=spec.model,
+            reported_model=model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=cost,
+            attempt=attempt,
+            record_ref=response.record_ref,
+            fingerprint=response.fingerprint,
+        )
+        call.drift = detect_drift(spec, call, [c for c in self.calls_so_far() if c.tier == tier])
+        self.model_calls.append(call)
+        return call
+
+    def proposed(self, record: StepRecord, response: ModelResponse, call: ModelCall) -> None:
+        """A step's model call came back: the transcript moves on, the step records it."""
+        self.head, self.append = response.transcript_head, []
+        record.model = response.reported_model
+        record.usage = response.usage
+        record.cost_usd = call.cost_usd
+
+    def drift_stop(self, call: ModelCall, record: StepRecord | None) -> Stop | None:
+        """Flags a drifted call; stops the run before its answer is used if the agent says so."""
+        if call.drift is None:
+            return None
+        if record is not None:
+            record.model_drift = call.drift
+        self.alerts.append("model_drift")
+        if self.bundle.config.on_model_drift == "stop":
+            return Stop(outcome=Outcome.ESCALATED, reason=f"model drift: {call.drift.message}")
+        return None
+
+    # -- proposals ---------------------------------------------------------------------------
+
+    def take_proposal(
+        self, record: StepRecord, response: ModelResponse
+    ) -> ToolCallProposal | Stop | None:
+        """What the model's answer leads to: a tool call to gate, the end of the run, or
+        (an invalid answer within budget) another step."""
+        proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
+        if isinstance(proposal, InvalidProposal):
+            record.invalid = proposal
+            return self._invalid(record, proposal)
+        record.proposal = proposal
+        if isinstance(proposal, FinalAnswerProposal):
+            return self._final(record, proposal)
+        if isinstance(proposal, EscalateProposal):
+            return Stop(outcome=Outcome.ESCALATED, reason=f"the model escalated: {proposal.reason}")
+        return proposal
+
+    def _invalid(self, record: StepRecord, invalid: InvalidProposal) -> Stop | None:
+        note = f"invalid proposal ({invalid.code}): {invalid.message}"
+        self._observe(record, TranscriptEntry(role="gate", content=note), note)
+        if self.ledger.count_invalid(self.budgets):
+            reason = f"{self.ledger.invalid_proposals} invalid proposals; last: {note}"
+            return Stop(outcome=Outcome.FAILED, reason=reason)
+        return None
+
+    def _final(self, record: StepRecord, proposal: FinalAnswerProposal) -> Stop:
+        check = self.gate.check_output(FINAL_ANSWER_RESOURCE, "answer", proposal.answer)
+        record.output_checks.append(check)
+        if not check.allowed:
+            self.alerts.extend(check.alerts)
+            reason = f"final answer blocked by {', '.join(check.policy_ids)}"
+            return Stop(outcome=Outcome.DENIED, reason=reason)
+        self.final_answer = proposal.answer
+        return Stop(outcome=Outcome.COMPLETED, reason=proposal.reason or "final answer given")
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def decide(self, record: StepRecord, proposal: ToolCallProposal) -> Decision:
+        """The gate's decision, denied instead when an operator disabled the tool."""
+        decision = self.gate.decide(proposal, record.step)
+        if proposal.tool in self.switch.disabled and not isinstance(decision, Denied):
+            reason = f"{proposal.tool} is disabled by an operator (kill switch)"
+            decision = denial(decision, "tool_disabled", reason, policy_ids=[])
+        return self.decided(record, decision)
+
+    def decided(self, record: StepRecord, decision: _D) -> _D:
+        """``decision`` is the step's decision now (a gate's, people's or a cap's)."""
+        record.decision = decision
+        self.alerts.extend(decision.alerts)
+        return decision
+
+    def denied(self, record: StepRecord, decision: Denied) -> Stop | None:
+        """A denial is fed back to the model, until the run has had ``max_denials``."""
+        note = f"denied {decision.tool}: {decision.reason}"
+        self._observe(record, TranscriptEntry(role="gate", content=note), note)
+        if self.ledger.count_denial(self.budgets):
+            return Stop(outcome=Outcome.DENIED, reason=f"{decision.code}: {decision.reason}")
+        return None
+
+    def refused_by_people(self, record: StepRecord, decision: Denied) -> Stop | None:
+        """A deny or an expiry by people: fed back to the model, or the run escalates."""
+        note = f"{decision.code} for {decision.tool}: {decision.reason}"
+        self._observe(record, TranscriptEntry(role="gate", content=note), note)
+        if self.bundle.config.approvals.on_deny == "escalate":
+            return Stop(outcome=Outcome.ESCALATED, reason=note)
+        return None
+
+    def waiting(self, record: StepRecord) -> None:
+        """The step's wait for people began or passed its SLA: the history marks it."""
+        self._marks.append(record)
+
+    # -- tool calls --------------------------------------------------------------------------
+
+    def tool_stop(self, record: StepRecord, decision: Allowed, now: datetime) -> Stop | None:
+        """Whether this allowed call is within every budget, irreversible actions included."""
+        stop = self.ledger.check_tool_call(self.budgets, self.elapsed(now), decision.call_digest)
+        spec = self.bundle.tools.get(decision.tool)
+        if stop is None and spec is not None and spec.irreversible:
+            stop = self.ledger.check_irreversible(
+                self.budgets, self.irreversible_done(), decision.tool
+            )
+        return _budget_stop(stop)
+
+    def tool_input(
+        self, record: StepRecord, decision: Allowed, run_id: str, first_run_id: str
+    ) -> ToolCallInput:
+        """The tool activity's input: only ever built from an allow, which it carries, so its
+        scheduled event is the allow's record (invariant 1)."""
+        record.idempotency_key = idempotency_key(run_id, first_run_id, record.step)
+        if record.model_drift is not None:
+            # The one thing the scheduled event does not hold: mark it before the call.
+            self._marks.append(record)
+        return ToolCallInput(
+            run_id=run_id,
+            step=record.step,
+            tool=decision.tool,
+            arguments=decision.arguments,
+            call_digest=decision.call_digest,
+            idempotency_key=record.idempotency_key,
+            policy_version=decision.policy_version,
+            policy_ids=decision.policy_ids,
+            tier=decision.tier,
+            agent=self.bundle.config.name,
+            caps=self.bundle.config.limits.caps,
+            code=decision.code,
+            reason=cut(decision.reason) or "",
+            approved_by=decision.approved_by,
+        )
+
+    def acted(self, record: StepRecord, decision: Allowed, result: ToolResult) -> Stop | None:
+        """A tool answered: charge it, and feed back what the output rules let through. A
+        cap that refused the call makes the step a denial named after the cap."""
+        self.ledger.charge_tool(decision.call_digest, result.attempt)
+        record.tool_result = result
+        tool = decision.tool
+        if result.code == "rate_limited":
+            limited = denial(
+                decision, "rate_limited", result.error or "rate limited", [result.cap or "cap"]
+            )
+            return self.denied(record, self.decided(record, limited))
+        if not result.ok:
+            note = f"{tool} failed: {result.error}"
+            self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)
+            return None
+        check = self.gate.check_output_facts(tool, "result", result.pii_kinds, result.output_size)
+        record.output_checks.append(check)
+        if not check.allowed:
+            self.alerts.extend(check.alerts)
+            note = f"output of {tool} withheld by policy {', '.join(check.policy_ids)}"
+            self._observe(record, TranscriptEntry(role="gate", content=note), note)
+            return None
+        entry = TranscriptEntry(role="tool", name=tool, ref=result.output_ref)
+        self._observe(record, entry, tool_observation(tool, result), mark=False)
+        return None
+
+    def irreversible_done(self) -> int:
+        return self.irreversible_base + sum(
+            1
+            for s in self.steps
+            if s.tool_result is not None
+            and s.tool_result.ok
+            and isinstance(s.decision, Allowed)
+            and (spec := self.bundle.tools.get(s.decision.tool)) is not None
+            and spec.irreversible
+        )
+
+    def review_item(
+        self, record: StepRecord, decision: Allowed, result: ToolResult, run_id: str
+    ) -> ReviewItem | None:
+        """A tier-2 action to sample into the post-hoc review queue, or None. Sampling is
+        deterministic: the same step is always in or out, on replay and in audits."""
+        key = record.idempotency_key or ""
+        fraction = self.bundle.config.approvals.review_fraction
+        sampled = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+        if decision.tier != 2 or not result.ok or not sampled:
+            return None
+        return ReviewItem(
+            run_id=run_id,
+            agent=self.bundle.config.name,
+            step=record.step,
+            tool=decision.tool,
+            arguments=decision.arguments,
+            call_digest=decision.call_digest,
+            policy_ids=decision.policy_ids,
+            policy_version=decision.policy_version,
+            reason=getattr(record.proposal, "reason", ""),
+            result_preview=result.preview,
+        )
+
+    def reviewed(self, record: StepRecord) -> None:
+        record.review_sampled = True
+        self._marks.append(record)
+
+    # -- failures --------------------------------------------------------------------------
+
+    def failed(self, name: str, failure: ActivityFailure, now: datetime) -> Stop:
+        """An activity failed for good: a budget stop when a budget ran out, else a failure."""
+        stop = self.ledger.failed_activity(self.budgets, name, failure, self.elapsed(now))
+        if stop is not None:
+            return _stop(stop)
+        return Stop(outcome=Outcome.FAILED, reason=f"{name} failed: {failure.cause}")
+
+    @staticmethod
+    def unknown_effect(name: str, cause: str) -> Stop:
+        """A write that is never retried failed: its effect may have happened."""
+        return Stop(
+            outcome=Outcome.ESCALATED,
+            reason=f"{name} failed ({cause}); its backend has no idempotency keys, so it is "
+            "not retried automatically. A person must check whether the effect happened "
+            "before anything acts again",
+        )
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _observe(
+        self, record: StepRecord, entry: TranscriptEntry, note: str, *, mark: bool = True
+    ) -> None:
+        """Feeds ``note`` back to the model. Marked in the history unless the history holds
+        it anyway (an ok tool result is its own result event)."""
+        record.observation = note
+        self.append.append(entry)
+        if mark:
+            self._marks.append(record)
+
+    def take_marks(self) -> list[StepMark]:
+        """The step marks the history needs since the last call, oldest first."""
+        marks = [StepMark.of(record) for record in self._marks]
+        self._marks.clear()
+        return marks
+
+    def versions(self, code_version: str) -> Versions:
+        config = self.bundle.config
+        return Versions(
+            agent=config.name,
+            agent_version=config.effective_version,
+            config_hash=self.bundle.config_hash,
+            prompt_version=config.prompts.system.version,
+            policy_version=self.bundle.policy.version,
+            tool_schemas_hash=self.bundle.tool_schemas_hash,
+            code_version=code_version,
+            requested_models={t: s.model for t, s in self.models.items()},
+            reported_models={t: sorted(set(ids)) for t, ids in self.reported.items()},
+        )
+
+    def summary(
+        self, stop: Stop, workflow_id: str, run_id: str, now: datetime, code_version: str
+    ) -> RunSummary:
+        return RunSummary(
+            workflow_id=workflow_id,
+            run_id=run_id,
+            agent=self.bundle.config.name,
+            outcome=stop.outcome,
+            reason=stop.reason,
+            route=self.route,
+            final_answer=self.final_answer,
+            steps=self.steps,
+            model_calls=self.model_calls,
+            usage=self.ledger.usage(),
+            cost_usd=self.ledger.cost_usd,
+            wall_time_seconds=round(self.elapsed(now), 3),
+            versions=self.versions(code_version),
+            approval_wait_seconds=round(self.waited_seconds, 3),
+            budget_stop=stop.budget_stop,
+            alerts=sorted(set(self.alerts)),
+            routing=self.input.routing,
+            previous_run_ids=self.previous_run_ids,
+        )
+
+
+def _stop(stop: BudgetStop) -> Stop:
+    return Stop(outcome=Outcome.BUDGET_EXHAUSTED, reason=stop.message, budget_stop=stop)
+
+
+def _budget_stop(stop: BudgetStop | None) -> Stop | None:
+    return None if stop is None else _stop(stop)

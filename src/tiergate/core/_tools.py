@@ -1,0 +1,97 @@
+"""Tool specifications: what the gate knows about a tool before it runs, as pinnable data.
+
+A spec is plain data (name, tier, kind, argument JSON Schema ...) so it travels in the
+bundle a run is pinned to: the workflow's gate, audits, timelines and shadows read specs
+from the run's history, never from the code of whichever process reads it. How a tool is
+implemented is the worker's business (`tiergate.tools`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tiergate.core._arguments import ArgumentSchema, compile_arguments
+from tiergate.errors import ToolRegistrationError
+
+
+class ToolKind(StrEnum):
+    """Whether a tool only reads or also changes state somewhere."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class ToolSpec(BaseModel):
+    """A tool as the gate sees it.
+
+    Attributes:
+        name: Stable dotted name, ``<toolset>.<tool>`` (``payments.issue_refund``); also
+            the Cedar action id and the suffix of the activity name ``tool__<name>``.
+        tier: Registered risk tier 0-4. It is the floor: policies may raise it, never lower it.
+        kind: Read or write. Writes carry an idempotency key applied once by the backend.
+        arguments: JSON Schema of the arguments (an object); extra fields are refused.
+        emits: Argument fields whose content leaves the system (an email body, a reply);
+            output rules such as ``output.contains_pii == false`` check them before the call.
+        description: One line shown to models and operators.
+        irreversible: Counted against ``max_irreversible_actions``.
+        honors_idempotency_key: For a write, whether its backend applies a call's key at most
+            once, so a retry after a lost response returns the first answer. Only such
+            writes are retried automatically (`workflows._retry`); the default is no, so a
+            new write is safe before anyone has thought about it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$", max_length=200)]
+    tier: int
+    kind: ToolKind
+    arguments: dict[str, Any]
+    emits: tuple[str, ...] = ()
+    description: str = ""
+    irreversible: bool = False
+    honors_idempotency_key: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registrable(cls, data: Any) -> Any:
+        # Raised as ToolRegistrationError (not a ValidationError) so a team registering a
+        # tool reads what to fix, even for values no type checker would let through.
+        if not isinstance(data, dict):
+            return data
+        name, tier = data.get("name"), data.get("tier")
+        if not isinstance(tier, int) or isinstance(tier, bool) or not 0 <= tier <= 4:
+            raise ToolRegistrationError(
+                f"tool {name!r} has tier {tier!r}; every tool needs a risk tier 0-4",
+                fix="register the tool with tier=0..4 (see DESIGN.md, risk tiers)",
+            )
+        if data.get("kind") not in tuple(ToolKind):
+            raise ToolRegistrationError(
+                f"tool {name!r} has kind {data.get('kind')!r}",
+                fix="use ToolKind.READ or ToolKind.WRITE",
+            )
+        schema = data.get("arguments")
+        if not isinstance(schema, dict):
+            raise ToolRegistrationError(
+                f"tool {name!r} has no argument schema",
+                fix="pass the arguments' JSON Schema (a pydantic model's model_json_schema())",
+            )
+        compile_arguments(str(name), schema)  # refuses types Cedar cannot hold
+        unknown = set(data.get("emits", ())) - set(schema.get("properties", {}))
+        if unknown:
+            raise ToolRegistrationError(
+                f"tool {name!r} emits unknown fields {sorted(unknown)}",
+                fix="list only fields of the argument schema in emits",
+            )
+        return data
+
+    @property
+    def argument_schema(self) -> ArgumentSchema:
+        """The compiled argument schema (cached per process by content)."""
+        return compile_arguments(self.name, self.arguments)
+
+    def canonical_arguments(self, arguments: Any) -> dict[str, Any]:
+        """The call's canonical arguments; raises ValidationError when they do not fit."""
+        return self.argument_schema.canonical(arguments)

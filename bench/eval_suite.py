@@ -20,7 +20,8 @@ from _common import machine, save
 from tiergate.cluster import start_dev_server
 from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.evals import load_suite, run_suite
-from tiergate.observe import Redactor, configure_logging
+from tiergate.observe import configure_logging
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 
 

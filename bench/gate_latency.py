@@ -31,7 +31,7 @@ from tiergate.core import (
     to_cedar_record,
 )
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
+from tiergate.sensitive import pii_kinds
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -43,7 +43,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from tiergate.cluster import start_dev_server
 from tiergate.core import WORKFLOW_NAME, RunInput
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
-from tiergate.observe import Redactor, configure_logging
+from tiergate.observe import configure_logging
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 from tiergate.worker import build_activities, build_worker
 from tiergate.workflows import AGENT_ATTRIBUTE, PASSTHROUGH_MODULES, workflow_runner

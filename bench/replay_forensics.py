@@ -36,7 +36,8 @@ from tiergate.cluster import start_dev_server
 from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.forensics import build_timeline, replay_all
-from tiergate.observe import Redactor, configure_logging
+from tiergate.observe import configure_logging
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 from tiergate.worker import build_worker
 

@@ -83,7 +83,8 @@ def refund(amount: str, order: str) -> dict[str, Any]:
 
 def worker_main(address: str, queue: str, home: Path) -> None:
     from tiergate.cluster import connect
-    from tiergate.observe import Redactor, configure_logging
+    from tiergate.observe import configure_logging
+    from tiergate.sensitive import Redactor
     from tiergate.worker import build_worker
 
     configure_logging(Redactor(), log_format="json", level="warning")

@@ -28,7 +28,7 @@ from tiergate.core import (
     verify,
 )
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
+from tiergate.sensitive import pii_kinds
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 KEYS: dict[str, Ed25519PrivateKey] = {

@@ -33,7 +33,7 @@ from tiergate.core import (
     refusal_for,
 )
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
+from tiergate.sensitive import pii_kinds
 
 EXPIRY = timedelta(seconds=100)
 REQUESTER = "svc"

@@ -33,7 +33,7 @@ from tiergate.core import (
     Verdict,
 )
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
+from tiergate.sensitive import pii_kinds
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from tests.conftest import ALL_TOOLS
 from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
 from tiergate.core import Gate, ToolCallProposal, Verdict
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
 from tiergate.policies import build_bundle, cedar_schema
+from tiergate.sensitive import pii_kinds
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from tiergate.config import load_agent
 from tiergate.core import Decision, Gate, ToolCallProposal, Verdict
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
+from tiergate.sensitive import pii_kinds
 
 REFUND_ARGS = {"order_id": "ORD-5001", "amount_usd": "10", "reason_code": "damaged"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiergate.observe import DEFAULT_REDACTOR, luhn_valid, pii_kinds
+from tiergate.sensitive import DEFAULT_REDACTOR, luhn_valid, pii_kinds
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ from tiergate.core import (
     Verdict,
 )
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.observe import pii_kinds
 from tiergate.policies import build_bundle, cedar_schema
+from tiergate.sensitive import pii_kinds
 
 REFUND = SUPPORT_TOOLS.specs["payments.issue_refund"]
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tiergate.observe import RedactionConfig, Redactor, pii_kinds
+from tiergate.sensitive import RedactionConfig, Redactor, pii_kinds
 
 CARD = "4111 1111 1111 1111"
 

@@ -18,7 +18,8 @@ from tests.conftest import Captured
 from tiergate.cluster import free_port
 from tiergate.config import parse_agent_yaml
 from tiergate.errors import ConfigError
-from tiergate.observe import JsonlSpanExporter, Redactor, SafeSpanExporter, exporter_choice
+from tiergate.observe import JsonlSpanExporter, SafeSpanExporter, exporter_choice
+from tiergate.sensitive import Redactor
 
 
 @pytest.mark.parametrize(

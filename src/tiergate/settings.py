@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from tiergate.core import TASK_QUEUE
-from tiergate.observe import RedactionConfig
+from tiergate.sensitive import RedactionConfig
 
 
 class Settings(BaseSettings):

@@ -33,8 +33,8 @@ from tiergate.cluster import connect, ensure_search_attributes
 from tiergate.config import load_all_agents
 from tiergate.control import Controls
 from tiergate.core import ModelSpec, ToolSpec
-from tiergate.observe import Redactor
 from tiergate.observe import plugins as telemetry_plugins
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 from tiergate.tools import ToolRegistry
 from tiergate.workflows import AgentRunWorkflow, workflow_runner

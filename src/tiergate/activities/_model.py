@@ -32,7 +32,7 @@ from tiergate.core import (
     ToolSpec,
     TranscriptEntry,
 )
-from tiergate.observe import Redactor
+from tiergate.sensitive import Redactor
 
 
 class ModelActivities:

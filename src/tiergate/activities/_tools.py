@@ -29,7 +29,7 @@ from tiergate.core import (
     tool_activity_name,
 )
 from tiergate.errors import CapReachedError, ToolBackendError
-from tiergate.observe import DEFAULT_REDACTOR, pii_kinds
+from tiergate.sensitive import DEFAULT_REDACTOR, pii_kinds
 from tiergate.tools import Tool, ToolCall, ToolRegistry
 
 

@@ -40,9 +40,9 @@ from tiergate.forensics import (
     fetch_run_chain,
     load_history_file,
 )
-from tiergate.observe import Redactor
 from tiergate.policies import cedar_schema
 from tiergate.rollout import start_run
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 from tiergate.web import WebContext, WebServer, build_app
 from tiergate.worker import build_worker, run_worker

@@ -13,7 +13,7 @@ from typing import Any
 
 from tiergate.core import Outcome, RunSummary, ToolCallProposal, Verdict
 from tiergate.evals._suite import Case
-from tiergate.observe import pii_kinds
+from tiergate.sensitive import pii_kinds
 
 _IDS = {"ticket_id": "ticket", "order_id": "order", "user_id": "user"}
 

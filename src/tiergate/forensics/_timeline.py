@@ -37,7 +37,7 @@ from tiergate.core import (
     tool_observation,
 )
 from tiergate.forensics._reader import ActivityEvent, RunView, read_history
-from tiergate.observe import Redactor
+from tiergate.sensitive import Redactor
 
 
 class TimelineApproval(BaseModel):

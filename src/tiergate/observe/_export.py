@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from tiergate.observe._redaction import Redactor
+from tiergate.sensitive import Redactor
 
 _log = structlog.get_logger("tiergate.telemetry")
 

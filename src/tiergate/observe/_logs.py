@@ -15,7 +15,7 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from tiergate.observe._redaction import Redactor
+from tiergate.sensitive import Redactor
 
 LogFormat = Literal["auto", "json", "console"]
 #: Keys the chain adds itself; they are never redacted (ids and levels hold no user data).

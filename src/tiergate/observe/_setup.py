@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -52,8 +52,11 @@ from tiergate.observe._export import (
     SafeSpanExporter,
 )
 from tiergate.observe._logs import configure_logging
-from tiergate.observe._redaction import Redactor
-from tiergate.settings import Settings
+from tiergate.sensitive import Redactor
+
+if TYPE_CHECKING:
+    # Only annotated: settings.py itself imports observe's redaction config.
+    from tiergate.settings import Settings
 
 _EXPORTERS = ("otlp", "console", "jsonl", "none")
 _PROTOCOLS = ("grpc", "http/protobuf")

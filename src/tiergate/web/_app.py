@@ -47,7 +47,7 @@ from tiergate.forensics import (
     fetch_run_chain,
     read_history,
 )
-from tiergate.observe import Redactor
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 
 SESSION_COOKIE = "tg_session"

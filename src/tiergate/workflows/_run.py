@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         tool_activity_name,
     )
     from tiergate.errors import NON_RETRYABLE_ERRORS, RunInputError
-    from tiergate.observe import pii_kinds
+    from tiergate.sensitive import pii_kinds
     from tiergate.workflows._attributes import AGENT_ATTRIBUTE
     from tiergate.workflows._carry import should_continue
     from tiergate.workflows._desk import ApprovalDesk

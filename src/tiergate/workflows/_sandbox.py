@@ -34,6 +34,7 @@ PASSTHROUGH_MODULES = (
     "tiergate.core",
     "tiergate.errors",
     "tiergate.observe",
+    "tiergate.sensitive",
     "tiergate.workflows._attributes",
     "tiergate.workflows._carry",
     "tiergate.workflows._telemetry",

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tiergate.observe._pii import EMAIL, PHONE, SECRET, card_numbers
+from tiergate.sensitive._detect import EMAIL, PHONE, SECRET, card_numbers
 
 PiiKind = Literal["card_number", "secret", "email", "phone"]
 _ALL_KINDS: list[PiiKind] = ["card_number", "secret", "email", "phone"]

@@ -3,6 +3,7 @@ decision is a plain call with its inputs, and what comes back is a value."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -77,7 +78,7 @@ def ok(size: int = 10, kinds: list[str] | None = None) -> ToolResult:
 
 
 def allowed(s: RunState, proposal: ToolCallProposal) -> Allowed:
-    record = s.open_step(START)
+    record = s.steps.open(START)
     decision = s.decide(record, proposal)
     assert isinstance(decision, Allowed), decision
     return decision
@@ -100,10 +101,17 @@ class TestPurity:
     def test_the_core_source_names_no_clock_and_no_file(self) -> None:
         """No call to a clock or a file in the core's code: time is always an argument."""
         core = Path(__file__).parent.parent / "src" / "tiergate" / "core"
+        forbidden = [
+            r"datetime\.now\(",
+            r"\btime\.time\(",
+            r"(?<![\w.])(?<!def )open\(",
+            r"\.read_text\(",
+            "urandom",
+        ]
         for path in core.glob("*.py"):
             text = path.read_text()
-            for forbidden in ("datetime.now(", "time.time(", "open(", "read_text(", "urandom"):
-                assert forbidden not in text, (path.name, forbidden)
+            for pattern in forbidden:
+                assert not re.search(pattern, text), (path.name, pattern)
 
 
 class TestDecisionCases:
@@ -157,10 +165,10 @@ class TestModelBudgets:
 class TestProposals:
     def test_invalid_output_is_fed_back_until_the_budget_of_invalid_proposals(self) -> None:
         s = state(bundle(budgets={"max_invalid_proposals": 2}))
-        first = s.take_proposal(s.open_step(START), response("not json"))
+        first = s.take_proposal(s.steps.open(START), response("not json"))
         assert first is None
         assert s.append[-1].role == "gate"
-        second = s.take_proposal(s.open_step(START), response("still not json"))
+        second = s.take_proposal(s.steps.open(START), response("still not json"))
         assert isinstance(second, Stop)
         assert second.outcome == Outcome.FAILED
         assert "2 invalid proposals" in second.reason
@@ -168,7 +176,7 @@ class TestProposals:
     def test_a_final_answer_with_a_card_number_is_withheld(self) -> None:
         s = state()
         answer = {"kind": "final_answer", "answer": "card 4111 1111 1111 1111", "reason": "r"}
-        stop = s.take_proposal(s.open_step(START), response(answer))
+        stop = s.take_proposal(s.steps.open(START), response(answer))
         assert isinstance(stop, Stop)
         assert stop.outcome == Outcome.DENIED
         assert "pii_redaction" in s.alerts
@@ -176,7 +184,7 @@ class TestProposals:
 
     def test_escalation_by_the_model_ends_the_run(self) -> None:
         s = state()
-        stop = s.take_proposal(s.open_step(START), response({"kind": "escalate", "reason": "x"}))
+        stop = s.take_proposal(s.steps.open(START), response({"kind": "escalate", "reason": "x"}))
         assert isinstance(stop, Stop)
         assert stop.outcome == Outcome.ESCALATED
 
@@ -184,7 +192,7 @@ class TestProposals:
         s = state(bundle(on_model_drift="stop"))
         odd = response("x").model_copy(update={"reported_model": "someone-else"})
         call = s.charge_model("frontier", odd, 1)
-        record = s.open_step(START)
+        record = s.steps.open(START)
         stop = s.drift_stop(call, record)
         assert isinstance(stop, Stop)
         assert stop.outcome == Outcome.ESCALATED
@@ -196,7 +204,7 @@ class TestDecisionRewrites:
     def test_a_disabled_tool_is_denied_with_the_calls_evidence_kept(self) -> None:
         s = state()
         s.switch.apply(ControlCommand(action="disable_tool", tool="payments.issue_refund"), START)
-        record = s.open_step(START)
+        record = s.steps.open(START)
         decision = s.decide(record, refund())
         assert isinstance(decision, Denied)
         assert decision.code == "tool_disabled"
@@ -220,7 +228,7 @@ class TestDecisionRewrites:
     def test_a_cap_that_refused_the_call_makes_it_a_denial_named_after_the_cap(self) -> None:
         s = state(bundle(budgets={"max_denials": 5}))
         decision = allowed(s, refund())
-        record = s.steps[-1]
+        record = s.steps.records[-1]
         limited = ToolResult(ok=False, code="rate_limited", cap="refunds_per_day", error="full")
         assert s.acted(record, decision, limited) is None
         assert isinstance(record.decision, Denied)
@@ -230,7 +238,7 @@ class TestDecisionRewrites:
 
     def test_the_first_denial_ends_the_run_by_default(self) -> None:
         s = state()
-        record = s.open_step(START)
+        record = s.steps.open(START)
         decision = s.decide(record, ToolCallProposal(tool="admin.export", arguments={}))
         assert isinstance(decision, Denied)
         stop = s.denied(record, decision)
@@ -241,7 +249,7 @@ class TestDecisionRewrites:
     def test_a_deny_by_people_escalates_or_feeds_back_as_configured(self) -> None:
         for on_deny, outcome in (("escalate", Outcome.ESCALATED), ("continue", None)):
             s = state(bundle(approvals={"on_deny": on_deny}))
-            record = s.open_step(START)
+            record = s.steps.open(START)
             held = s.decide(record, refund("400"))
             assert isinstance(held, Held)
             denied = Denied(code="approval_denied", reason="no", tool=held.tool)
@@ -254,10 +262,10 @@ class TestToolBudgets:
         s = state(bundle(budgets={"max_identical_tool_calls": 1}))
         read = ToolCallProposal(tool="crm.read_ticket", arguments={"ticket_id": "T-1"})
         first = allowed(s, read)
-        assert s.tool_stop(s.steps[-1], first, START) is None
-        s.acted(s.steps[-1], first, ok())
+        assert s.tool_stop(s.steps.records[-1], first, START) is None
+        s.acted(s.steps.records[-1], first, ok())
         again = allowed(s, read)
-        stop = s.tool_stop(s.steps[-1], again, START)
+        stop = s.tool_stop(s.steps.records[-1], again, START)
         assert stop is not None
         assert stop.budget_stop is not None
         assert stop.budget_stop.limit == "identical_tool_calls"
@@ -265,10 +273,10 @@ class TestToolBudgets:
     def test_irreversible_actions_are_capped_per_run(self) -> None:
         s = state(bundle(budgets={"max_irreversible_actions": 1}))
         first = allowed(s, refund("10", "ORD-5001"))
-        assert s.tool_stop(s.steps[-1], first, START) is None
-        s.acted(s.steps[-1], first, ok())
+        assert s.tool_stop(s.steps.records[-1], first, START) is None
+        s.acted(s.steps.records[-1], first, ok())
         second = allowed(s, refund("10", "ORD-5002"))
-        stop = s.tool_stop(s.steps[-1], second, START)
+        stop = s.tool_stop(s.steps.records[-1], second, START)
         assert stop is not None
         assert stop.budget_stop is not None
         assert stop.budget_stop.limit == "irreversible_actions"
@@ -278,14 +286,14 @@ class TestToolBudgets:
         read = allowed(
             s, ToolCallProposal(tool="orders.get_status", arguments={"order_id": "ORD-1"})
         )
-        assert s.tool_stop(s.steps[-1], read, START) is None
+        assert s.tool_stop(s.steps.records[-1], read, START) is None
 
     def test_a_result_the_output_rules_block_is_withheld_from_the_model(self) -> None:
         s = state()
         decision = allowed(
             s, ToolCallProposal(tool="crm.read_ticket", arguments={"ticket_id": "T-1"})
         )
-        record = s.steps[-1]
+        record = s.steps.records[-1]
         assert s.acted(record, decision, ok(kinds=["card_number"])) is None
         assert record.observation is not None
         assert "withheld" in record.observation
@@ -297,10 +305,10 @@ class TestToolBudgets:
         decision = allowed(
             s, ToolCallProposal(tool="crm.read_ticket", arguments={"ticket_id": "T-1"})
         )
-        s.take_marks()
-        s.acted(s.steps[-1], decision, ok())
+        s.steps.take_marks()
+        s.acted(s.steps.records[-1], decision, ok())
         assert s.append[-1].ref == "r"
-        assert s.take_marks() == []
+        assert s.steps.take_marks() == []
 
 
 class TestFailures:
@@ -332,17 +340,17 @@ class TestCarry:
     def test_the_next_segment_continues_every_count_and_the_kill_switch(self) -> None:
         s = state()
         decision = allowed(s, refund())
-        s.acted(s.steps[-1], decision, ok())
+        s.acted(s.steps.records[-1], decision, ok())
         s.switch.apply(ControlCommand(action="disable_tool", tool="email.send"), START)
         carry = s.carry("run-1")
         nxt = state()
         nxt.resume(carry)
         assert nxt.ledger == s.ledger
-        assert nxt.steps_done == 1
-        assert nxt.irreversible_done() == 1
+        assert nxt.steps.done == 1
+        assert nxt.steps.irreversible_done(nxt.bundle.tools) == 1
         assert "email.send" in nxt.switch.disabled
         assert nxt.previous_run_ids == ["run-1"]
-        assert nxt.open_step(START).step == 2
+        assert nxt.steps.open(START).step == 2
 
 
 def test_a_price_is_needed_for_every_model_the_run_uses() -> None:
@@ -355,5 +363,5 @@ def test_a_price_is_needed_for_every_model_the_run_uses() -> None:
 
 def test_the_verdict_names_the_case() -> None:
     s = state()
-    held = s.decide(s.open_step(START), refund("400"))
+    held = s.decide(s.steps.open(START), refund("400"))
     assert held.verdict == Verdict.NEEDS_APPROVAL

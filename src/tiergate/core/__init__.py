@@ -65,6 +65,18 @@ from tiergate.core._cedar import (
     to_cedar_record,
     to_cedar_value,
 )
+from tiergate.core._controls import (
+    KillSwitch,
+)
+from tiergate.core._decision import (
+    Allowed,
+    Decision,
+    Denied,
+    Held,
+    OutputCheck,
+    Verdict,
+    denial,
+)
 from tiergate.core._digest import (
     call_digest,
     canonical_json,
@@ -77,6 +89,9 @@ from tiergate.core._drift import (
 from tiergate.core._gate import (
     Detector,
     Gate,
+)
+from tiergate.core._model_calls import (
+    ModelCalls,
 )
 from tiergate.core._names import (
     AGENT_SEARCH_ATTRIBUTE,
@@ -132,46 +147,42 @@ from tiergate.core._payloads import (
     ToolCallInput,
     ToolResult,
     TranscriptEntry,
+    cut,
     read_run_input,
 )
 from tiergate.core._proposal import (
     MAX_ARGUMENTS_BYTES,
+    EscalateProposal,
+    FinalAnswerProposal,
+    InvalidProposal,
+    Proposal,
+    ToolCallProposal,
     parse_proposal,
 )
 from tiergate.core._records import (
-    Allowed,
     ApprovalReceipt,
     ApprovalRecord,
     ApprovalWait,
     BudgetStop,
-    Decision,
-    Denied,
-    EscalateProposal,
-    FinalAnswerProposal,
-    Held,
-    InvalidProposal,
     ModelCall,
     ModelDrift,
     Outcome,
-    OutputCheck,
     PendingAction,
-    Proposal,
     Refusal,
     RunStatus,
     RunSummary,
     StepMark,
     StepRecord,
     Stop,
-    ToolCallProposal,
     Usage,
-    Verdict,
     Versions,
-    cut,
-    denial,
     tool_observation,
 )
+from tiergate.core._review import (
+    review_item,
+    sampled,
+)
 from tiergate.core._run import (
-    KillSwitch,
     RunState,
 )
 from tiergate.core._tools import (
@@ -251,6 +262,7 @@ __all__ = [
     "Limits",
     "LoadAgentInput",
     "ModelCall",
+    "ModelCalls",
     "ModelDrift",
     "ModelResponse",
     "ModelSpec",
@@ -319,6 +331,8 @@ __all__ = [
     "record_for",
     "refusal_for",
     "regate_edit",
+    "review_item",
+    "sampled",
     "to_cedar_record",
     "to_cedar_value",
     "tool_activity_name",

@@ -14,19 +14,10 @@ from datetime import datetime, timedelta
 from tiergate.core._agent import TierApproval
 from tiergate.core._answers import ApprovalDecision, ApprovalRequest, RegistrySnapshot, verify
 from tiergate.core._approvers import ApproverGate
+from tiergate.core._decision import Allowed, Decision, Denied, Held, denial
 from tiergate.core._gate import Gate
-from tiergate.core._records import (
-    Allowed,
-    ApprovalRecord,
-    ApprovalWait,
-    Decision,
-    Denied,
-    Held,
-    PendingAction,
-    Refusal,
-    ToolCallProposal,
-    denial,
-)
+from tiergate.core._proposal import ToolCallProposal
+from tiergate.core._records import ApprovalRecord, ApprovalWait, PendingAction, Refusal
 
 
 @dataclass(frozen=True)

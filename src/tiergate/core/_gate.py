@@ -25,16 +25,9 @@ from tiergate.core._cedar import (
     parsed_policies,
     to_cedar_record,
 )
+from tiergate.core._decision import Allowed, Decision, Denied, Held, OutputCheck, Verdict
 from tiergate.core._digest import call_digest
-from tiergate.core._records import (
-    Allowed,
-    Decision,
-    Denied,
-    Held,
-    OutputCheck,
-    ToolCallProposal,
-    Verdict,
-)
+from tiergate.core._proposal import ToolCallProposal
 from tiergate.core._tools import ToolSpec
 
 #: Finds sensitive data in text: the kinds found (``email``, ``card_number`` ...), none if clean.

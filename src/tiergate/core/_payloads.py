@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tiergate.core._decision import Allowed
 from tiergate.core._names import LARGE_INPUT_FIX, oversized_run_input
 from tiergate.errors import RunInputError
 
@@ -81,6 +82,11 @@ class RunInput(_Payload):
     agent_version: str | None = None
     routing: Routing | None = None
     continue_as_new_after_events: Annotated[int, Field(ge=50)] | None = None
+
+
+def cut(text: str | None, limit: int = 300) -> str | None:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_run_input(raw: Any) -> RunInput:
@@ -242,6 +248,34 @@ class ToolCallInput(_Payload):
     code: str = ""
     reason: str = ""
     approved_by: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def allowing(
+        cls,
+        decision: Allowed,
+        run_id: str,
+        step: int,
+        idempotency_key: str,
+        agent: str,
+        caps: list[Cap],
+    ) -> ToolCallInput:
+        """The input of the call ``decision`` allows: the only way the run builds one."""
+        return cls(
+            run_id=run_id,
+            step=step,
+            tool=decision.tool,
+            arguments=decision.arguments,
+            call_digest=decision.call_digest,
+            idempotency_key=idempotency_key,
+            policy_version=decision.policy_version,
+            policy_ids=decision.policy_ids,
+            tier=decision.tier,
+            agent=agent,
+            caps=caps,
+            code=decision.code,
+            reason=cut(decision.reason) or "",
+            approved_by=decision.approved_by,
+        )
 
 
 class ToolResult(_Payload):

@@ -1,14 +1,56 @@
-"""Turn a provider's raw output into a typed proposal, or a recorded reason why not."""
+"""Proposals: what the model may propose, and how its raw output becomes one or a recorded
+reason why not."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tiergate.core._names import MULTIPLE_TOOL_CALLS
-from tiergate.core._records import InvalidProposal, Proposal
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCallProposal(_Record):
+    """The model asks to call a tool. Nothing runs until the gate allows this exact call."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    tool: Annotated[str, Field(min_length=1, max_length=200)]
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+class FinalAnswerProposal(_Record):
+    """The model is done; the answer is checked by output rules before it leaves."""
+
+    kind: Literal["final_answer"] = "final_answer"
+    answer: Annotated[str, Field(max_length=8000)]
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+class EscalateProposal(_Record):
+    """The model hands the task to a human."""
+
+    kind: Literal["escalate"] = "escalate"
+    reason: Annotated[str, Field(max_length=2000)] = ""
+
+
+Proposal = Annotated[
+    ToolCallProposal | FinalAnswerProposal | EscalateProposal, Field(discriminator="kind")
+]
+
+
+class InvalidProposal(_Record):
+    """Model output that is not a valid proposal. Recorded; nothing runs on it."""
+
+    code: Literal["not_json", "schema", "too_large", "multiple_tool_calls"]
+    message: str
+    excerpt: str = ""
+
 
 _PROPOSAL = TypeAdapter(Proposal)
 #: Canonical arguments larger than this are refused: tool inputs are small by design.

@@ -1,4 +1,4 @@
-"""The run's domain records: proposal, decision, step record, run summary.
+"""The run's records: steps, approvals, model calls, versions and the summary.
 
 These shapes are what every later feature reads (approvals, timelines, replay, evals), so
 they are plain pydantic models with defaults on every added field: a history recorded today
@@ -8,155 +8,18 @@ must still load tomorrow.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiergate.core._payloads import Routing, TokenUsage, ToolResult
+from tiergate.core._agent import AgentBundle
+from tiergate.core._decision import Decision, OutputCheck, Verdict
+from tiergate.core._payloads import Routing, TokenUsage, ToolResult, cut
+from tiergate.core._proposal import InvalidProposal, Proposal, ToolCallProposal
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ToolCallProposal(_Record):
-    """The model asks to call a tool. Nothing runs until the gate allows this exact call."""
-
-    kind: Literal["tool_call"] = "tool_call"
-    tool: Annotated[str, Field(min_length=1, max_length=200)]
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    reason: Annotated[str, Field(max_length=2000)] = ""
-
-
-class FinalAnswerProposal(_Record):
-    """The model is done; the answer is checked by output rules before it leaves."""
-
-    kind: Literal["final_answer"] = "final_answer"
-    answer: Annotated[str, Field(max_length=8000)]
-    reason: Annotated[str, Field(max_length=2000)] = ""
-
-
-class EscalateProposal(_Record):
-    """The model hands the task to a human."""
-
-    kind: Literal["escalate"] = "escalate"
-    reason: Annotated[str, Field(max_length=2000)] = ""
-
-
-Proposal = Annotated[
-    ToolCallProposal | FinalAnswerProposal | EscalateProposal, Field(discriminator="kind")
-]
-
-
-class InvalidProposal(_Record):
-    """Model output that is not a valid proposal. Recorded; nothing runs on it."""
-
-    code: Literal["not_json", "schema", "too_large", "multiple_tool_calls"]
-    message: str
-    excerpt: str = ""
-
-
-class Verdict(StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
-    NEEDS_APPROVAL = "needs_approval"
-    NEEDS_DUAL_APPROVAL = "needs_dual_approval"
-
-
-class _Decision(_Record):
-    """What every decision says: its cause, and the evidence it was reached on.
-
-    Attributes:
-        code: Machine-readable cause, e.g. ``allowed``, ``approved``, ``policy_forbid``,
-            ``no_permit``, ``unknown_tool``, ``not_in_allowlist``, ``invalid_arguments``,
-            ``policy_error``, ``approval_required``, ``output_blocked``, ``tool_disabled``.
-        tool: The tool named by the proposal.
-        registered_tier: The tool's tier floor. ``tier``: after policy annotations.
-        policy_ids: ``@id`` of every policy that matched (permits on allow, forbids on deny).
-        tier_policy_ids: The policies whose ``@approval`` raised the tier.
-        policy_version: The pinned policy set's content hash.
-        alerts: Alert names raised by matching ``@alert`` policies.
-        approved_by: The approvers whose verified approvals of exactly this call released it.
-    """
-
-    code: str
-    reason: str
-    tool: str | None = None
-    registered_tier: int | None = None
-    tier: int | None = None
-    policy_ids: list[str] = Field(default_factory=list)
-    tier_policy_ids: list[str] = Field(default_factory=list)
-    policy_version: str = ""
-    alerts: list[str] = Field(default_factory=list)
-    approved_by: list[str] = Field(default_factory=list)
-
-
-class Allowed(_Decision):
-    """The call may run now: exactly these canonical arguments, under this policy version.
-
-    Attributes:
-        arguments: The canonical (validated, normalized) arguments.
-        call_digest: sha256 of tool + canonical arguments: what the allow is for.
-    """
-
-    verdict: Literal[Verdict.ALLOW] = Verdict.ALLOW
-    tool: str
-    arguments: dict[str, Any]
-    call_digest: str
-    registered_tier: int
-    tier: int
-
-
-class Held(_Decision):
-    """The call waits for people: one approver at tier 3, two distinct ones at tier 4."""
-
-    verdict: Literal[Verdict.NEEDS_APPROVAL, Verdict.NEEDS_DUAL_APPROVAL]
-    tool: str
-    arguments: dict[str, Any]
-    call_digest: str
-    registered_tier: int
-    tier: int
-
-    @property
-    def required_approvals(self) -> int:
-        return 2 if self.verdict == Verdict.NEEDS_DUAL_APPROVAL else 1
-
-
-class Denied(_Decision):
-    """The call does not run. Its arguments and digest are set when they were valid."""
-
-    verdict: Literal[Verdict.DENY] = Verdict.DENY
-    arguments: dict[str, Any] | None = None
-    call_digest: str | None = None
-
-
-#: The gate's verdict on one proposed tool call: one of its three cases.
-Decision = Annotated[Allowed | Held | Denied, Field(discriminator="verdict")]
-
-
-def denial(
-    decision: Allowed | Held | Denied,
-    code: str,
-    reason: str,
-    policy_ids: list[str] | None = None,
-) -> Denied:
-    """``decision`` turned into a denial for ``code``, keeping the call's evidence."""
-    kept = decision.model_dump(exclude={"verdict", "code", "reason", "approved_by"})
-    if policy_ids is not None:
-        kept["policy_ids"] = policy_ids
-    return Denied(code=code, reason=reason, **kept)
-
-
-class OutputCheck(_Record):
-    """An output rule evaluation on content leaving the system."""
-
-    resource: str
-    field: str
-    allowed: bool
-    contains_pii: bool
-    pii_kinds: list[str] = Field(default_factory=list)
-    policy_ids: list[str] = Field(default_factory=list)
-    alerts: list[str] = Field(default_factory=list)
 
 
 class BudgetStop(_Record):
@@ -346,6 +209,13 @@ class Stop(_Record):
     reason: str
     budget_stop: BudgetStop | None = None
 
+    @classmethod
+    def exhausted(cls, stop: BudgetStop | None) -> Stop | None:
+        """The run's end for a limit that ran out (None: no limit did)."""
+        if stop is None:
+            return None
+        return cls(outcome=Outcome.BUDGET_EXHAUSTED, reason=stop.message, budget_stop=stop)
+
 
 class Versions(_Record):
     """Everything that produced a run, so a bad action can be traced to its cause."""
@@ -359,6 +229,28 @@ class Versions(_Record):
     code_version: str
     requested_models: dict[str, str] = Field(default_factory=dict)
     reported_models: dict[str, list[str]] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        bundle: AgentBundle,
+        code_version: str,
+        requested: dict[str, str],
+        reported: dict[str, list[str]],
+    ) -> Versions:
+        """The versions of a run pinned to ``bundle``, with the models it asked and got."""
+        config = bundle.config
+        return cls(
+            agent=config.name,
+            agent_version=config.effective_version,
+            config_hash=bundle.config_hash,
+            prompt_version=config.prompts.system.version,
+            policy_version=bundle.policy.version,
+            tool_schemas_hash=bundle.tool_schemas_hash,
+            code_version=code_version,
+            requested_models=requested,
+            reported_models=reported,
+        )
 
 
 class Usage(_Record):
@@ -411,10 +303,6 @@ class RunStatus(_Record):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     pending_action: PendingAction | None = None
-
-
-def cut(text: str | None, limit: int = 300) -> str | None:
-    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def tool_observation(tool: str, result: ToolResult) -> str:

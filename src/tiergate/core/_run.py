@@ -10,26 +10,24 @@ arguments, so the same calls give the same answers on replay and in a unit test.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tiergate.core._agent import AgentBundle, Budgets
-from tiergate.core._budget import ActivityFailure, BudgetLedger, answer_cost
+from tiergate.core._budget import ActivityFailure, BudgetLedger
 from tiergate.core._carry import RunCarry
 from tiergate.core._cedar import FINAL_ANSWER_RESOURCE
+from tiergate.core._controls import KillSwitch
+from tiergate.core._decision import Allowed, Decision, Denied, Held, denial
 from tiergate.core._digest import idempotency_key
-from tiergate.core._drift import detect_drift
 from tiergate.core._gate import Gate
+from tiergate.core._model_calls import ModelCalls
 from tiergate.core._names import MAX_RAW_OUTPUT_CHARS
 from tiergate.core._payloads import (
     Classification,
     ClassifyInput,
-    ControlCommand,
     ModelResponse,
-    ModelSpec,
     ProposeInput,
     ReviewItem,
     RunInput,
@@ -37,60 +35,26 @@ from tiergate.core._payloads import (
     ToolResult,
     TranscriptEntry,
 )
-from tiergate.core._proposal import parse_proposal
-from tiergate.core._records import (
-    Allowed,
-    BudgetStop,
-    Decision,
-    Denied,
+from tiergate.core._proposal import (
     EscalateProposal,
     FinalAnswerProposal,
-    Held,
     InvalidProposal,
+    ToolCallProposal,
+    parse_proposal,
+)
+from tiergate.core._records import (
     ModelCall,
     Outcome,
     RunSummary,
-    StepMark,
     StepRecord,
     Stop,
-    ToolCallProposal,
     Versions,
-    cut,
-    denial,
     tool_observation,
 )
-from tiergate.errors import RunInputError
+from tiergate.core._review import review_item
+from tiergate.core._steps import StepBook
 
 _D = TypeVar("_D", bound=Allowed | Held | Denied)
-
-
-@dataclass
-class KillSwitch:
-    """An operator's pause and disabled tools, as the run has heard of them."""
-
-    paused: bool = False
-    paused_seconds: float = 0.0
-    disabled: set[str] = field(default_factory=set)
-    commands: list[dict[str, Any]] = field(default_factory=list)
-
-    def apply(self, command: ControlCommand, now: datetime) -> None:
-        if command.action == "pause":
-            self.paused = True
-        elif command.action == "resume":
-            self.paused = False
-        elif command.action == "disable_tool" and command.tool:
-            self.disabled.add(command.tool)
-        elif command.action == "enable_tool" and command.tool:
-            self.disabled.discard(command.tool)
-        self.commands.append({**command.model_dump(), "at": now.isoformat()})
-
-    def memo(self) -> dict[str, Any]:
-        """The switch as the run's memo shows it: who did what when, the last twenty."""
-        return {
-            "paused": self.paused,
-            "disabled_tools": sorted(self.disabled),
-            "events": self.commands[-20:],
-        }
 
 
 class RunState:
@@ -101,20 +65,10 @@ class RunState:
     ) -> None:
         self.bundle, self.input, self.gate, self.started = bundle, run_input, gate, started
         config = bundle.config
-        self.models: dict[str, ModelSpec] = {**config.models, **run_input.model_overrides}
-        for tier in (t for t in (config.model_tier.executor, config.model_tier.router) if t):
-            if self.models[tier].model not in config.pricing:
-                raise RunInputError(
-                    f"model {self.models[tier].model!r} (tier {tier}) has no price in agent "
-                    f"{config.name}'s pricing table, so its cost budget cannot be enforced. "
-                    "Add it under `pricing:`"
-                )
+        self.models = ModelCalls(config, run_input.model_overrides)
         self.ledger = BudgetLedger()
-        self.steps: list[StepRecord] = []
-        self.step_base = 0
-        self.irreversible_base = 0
+        self.steps = StepBook()
         self.alerts: list[str] = []
-        self.reported: dict[str, list[str]] = {}
         self.head: str | None = None
         self.append: list[TranscriptEntry] = [
             TranscriptEntry(role="system", content=config.prompts.system.text),
@@ -122,13 +76,10 @@ class RunState:
         ]
         self.route: str | None = None
         self.final_answer: str | None = None
-        self.model_calls: list[ModelCall] = []
-        self.carried_calls: list[ModelCall] = []  # the last segment's, for drift and chaining
         self.switch = KillSwitch(disabled=set(bundle.disabled_tools))
         self.waited_seconds = 0.0
         self.previous_run_ids: list[str] = []
         self.segment = 1
-        self._marks: list[StepRecord] = []
 
     @property
     def budgets(self) -> Budgets:
@@ -139,12 +90,12 @@ class RunState:
     def resume(self, carry: RunCarry) -> None:
         """Takes up where the previous segment stopped (see RunCarry)."""
         self.ledger = carry.ledger.model_copy(deep=True)
-        self.step_base, self.irreversible_base = carry.steps_done, carry.irreversible_done
+        self.steps.base, self.steps.irreversible_base = carry.steps_done, carry.irreversible_done
         self.started = datetime.fromisoformat(carry.started_at)
         self.head, self.append = carry.transcript_head, list(carry.append)
         self.route = carry.route
-        self.reported = {k: list(v) for k, v in carry.reported_models.items()}
-        self.carried_calls = list(carry.last_model_calls)
+        self.models.reported = {k: list(v) for k, v in carry.reported_models.items()}
+        self.models.carried = list(carry.last_model_calls)
         self.alerts = list(carry.alerts)
         self.switch.paused, self.switch.paused_seconds = carry.paused, carry.paused_seconds
         self.switch.disabled |= set(carry.disabled_tools)
@@ -154,20 +105,19 @@ class RunState:
 
     def carry(self, run_id: str) -> RunCarry:
         """What the next segment starts from, when this one (``run_id``) continues as new."""
-        last_per_tier = {call.tier: call for call in self.calls_so_far()}
         return RunCarry(
             segment=self.segment + 1,
             previous_run_ids=[*self.previous_run_ids, run_id],
             started_at=self.started.isoformat(),
             bundle=self.bundle,
             ledger=self.ledger,
-            steps_done=self.steps_done,
-            irreversible_done=self.irreversible_done(),
+            steps_done=self.steps.done,
+            irreversible_done=self.steps.irreversible_done(self.bundle.tools),
             transcript_head=self.head,
             append=self.append,
             route=self.route,
-            reported_models=self.reported,
-            last_model_calls=list(last_per_tier.values()),
+            reported_models=self.models.reported,
+            last_model_calls=self.models.last_per_tier(),
             alerts=self.alerts,
             approval_wait_seconds=self.waited_seconds,
             paused=self.switch.paused,
@@ -175,13 +125,6 @@ class RunState:
             disabled_tools=sorted(self.switch.disabled - set(self.bundle.disabled_tools)),
             controls=self.switch.commands,
         )
-
-    @property
-    def steps_done(self) -> int:
-        return self.step_base + len(self.steps)
-
-    def calls_so_far(self) -> list[ModelCall]:
-        return [*self.carried_calls, *self.model_calls]
 
     # -- time ----------------------------------------------------------------------------
 
@@ -202,7 +145,7 @@ class RunState:
 
     def model_stop(self, now: datetime) -> Stop | None:
         """Whether one more model call is within every budget."""
-        return _budget_stop(self.ledger.check_model_call(self.budgets, self.elapsed(now)))
+        return Stop.exhausted(self.ledger.check_model_call(self.budgets, self.elapsed(now)))
 
     def classify_input(self, run_id: str) -> tuple[str, ClassifyInput] | None:
         """The router tier's call, or None when the agent has no router."""
@@ -218,17 +161,12 @@ class RunState:
         self.route = label
         self.append.append(TranscriptEntry(role="system", content=f"Router: {label}"))
 
-    def open_step(self, now: datetime) -> StepRecord:
-        record = StepRecord(step=self.steps_done + 1, started_at=now.isoformat())
-        self.steps.append(record)
-        return record
-
     def propose_input(self, record: StepRecord, run_id: str) -> tuple[str, ProposeInput]:
         """The executor tier's call for ``record``: its input does not grow with the run."""
         config = self.bundle.config
         tier = config.model_tier.executor
         spec = self.models[tier]
-        calls = self.calls_so_far()
+        calls = self.models.so_far()
         return tier, ProposeInput(
             run_id=run_id,
             step=record.step,
@@ -244,32 +182,8 @@ class RunState:
     def charge_model(
         self, tier: str, response: ModelResponse | Classification, step: int | None
     ) -> ModelCall:
-        """Prices a model call by the model the provider reported (falling back to the one
-        requested), charges it to the run, and checks it for drift."""
-        spec = self.models[tier]
-        usage, model, attempt = response.usage, response.reported_model, response.attempt
-        cost = answer_cost(self.bundle.config.pricing, spec.model, model, usage)
-        self.ledger.charge_model(usage, cost, attempt)
-        self.reported.setdefault(tier, [])
-        if model not in self.reported[tier]:
-            self.reported[tier].append(model)
-        call = ModelCall(
-            purpose="route" if step is None else "propose",
-            step=step,
-            tier=tier,
-            provider=spec.provider,
-            requested_model=spec.model,
-            reported_model=model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=cost,
-            attempt=attempt,
-            record_ref=response.record_ref,
-            fingerprint=response.fingerprint,
-        )
-        call.drift = detect_drift(spec, call, [c for c in self.calls_so_far() if c.tier == tier])
-        self.model_calls.append(call)
-        return call
+        """Charges a model call to the run (see `ModelCalls.charge`)."""
+        return self.models.charge(tier, response, step, self.ledger)
 
     def proposed(self, record: StepRecord, response: ModelResponse, call: ModelCall) -> None:
         """A step's model call came back: the transcript moves on, the step records it."""
@@ -359,7 +273,7 @@ class RunState:
 
     def waiting(self, record: StepRecord) -> None:
         """The step's wait for people began or passed its SLA: the history marks it."""
-        self._marks.append(record)
+        self.steps.mark(record)
 
     # -- tool calls --------------------------------------------------------------------------
 
@@ -369,9 +283,9 @@ class RunState:
         spec = self.bundle.tools.get(decision.tool)
         if stop is None and spec is not None and spec.irreversible:
             stop = self.ledger.check_irreversible(
-                self.budgets, self.irreversible_done(), decision.tool
+                self.budgets, self.steps.irreversible_done(self.bundle.tools), decision.tool
             )
-        return _budget_stop(stop)
+        return Stop.exhausted(stop)
 
     def tool_input(
         self, record: StepRecord, decision: Allowed, run_id: str, first_run_id: str
@@ -381,22 +295,10 @@ class RunState:
         record.idempotency_key = idempotency_key(run_id, first_run_id, record.step)
         if record.model_drift is not None:
             # The one thing the scheduled event does not hold: mark it before the call.
-            self._marks.append(record)
-        return ToolCallInput(
-            run_id=run_id,
-            step=record.step,
-            tool=decision.tool,
-            arguments=decision.arguments,
-            call_digest=decision.call_digest,
-            idempotency_key=record.idempotency_key,
-            policy_version=decision.policy_version,
-            policy_ids=decision.policy_ids,
-            tier=decision.tier,
-            agent=self.bundle.config.name,
-            caps=self.bundle.config.limits.caps,
-            code=decision.code,
-            reason=cut(decision.reason) or "",
-            approved_by=decision.approved_by,
+            self.steps.mark(record)
+        config = self.bundle.config
+        return ToolCallInput.allowing(
+            decision, run_id, record.step, record.idempotency_key, config.name, config.limits.caps
         )
 
     def acted(self, record: StepRecord, decision: Allowed, result: ToolResult) -> Stop | None:
@@ -425,52 +327,24 @@ class RunState:
         self._observe(record, entry, tool_observation(tool, result), mark=False)
         return None
 
-    def irreversible_done(self) -> int:
-        return self.irreversible_base + sum(
-            1
-            for s in self.steps
-            if s.tool_result is not None
-            and s.tool_result.ok
-            and isinstance(s.decision, Allowed)
-            and (spec := self.bundle.tools.get(s.decision.tool)) is not None
-            and spec.irreversible
-        )
-
     def review_item(
         self, record: StepRecord, decision: Allowed, result: ToolResult, run_id: str
     ) -> ReviewItem | None:
-        """A tier-2 action to sample into the post-hoc review queue, or None. Sampling is
-        deterministic: the same step is always in or out, on replay and in audits."""
-        key = record.idempotency_key or ""
+        """A tier-2 action sampled into the post-hoc review queue, or None (see `review_item`)."""
         fraction = self.bundle.config.approvals.review_fraction
-        sampled = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
-        if decision.tier != 2 or not result.ok or not sampled:
-            return None
-        return ReviewItem(
-            run_id=run_id,
-            agent=self.bundle.config.name,
-            step=record.step,
-            tool=decision.tool,
-            arguments=decision.arguments,
-            call_digest=decision.call_digest,
-            policy_ids=decision.policy_ids,
-            policy_version=decision.policy_version,
-            reason=getattr(record.proposal, "reason", ""),
-            result_preview=result.preview,
-        )
+        return review_item(record, decision, result, run_id, self.bundle.config.name, fraction)
 
     def reviewed(self, record: StepRecord) -> None:
         record.review_sampled = True
-        self._marks.append(record)
+        self.steps.mark(record)
 
     # -- failures --------------------------------------------------------------------------
 
     def failed(self, name: str, failure: ActivityFailure, now: datetime) -> Stop:
         """An activity failed for good: a budget stop when a budget ran out, else a failure."""
-        stop = self.ledger.failed_activity(self.budgets, name, failure, self.elapsed(now))
-        if stop is not None:
-            return _stop(stop)
-        return Stop(outcome=Outcome.FAILED, reason=f"{name} failed: {failure.cause}")
+        limit = self.ledger.failed_activity(self.budgets, name, failure, self.elapsed(now))
+        stop = Stop.exhausted(limit)
+        return stop or Stop(outcome=Outcome.FAILED, reason=f"{name} failed: {failure.cause}")
 
     @staticmethod
     def unknown_effect(name: str, cause: str) -> Stop:
@@ -492,26 +366,11 @@ class RunState:
         record.observation = note
         self.append.append(entry)
         if mark:
-            self._marks.append(record)
-
-    def take_marks(self) -> list[StepMark]:
-        """The step marks the history needs since the last call, oldest first."""
-        marks = [StepMark.of(record) for record in self._marks]
-        self._marks.clear()
-        return marks
+            self.steps.mark(record)
 
     def versions(self, code_version: str) -> Versions:
-        config = self.bundle.config
-        return Versions(
-            agent=config.name,
-            agent_version=config.effective_version,
-            config_hash=self.bundle.config_hash,
-            prompt_version=config.prompts.system.version,
-            policy_version=self.bundle.policy.version,
-            tool_schemas_hash=self.bundle.tool_schemas_hash,
-            code_version=code_version,
-            requested_models={t: s.model for t, s in self.models.items()},
-            reported_models={t: sorted(set(ids)) for t, ids in self.reported.items()},
+        return Versions.of(
+            self.bundle, code_version, self.models.requested_ids(), self.models.reported_ids()
         )
 
     def summary(
@@ -525,8 +384,8 @@ class RunState:
             reason=stop.reason,
             route=self.route,
             final_answer=self.final_answer,
-            steps=self.steps,
-            model_calls=self.model_calls,
+            steps=self.steps.records,
+            model_calls=self.models.calls,
             usage=self.ledger.usage(),
             cost_usd=self.ledger.cost_usd,
             wall_time_seconds=round(self.elapsed(now), 3),
@@ -537,11 +396,3 @@ class RunState:
             routing=self.input.routing,
             previous_run_ids=self.previous_run_ids,
         )
-
-
-def _stop(stop: BudgetStop) -> Stop:
-    return Stop(outcome=Outcome.BUDGET_EXHAUSTED, reason=stop.message, budget_stop=stop)
-
-
-def _budget_stop(stop: BudgetStop | None) -> Stop | None:
-    return None if stop is None else _stop(stop)

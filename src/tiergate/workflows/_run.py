@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from tiergate import __version__
@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         STATUS_QUERY,
         STEP_MEMO,
         WORKFLOW_NAME,
-        ActivityFailure,
         AgentBundle,
         Allowed,
         ApprovalReceipt,
@@ -55,16 +54,15 @@ with workflow.unsafe.imports_passed_through():
         Stop,
         ToolCallProposal,
         ToolResult,
-        ToolSpec,
         read_run_input,
         tool_activity_name,
     )
     from tiergate.errors import NON_RETRYABLE_ERRORS, RunInputError
     from tiergate.sensitive import pii_kinds
+    from tiergate.workflows._activity import budgeted_activity
     from tiergate.workflows._attributes import AGENT_ATTRIBUTE
     from tiergate.workflows._carry import should_continue
     from tiergate.workflows._desk import ApprovalDesk
-    from tiergate.workflows._retry import budgeted_retry, safe_to_retry, tool_retry
     from tiergate.workflows._telemetry import RunTelemetry
 
 _T = TypeVar("_T")
@@ -117,7 +115,7 @@ class AgentRunWorkflow:
             return RunStatus(state=self._phase, step=0)
         return RunStatus(
             state=self._phase,
-            step=state.steps_done,
+            step=state.steps.done,
             outcome=self._summary.outcome if self._summary else None,
             usage=state.ledger.usage(),
             cost_usd=state.ledger.cost_usd,
@@ -192,8 +190,12 @@ class AgentRunWorkflow:
         self._phase = "routing"
         tier, request = routing
         with self._tel.model(request.model, tier, "route", None) as span:
-            result = await self._activity(
-                CLASSIFY_ACTIVITY, request, Classification, request.model.timeout_seconds
+            result = await budgeted_activity(
+                self._run_state(),
+                CLASSIFY_ACTIVITY,
+                request,
+                Classification,
+                request.model.timeout_seconds,
             )
             if isinstance(result, Stop):
                 return result
@@ -228,7 +230,7 @@ class AgentRunWorkflow:
         await self._hold_while_paused()
         if stop := state.model_stop(workflow.now()):
             return stop
-        record = state.open_step(workflow.now())
+        record = state.steps.open(workflow.now())
         with self._tel.step(record):
             stop = await self._turn(record)
             self._mark()
@@ -260,8 +262,12 @@ class AgentRunWorkflow:
         with self._tel.model(
             state.models[tier], tier, "propose", request.max_output_tokens
         ) as span:
-            response = await self._activity(
-                PROPOSE_ACTIVITY, request, ModelResponse, state.models[tier].timeout_seconds
+            response = await budgeted_activity(
+                self._run_state(),
+                PROPOSE_ACTIVITY,
+                request,
+                ModelResponse,
+                state.models[tier].timeout_seconds,
             )
             if isinstance(response, Stop):
                 return response
@@ -323,7 +329,8 @@ class AgentRunWorkflow:
         self._phase = "acting"
         spec = state.bundle.tools[decision.tool]
         with self._tel.tool(decision, call.idempotency_key, record.step) as span:
-            result = await self._activity(
+            result = await budgeted_activity(
+                self._run_state(),
                 tool_activity_name(decision.tool),
                 call,
                 ToolResult,
@@ -344,45 +351,9 @@ class AgentRunWorkflow:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    async def _activity(
-        self,
-        name: str,
-        request: Any,
-        result_type: type[_T],
-        timeout_seconds: float,
-        tool: ToolSpec | None = None,
-    ) -> _T | Stop:
-        """One activity under the run's budgets: retries it may still afford, and no
-        longer than the wall time it has left. A failure for good is the run's Stop."""
-        state = self._run_state()
-        left = state.retries_left()
-        retry = tool_retry(tool, left) if tool else budgeted_retry(left)
-        remaining = timedelta(seconds=state.remaining(workflow.now()))
-        try:
-            result: _T = await workflow.execute_activity(
-                name,
-                request,
-                result_type=result_type,
-                retry_policy=retry,
-                start_to_close_timeout=min(timedelta(seconds=timeout_seconds), remaining),
-                schedule_to_close_timeout=remaining,
-            )
-        except ActivityError as error:
-            cause = _cause(error)
-            if tool is not None and not safe_to_retry(tool):
-                return state.unknown_effect(name, cause)
-            failure = ActivityFailure(
-                cause=cause,
-                attempts=retry.maximum_attempts,
-                attempts_exhausted=error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED,
-                timed_out=error.retry_state == RetryState.TIMEOUT,
-            )
-            return state.failed(name, failure, workflow.now())
-        return result
-
     def _mark(self) -> None:
         """Upserts the step marks the core asked for: a memo change is a history event."""
-        for mark in self._run_state().take_marks():
+        for mark in self._run_state().steps.take_marks():
             workflow.upsert_memo({STEP_MEMO: mark.model_dump(mode="json")})
 
     def _run_state(self) -> RunState:
@@ -404,8 +375,3 @@ def _parsed(raw_input: Any) -> RunInput:
 def _input_error(message: str) -> ApplicationError:
     # A bad input does not get better by retrying: the run fails, its input kept in history.
     return ApplicationError(message, type="RunInputError", non_retryable=True)
-
-
-def _cause(error: ActivityError) -> str:
-    cause = error.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)

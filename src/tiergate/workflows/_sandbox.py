@@ -37,6 +37,8 @@ PASSTHROUGH_MODULES = (
     "tiergate.sensitive",
     "tiergate.workflows._attributes",
     "tiergate.workflows._carry",
+    "tiergate.workflows._spans",
+    "tiergate.workflows._step_events",
     "tiergate.workflows._telemetry",
 )
 

@@ -1,0 +1,78 @@
+"""A run's model tiers and every call made to them: priced, charged, checked for drift."""
+
+from __future__ import annotations
+
+from tiergate.core._agent import AgentConfig
+from tiergate.core._budget import BudgetLedger, answer_cost
+from tiergate.core._drift import detect_drift
+from tiergate.core._payloads import Classification, ModelResponse, ModelSpec
+from tiergate.core._records import ModelCall
+from tiergate.errors import RunInputError
+
+
+class ModelCalls:
+    """The models a run may call (the agent's tiers, with the run's overrides) and its calls."""
+
+    def __init__(self, config: AgentConfig, overrides: dict[str, ModelSpec]) -> None:
+        self.pricing = config.pricing
+        self.specs: dict[str, ModelSpec] = {**config.models, **overrides}
+        for tier in (t for t in (config.model_tier.executor, config.model_tier.router) if t):
+            if self.specs[tier].model not in config.pricing:
+                raise RunInputError(
+                    f"model {self.specs[tier].model!r} (tier {tier}) has no price in agent "
+                    f"{config.name}'s pricing table, so its cost budget cannot be enforced. "
+                    "Add it under `pricing:`"
+                )
+        self.reported: dict[str, list[str]] = {}
+        self.calls: list[ModelCall] = []
+        self.carried: list[ModelCall] = []  # the last segment's, for drift and chaining
+
+    def __getitem__(self, tier: str) -> ModelSpec:
+        return self.specs[tier]
+
+    def so_far(self) -> list[ModelCall]:
+        return [*self.carried, *self.calls]
+
+    def last_per_tier(self) -> list[ModelCall]:
+        """The newest call of each tier: what drift checks in a next segment compare with."""
+        return list({call.tier: call for call in self.so_far()}.values())
+
+    def charge(
+        self,
+        tier: str,
+        response: ModelResponse | Classification,
+        step: int | None,
+        ledger: BudgetLedger,
+    ) -> ModelCall:
+        """Prices a call by the model the provider reported (falling back to the one
+        requested), charges it to ``ledger``, and checks it for drift."""
+        spec = self.specs[tier]
+        usage, model, attempt = response.usage, response.reported_model, response.attempt
+        cost = answer_cost(self.pricing, spec.model, model, usage)
+        ledger.charge_model(usage, cost, attempt)
+        self.reported.setdefault(tier, [])
+        if model not in self.reported[tier]:
+            self.reported[tier].append(model)
+        call = ModelCall(
+            purpose="route" if step is None else "propose",
+            step=step,
+            tier=tier,
+            provider=spec.provider,
+            requested_model=spec.model,
+            reported_model=model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=cost,
+            attempt=attempt,
+            record_ref=response.record_ref,
+            fingerprint=response.fingerprint,
+        )
+        call.drift = detect_drift(spec, call, [c for c in self.so_far() if c.tier == tier])
+        self.calls.append(call)
+        return call
+
+    def requested_ids(self) -> dict[str, str]:
+        return {tier: spec.model for tier, spec in self.specs.items()}
+
+    def reported_ids(self) -> dict[str, list[str]]:
+        return {tier: sorted(set(ids)) for tier, ids in self.reported.items()}

@@ -47,8 +47,7 @@ test: lint types pytest
 # 25 minutes with BENCH_WAITING=2000); results in bench/results/*.json and
 # the table in BENCHMARKS.md. `bench-quick` only checks that each one runs.
 bench: $(STAMP)
-	$(BIN)/python bench/overhead.py --runs 30 --rounds 12 --sandbox fast
-	$(BIN)/python bench/overhead.py --runs 30 --rounds 12 --sandbox strict
+	$(BIN)/python bench/overhead.py --runs 30 --rounds 12
 	$(BIN)/python bench/gate_latency.py
 	$(BIN)/python bench/approval_latency.py --runs $${BENCH_RUNS:-200}
 	$(BIN)/python bench/waiting_scale.py --runs $${BENCH_WAITING:-10000} --baseline-runs 300 --drain-timeout 1800

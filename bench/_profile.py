@@ -103,7 +103,7 @@ async def threads(runs: int) -> None:
     meter = _CedarMeter()
     setattr(gate_module, "cedarpy", meter)  # noqa: B010  # the gate's own calls, measured
     spent: dict[str, dict[str, float]] = {"tiergate": {}, "bare": {}}
-    async with overhead.workloads("fast") as kinds:
+    async with overhead.workloads() as kinds:
         meter.calls, meter.cpu, meter.wall = 0, 0.0, 0.0
         for kind in ["tiergate", "bare", "bare", "tiergate"]:
             before = thread_cpu_seconds()
@@ -127,7 +127,7 @@ async def threads(runs: int) -> None:
 
 
 async def run(kind: str, runs: int) -> None:
-    async with overhead.workloads("fast") as kinds:
+    async with overhead.workloads() as kinds:
         rate = await kinds[kind](runs)
     print(f"{kind}: {runs} runs, {rate:.2f} runs/s")
 

@@ -28,7 +28,7 @@ def _overhead(r: dict[str, Any]) -> list[Row]:
     cpu = r["cpu_ms_per_run"]
     t_cpu = cpu["tiergate"]["worker"] + cpu["tiergate"]["server"]
     b_cpu = cpu["bare"]["worker"] + cpu["bare"]["server"]
-    name = f"overhead ({r['sandbox']} sandbox)"
+    name = "overhead"
     return [
         (
             name,
@@ -190,8 +190,7 @@ def _evals(r: dict[str, Any]) -> list[Row]:
 
 
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
-    ("overhead-fast", _overhead),
-    ("overhead-strict", _overhead),
+    ("overhead", _overhead),
     ("gate_latency", _gate),
     ("approval_latency", _approval),
     ("waiting_scale", _waiting),

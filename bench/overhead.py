@@ -7,11 +7,10 @@ and the same activities driven by `BareAgentWorkflow` (bench/_bare_agent.py) wit
 budget, records or telemetry. Telemetry is not installed in either (its cost is measured by
 bench/telemetry_overhead.py).
 
-    python bench/overhead.py [--runs 50] [--rounds 3] [--sandbox fast|strict]
+    python bench/overhead.py [--runs 50] [--rounds 3]
 
-`--sandbox` picks how the run loop meets Temporal's sandbox (tiergate.workflows._sandbox):
-passed through (`fast`) or re-imported per run (`strict`, the workers' default). The
-baseline gets the same treatment, so both compare like with like.
+Both loops run in Temporal's sandbox with their bytecode cached, as workers run
+tiergate's (tiergate.workflows._sandbox).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from _proc import children, cpu_seconds
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from tiergate.cluster import start_dev_server
 from tiergate.core import WORKFLOW_NAME, RunInput
@@ -47,7 +45,7 @@ from tiergate.observe import configure_logging
 from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 from tiergate.worker import build_activities, build_worker
-from tiergate.workflows import AGENT_ATTRIBUTE, PASSTHROUGH_MODULES, workflow_runner
+from tiergate.workflows import AGENT_ATTRIBUTE, workflow_runner
 
 READS = [
     {
@@ -125,32 +123,24 @@ async def bare(client: Client, queue: str, runs: int) -> float:
 
 
 @asynccontextmanager
-async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awaitable[float]]]]:
+async def workloads() -> AsyncIterator[dict[str, Callable[[int], Awaitable[float]]]]:
     """A dev server and both workers, warmed up; yields "tiergate" and "bare" workloads
     (each takes a number of runs and returns runs per second). Also used by _profile.py."""
     configure_logging(Redactor(), log_format="json", level="warning")
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-overhead-"))
     (home / "agents").mkdir()
     (home / "agents" / "bench5.yaml").write_text(yaml.safe_dump(AGENT))
-    settings = Settings(home=home, agents_dir=home / "agents", strict_sandbox=sandbox == "strict")
+    settings = Settings(home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     server = await start_dev_server(None, ui=False)
     client = server.env.client
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     worker = build_worker(client, settings, SUPPORT_TOOLKIT, task_queue=queue)
-    # The baseline runs under the same sandbox settings as tiergate's run loop: passed
-    # through in fast mode, sandboxed with cached bytecode if strict (the workers' default).
-    if settings.strict_sandbox:
-        py_compile.compile(
-            _bare_agent.__file__, cfile=importlib.util.cache_from_source(_bare_agent.__file__)
-        )
-        bare_runner = workflow_runner(strict=True)
-    else:
-        bare_runner = SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PASSTHROUGH_MODULES, "_bare_agent"
-            )
-        )
+    # The baseline runs under the same sandbox as tiergate's run loop, bytecode cached.
+    py_compile.compile(
+        _bare_agent.__file__, cfile=importlib.util.cache_from_source(_bare_agent.__file__)
+    )
+    bare_runner = workflow_runner()
     bare_worker = Worker(
         client,
         task_queue=f"{queue}-bare",
@@ -174,9 +164,9 @@ async def workloads(sandbox: str) -> AsyncIterator[dict[str, Callable[[int], Awa
         await server.env.shutdown()
 
 
-async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
+async def main(runs: int, rounds: int) -> dict[str, Any]:
     rounds_out: list[dict[str, dict[str, float]]] = []
-    async with workloads(sandbox) as kinds:
+    async with workloads() as kinds:
         (server_pid,) = children(os.getpid())
         for number in range(rounds):
             # Alternate which goes first, so neither always meets a warmer server.
@@ -206,8 +196,7 @@ async def main(runs: int, rounds: int, sandbox: str) -> dict[str, Any]:
     paired = [r["tiergate"]["runs_per_second"] / r["bare"]["runs_per_second"] for r in rounds_out]
     return {
         "benchmark": "overhead",
-        "command": f"python bench/overhead.py --runs {runs} --rounds {rounds} --sandbox {sandbox}",
-        "sandbox": sandbox,
+        "command": f"python bench/overhead.py --runs {runs} --rounds {rounds}",
         "machine": machine(),
         "workload": f"{runs} runs per round of a 5-step agent (4 read tool calls + final answer, scripted model)",
         "rounds": rounds_out,
@@ -234,8 +223,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sandbox", choices=["fast", "strict"], default="fast")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/overhead.json"))
     args = parser.parse_args()
-    args.out = args.out or Path(f"bench/results/overhead-{args.sandbox}.json")
-    save(asyncio.run(main(args.runs, args.rounds, args.sandbox)), args.out)
+    save(asyncio.run(main(args.runs, args.rounds)), args.out)

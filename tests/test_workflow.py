@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -116,6 +117,29 @@ class TestInvariantNoToolWithoutAllow:
         problems = ungated_tool_calls(history)
         assert len(problems) == 1
         assert "payments.issue_refund step 3 ran without an allow" in problems[0]
+
+
+class TestFailVisibly:
+    """Bad data or a bug in workflow code fails the run for all to see; it does not retry a
+    workflow task for ever while the run looks alive."""
+
+    async def test_a_forged_carry_fails_the_run_and_runs_nothing(self, harness: Harness) -> None:
+        """A namespace client can start the workflow with a second argument of its own."""
+        async with harness.worker():
+            handle = await harness.env.client.start_workflow(
+                WORKFLOW_NAME,
+                args=[
+                    harness.input("support_refund_agent", input={"ticket_id": "T-1001"}),
+                    {"segment": 2, "previous_run_ids": ["x"], "bundle": {"config": "nope"}},
+                ],
+                id=f"test-{uuid.uuid4()}",
+                task_queue=harness.task_queue,
+            )
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(handle.result(), timeout=30)
+        assert "validation error" in str(failed.value.cause).lower()
+        assert read_history(await handle.fetch_history()).tool_calls == []
+        assert harness.store.rows("refunds") == []
 
 
 class TestBadModelOutput:

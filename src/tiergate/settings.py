@@ -64,9 +64,6 @@ class Settings(BaseSettings):
             started together timed tasks out inside the worker and then left it idle with
             every slot held and thousands of tasks queued (BENCHMARKS.md, "Waiting at
             scale"); at 20 the same start completes.
-        strict_sandbox: Keep the run loop inside Temporal's workflow sandbox, checked for
-            non-deterministic calls on every run (default); false leaves the check to
-            replays and tests (see ``tiergate.workflows._sandbox``).
     """
 
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", env_file=".env", extra="ignore")
@@ -97,7 +94,6 @@ class Settings(BaseSettings):
     connect_attempts: int = 3
     max_cached_workflows: int = Field(default=300, ge=0)
     max_concurrent_workflow_tasks: int = Field(default=20, ge=2)
-    strict_sandbox: bool = True
 
     @classmethod
     def settings_customise_sources(

@@ -112,7 +112,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[AgentRunWorkflow],
-        workflow_runner=workflow_runner(strict=settings.strict_sandbox),
+        workflow_runner=workflow_runner(),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         activities=activities if activities is not None else build_activities(settings, toolkit),
@@ -142,7 +142,7 @@ def edge_worker(
         client,
         task_queue=task_queue,
         workflows=[AgentRunWorkflow],
-        workflow_runner=workflow_runner(strict=settings.strict_sandbox),
+        workflow_runner=workflow_runner(),
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         activities=[
             *reruns.activities(),

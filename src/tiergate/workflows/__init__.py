@@ -19,11 +19,11 @@ from tiergate.workflows._retry import (
     tool_retry,
 )
 from tiergate.workflows._run import (
+    FAIL_RUN_ON,
     AgentRunWorkflow,
 )
 from tiergate.workflows._sandbox import (
     PASSTHROUGH_MODULES,
-    RUN_LOOP_MODULE,
     ensure_bytecode,
     workflow_runner,
 )
@@ -33,9 +33,9 @@ __all__ = [
     "AGENT_VERSION_ATTRIBUTE",
     "CONTINUE_AS_NEW_BYTES",
     "CONTINUE_AS_NEW_EVENTS",
+    "FAIL_RUN_ON",
     "PASSTHROUGH_MODULES",
     "PENDING_APPROVAL_ATTRIBUTE",
-    "RUN_LOOP_MODULE",
     "SEARCH_ATTRIBUTES",
     "SHADOW_ATTRIBUTE",
     "VARIANT_ATTRIBUTE",

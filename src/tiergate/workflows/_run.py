@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         read_run_input,
         tool_activity_name,
     )
-    from tiergate.errors import NON_RETRYABLE_ERRORS, RunInputError
+    from tiergate.errors import NON_RETRYABLE_ERRORS, RunInputError, TiergateError
     from tiergate.sensitive import pii_kinds
     from tiergate.workflows._activity import budgeted_activity
     from tiergate.workflows._attributes import AGENT_ATTRIBUTE
@@ -70,7 +70,23 @@ _CODE_VERSION = f"tiergate {__version__}"
 _LOAD_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE_ERRORS)
 
 
-@workflow.defn(name=WORKFLOW_NAME)
+#: Exceptions that fail the run instead of retrying its workflow task for ever: bad data (a
+#: malformed input or carry a namespace client sent, a payload that fails its schema), a
+#: broken invariant, a plain bug. The failure is then in the history, `runs show` and the
+#: report, where an operator sees it, and nothing acts on it. A NondeterminismError is not
+#: among them: it stays a task failure, so a deploy that broke replay can be rolled back and
+#: the runs it stalled carry on.
+FAIL_RUN_ON = [
+    ValueError,
+    AssertionError,
+    LookupError,
+    TypeError,
+    AttributeError,
+    TiergateError,
+]
+
+
+@workflow.defn(name=WORKFLOW_NAME, failure_exception_types=FAIL_RUN_ON)
 class AgentRunWorkflow:
     """One governed agent run. Input: a RunInput as JSON. Result: a RunSummary."""
 

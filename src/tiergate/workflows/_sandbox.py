@@ -1,18 +1,16 @@
 """The workflow sandbox configuration shared by workers and replayers.
 
-tiergate's pure modules are passed through the sandbox: they are deterministic, start
-nothing at import time, and re-importing them (and cedarpy, pydantic) for every workflow
-would cost more than the gate itself.
+The run loop (``tiergate.workflows``) stays inside Temporal's sandbox, so every call it makes
+is checked for non-determinism (``datetime.now``, ``random``, I/O) on every run, in
+production as in tests and replays. It is re-imported for every workflow instance; with its
+bytecode cached (``ensure_bytecode``) that costs no measurable throughput against a
+baseline treated the same way (BENCHMARKS.md, "Overhead against bare Temporal"). A mode
+that passed the loop through as well was measured and bought nothing reliable (its paired
+rounds ran slower than the sandboxed loop's), so it is gone.
 
-The run loop (``tiergate.workflows``) is the one part with a choice:
-
-- **strict** (the default, and always for the replayer): it stays sandboxed, so every call
-  it makes is checked for non-determinism (``datetime.now``, ``random``, I/O) on every run.
-  It is re-imported for every workflow instance; with its bytecode cached
-  (``ensure_bytecode``) that costs no measurable throughput against a baseline treated the
-  same way (BENCHMARKS.md, "Overhead against bare Temporal").
-- **fast** (``TIERGATE_STRICT_SANDBOX=false``): it is passed through too, and the check is
-  left to the replayer and the tests. Kept for measuring; it bought nothing measurable.
+tiergate's pure modules are passed through: they are deterministic, start nothing at import
+time, and re-importing them (and cedarpy, pydantic) for every workflow would cost more than
+the gate itself.
 """
 
 from __future__ import annotations
@@ -71,17 +69,9 @@ def ensure_bytecode() -> list[Path]:
     return compiled
 
 
-#: What the fast mode passes through on top of PASSTHROUGH_MODULES: the run loop itself.
-RUN_LOOP_MODULE = "tiergate.workflows"
-
-
-def workflow_runner(*, strict: bool = True) -> SandboxedWorkflowRunner:
-    """The sandbox for tiergate's workflows; ``strict=False`` passes the run loop through."""
-    modules: tuple[str, ...] = PASSTHROUGH_MODULES
-    if strict:
-        ensure_bytecode()
-    else:
-        modules = (*modules, RUN_LOOP_MODULE)
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox for tiergate's workflows, its run loop's bytecode cached."""
+    ensure_bytecode()
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*modules)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )

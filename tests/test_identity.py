@@ -50,12 +50,52 @@ def test_an_expired_forged_or_tampered_credential_is_refused() -> None:
     forged = CredentialBroker.ephemeral().mint("a", RUN, STEP, TOOL, [SCOPE])
     with pytest.raises(CredentialRefusedError, match="not a valid tiergate credential"):
         verifier.verify(forged, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
-    _body, signature = broker.mint(
-        "a", RUN, STEP, "crm.read_ticket", ["read:crm.read_ticket"]
-    ).split(".")
-    swapped = f"{broker.mint('a', RUN, STEP, TOOL, [SCOPE]).split('.')[0]}.{signature}"
+    # The claims of one credential under the signature of another: the signature fails.
+    reader = broker.mint("a", RUN, STEP, "crm.read_ticket", ["read:crm.read_ticket"])
+    header, claims, _ = broker.mint("a", RUN, STEP, TOOL, [SCOPE]).split(".")
+    swapped = f"{header}.{claims}.{reader.split('.')[2]}"
     with pytest.raises(CredentialRefusedError, match="not a valid tiergate credential"):
         verifier.verify(swapped, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+
+
+def test_a_credential_is_a_standard_eddsa_jwt_with_every_registered_claim() -> None:
+    """Any JOSE library can read it; the guard needs iss, aud, nbf, exp and jti."""
+    import jwt
+
+    broker = CredentialBroker.ephemeral()
+    token = broker.mint("a", RUN, STEP, TOOL, [SCOPE])
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+    claims = jwt.decode(token, broker.key.public_key(), algorithms=["EdDSA"], audience=TOOL)
+    assert {"iss", "sub", "aud", "iat", "nbf", "exp", "jti"} <= set(claims)
+    assert claims["nbf"] <= time.time() < claims["exp"]
+
+
+def test_a_credential_not_yet_valid_or_from_another_issuer_is_refused() -> None:
+    import jwt
+
+    broker = CredentialBroker.ephemeral()
+    early = broker.mint("a", RUN, STEP, TOOL, [SCOPE], now=time.time() + 120)
+    with pytest.raises(CredentialRefusedError, match="not valid yet"):
+        broker.verifier().verify(early, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+    now = int(time.time())
+    stranger = jwt.encode(
+        {"iss": "someone-else", "sub": "agent:a", "aud": TOOL, "run": RUN, "step": STEP,
+         "scopes": [SCOPE], "iat": now, "nbf": now, "exp": now + 60, "jti": "x"},
+        broker.key,
+        algorithm="EdDSA",
+    )  # fmt: skip
+    with pytest.raises(CredentialRefusedError, match="issued by 'someone-else'"):
+        broker.verifier().verify(stranger, tool=TOOL, run_id=RUN, step=STEP, scope=SCOPE)
+
+
+def test_a_credential_is_admitted_once() -> None:
+    """A token copied off the wire does not act twice, even for the same call."""
+    broker = CredentialBroker.ephemeral()
+    guard = BackendGuard(broker.verifier())
+    token = broker.mint("a", RUN, STEP, TOOL, [SCOPE])
+    guard.admit(token, TOOL, RUN, STEP, SCOPE)
+    with pytest.raises(CredentialRefusedError, match="used already"):
+        guard.admit(token, TOOL, RUN, STEP, SCOPE)
 
 
 def test_the_brokers_key_stays_in_the_worker_home(tmp_path: Path) -> None:

@@ -1,23 +1,24 @@
 """Agent identity and scoped, short-lived credentials for every tool call.
 
 Each run acts as a service principal of its agent (``agent:<name>``). A tool never holds a
-long-lived, broad key: for each call the worker's credential broker mints a token whose
-audience is that one tool, bound to the run and the step, with the call's scopes, expiring
-in minutes. The tool backend's front door (`BackendGuard`) holds only the broker's public
-key and refuses any token that is not exactly for the call in front of it. The broker's
-private key lives in the worker (``keys/broker.key``, mode 0600).
+long-lived, broad key: for each call the worker's credential broker mints a JWT (EdDSA,
+signed and checked with PyJWT) whose audience is that one tool, bound to the run and the
+step, with the call's scopes, valid for minutes. The tool backend's front door
+(`BackendGuard`) holds only the broker's public key and refuses any token that is not
+exactly for the call in front of it: issuer, audience, not-before and expiry are checked
+by the JOSE library, run, step and scopes by the guard, and a token id (``jti``) is
+admitted once. The broker's private key lives in the worker (``keys/broker.key``, 0600).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
@@ -25,10 +26,15 @@ from pydantic import BaseModel, ValidationError
 from tiergate.errors import CredentialRefusedError
 
 ISSUER = "tiergate-broker"
+ALGORITHM = "EdDSA"
 DEFAULT_TTL_SECONDS = 300
+#: Claims a credential must carry; PyJWT refuses a token without one.
+REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti"]
 
 
 class Claims(BaseModel):
+    """A credential's claims: the registered ones and tiergate's (run, step, scopes)."""
+
     iss: str
     sub: str
     aud: str
@@ -36,16 +42,9 @@ class Claims(BaseModel):
     step: int
     scopes: list[str]
     iat: int
+    nbf: int
     exp: int
     jti: str
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def principal(agent: str) -> str:
@@ -102,11 +101,11 @@ class CredentialBroker:
             step=step,
             scopes=scopes,
             iat=issued,
+            nbf=issued,
             exp=issued + self.ttl,
-            jti=secrets.token_hex(8),
+            jti=secrets.token_hex(16),
         )
-        body = _b64(claims.model_dump_json().encode())
-        return f"{body}.{_b64(self.key.sign(body.encode()))}"
+        return jwt.encode(claims.model_dump(), self.key, algorithm=ALGORITHM)
 
 
 class CredentialVerifier:
@@ -114,30 +113,66 @@ class CredentialVerifier:
 
     def __init__(self, public_key: Ed25519PublicKey) -> None:
         self.public_key = public_key
+        self._seen: dict[str, int] = {}  # jti -> exp, forgotten once expired
+        self._lock = threading.Lock()
 
-    def verify(
-        self, token: str, *, tool: str, run_id: str, step: int, scope: str, now: float | None = None
-    ) -> Claims:
-        try:
-            body, signature = token.split(".")
-            self.public_key.verify(_unb64(signature), body.encode())
-            claims = Claims.model_validate(json.loads(_unb64(body)))
-        except (ValueError, InvalidSignature, ValidationError):
-            raise CredentialRefusedError(
-                "credential refused: not a valid tiergate credential"
-            ) from None
+    def verify(self, token: str, *, tool: str, run_id: str, step: int, scope: str) -> Claims:
+        claims = self._decode(token, tool)
         checks: list[tuple[bool, str]] = [
-            (claims.iss == ISSUER, f"issued by {claims.iss!r}"),
-            (claims.aud == tool, f"it is for tool {claims.aud}, not {tool}"),
             (claims.run == run_id, f"it is for run {claims.run}, not {run_id}"),
             (claims.step == step, f"it is for step {claims.step}, not {step}"),
             (scope in claims.scopes, f"it lacks scope {scope!r}"),
-            ((now if now is not None else time.time()) < claims.exp, "it has expired"),
         ]
         for ok, why in checks:
             if not ok:
                 raise CredentialRefusedError(f"credential refused: {why}")
+        self._admit_once(claims)
         return claims
+
+    def _decode(self, token: str, tool: str) -> Claims:
+        try:
+            raw = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=[ALGORITHM],
+                audience=tool,
+                issuer=ISSUER,
+                options={"require": REQUIRED_CLAIMS},
+            )
+            return Claims.model_validate(raw)
+        except jwt.ExpiredSignatureError:
+            raise CredentialRefusedError("credential refused: it has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise CredentialRefusedError("credential refused: it is not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise CredentialRefusedError(
+                f"credential refused: it is for tool {_unverified(token, 'aud')}, not {tool}"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise CredentialRefusedError(
+                f"credential refused: issued by {_unverified(token, 'iss')!r}"
+            ) from None
+        except (jwt.InvalidTokenError, ValidationError):
+            raise CredentialRefusedError(
+                "credential refused: not a valid tiergate credential"
+            ) from None
+
+    def _admit_once(self, claims: Claims) -> None:
+        now = int(time.time())
+        with self._lock:
+            for jti in [j for j, exp in self._seen.items() if exp < now]:
+                del self._seen[jti]
+            if claims.jti in self._seen:
+                raise CredentialRefusedError("credential refused: it was used already")
+            self._seen[claims.jti] = claims.exp
+
+
+def _unverified(token: str, claim: str) -> Any:
+    """A claim of a token already refused, read only to say why."""
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get(claim)
+    except jwt.InvalidTokenError:
+        return None
 
 
 class BackendGuard:

@@ -307,3 +307,27 @@ async def tiergate_input(args: list[str], stdin: str, env: dict[str, str]) -> tu
     )
     out, _ = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
     return process.returncode or 0, out.decode()
+
+
+async def test_every_response_carries_the_security_headers(site: Site) -> None:
+    """Headers come from middleware, so no page, redirect or API answer goes without them."""
+    async with httpx.AsyncClient(base_url=site.url, follow_redirects=False) as client:
+        answers = [
+            await client.get("/signin"),
+            await client.get("/"),
+            await client.post("/codec/decode", json={"payloads": []}),
+            await client.post("/signout", data={}),
+        ]
+    for answer in answers:
+        assert answer.headers["x-frame-options"] == "DENY", answer.request.url
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_a_cross_site_sign_out_changes_nothing(site: Site) -> None:
+    """A post without the session's token is refused before any handler runs."""
+    async with signed_in(site, "lead") as client:
+        refused = await client.post("/signout", data={})
+        assert refused.status_code == 403
+        assert (await client.get("/")).status_code == 200

@@ -1,6 +1,8 @@
 """The approvals web page (`tiergate approvals web`)."""
 
-from tiergate.web._app import Limiter, Session, WebContext, build_app
+from tiergate.web._app import build_app
+from tiergate.web._context import Limiter, WebContext
 from tiergate.web._server import WebServer
+from tiergate.web._sessions import Session
 
 __all__ = ["Limiter", "Session", "WebContext", "WebServer", "build_app"]

@@ -1,0 +1,269 @@
+"""The approver's pages: the queue of what they may decide, one action, the decisions made.
+
+The page decides nothing itself: an approver's click becomes the same signed `approval`
+update the CLI sends (`tiergate.approvals.client.decide`, recorded ``via web``), which the
+workflow verifies as it verifies any answer. The page only refuses early what the workflow
+would refuse anyway, so a person gets a clear message instead of a silent no.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from tiergate.approvals.client import decide, list_pending, pending_of
+from tiergate.core import WORKFLOW_NAME, ApprovalDecision, ApprovalWait, PendingAction, RunSummary
+from tiergate.errors import ApprovalRefusedError, NotWaitingError
+from tiergate.forensics import build_timeline, fetch_run_chain
+from tiergate.sensitive import Redactor
+from tiergate.web._context import WebContext
+from tiergate.web._pages import age, message_page, page, render, signin_page
+from tiergate.web._sessions import SESSION_COOKIE, Session, session_of
+
+POLL_SECONDS = 2
+_NOT_WAITING = "This run is no longer waiting: it was decided or moved on. Nothing was changed."
+_SORTS = {
+    "agent": lambda r: r["agent"],
+    "tool": lambda r: r["tool"],
+    "amount": lambda r: float(r["amount"] or 0),
+    "tier": lambda r: -r["tier"],
+    "age": lambda r: -r["age_seconds"],
+}
+
+
+def _signed_in(request: Request) -> tuple[WebContext, Session] | Response:
+    """The page's context and the approver's session, or the sign-in page (401)."""
+    session = session_of(request)
+    if session is None:
+        expired = request.cookies.get(SESSION_COOKIE) is not None
+        message = "Your session has expired; sign in again." if expired else "Sign in first."
+        return signin_page(message, 401)
+    return request.app.state.context, session
+
+
+def _row(p: PendingAction, now: datetime) -> dict[str, Any]:
+    sla = datetime.fromisoformat(p.sla_at) if p.sla_at else None
+    left = int((sla - now).total_seconds()) if sla else None
+    overdue = p.escalated or (left is not None and left < 0)
+    since = datetime.fromisoformat(p.waiting_since) if p.waiting_since else now
+    return {
+        "run_id": p.run_id,
+        "agent": p.agent,
+        "tool": p.tool,
+        "amount": p.arguments.get("amount_usd", ""),
+        "tier": p.tier,
+        "age": age(p.waiting_since, now),
+        "age_seconds": (now - since).total_seconds(),
+        "sla": "overdue" if overdue else f"{left}s left",
+        "overdue": overdue,
+        "approved": len(p.approved_by),
+        "required": p.required_approvals,
+    }
+
+
+async def _visible(web: WebContext, session: Session, request: Request) -> list[dict[str, Any]]:
+    """What waits that this approver may decide, filtered and sorted as the query asks."""
+    now = datetime.now(UTC)
+    rows = [
+        _row(p, now)
+        for p in await list_pending(web.client)
+        if await web.may_decide(session.approver, p)
+    ]
+    agent, tier = request.query_params.get("agent", ""), request.query_params.get("tier", "")
+    rows = [
+        r
+        for r in rows
+        if (not agent or agent in r["agent"]) and (not tier or str(r["tier"]) == tier)
+    ]
+    return sorted(rows, key=_SORTS.get(request.query_params.get("sort", "age"), _SORTS["age"]))
+
+
+async def queue(request: Request) -> Response:
+    signed = _signed_in(request)
+    if isinstance(signed, Response):
+        return signed
+    web, session = signed
+    return page(
+        "queue.html",
+        session=session,
+        title="Queue",
+        rows=await _visible(web, session, request),
+        agent_filter=request.query_params.get("agent", ""),
+        tier_filter=request.query_params.get("tier", ""),
+        sort=request.query_params.get("sort", "age"),
+        poll_seconds=POLL_SECONDS,
+    )
+
+
+async def queue_rows(request: Request) -> Response:
+    signed = _signed_in(request)
+    if isinstance(signed, Response):
+        return Response("sign in again", status_code=401)
+    web, session = signed
+    return HTMLResponse(render("rows.html", rows=await _visible(web, session, request)))
+
+
+async def _approval_page(
+    web: WebContext,
+    session: Session,
+    pending: PendingAction,
+    message: str = "",
+    *,
+    ok: bool = False,
+    status: int = 200,
+) -> Response:
+    chain = await fetch_run_chain(web.client, pending.run_id)
+    redactor = Redactor(web.settings.redaction)
+    ui = f"{web.ui_url or ''}/namespaces/{web.settings.namespace}/workflows/{pending.run_id}"
+    return page(
+        "approval.html",
+        status,
+        session=session,
+        title=f"Approve {pending.tool}",
+        pending=pending,
+        arguments=json.dumps(redactor.value(pending.arguments), indent=2, sort_keys=True),
+        already=session.approver in pending.approved_by,
+        timeline=build_timeline(chain[-1], redactor, earlier=chain[:-1]),
+        ui_link=ui,
+        message=message,
+        ok=ok,
+    )
+
+
+async def _decidable(web: WebContext, session: Session, run_id: str) -> PendingAction | None:
+    """What ``run_id`` waits for if this approver may decide it; else None, whichever way
+    it is not (so nothing about a run an approver may not see leaks)."""
+    try:
+        pending = await pending_of(web.client, run_id)
+    except NotWaitingError:
+        return None
+    return pending if await web.may_decide(session.approver, pending) else None
+
+
+async def approval_get(request: Request) -> Response:
+    signed = _signed_in(request)
+    if isinstance(signed, Response):
+        return signed
+    web, session = signed
+    run_id = request.path_params["run_id"]
+    pending = await _decidable(web, session, run_id)
+    if pending is None:
+        return message_page(session, f"Run {run_id} is not waiting for an approval.", 404)
+    return await _approval_page(web, session, pending)
+
+
+async def approval_post(request: Request) -> Response:
+    """An approve or deny; the form's token was checked by `CsrfProtection`."""
+    signed = _signed_in(request)
+    if isinstance(signed, Response):
+        return signed
+    web, session = signed
+    run_id = request.path_params["run_id"]
+    try:
+        pending = await pending_of(web.client, run_id)
+    except NotWaitingError:
+        return message_page(session, _NOT_WAITING, 409)
+    if not await web.may_decide(session.approver, pending):
+        message = (
+            "You are not allowed to decide this action (approver policy). Nothing was changed."
+        )
+        return message_page(session, message, 403)
+    form = await request.form()
+    refused = _refusal(session, pending, str(form.get("digest", "")), str(form.get("decision", "")))
+    if refused is not None:
+        return await _approval_page(web, session, pending, refused[0], status=refused[1])
+    return await _answer(web, session, pending, form)
+
+
+def _refusal(
+    session: Session, pending: PendingAction, digest: str, decision: str
+) -> tuple[str, int] | None:
+    """Why the form cannot be sent as it stands (message, status), or None."""
+    if digest != pending.call_digest:
+        return "The action changed since you opened it; review it again.", 409
+    if decision not in ("approve", "deny"):
+        return "Choose approve or deny.", 400
+    if session.approver in pending.approved_by:
+        return (
+            "You already approved this action; a second approval must come from someone else.",
+            409,
+        )
+    return None
+
+
+async def _answer(web: WebContext, session: Session, pending: PendingAction, form: Any) -> Response:
+    decision = str(form.get("decision", ""))
+    try:
+        receipt = await decide(
+            web.client,
+            web.registry,
+            pending.run_id,
+            session.approver,
+            ApprovalDecision(decision),
+            str(form.get("justification", "")).strip(),
+            via="web",
+        )
+    except ApprovalRefusedError as error:
+        message = f"Refused ({error.code}): {error.reason}. Nothing was changed."
+        return await _approval_page(web, session, pending, message, status=409)
+    except NotWaitingError:
+        return message_page(session, _NOT_WAITING, 409)
+    if receipt.status in ("approved", "denied"):
+        done = "Approved" if decision == "approve" else "Denied"
+        return message_page(session, f"{done}: the run resumes ({receipt.status}).", 200, ok=True)
+    so_far = f"Recorded: {len(receipt.approved_by)} of {receipt.required} approvals so far."
+    return message_page(session, so_far, 200, ok=True)
+
+
+def _as_pending(summary: RunSummary, step: int, wait: ApprovalWait) -> PendingAction:
+    original = wait.original
+    return PendingAction(
+        step=step,
+        tool=original.tool or "",
+        arguments=original.arguments or {},
+        call_digest=original.call_digest or "",
+        reason="",
+        tier=original.tier or 0,
+        verdict=original.verdict,
+        policy_ids=original.policy_ids,
+        policy_version=original.policy_version,
+        requester="",
+        run_id=summary.workflow_id,
+        agent=summary.agent,
+    )
+
+
+async def history(request: Request) -> Response:
+    """Decided approvals of finished runs that this approver could have decided."""
+    signed = _signed_in(request)
+    if isinstance(signed, Response):
+        return signed
+    web, session = signed
+    rows = []
+    query = f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Completed"'
+    async for wf in web.client.list_workflows(query, limit=50):
+        summary = await web.client.get_workflow_handle(wf.id, result_type=RunSummary).result()
+        for step in summary.steps:
+            if (wait := step.approval) is None or step.decision is None:
+                continue
+            shown = _as_pending(summary, step.step, wait)
+            if not await web.may_decide(session.approver, shown):
+                continue
+            answers = ", ".join(f"{a.decision} by {a.approver} via {a.via}" for a in wait.approvals)
+            rows.append(
+                {
+                    "at": wait.decided_at or "",
+                    "run_id": summary.workflow_id,
+                    "agent": summary.agent,
+                    "tool": shown.tool,
+                    "tier": shown.tier,
+                    "status": wait.status,
+                    "answers": answers,
+                }
+            )
+    rows.sort(key=lambda r: r["at"], reverse=True)
+    return page("history.html", session=session, title="History", rows=rows)

@@ -22,6 +22,7 @@ from tiergate.cluster import connect, start_dev_server
 from tiergate.errors import TiergateError
 from tiergate.evals import (
     ResultStore,
+    Suite,
     SuiteResult,
     compare,
     load_result,
@@ -98,34 +99,41 @@ def eval_run(
     except TiergateError as error:
         _fail(error)
     candidate = Candidate(agent_version=agent_version, model=model, policies=policies)
-
-    async def main() -> SuiteResult:
-        with Progress(
-            TextColumn(f"suite {suite.suite}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as progress:
-            task = progress.add_task("cases", total=len(suite.cases))
-            async with _server(settings, server) as client:
-                return await run_suite(
-                    suite,
-                    client,
-                    settings,
-                    toolkit(),
-                    candidate=candidate,
-                    concurrency=concurrency,
-                    on_case=lambda _: progress.advance(task),
-                )
-
     try:
-        result = asyncio.run(main())
+        result = asyncio.run(_run(suite, settings, server, candidate, concurrency))
     except TiergateError as error:
         _fail(error)
     ResultStore(settings.home / "evals.sqlite").append(result)
     if json_out is not None:
         json_out.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    _report(result, concurrency)
+
+
+async def _run(
+    suite: Suite, settings: Settings, server: str, candidate: Candidate, concurrency: int
+) -> SuiteResult:
+    with Progress(
+        TextColumn(f"suite {suite.suite}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("cases", total=len(suite.cases))
+        async with _server(settings, server) as client:
+            return await run_suite(
+                suite,
+                client,
+                settings,
+                toolkit(),
+                candidate=candidate,
+                concurrency=concurrency,
+                on_case=lambda _: progress.advance(task),
+            )
+
+
+def _report(result: SuiteResult, concurrency: int) -> None:
+    """The result table and verdict; exit 1 when a threshold failed."""
     console.print(result_table(result))
     console.print(
         f"pass rate {result.pass_rate * 100:.1f}% · cost per task ${result.cost_per_task_usd:.5f}"

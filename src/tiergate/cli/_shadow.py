@@ -75,42 +75,49 @@ def shadow(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Re-run under a candidate (writes simulated, reads from the recording) and diff."""
+    if (run_id is None) == (not all_runs):
+        console.print("[red]error:[/red] give a RUN_ID, or --all with --query")
+        raise typer.Exit(2)
     candidate = Candidate(
         agent_version=agent_version, model=model, policies=policies, prompt=prompt
     )
-    settings = Settings()
-    if "log_level" not in settings.model_fields_set:
-        # Shadow steps are not production events: only warnings, unless asked for more.
-        settings = settings.model_copy(update={"log_level": "warning"})
+    settings = _quiet(Settings())
     try:
         telemetry.install(settings, service="tiergate-shadow")
+        diffs = asyncio.run(_shadows(settings, candidate, run_id, query, limit))
     except TiergateError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
+    _print(diffs, as_json)
 
-    async def main() -> list[ShadowDiff]:
-        if (run_id is None) == (not all_runs):
-            raise HistoryError("give a RUN_ID, or --all with --query")
-        client = await connect(settings)
-        await ensure_search_attributes(client, settings.namespace)
-        if run_id is not None:
-            ids = [run_id]
-        else:
-            full = (
-                f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Completed" AND '
-                f"{SHADOW_ATTRIBUTE.name} IS NULL" + (f" AND ({query})" if query else "")
-            )
-            ids = [wf.id async for wf in client.list_workflows(full, limit=limit)]
-            if not ids:
-                raise HistoryError(f"the query {query!r} matched no finished tiergate runs")
-        histories = [await fetch_history(client, i) for i in ids]
-        return await shadow_runs(client, settings, histories, candidate, toolkit().providers)
 
-    try:
-        diffs = asyncio.run(main())
-    except TiergateError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+def _quiet(settings: Settings) -> Settings:
+    if "log_level" in settings.model_fields_set:
+        return settings
+    # Shadow steps are not production events: only warnings, unless asked for more.
+    return settings.model_copy(update={"log_level": "warning"})
+
+
+async def _shadows(
+    settings: Settings, candidate: Candidate, run_id: str | None, query: str | None, limit: int
+) -> list[ShadowDiff]:
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.namespace)
+    if run_id is not None:
+        ids = [run_id]
+    else:
+        full = (
+            f'WorkflowType = "{WORKFLOW_NAME}" AND ExecutionStatus = "Completed" AND '
+            f"{SHADOW_ATTRIBUTE.name} IS NULL" + (f" AND ({query})" if query else "")
+        )
+        ids = [wf.id async for wf in client.list_workflows(full, limit=limit)]
+        if not ids:
+            raise HistoryError(f"the query {query!r} matched no finished tiergate runs")
+    histories = [await fetch_history(client, i) for i in ids]
+    return await shadow_runs(client, settings, histories, candidate, toolkit().providers)
+
+
+def _print(diffs: list[ShadowDiff], as_json: bool) -> None:
     if as_json:
         payload = {
             "diffs": [d.model_dump(mode="json") for d in diffs],

@@ -6,7 +6,6 @@ Pure: it takes what the runner observed and returns the failed checks, each name
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -167,8 +166,3 @@ def _limits(case: Case, seen: Observed) -> list[str]:
         if limit is not None and actual > limit:
             failures.append(f"limits.{name}: {actual:g} > {limit:g}")
     return failures
-
-
-def check_names(failures: list[str]) -> list[str]:
-    """``layer.check`` of each failure, for tallies."""
-    return [re.split(r"[: ]", f, maxsplit=1)[0] for f in failures]

@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,113 @@ async def _answer(client: Client, registry: ApproverRegistry, run_id: str, case:
             return  # the run finished without waiting again: the checks will say if wrongly
 
 
+@dataclass
+class _SuiteRun:
+    """One run of a suite: its private home, approvers, pinned bundle and re-run edges."""
+
+    suite: Suite
+    client: Client
+    settings: Settings
+    toolkit: Toolkit
+    bundle: AgentBundle
+    home: Path
+    content: ContentStore
+    registry: ApproverRegistry
+    reruns: ReRunActivities
+    task_queue: str = field(default_factory=lambda: f"tiergate-eval-{uuid.uuid4().hex[:8]}")
+    batch: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def case_bundle(self, case: Case) -> AgentBundle:
+        """Holds expire at once when the case gives no answers, and soon after the answers
+        when it gives some: a missing second approval ends the case, not the suite."""
+        window = _ANSWER_WINDOW if case.approvals else _EXPIRE_AT_ONCE
+        config = self.bundle.config
+        quick = config.approvals.model_copy(update={"tier3": window, "tier4": window})
+        return self.bundle.model_copy(
+            update={"config": config.model_copy(update={"approvals": quick})}
+        )
+
+    def prepare(self, case: Case, workflow_id: str) -> SupportStore:
+        """The case's own backend, seeded, and the run pinned to answer from it."""
+        path = self.home / "cases" / f"{case.id}.sqlite"
+        store = _store(path, case)
+        backend = self.toolkit.backend(self.settings.model_copy(update={"store_path": path}))
+        runner = ToolRunner(self.toolkit.tools, backend, self.content)
+        self.reruns.add(workflow_id, self.case_bundle(case), _answer_with(runner, self.toolkit))
+        return store
+
+    async def run(self, case: Case) -> CaseResult:
+        began = time.perf_counter()
+        workflow_id = f"eval-{self.suite.suite}-{case.id}-{self.batch}"
+        store = self.prepare(case, workflow_id)
+        run_input = RunInput(
+            agent=self.suite.agent,
+            input=case.input,
+            requester="eval",
+            model_overrides=_overrides(case, self.bundle, Path(self.suite.source).parent),
+        )
+        handle = await self.client.start_workflow(
+            WORKFLOW_NAME,
+            run_input.model_dump(),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            result_type=RunSummary,
+        )
+        answering = asyncio.create_task(_answer(self.client, self.registry, workflow_id, case))
+        summary = await handle.result()
+        answering.cancel()
+        seen = Observed(
+            summary=summary,
+            ungated=ungated_tool_calls(await handle.fetch_history()),
+            refunds=store.rows("refunds"),
+            tickets={t["id"]: t["status"] for t in store.rows("tickets")},
+            emails=store.rows("emails"),
+        )
+        return _result(case, workflow_id, summary, judge(case, seen), time.perf_counter() - began)
+
+
+def _result(
+    case: Case, workflow_id: str, summary: RunSummary, failures: list[str], seconds: float
+) -> CaseResult:
+    return CaseResult(
+        id=case.id,
+        passed=not failures,
+        failures=failures,
+        tags=case.tags,
+        workflow_id=workflow_id,
+        outcome=summary.outcome.value,
+        reason=summary.reason,
+        steps=len(summary.steps),
+        cost_usd=summary.cost_usd,
+        tokens=summary.usage.total_tokens,
+        tool_calls=summary.usage.tool_calls,
+        seconds=round(seconds, 3),
+    )
+
+
+def _suite_run(
+    suite: Suite, client: Client, settings: Settings, toolkit: Toolkit, candidate: Candidate
+) -> _SuiteRun:
+    home = settings.home / "evals" / f"{suite.suite}-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    registry = ApproverRegistry(home)
+    for name, roles in suite.approvers.items():
+        registry.add(name, roles)
+    base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
+    bundle = candidate_bundle(base, candidate, settings.agents_dir, shadow=False)
+    return _SuiteRun(
+        suite=suite,
+        client=client,
+        settings=settings,
+        toolkit=toolkit,
+        bundle=bundle,
+        home=home,
+        content=ContentStore(home / "content"),
+        registry=registry,
+        reruns=ReRunActivities(bundle.tools),
+    )
+
+
 async def run_suite(
     suite: Suite,
     client: Client,
@@ -158,97 +266,31 @@ async def run_suite(
     """Runs every case of ``suite`` against the server behind ``client``, with ``toolkit``'s
     tools, each case on its own backend (the demo store, seeded with the case's state)."""
     candidate = candidate or Candidate()
-    home = settings.home / "evals" / f"{suite.suite}-{uuid.uuid4().hex[:8]}"
-    home.mkdir(parents=True)
-    content = ContentStore(home / "content")
-    registry = ApproverRegistry(home)
-    for name, roles in suite.approvers.items():
-        registry.add(name, roles)
-    base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
-    bundle = candidate_bundle(base, candidate, settings.agents_dir, shadow=False)
-    reruns = ReRunActivities(bundle.tools)
-    task_queue = f"tiergate-eval-{uuid.uuid4().hex[:8]}"
-    batch = uuid.uuid4().hex[:6]
+    run = _suite_run(suite, client, settings, toolkit, candidate)
     gate = asyncio.Semaphore(max(1, concurrency))
-    suite_base = Path(suite.source).parent
 
     async def one(case: Case) -> CaseResult:
         async with gate:
-            began = time.perf_counter()
-            workflow_id = f"eval-{suite.suite}-{case.id}-{batch}"
-            # Holds expire at once when the case gives no answers, and soon after the answers
-            # when it gives some: a missing second approval ends the case, not the suite.
-            window = _ANSWER_WINDOW if case.approvals else _EXPIRE_AT_ONCE
-            config = bundle.config
-            quick = config.approvals.model_copy(update={"tier3": window, "tier4": window})
-            case_bundle = bundle.model_copy(
-                update={"config": config.model_copy(update={"approvals": quick})}
-            )
-            path = home / "cases" / f"{case.id}.sqlite"
-            store = _store(path, case)
-            case_settings = settings.model_copy(update={"store_path": path})
-            runner = ToolRunner(toolkit.tools, toolkit.backend(case_settings), content)
-            reruns.add(workflow_id, case_bundle, _answer_with(runner, toolkit))
-            run_input = RunInput(
-                agent=suite.agent,
-                input=case.input,
-                requester="eval",
-                model_overrides=_overrides(case, bundle, suite_base),
-            )
-            handle = await client.start_workflow(
-                WORKFLOW_NAME,
-                run_input.model_dump(),
-                id=workflow_id,
-                task_queue=task_queue,
-                result_type=RunSummary,
-            )
-            answering = asyncio.create_task(_answer(client, registry, workflow_id, case))
-            summary = await handle.result()
-            answering.cancel()
-            history = await handle.fetch_history()
-            seen = Observed(
-                summary=summary,
-                ungated=ungated_tool_calls(history),
-                refunds=store.rows("refunds"),
-                tickets={t["id"]: t["status"] for t in store.rows("tickets")},
-                emails=store.rows("emails"),
-            )
-            failures = judge(case, seen)
-            result = CaseResult(
-                id=case.id,
-                passed=not failures,
-                failures=failures,
-                tags=case.tags,
-                workflow_id=workflow_id,
-                outcome=summary.outcome.value,
-                reason=summary.reason,
-                steps=len(summary.steps),
-                cost_usd=summary.cost_usd,
-                tokens=summary.usage.total_tokens,
-                tool_calls=summary.usage.tool_calls,
-                seconds=round(time.perf_counter() - began, 3),
-            )
-            if on_case:
-                on_case(result)
-            return result
+            result = await run.run(case)
+        if on_case:
+            on_case(result)
+        return result
 
-    started = datetime.now(UTC)
-    began = time.perf_counter()
+    started, began = datetime.now(UTC), time.perf_counter()
     async with edge_worker(
         client,
         settings,
-        task_queue,
-        reruns,
+        run.task_queue,
+        run.reruns,
         toolkit.providers,
-        content=content,
-        approvals_home=home,
-        reviews_path=home / "reviews.sqlite",
+        content=run.content,
+        approvals_home=run.home,
+        reviews_path=run.home / "reviews.sqlite",
         max_workers=16,
     ):
         results = list(await asyncio.gather(*(one(case) for case in suite.cases)))
-    return summarise(
-        suite, bundle, candidate, results, started, time.perf_counter() - began, concurrency
-    )
+    seconds = time.perf_counter() - began
+    return summarise(suite, run.bundle, candidate, results, started, seconds, concurrency)
 
 
 def summarise(

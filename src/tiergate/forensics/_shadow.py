@@ -20,11 +20,13 @@ Shadows carry the `TiergateShadow` search attribute so reports leave them out.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,54 @@ def diff_runs(
 # -- running ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """One shadow to start: the original's summary, the shadow's id, input and tools."""
+
+    original: RunSummary
+    shadow_id: str
+    run_input: RunInput
+    tools: ShadowTools
+
+
+def _plan(
+    history: WorkflowHistory, candidate: Candidate, settings: Settings, content: ContentStore
+) -> tuple[_Planned, AgentBundle]:
+    """The shadow of one finished run: the candidate's bundle, the original's input (its
+    executor model swapped when the candidate names one), recorded reads."""
+    view = read_history(history)
+    if view.summary is None:
+        raise HistoryError(
+            f"run {history.workflow_id} has not finished ({view.status}); a shadow compares "
+            "against a finished run"
+        )
+    bundle = candidate_bundle(view.pinned_bundle(), candidate, settings.agents_dir)
+    run_input = RunInput.model_validate(view.input)
+    executor = bundle.config.model_tier.executor
+    if candidate.model and executor in run_input.model_overrides:
+        overrides = dict(run_input.model_overrides)
+        overrides[executor] = overrides[executor].model_copy(update={"model": candidate.model})
+        run_input = run_input.model_copy(update={"model_overrides": overrides})
+    shadow_id = f"shadow-{history.workflow_id}-{uuid.uuid4().hex[:6]}"
+    planned = _Planned(
+        view.summary, shadow_id, run_input, ShadowTools(content, view.tool_results())
+    )
+    return planned, bundle
+
+
+async def _run_shadow(client: Client, task_queue: str, planned: _Planned) -> RunSummary:
+    handle = await client.start_workflow(
+        WORKFLOW_NAME,
+        planned.run_input.model_dump(),
+        id=planned.shadow_id,
+        task_queue=task_queue,
+        result_type=RunSummary,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SHADOW_ATTRIBUTE, True)]),
+    )
+    summary: RunSummary = await handle.result()
+    return summary
+
+
 async def shadow_runs(
     client: Client,
     settings: Settings,
@@ -302,30 +352,12 @@ async def shadow_runs(
     ``providers`` are the model providers the shadows may call besides scripted and openai."""
     content = ContentStore(settings.content_dir)
     reruns = ReRunActivities({})
-    shadows: dict[str, ShadowTools] = {}
-    started: list[tuple[RunSummary, str, RunInput]] = []
+    plans = []
     for history in histories:
-        view = read_history(history)
-        if view.summary is None:
-            raise HistoryError(
-                f"run {history.workflow_id} has not finished ({view.status}); a shadow compares "
-                "against a finished run"
-            )
-        bundle = candidate_bundle(view.pinned_bundle(), candidate, settings.agents_dir)
-        run_input = RunInput.model_validate(view.input)
-        if (
-            candidate.model
-            and (executor := bundle.config.model_tier.executor) in run_input.model_overrides
-        ):
-            overrides = dict(run_input.model_overrides)
-            overrides[executor] = overrides[executor].model_copy(update={"model": candidate.model})
-            run_input = run_input.model_copy(update={"model_overrides": overrides})
-        shadow_id = f"shadow-{history.workflow_id}-{uuid.uuid4().hex[:6]}"
-        shadows[shadow_id] = ShadowTools(content, view.tool_results())
-        reruns.add(shadow_id, bundle, shadows[shadow_id].answer)
-        started.append((view.summary, shadow_id, run_input))
+        planned, bundle = _plan(history, candidate, settings, content)
+        reruns.add(planned.shadow_id, bundle, planned.tools.answer)
+        plans.append(planned)
     task_queue = f"tiergate-shadow-{uuid.uuid4().hex[:8]}"
-    diffs = []
     async with edge_worker(
         client,
         settings,
@@ -336,31 +368,11 @@ async def shadow_runs(
         approvals_home=settings.home,
         reviews_path=Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite",
     ):
-        handles = [
-            await client.start_workflow(
-                WORKFLOW_NAME,
-                run_input.model_dump(),
-                id=shadow_id,
-                task_queue=task_queue,
-                result_type=RunSummary,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(SHADOW_ATTRIBUTE, True)]
-                ),
-            )
-            for _, shadow_id, run_input in started
-        ]
-        for (original, shadow_id, _), handle in zip(started, handles, strict=True):
-            shadow = await handle.result()
-            diffs.append(
-                diff_runs(
-                    original,
-                    shadow,
-                    candidate.describe(),
-                    shadows[shadow_id].simulated,
-                    shadows[shadow_id].unrecorded,
-                )
-            )
-    return diffs
+        shadows = await asyncio.gather(*(_run_shadow(client, task_queue, p) for p in plans))
+    return [
+        diff_runs(p.original, shadow, candidate.describe(), p.tools.simulated, p.tools.unrecorded)
+        for p, shadow in zip(plans, shadows, strict=True)
+    ]
 
 
 class BatchSummary(BaseModel):

@@ -196,42 +196,63 @@ def install(
     )
     described: list[str] = []
     tracer_provider = create_tracer_provider(resource=resource)
-    safe: list[SafeSpanExporter] = []
-    if span_exporters is None:
-        kind, protocol = exporter_choice(env, "traces")
-        spans_file = settings.spans_file or settings.home / "spans.jsonl"
-        chosen = _span_exporter(kind, protocol, spans_file)
-        described.append(f"traces: {kind}" + (f" {protocol}" if protocol else ""))
-        if kind == "jsonl":
-            described[-1] += f" -> {spans_file}"
-        if chosen is not None:
-            exporter = SafeSpanExporter(chosen, redactor, f"traces/{kind}")
-            safe.append(exporter)
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-    else:
-        for index, given in enumerate(span_exporters):
-            exporter = SafeSpanExporter(given, redactor, f"traces/{index}")
-            safe.append(exporter)
-            tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    readers = list(metric_readers or [])
-    if metric_readers is None:
-        kind, protocol = exporter_choice(env, "metrics")
-        metrics_file = settings.metrics_file or settings.home / "metrics.jsonl"
-        metric_exporter = _metric_exporter(kind, protocol, metrics_file)
-        described.append(f"metrics: {kind}" + (f" {protocol}" if protocol else ""))
-        if kind == "jsonl":
-            described[-1] += f" -> {metrics_file}"
-        if metric_exporter is not None:
-            readers.append(
-                PeriodicExportingMetricReader(
-                    SafeMetricExporter(metric_exporter, f"metrics/{kind}")
-                )
-            )
+    safe = _add_span_exporters(tracer_provider, settings, redactor, env, span_exporters, described)
+    readers = _metric_readers(settings, env, metric_readers, described)
     meter_provider = MeterProvider(metric_readers=readers, resource=resource)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(ReplaySafeMeterProvider(meter_provider))
     _current = Telemetry(tracer_provider, meter_provider, redactor, safe, described)
     return _current
+
+
+def _add_span_exporters(
+    provider: ReplaySafeTracerProvider,
+    settings: Settings,
+    redactor: Redactor,
+    env: Mapping[str, str],
+    given: Sequence[SpanExporter] | None,
+    described: list[str],
+) -> list[SafeSpanExporter]:
+    """The ``OTEL_*`` choice of span exporter (or the ``given`` ones), each behind the
+    redaction layer, added to ``provider``."""
+    safe: list[SafeSpanExporter] = []
+    if given is not None:
+        for index, exporter in enumerate(given):
+            wrapped = SafeSpanExporter(exporter, redactor, f"traces/{index}")
+            safe.append(wrapped)
+            provider.add_span_processor(SimpleSpanProcessor(wrapped))
+        return safe
+    kind, protocol = exporter_choice(env, "traces")
+    spans_file = settings.spans_file or settings.home / "spans.jsonl"
+    chosen = _span_exporter(kind, protocol, spans_file)
+    described.append(f"traces: {kind}" + (f" {protocol}" if protocol else ""))
+    if kind == "jsonl":
+        described[-1] += f" -> {spans_file}"
+    if chosen is not None:
+        wrapped = SafeSpanExporter(chosen, redactor, f"traces/{kind}")
+        safe.append(wrapped)
+        provider.add_span_processor(BatchSpanProcessor(wrapped))
+    return safe
+
+
+def _metric_readers(
+    settings: Settings,
+    env: Mapping[str, str],
+    given: Sequence[MetricReader] | None,
+    described: list[str],
+) -> list[MetricReader]:
+    """The ``given`` metric readers, or the ``OTEL_*`` choice of exporter in a periodic one."""
+    if given is not None:
+        return list(given)
+    kind, protocol = exporter_choice(env, "metrics")
+    metrics_file = settings.metrics_file or settings.home / "metrics.jsonl"
+    exporter = _metric_exporter(kind, protocol, metrics_file)
+    described.append(f"metrics: {kind}" + (f" {protocol}" if protocol else ""))
+    if kind == "jsonl":
+        described[-1] += f" -> {metrics_file}"
+    if exporter is None:
+        return []
+    return [PeriodicExportingMetricReader(SafeMetricExporter(exporter, f"metrics/{kind}"))]
 
 
 def shutdown() -> None:

@@ -69,7 +69,18 @@ def _card(label: str, value: str) -> str:
 def render_html(report: Report) -> str:
     """The whole page for ``report``."""
     scope = f"agent {report.agent}" if report.agent else "all agents"
-    cards = "".join(
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>tiergate report</title><style>{_STYLE}</style></head><body>"
+        f"<h1>tiergate operator report</h1><p class='sub'>{escape(scope)}, runs started "
+        f"{escape(report.since.isoformat())} – {escape(report.until.isoformat())}</p>"
+        f"<div class='grid'>{_cards(report)}</div>{''.join(_charts(report))}"
+        f"<section><h3>Pending approvals</h3>{_pending(report)}</section></body></html>"
+    )
+
+
+def _cards(report: Report) -> str:
+    return "".join(
         [
             _card("runs (finished / running)", f"{report.finished} / {report.running}"),
             _card("success rate", _number(report.success_rate, "%")),
@@ -80,8 +91,15 @@ def render_html(report: Report) -> str:
             _card("pending approvals", str(len(report.pending_approvals))),
         ]
     )
-    charts = [
-        bar_chart("Runs by outcome", [(k, float(v)) for k, v in report.outcomes.items()]),
+
+
+def _counts(counts: dict[str, int]) -> list[tuple[str, float]]:
+    return [(k, float(v)) for k, v in counts.items()]
+
+
+def _charts(report: Report) -> list[str]:
+    return [
+        bar_chart("Runs by outcome", _counts(report.outcomes)),
         bar_chart(
             "Cost per completed task (USD)",
             _percentiles(report.cost_per_completed_task, "p50", "p95", "mean"),
@@ -104,33 +122,23 @@ def render_html(report: Report) -> str:
             _percentiles(report.elapsed_seconds, "p50", "p95", "p99"),
             "s",
         ),
-        bar_chart(
-            "Policy denials by policy", [(k, float(v)) for k, v in report.policy_denials.items()]
-        ),
-        bar_chart(
-            "Blocked actions by policy or cause",
-            [(k, float(v)) for k, v in report.blocked_actions.items()],
-        ),
-        bar_chart("Escalations", [(k, float(v)) for k, v in report.escalations.items()]),
-        bar_chart("Budget stops by limit", [(k, float(v)) for k, v in report.budget_stops.items()]),
+        bar_chart("Policy denials by policy", _counts(report.policy_denials)),
+        bar_chart("Blocked actions by policy or cause", _counts(report.blocked_actions)),
+        bar_chart("Escalations", _counts(report.escalations)),
+        bar_chart("Budget stops by limit", _counts(report.budget_stops)),
     ]
-    pending_rows = "".join(
+
+
+def _pending(report: Report) -> str:
+    rows = "".join(
         f"<tr><td>{escape(p.workflow_id)}</td><td>{escape(p.agent)}</td><td>{p.step}</td>"
         f"<td>{escape(p.tool)}</td><td>{p.tier}</td><td>{len(p.approved_by)}/{p.required}</td>"
         f"<td>{_number(p.age_seconds, 's')}</td><td>{'yes' if p.escalated else 'no'}</td></tr>"
         for p in report.pending_approvals
     )
-    pending = (
-        "<table><tr><th>run</th><th>agent</th><th>step</th><th>tool</th><th>tier</th>"
-        f"<th>approvals</th><th>age</th><th>overdue</th></tr>{pending_rows}</table>"
-        if pending_rows
-        else "<p class='empty'>none</p>"
-    )
+    if not rows:
+        return "<p class='empty'>none</p>"
     return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>tiergate report</title><style>{_STYLE}</style></head><body>"
-        f"<h1>tiergate operator report</h1><p class='sub'>{escape(scope)}, runs started "
-        f"{escape(report.since.isoformat())} – {escape(report.until.isoformat())}</p>"
-        f"<div class='grid'>{cards}</div>{''.join(charts)}"
-        f"<section><h3>Pending approvals</h3>{pending}</section></body></html>"
+        "<table><tr><th>run</th><th>agent</th><th>step</th><th>tool</th><th>tier</th>"
+        f"<th>approvals</th><th>age</th><th>overdue</th></tr>{rows}</table>"
     )

@@ -63,13 +63,7 @@ def registry() -> RegistrySnapshot:
 def ctx() -> ApprovalContext:
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
     bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
-    gate = Gate(
-        bundle.config.name,
-        bundle.config.tools.allowlist,
-        bundle.policy,
-        SUPPORT_TOOLS.specs,
-        detect=pii_kinds,
-    )
+    gate = Gate.of(bundle, detect=pii_kinds)
     return ApprovalContext(
         run_id="run-1",
         agent=bundle.config.name,

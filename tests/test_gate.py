@@ -19,13 +19,7 @@ from tiergate.sensitive import pii_kinds
 def gate() -> Gate:
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
     bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
-    return Gate(
-        bundle.config.name,
-        bundle.config.tools.allowlist,
-        bundle.policy,
-        SUPPORT_TOOLS.specs,
-        detect=pii_kinds,
-    )
+    return Gate.of(bundle, detect=pii_kinds)
 
 
 def decide(gate: Gate, tool: str, **arguments: Any) -> Any:

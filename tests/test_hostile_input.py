@@ -19,13 +19,7 @@ REFUND_ARGS = {"order_id": "ORD-5001", "amount_usd": "10", "reason_code": "damag
 @pytest.fixture(scope="module")
 def gate() -> Gate:
     bundle = load_agent("support_refund_agent", None, SUPPORT_TOOLS.specs)
-    return Gate(
-        bundle.config.name,
-        bundle.config.tools.allowlist,
-        bundle.policy,
-        SUPPORT_TOOLS.specs,
-        detect=pii_kinds,
-    )
+    return Gate.of(bundle, detect=pii_kinds)
 
 
 def decide(gate: Gate, tool: str, **arguments: Any) -> Decision:

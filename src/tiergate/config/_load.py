@@ -182,7 +182,8 @@ def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpe
         config_hash=config.content_hash(),
         source=str(source),
         policy=policy,
-        tools=dict(tools),
+        tools={name: tools[name] for name in config.tools.allowlist},
+        other_tools=sorted(set(tools) - set(config.tools.allowlist)),
         tool_schemas_hash=tool_schemas_hash(config, tools),
     )
 

@@ -301,8 +301,11 @@ class AgentBundle(BaseModel):
         source: The file it was read from.
         policy: The pinned policy set (files + compiled inline rules).
         approver_policy: The pinned approver policies (who may decide what).
-        tools: The spec of every tool the worker offered when the run was pinned; the gate
-            decides from these, so a tool that changes later does not change the run.
+        tools: The spec of each tool the agent allowlists, as the worker offered it when
+            the run was pinned: the gate decides from these, so a tool that changes later
+            does not change the run.
+        other_tools: The worker's other tools, by name (a call to one is ``not_in_allowlist``
+            rather than ``unknown_tool``).
         tool_schemas_hash: sha256 of the allowlisted tools' specs, recorded in versions.
         disabled_tools: Tools an operator had disabled when the run started.
     """
@@ -315,5 +318,6 @@ class AgentBundle(BaseModel):
     policy: PolicyBundle
     approver_policy: PolicyBundle
     tools: dict[str, ToolSpec]
+    other_tools: list[str] = Field(default_factory=list)
     tool_schemas_hash: str
     disabled_tools: list[str] = Field(default_factory=list)

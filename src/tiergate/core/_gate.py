@@ -9,7 +9,7 @@ whether it runs now or waits for approval. Any evaluation error denies: fail clo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -52,12 +52,14 @@ class Gate:
         tools: Mapping[str, ToolSpec],
         *,
         detect: Detector,
+        other_tools: Iterable[str] = (),
     ):
         self.agent = agent
         self.detect = detect
         self.allowlist = frozenset(allowlist)
         self.policy = policy
         self.tools = dict(tools)
+        self.other_tools = frozenset(other_tools)
         self._policies = parsed_policies(policy.text)
         self._entities = no_entities()
         self._principal = {"type": "Agent", "id": agent}
@@ -71,11 +73,24 @@ class Gate:
     def of(cls, bundle: AgentBundle, *, detect: Detector) -> Gate:
         """The gate of a run pinned to ``bundle``: its policy set and its tools' specs."""
         config = bundle.config
-        return cls(config.name, config.tools.allowlist, bundle.policy, bundle.tools, detect=detect)
+        return cls(
+            config.name,
+            config.tools.allowlist,
+            bundle.policy,
+            bundle.tools,
+            detect=detect,
+            other_tools=bundle.other_tools,
+        )
 
     def decide(self, proposal: ToolCallProposal, step: int) -> Decision:
         """Decide one tool call. Never raises on bad input; a bad call is a typed deny."""
         spec = self.tools.get(proposal.tool)
+        if spec is None and proposal.tool in self.other_tools:
+            return self._refuse(
+                proposal.tool,
+                "not_in_allowlist",
+                f"{proposal.tool} is not in this agent's allowlist",
+            )
         if spec is None:
             return self._refuse(proposal.tool, "unknown_tool", f"no tool named {proposal.tool!r}")
         if proposal.tool not in self.allowlist:

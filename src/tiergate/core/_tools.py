@@ -9,6 +9,7 @@ implemented is the worker's business (`tiergate.tools`).
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -72,24 +73,28 @@ class ToolSpec(BaseModel):
                 f"tool {name!r} has kind {data.get('kind')!r}",
                 fix="use ToolKind.READ or ToolKind.WRITE",
             )
-        schema = data.get("arguments")
-        if not isinstance(schema, dict):
+        if not isinstance(data.get("arguments"), dict):
             raise ToolRegistrationError(
                 f"tool {name!r} has no argument schema",
                 fix="pass the arguments' JSON Schema (a pydantic model's model_json_schema())",
             )
-        compile_arguments(str(name), schema)  # refuses types Cedar cannot hold
-        unknown = set(data.get("emits", ())) - set(schema.get("properties", {}))
-        if unknown:
-            raise ToolRegistrationError(
-                f"tool {name!r} emits unknown fields {sorted(unknown)}",
-                fix="list only fields of the argument schema in emits",
-            )
         return data
 
-    @property
+    def model_post_init(self, context: Any) -> None:
+        # Compiled here, once per spec (and once per process for each schema's content):
+        # it refuses argument types Cedar cannot hold, and the gate uses it on every call.
+        compiled = compile_arguments(self.name, self.arguments)
+        unknown = set(self.emits) - set(compiled.cedar)
+        if unknown:
+            raise ToolRegistrationError(
+                f"tool {self.name!r} emits unknown fields {sorted(unknown)}",
+                fix="list only fields of the argument schema in emits",
+            )
+        self.__dict__["argument_schema"] = compiled
+
+    @cached_property
     def argument_schema(self) -> ArgumentSchema:
-        """The compiled argument schema (cached per process by content)."""
+        """The compiled argument schema (set when the spec is made)."""
         return compile_arguments(self.name, self.arguments)
 
     def canonical_arguments(self, arguments: Any) -> dict[str, Any]:

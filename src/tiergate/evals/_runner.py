@@ -239,7 +239,9 @@ def _suite_run(
     for name, roles in suite.approvers.items():
         registry.add(name, roles)
     base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
-    bundle = candidate_bundle(base, candidate, settings.agents_dir, shadow=False)
+    bundle = candidate_bundle(
+        base, candidate, settings.agents_dir, toolkit.tools.specs, shadow=False
+    )
     return _SuiteRun(
         suite=suite,
         client=client,

@@ -25,7 +25,7 @@ import hashlib
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -35,12 +35,11 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tiergate.activities import ContentStore, Provider, ReRunActivities, verified_arguments
+from tiergate.activities import ContentStore, ReRunActivities, verified_arguments
 from tiergate.config import load_agent
 from tiergate.core import (
     WORKFLOW_NAME,
     AgentBundle,
-    ModelSpec,
     RunInput,
     RunSummary,
     StepRecord,
@@ -54,9 +53,9 @@ from tiergate.core import (
 )
 from tiergate.errors import HistoryError
 from tiergate.forensics._reader import read_history
-from tiergate.policies import build_bundle, cedar_schema, compile_rules, read_policy_file
+from tiergate.policies import build_bundle, compile_rules, read_policy_file
 from tiergate.settings import Settings
-from tiergate.worker import edge_worker
+from tiergate.worker import Toolkit, edge_worker
 from tiergate.workflows import SHADOW_ATTRIBUTE
 
 _NO_WAIT = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
@@ -112,11 +111,16 @@ class ShadowDiff(BaseModel):
 
 
 def candidate_bundle(
-    base: AgentBundle, candidate: Candidate, agents_dir: Path | None, *, shadow: bool = True
+    base: AgentBundle,
+    candidate: Candidate,
+    agents_dir: Path | None,
+    tools: Mapping[str, ToolSpec],
+    *,
+    shadow: bool = True,
 ) -> AgentBundle:
     """``base`` with the candidate's changes; for a shadow, set up to never wait for people.
-    The candidate is gated with the tools ``base`` was pinned to."""
-    tools = base.tools
+    A candidate agent version is compiled against ``tools`` (the shadowing worker's); other
+    candidates keep the tools, and the policy schema, the run was pinned to."""
     bundle = (
         load_agent(candidate.agent_version, agents_dir, tools) if candidate.agent_version else base
     )
@@ -158,10 +162,11 @@ def candidate_bundle(
         if not files:
             raise HistoryError(f"{candidate.policies}: no .cedar files in this folder")
         sources = [read_policy_file(f) for f in files]
-        rules = compile_rules(config.policy.rules, tools)
+        rules = compile_rules(config.policy.rules, {**tools, **bundle.tools})
         if rules:
             sources.append((f"{bundle.source}#policy.rules", rules))
-        policy = build_bundle(sources, cedar_schema(tools.values()))
+        # Validated against the schema the run was pinned with: the worker's tools then.
+        policy = build_bundle(sources, bundle.policy.schema_text)
     return bundle.model_copy(
         update={"config": config, "config_hash": config.content_hash(), "policy": policy}
     )
@@ -304,7 +309,11 @@ class _Planned:
 
 
 def _plan(
-    history: WorkflowHistory, candidate: Candidate, settings: Settings, content: ContentStore
+    history: WorkflowHistory,
+    candidate: Candidate,
+    settings: Settings,
+    content: ContentStore,
+    tools: Mapping[str, ToolSpec],
 ) -> tuple[_Planned, AgentBundle]:
     """The shadow of one finished run: the candidate's bundle, the original's input (its
     executor model swapped when the candidate names one), recorded reads."""
@@ -314,7 +323,7 @@ def _plan(
             f"run {history.workflow_id} has not finished ({view.status}); a shadow compares "
             "against a finished run"
         )
-    bundle = candidate_bundle(view.pinned_bundle(), candidate, settings.agents_dir)
+    bundle = candidate_bundle(view.pinned_bundle(), candidate, settings.agents_dir, tools)
     run_input = RunInput.model_validate(view.input)
     executor = bundle.config.model_tier.executor
     if candidate.model and executor in run_input.model_overrides:
@@ -346,15 +355,16 @@ async def shadow_runs(
     settings: Settings,
     histories: list[WorkflowHistory],
     candidate: Candidate,
-    providers: Mapping[str, Callable[[ModelSpec], Provider]],
+    toolkit: Toolkit,
 ) -> list[ShadowDiff]:
     """Shadows of every (finished) run in ``histories`` under ``candidate``, and their diffs.
-    ``providers`` are the model providers the shadows may call besides scripted and openai."""
+    ``toolkit``'s tools compile a candidate agent version; its model providers serve the
+    shadows beside scripted and openai (its backend is never touched: writes are simulated)."""
     content = ContentStore(settings.content_dir)
     reruns = ReRunActivities({})
     plans = []
     for history in histories:
-        planned, bundle = _plan(history, candidate, settings, content)
+        planned, bundle = _plan(history, candidate, settings, content, toolkit.tools.specs)
         reruns.add(planned.shadow_id, bundle, planned.tools.answer)
         plans.append(planned)
     task_queue = f"tiergate-shadow-{uuid.uuid4().hex[:8]}"
@@ -363,7 +373,7 @@ async def shadow_runs(
         settings,
         task_queue,
         reruns,
-        providers,
+        toolkit.providers,
         content=content,
         approvals_home=settings.home,
         reviews_path=Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite",

@@ -8,7 +8,6 @@ read back from the runs themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,13 +15,11 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tiergate.activities import Provider
 from tiergate.config import agent_versions, find_agent, load_agent_file
 from tiergate.control import Controls
 from tiergate.core import (
     LARGE_INPUT_FIX,
     WORKFLOW_NAME,
-    ModelSpec,
     RunInput,
     RunSummary,
     oversized_run_input,
@@ -33,10 +30,8 @@ from tiergate.forensics._shadow import Candidate, shadow_runs
 from tiergate.report import collect, compute
 from tiergate.rollout._state import Criteria, Rollout, RolloutStore, route
 from tiergate.settings import Settings
+from tiergate.worker import Toolkit
 from tiergate.workflows import AGENT_ATTRIBUTE, AGENT_VERSION_ATTRIBUTE, VARIANT_ATTRIBUTE
-
-#: Model providers a shadow may call besides scripted and openai (a worker toolkit's).
-Providers = Mapping[str, Callable[[ModelSpec], Provider]]
 
 
 def store_for(settings: Settings) -> RolloutStore:
@@ -212,7 +207,7 @@ async def run_shadows(
     settings: Settings,
     rollout: Rollout,
     since: datetime,
-    providers: Providers,
+    toolkit: Toolkit,
     limit: int = 20,
 ) -> ShadowStats:
     """Shadows the primary's finished runs not shadowed yet under the candidate version."""
@@ -227,9 +222,7 @@ async def run_shadows(
     ids = [wf.id async for wf in client.list_workflows(query, limit=limit)]
     histories = [await fetch_history(client, i) for i in ids]
     candidate = Candidate(agent_version=f"{rollout.agent}@{rollout.candidate}")
-    diffs = (
-        await shadow_runs(client, settings, histories, candidate, providers) if histories else []
-    )
+    diffs = await shadow_runs(client, settings, histories, candidate, toolkit) if histories else []
     return ShadowStats(
         runs=len(diffs),
         same_outcome=sum(d.same_outcome for d in diffs),
@@ -245,11 +238,11 @@ async def status(
     settings: Settings,
     agent: str,
     since: datetime,
-    providers: Providers,
+    toolkit: Toolkit,
     shadow_limit: int = 20,
 ) -> Status:
     """Where ``agent``'s rollout stands; in shadow mode this shadows new primary runs, with
-    ``providers`` for their models."""
+    ``toolkit``'s tools and models."""
     rollout = store_for(settings).get(agent)
     if rollout is None:
         raise RolloutError(
@@ -260,7 +253,7 @@ async def status(
     if rollout.candidate is None:
         return result
     if rollout.mode == "shadow":
-        result.shadow = await run_shadows(client, settings, rollout, since, providers, shadow_limit)
+        result.shadow = await run_shadows(client, settings, rollout, since, toolkit, shadow_limit)
         return result
     result.candidate = await figures(client, agent, rollout.candidate, since)
     result.verdicts = judge(rollout.criteria, primary, result.candidate)

@@ -10,7 +10,6 @@ whether it runs now or waits for approval. Any evaluation error denies: fail clo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import cedarpy
@@ -212,8 +211,7 @@ class Gate:
         )
 
 
-@dataclass(frozen=True)
-class _Evidence:
+class _Evidence(NamedTuple):
     """A call with valid arguments: what any decision on it records."""
 
     spec: ToolSpec

@@ -142,6 +142,28 @@ class TestFailVisibly:
         assert harness.store.rows("refunds") == []
 
 
+class TestRetries:
+    async def test_every_scheduled_activity_refuses_to_retry_what_no_retry_fixes(
+        self, harness: Harness
+    ) -> None:
+        """The non-retryable set is declared once and every activity's policy carries it."""
+        from temporalio.api.enums.v1 import EventType
+
+        from tiergate.errors import NON_RETRYABLE_ERRORS
+
+        summary = await harness.run("support_refund_agent", input={"ticket_id": "T-1001"})
+        history = await harness.history(summary.workflow_id)
+        scheduled = [
+            e.activity_task_scheduled_event_attributes
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        assert {a.activity_type.name for a in scheduled} >= {"agent__load", "model__propose"}
+        for attrs in scheduled:
+            listed = set(attrs.retry_policy.non_retryable_error_types)
+            assert listed == set(NON_RETRYABLE_ERRORS), attrs.activity_type.name
+
+
 class TestBadModelOutput:
     """Malformed model output is a recorded invalid proposal; no tool runs on it."""
 

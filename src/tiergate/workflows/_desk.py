@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -48,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         refusal_for,
     )
     from tiergate.workflows._attributes import PENDING_APPROVAL_ATTRIBUTE
+    from tiergate.workflows._retry import service_retry
 
 
 class ApprovalDesk:
@@ -91,6 +91,7 @@ class ApprovalDesk:
             ApproverStatusInput(name=request.approver),
             result_type=ApproverStatus,
             start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=service_retry(),
         )
         now = workflow.now()
         refusal = refusal_for(request, self.pending, self.wait, self.context(), now)
@@ -137,6 +138,7 @@ class ApprovalDesk:
             RegistryRequest(run_id=workflow.info().workflow_id),
             result_type=RegistrySnapshot,
             start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=service_retry(),
         )
         self.pending, self.wait = open_wait(
             decision,
@@ -236,7 +238,7 @@ class ApprovalDesk:
                 notice,
                 result_type=NotifyResult,
                 start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=3),
+                retry_policy=service_retry(maximum_attempts=3),
             )
         except ActivityError as error:
             # A broken hook must not fail the run; the escalation is already recorded.

@@ -47,3 +47,12 @@ def tool_retry(spec: ToolSpec, retries_left: int) -> RetryPolicy:
     if safe_to_retry(spec):
         return budgeted_retry(retries_left)
     return RetryPolicy(maximum_attempts=1, non_retryable_error_types=NON_RETRYABLE_ERRORS)
+
+
+def service_retry(maximum_attempts: int = 0) -> RetryPolicy:
+    """tiergate's own activities (agent load, registry, notices, reviews): Temporal's
+    default backoff, ``maximum_attempts`` (0: until the activity's timeout), and never
+    again after a failure no retry could fix."""
+    return RetryPolicy(
+        maximum_attempts=maximum_attempts, non_retryable_error_types=NON_RETRYABLE_ERRORS
+    )

@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -57,17 +56,18 @@ with workflow.unsafe.imports_passed_through():
         read_run_input,
         tool_activity_name,
     )
-    from tiergate.errors import NON_RETRYABLE_ERRORS, RunInputError, TiergateError
+    from tiergate.errors import RunInputError, TiergateError
     from tiergate.sensitive import pii_kinds
     from tiergate.workflows._activity import budgeted_activity
     from tiergate.workflows._attributes import AGENT_ATTRIBUTE
     from tiergate.workflows._carry import should_continue
     from tiergate.workflows._desk import ApprovalDesk
+    from tiergate.workflows._retry import service_retry
     from tiergate.workflows._telemetry import RunTelemetry
 
 _T = TypeVar("_T")
 _CODE_VERSION = f"tiergate {__version__}"
-_LOAD_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE_ERRORS)
+_LOAD_RETRY = service_retry(maximum_attempts=3)
 
 
 #: Exceptions that fail the run instead of retrying its workflow task for ever: bad data (a
@@ -363,6 +363,7 @@ class AgentRunWorkflow:
             item,
             result_type=ReviewEnqueued,
             start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=service_retry(),
         )
 
     # -- plumbing --------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from tiergate.cli._wiring import toolkit
 from tiergate.cluster import connect, ensure_search_attributes
 from tiergate.core import WORKFLOW_NAME
 from tiergate.errors import HistoryError, TiergateError
-from tiergate.forensics import fetch_history
-from tiergate.forensics._shadow import Candidate, ShadowDiff, shadow_runs, summarise
+from tiergate.forensics import ShadowDiff, fetch_history, summarise
+from tiergate.forensics._shadow import Candidate, shadow_runs
 from tiergate.settings import Settings
 from tiergate.workflows import SHADOW_ATTRIBUTE
 

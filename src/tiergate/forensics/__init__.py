@@ -29,14 +29,16 @@ from tiergate.forensics._replay import (
     replayer,
 )
 from tiergate.forensics._shadow import (
-    BatchSummary,
     Candidate,
-    ShadowDiff,
     ShadowTools,
-    StepDiff,
     candidate_bundle,
-    diff_runs,
     shadow_runs,
+)
+from tiergate.forensics._shadow_diff import (
+    BatchSummary,
+    ShadowDiff,
+    StepDiff,
+    diff_runs,
     summarise,
 )
 from tiergate.forensics._timeline import (

@@ -11,6 +11,7 @@ import pytest
 from tiergate.config import load_agent
 from tiergate.core import Decision, Gate, ToolCallProposal, Verdict
 from tiergate.demo import SUPPORT_TOOLS
+from tiergate.policies import build_bundle, cedar_schema
 from tiergate.sensitive import pii_kinds
 
 REFUND_ARGS = {"order_id": "ORD-5001", "amount_usd": "10", "reason_code": "damaged"}
@@ -102,3 +103,31 @@ def test_look_alike_and_injected_addresses_fail_the_schema(gate: Gate, to: str) 
     decision = decide(gate, "email.send", to=to, subject="s", body="b")
     assert (decision.verdict, decision.code) == (Verdict.DENY, "invalid_arguments")
     assert decision.reason.startswith("to:")
+
+
+@pytest.mark.parametrize(
+    "amount", ["NaN", "Infinity", "-Infinity", "9" * 40, "1e40", 1e308, "1e-30", [], {"a": 1}]
+)
+def test_numbers_no_schema_can_hold_are_invalid_arguments_not_crashes(amount: object) -> None:
+    """A hostile model's amount never raises out of the gate: it is a typed deny."""
+    from tiergate.core import Denied, ToolSpec
+
+    spec = ToolSpec.model_validate(
+        {
+            "name": "t.pay",
+            "tier": 0,
+            "kind": "write",
+            "arguments": {
+                "type": "object",
+                "properties": {"x": {"type": "number", "multipleOf": 0.01}},
+                "required": ["x"],
+            },
+        }
+    )
+    policy = build_bundle(
+        [("p", '@id("p")\npermit(principal, action, resource);')], cedar_schema([spec])
+    )
+    gate = Gate("a", ["t.pay"], policy, {"t.pay": spec}, detect=pii_kinds)
+    decision = gate.decide(ToolCallProposal(tool="t.pay", arguments={"x": amount}), 1)
+    assert isinstance(decision, Denied)
+    assert decision.code == "invalid_arguments"

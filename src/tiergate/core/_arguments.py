@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -207,7 +207,11 @@ def _places(step: Decimal) -> Decimal | None:
 
 def _quantizer(quantum: Decimal) -> Callable[[Decimal], Decimal]:
     def quantize(value: Decimal) -> Decimal:
-        return value.quantize(quantum)
+        try:
+            return value.quantize(quantum)
+        except InvalidOperation:
+            # Too many digits to spell with these places: a schema error, not a crash.
+            raise ValueError(f"{value} has too many digits for steps of {quantum}") from None
 
     return quantize
 

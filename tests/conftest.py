@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hypothesis  # noqa: F401  (see below)
+# Imported for its side effect only, so F401 is silenced: hypothesis's pytest plugin otherwise
+# imports it at session end, and CPython 3.11.7 can crash compiling it then ("AST constructor
+# recursion depth mismatch"), turning a passing run of a few test files into an INTERNALERROR.
+import hypothesis  # noqa: F401
 import pytest
 import pytest_asyncio
 import yaml
@@ -38,10 +41,6 @@ from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.errors import NotWaitingError
 from tiergate.settings import Settings
 from tiergate.worker import build_worker
-
-# hypothesis is imported up front: its pytest plugin imports it at session end otherwise, and
-# CPython 3.11.7 can crash compiling it then ("AST constructor recursion depth mismatch"),
-# which turned a passing run of a few test files into an INTERNALERROR.
 
 ALL_TOOLS = [
     "crm.read_ticket",

@@ -130,6 +130,8 @@ class TestDecisionCases:
     def test_an_allow_cannot_exist_without_the_call_it_allows(self) -> None:
         """An allow without arguments and digest is not a value the core can hold."""
         with pytest.raises(ValidationError):
+            # arguments and digest left out on purpose: mypy flags it, and pydantic must refuse
+            # it at run time too, since decisions also arrive deserialized from histories.
             Allowed(code="allowed", reason="r", tool="t.x", registered_tier=0, tier=0)  # type: ignore[call-arg]
 
 

@@ -307,8 +307,8 @@ class RunStatus(_Record):
 
 def tool_observation(tool: str, result: ToolResult) -> str:
     """What a step observed from a tool whose output passed its checks. One function, because
-    the timeline of a running run derives it from the result event when the run (with lean
-    step marks) did not mark it."""
+    an ok result is not step-marked: the timeline derives the observation from the result
+    event, and must derive the same text the run fed its model."""
     return f"{tool} result ({result.output_size} bytes)"
 
 

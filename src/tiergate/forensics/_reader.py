@@ -53,8 +53,8 @@ def decode(payload: Payload) -> Any:
     return pydantic_data_converter.payload_converter.from_payload(payload)
 
 
-def _first(payloads: Payloads) -> Any:
-    return decode(payloads.payloads[0]) if payloads.payloads else None
+def _first(payloads: Payloads | None) -> Any:
+    return decode(payloads.payloads[0]) if payloads is not None and payloads.payloads else None
 
 
 def _time(event: HistoryEvent) -> datetime:
@@ -79,7 +79,7 @@ class ActivityEvent:
 
     @cached_property
     def result(self) -> Any:
-        return _first(self.result_payloads) if self.result_payloads else None
+        return _first(self.result_payloads)
 
 
 @dataclass
@@ -99,7 +99,7 @@ class UpdateEvent:
 
     @cached_property
     def outcome(self) -> Any:
-        return _first(self.outcome_payloads) if self.outcome_payloads else None
+        return _first(self.outcome_payloads)
 
 
 @dataclass

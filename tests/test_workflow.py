@@ -141,6 +141,35 @@ class TestFailVisibly:
         assert read_history(await handle.fetch_history()).tool_calls == []
         assert harness.store.rows("refunds") == []
 
+    async def test_a_well_formed_carry_from_a_client_is_refused(self, harness: Harness) -> None:
+        """A carry that validates (a real run's bundle, a fresh ledger) is still refused when
+        the run was not continued from the run it names: otherwise a client could bring a
+        bundle with policies of its own choosing."""
+        done = await harness.run("support_refund_agent", input={"ticket_id": "T-1001"})
+        view = read_history(await harness.history(done.workflow_id))
+        carry = {
+            "segment": 2,
+            "previous_run_ids": [done.run_id],
+            "started_at": "2026-12-01T00:00:00+00:00",
+            "bundle": view.pinned_bundle().model_dump(mode="json"),
+            "ledger": {},
+            "steps_done": 0,
+            "irreversible_done": 0,
+        }
+        refunds = len(harness.store.rows("refunds"))
+        async with harness.worker():
+            handle = await harness.env.client.start_workflow(
+                WORKFLOW_NAME,
+                args=[harness.input("support_refund_agent", input={"ticket_id": "T-1002"}), carry],
+                id=f"test-{uuid.uuid4()}",
+                task_queue=harness.task_queue,
+            )
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(handle.result(), timeout=30)
+        assert "not continued from the run the carry names" in str(failed.value.cause)
+        assert read_history(await handle.fetch_history()).tool_calls == []
+        assert len(harness.store.rows("refunds")) == refunds
+
 
 class TestRetries:
     async def test_every_scheduled_activity_refuses_to_retry_what_no_retry_fixes(

@@ -105,6 +105,8 @@ class AgentRunWorkflow:
         self._tel = RunTelemetry()
         with self._tel.run_span() as span:
             run_input = _parsed(raw_input)
+            if carry is not None:
+                _check_carried_from_here(carry)
             bundle = carry.bundle if carry else await self._load(run_input)
             state = self._start(bundle, run_input, carry)
             self._tel.bind(bundle, run_input.requester, span)
@@ -207,7 +209,7 @@ class AgentRunWorkflow:
         tier, request = routing
         with self._tel.model(request.model, tier, "route", None) as span:
             result = await budgeted_activity(
-                self._run_state(),
+                state,
                 CLASSIFY_ACTIVITY,
                 request,
                 Classification,
@@ -279,7 +281,7 @@ class AgentRunWorkflow:
             state.models[tier], tier, "propose", request.max_output_tokens
         ) as span:
             response = await budgeted_activity(
-                self._run_state(),
+                state,
                 PROPOSE_ACTIVITY,
                 request,
                 ModelResponse,
@@ -346,7 +348,7 @@ class AgentRunWorkflow:
         spec = state.bundle.tools[decision.tool]
         with self._tel.tool(decision, call.idempotency_key, record.step) as span:
             result = await budgeted_activity(
-                self._run_state(),
+                state,
                 tool_activity_name(decision.tool),
                 call,
                 ToolResult,
@@ -380,6 +382,20 @@ class AgentRunWorkflow:
     def _desk_open(self) -> ApprovalDesk:
         assert self._desk is not None
         return self._desk
+
+
+def _check_carried_from_here(carry: RunCarry) -> None:
+    """A carry is taken only from the run this one continues: Temporal sets
+    ``continued_run_id`` on continue-as-new alone, so a client starting the workflow with a
+    carry of its own (say, a bundle with permissive policies) fails here, before anything
+    runs. It does not prove the previous run was ours: a namespace client's own workflow can
+    continue as new into this one; the tool runner's own check is what closes that."""
+    continued = workflow.info().continued_run_id
+    if continued is None or continued != carry.previous_run_ids[-1]:
+        raise _input_error(
+            "this run was given a carry but was not continued from the run the carry names; "
+            "start a run with its input alone (a long run carries its own state)"
+        )
 
 
 def _parsed(raw_input: Any) -> RunInput:

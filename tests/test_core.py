@@ -214,6 +214,17 @@ class TestDecisionRewrites:
         assert decision.call_digest is not None
         assert record.decision == decision
 
+    def test_an_approved_call_is_denied_if_its_tool_was_disabled_during_the_wait(self) -> None:
+        s = state()
+        record = s.steps.open(START)
+        approved = allowed(s, refund())
+        assert s.approved(record, approved) is approved
+        s.switch.apply(ControlCommand(action="disable_tool", tool="payments.issue_refund"), START)
+        late = s.approved(record, approved)
+        assert isinstance(late, Denied)
+        assert (late.code, late.call_digest) == ("tool_disabled", approved.call_digest)
+        assert record.decision == late
+
     def test_pause_resume_and_enable_are_recorded_in_order(self) -> None:
         s = state()
         for action in ("pause", "resume", "disable_tool", "enable_tool"):

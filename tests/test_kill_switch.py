@@ -133,3 +133,32 @@ async def test_a_disabled_tool_is_denied_at_once(harness: Harness) -> None:
     await cli(harness, "tool", "enable", "crm.update_ticket")
     again = await harness.run(agent, model_overrides=scripted(UPDATE, final()))
     assert again.outcome.value == "completed"
+
+
+async def test_a_tool_disabled_while_its_call_awaits_approval_does_not_act(
+    harness: Harness,
+) -> None:
+    """The approval comes after the disable: the approved refund is denied, not run."""
+    harness.registry.add("lead", ["support_lead"])
+    agent = harness.add_agent("stopped_refunds")
+    async with harness.worker():
+        handle = await held_run(harness, agent)
+        await cli(harness, "tool", "disable", "payments.issue_refund", "--reason", "fraud wave")
+        for _ in range(100):  # the signal reaches the run; the approval must come after it
+            if "tiergate.controls" in await (await handle.describe()).memo():
+                break
+            await asyncio.sleep(0.05)
+        await decide(
+            harness.env.client, harness.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok"
+        )
+        summary = await handle.result()
+    await cli(harness, "tool", "enable", "payments.issue_refund")
+    step = summary.steps[0]
+    assert step.decision is not None
+    assert (step.decision.verdict.value, step.decision.code) == ("deny", "tool_disabled")
+    assert step.approval is not None
+    assert [a.approver for a in step.approval.approvals] == ["lead"]  # people did approve
+    assert step.tool_result is None
+    assert harness.store.rows("refunds") == []
+    calls = read_history(await harness.history(handle.id)).tool_calls
+    assert "payments.issue_refund" not in [c.tool for c in calls]

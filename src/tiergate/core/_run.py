@@ -243,11 +243,18 @@ class RunState:
 
     def decide(self, record: StepRecord, proposal: ToolCallProposal) -> Decision:
         """The gate's decision, denied instead when an operator disabled the tool."""
-        decision = self.gate.decide(proposal, record.step)
-        if proposal.tool in self.switch.disabled and not isinstance(decision, Denied):
-            reason = f"{proposal.tool} is disabled by an operator (kill switch)"
-            decision = denial(decision, "tool_disabled", reason, policy_ids=[])
-        return self.decided(record, decision)
+        return self.decided(record, self._unless_disabled(self.gate.decide(proposal, record.step)))
+
+    def approved(self, record: StepRecord, decision: Allowed) -> Allowed | Denied:
+        """People approved the call; it is denied after all if an operator disabled its tool
+        while they decided, since a disabled tool must not act from the moment it is."""
+        return self.decided(record, self._unless_disabled(decision))
+
+    def _unless_disabled(self, decision: _D) -> _D | Denied:
+        if decision.tool not in self.switch.disabled or isinstance(decision, Denied):
+            return decision
+        reason = f"{decision.tool} is disabled by an operator (kill switch)"
+        return denial(decision, "tool_disabled", reason, policy_ids=[])
 
     def decided(self, record: StepRecord, decision: _D) -> _D:
         """``decision`` is the step's decision now (a gate's, people's or a cap's)."""

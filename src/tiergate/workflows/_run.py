@@ -303,6 +303,7 @@ class AgentRunWorkflow:
             decision = await self._wait_for_approvers(record, proposal, decision)
             if isinstance(decision, Denied):
                 return state.refused_by_people(record, decision)
+            decision = state.approved(record, decision)
         if isinstance(decision, Denied):
             return state.denied(record, decision)
         if stop := state.tool_stop(record, decision, workflow.now()):

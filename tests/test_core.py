@@ -344,7 +344,7 @@ class TestFailures:
         assert within.outcome == Outcome.FAILED
 
     def test_a_failed_write_without_keys_escalates_to_a_person(self) -> None:
-        stop = RunState.unknown_effect("tool__billing.change_plan", "lost")
+        stop = Stop.unknown_effect("tool__billing.change_plan", "lost")
         assert stop.outcome == Outcome.ESCALATED
         assert "check whether the effect happened" in stop.reason
 

@@ -216,6 +216,17 @@ class Stop(_Record):
             return None
         return cls(outcome=Outcome.BUDGET_EXHAUSTED, reason=stop.message, budget_stop=stop)
 
+    @classmethod
+    def unknown_effect(cls, name: str, cause: str) -> Stop:
+        """The run's end when a write that is never retried failed: its effect may have
+        happened, so a person must look before anything acts again."""
+        return cls(
+            outcome=Outcome.ESCALATED,
+            reason=f"{name} failed ({cause}); its backend has no idempotency keys, so it is "
+            "not retried automatically. A person must check whether the effect happened "
+            "before anything acts again",
+        )
+
 
 class Versions(_Record):
     """Everything that produced a run, so a bad action can be traced to its cause."""

@@ -353,16 +353,6 @@ class RunState:
         stop = Stop.exhausted(limit)
         return stop or Stop(outcome=Outcome.FAILED, reason=f"{name} failed: {failure.cause}")
 
-    @staticmethod
-    def unknown_effect(name: str, cause: str) -> Stop:
-        """A write that is never retried failed: its effect may have happened."""
-        return Stop(
-            outcome=Outcome.ESCALATED,
-            reason=f"{name} failed ({cause}); its backend has no idempotency keys, so it is "
-            "not retried automatically. A person must check whether the effect happened "
-            "before anything acts again",
-        )
-
     # -- records ---------------------------------------------------------------------------
 
     def _observe(

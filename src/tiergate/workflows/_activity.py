@@ -41,7 +41,7 @@ async def budgeted_activity(
     except ActivityError as error:
         cause = _cause(error)
         if tool is not None and not safe_to_retry(tool):
-            return state.unknown_effect(name, cause)
+            return Stop.unknown_effect(name, cause)
         failure = ActivityFailure(
             cause=cause,
             attempts=retry.maximum_attempts,

@@ -53,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         Stop,
         ToolCallProposal,
         ToolResult,
-        read_run_input,
         tool_activity_name,
     )
     from tiergate.errors import RunInputError, TiergateError
@@ -62,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from tiergate.workflows._attributes import AGENT_ATTRIBUTE
     from tiergate.workflows._carry import should_continue
     from tiergate.workflows._desk import ApprovalDesk
+    from tiergate.workflows._input import carried_from_here, input_error, parsed_input
     from tiergate.workflows._retry import service_retry
     from tiergate.workflows._telemetry import RunTelemetry
 
@@ -104,9 +104,9 @@ class AgentRunWorkflow:
         """``carry`` is set only by the run itself when it continues as new (see RunCarry)."""
         self._tel = RunTelemetry()
         with self._tel.run_span() as span:
-            run_input = _parsed(raw_input)
+            run_input = parsed_input(raw_input)
             if carry is not None:
-                _check_carried_from_here(carry)
+                carried_from_here(carry)
             bundle = carry.bundle if carry else await self._load(run_input)
             state = self._start(bundle, run_input, carry)
             self._tel.bind(bundle, run_input.requester, span)
@@ -182,7 +182,7 @@ class AgentRunWorkflow:
         try:
             state = RunState(bundle, run_input, gate, workflow.info().start_time)
         except RunInputError as error:
-            raise _input_error(error.message) from None
+            raise input_error(error.message) from None
         self._desk = ApprovalDesk(bundle, gate, run_input.requester)
         name = bundle.config.name
         # start_run sets the agent attribute at start; a run does not write it twice.
@@ -383,29 +383,3 @@ class AgentRunWorkflow:
     def _desk_open(self) -> ApprovalDesk:
         assert self._desk is not None
         return self._desk
-
-
-def _check_carried_from_here(carry: RunCarry) -> None:
-    """A carry is taken only from the run this one continues: Temporal sets
-    ``continued_run_id`` on continue-as-new alone, so a client starting the workflow with a
-    carry of its own (say, a bundle with permissive policies) fails here, before anything
-    runs. It does not prove the previous run was ours: a namespace client's own workflow can
-    continue as new into this one; the tool runner's own check is what closes that."""
-    continued = workflow.info().continued_run_id
-    if continued is None or continued != carry.previous_run_ids[-1]:
-        raise _input_error(
-            "this run was given a carry but was not continued from the run the carry names; "
-            "start a run with its input alone (a long run carries its own state)"
-        )
-
-
-def _parsed(raw_input: Any) -> RunInput:
-    try:
-        return read_run_input(raw_input)
-    except RunInputError as error:
-        raise _input_error(error.message) from None
-
-
-def _input_error(message: str) -> ApplicationError:
-    # A bad input does not get better by retrying: the run fails, its input kept in history.
-    return ApplicationError(message, type="RunInputError", non_retryable=True)

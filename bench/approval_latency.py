@@ -30,7 +30,6 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tiergate.activities import ContentStore, ToolRunner
 from tiergate.approvals import ApproverRegistry, sign
 from tiergate.approvals.client import build_request, pending_of, submit
 from tiergate.cluster import start_dev_server
@@ -42,7 +41,7 @@ from tiergate.core import (
     ToolResult,
     tool_activity_name,
 )
-from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS, SupportBackend, SupportStore
+from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.errors import NotWaitingError
 from tiergate.settings import Settings
 from tiergate.worker import build_activities, build_worker
@@ -97,24 +96,18 @@ async def tiergate_latencies(client: Client, settings: Settings, runs: int) -> l
     registry = ApproverRegistry(settings.home)
     registry.add("bench-lead", ["support_lead"])
     key = registry.private_key("bench-lead")
-    tools = ToolRunner(
-        SUPPORT_TOOLS,
-        SupportBackend(SupportStore(settings.support_store)),
-        ContentStore(settings.content_dir),
-    )
     refund = tool_activity_name("payments.issue_refund")
+    queue = f"bench-{uuid.uuid4()}"
+    every = build_activities(client, settings, SUPPORT_TOOLKIT, queue)
+    real = next(a for a in every if getattr(a, "__temporal_activity_definition").name == refund)
 
     @activity.defn(name=refund)
     def timed_refund(call: ToolCallInput) -> ToolResult:
         STARTED[call.run_id] = time.perf_counter()
-        return tools.execute(SUPPORT_TOOLS.tools[refund.removeprefix("tool__")], call)
+        result: ToolResult = real(call)  # the worker's own activity: verification included
+        return result
 
-    activities = [
-        a
-        for a in build_activities(settings, SUPPORT_TOOLKIT)
-        if getattr(a, "__temporal_activity_definition").name != refund
-    ]
-    queue = f"bench-{uuid.uuid4()}"
+    activities = [a for a in every if a is not real]
     script = [
         {
             "kind": "tool_call",
@@ -191,7 +184,7 @@ async def bare_latencies(client: Client, runs: int) -> list[float]:
 
 async def main(runs: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-"))
-    settings = Settings(home=home)
+    settings = Settings(offline_model_overrides=True, home=home)
     SupportStore(settings.support_store).seed_demo()
     # One large order so every benchmark refund ($60: tier 3 under refund_cap) really applies.
     with sqlite3.connect(settings.support_store) as conn:

@@ -65,7 +65,7 @@ async def main(lengths: list[int], continue_after: int | None) -> dict[str, Any]
     (home / "agents").mkdir()
     for steps in lengths:
         (home / "agents" / f"grow{steps}.yaml").write_text(yaml.safe_dump(agent(steps)))
-    settings = Settings(home=home, agents_dir=home / "agents")
+    settings = Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     server = await start_dev_server(None, ui=False)
     (server_pid,) = children(os.getpid())

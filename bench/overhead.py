@@ -34,16 +34,29 @@ import yaml
 from _bare_agent import BareAgentWorkflow
 from _common import machine, save
 from _proc import children, cpu_seconds
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
+from tiergate.activities import ContentStore, ToolCallVerifier, ToolRunner
 from tiergate.cluster import start_dev_server
-from tiergate.core import WORKFLOW_NAME, RunInput
-from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
+from tiergate.config import load_agent
+from tiergate.core import (
+    WORKFLOW_NAME,
+    AgentBundle,
+    RegistrySnapshot,
+    RunInput,
+    ToolCallInput,
+    ToolResult,
+    VerifiedCall,
+    tool_activity_name,
+)
+from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS, SupportStore
 from tiergate.observe import configure_logging
 from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
+from tiergate.tools import Tool
 from tiergate.worker import build_activities, build_worker
 from tiergate.workflows import AGENT_ATTRIBUTE, workflow_runner
 
@@ -122,6 +135,48 @@ async def bare(client: Client, queue: str, runs: int) -> float:
     return runs / (time.perf_counter() - began)
 
 
+def bare_activities(client: Client, settings: Settings, queue: str) -> list[Any]:
+    """tiergate's activities, but its tools act without the runner's verification: the
+    baseline is bare Temporal, which trusts whoever schedules an activity."""
+    every = build_activities(client, settings, SUPPORT_TOOLKIT, queue)
+    tools = {tool_activity_name(t.name) for t in SUPPORT_TOOLS}
+    runner = ToolRunner(
+        SUPPORT_TOOLS,
+        SUPPORT_TOOLKIT.backend(settings),
+        ContentStore(settings.content_dir),
+        ToolCallVerifier(
+            client, queue, lambda *_: None, lambda _: None, RegistrySnapshot, frozenset
+        ),
+    )
+    bundle = load_agent("bench5", settings.agents_dir, SUPPORT_TOOLS.specs)
+    return [a for a in every if _name(a) not in tools] + [
+        _unverified(runner, tool, bundle) for tool in SUPPORT_TOOLS
+    ]
+
+
+def _name(activity_fn: Any) -> str:
+    return str(getattr(activity_fn, "__temporal_activity_definition").name)
+
+
+def _unverified(runner: ToolRunner, tool: Tool, bundle: AgentBundle) -> Any:
+    @activity.defn(name=tool_activity_name(tool.name))
+    def run_tool(call: ToolCallInput) -> ToolResult:
+        trusting = VerifiedCall(
+            tool=tool.name,
+            agent=bundle.config.name,
+            run_id=call.run_id,
+            step=call.step,
+            tier=call.tier,
+            arguments=tool.spec.canonical_arguments(call.arguments),
+            bundle=bundle,
+            spec=tool.spec,
+            checks=(),
+        )
+        return runner.act(tool, trusting, call)
+
+    return run_tool
+
+
 @asynccontextmanager
 async def workloads() -> AsyncIterator[dict[str, Callable[[int], Awaitable[float]]]]:
     """A dev server and both workers, warmed up; yields "tiergate" and "bare" workloads
@@ -130,7 +185,7 @@ async def workloads() -> AsyncIterator[dict[str, Callable[[int], Awaitable[float
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-overhead-"))
     (home / "agents").mkdir()
     (home / "agents" / "bench5.yaml").write_text(yaml.safe_dump(AGENT))
-    settings = Settings(home=home, agents_dir=home / "agents")
+    settings = Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     server = await start_dev_server(None, ui=False)
     client = server.env.client
@@ -146,7 +201,7 @@ async def workloads() -> AsyncIterator[dict[str, Callable[[int], Awaitable[float
         task_queue=f"{queue}-bare",
         workflows=[BareAgentWorkflow],
         workflow_runner=bare_runner,
-        activities=build_activities(settings, SUPPORT_TOOLKIT),
+        activities=bare_activities(client, settings, f"{queue}-bare"),
         activity_executor=worker.config()["activity_executor"],
         max_concurrent_activities=32,
         max_cached_workflows=settings.max_cached_workflows,

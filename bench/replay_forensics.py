@@ -128,7 +128,7 @@ async def main(runs: int, repeat: int, timeline_steps: int = 100) -> dict[str, A
     (home / "agents").mkdir()
     for name, steps in (("bench10", 10), ("bench100", timeline_steps)):
         (home / "agents" / f"{name}.yaml").write_text(yaml.safe_dump(agent(name, steps)))
-    settings = Settings(home=home, agents_dir=home / "agents")
+    settings = Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     server = await start_dev_server(home / "temporal.sqlite", ui=False)
     try:

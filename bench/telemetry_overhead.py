@@ -45,6 +45,7 @@ def worker_main(mode: str, address: str, task_queue: str, home: Path) -> None:
     from tiergate.cluster import connect
 
     settings = Settings(
+        offline_model_overrides=True,
         home=home,
         temporal_address=address,
         telemetry=mode == "on",
@@ -85,7 +86,7 @@ async def round_for(
     """(runs per second, worker CPU seconds per run) for one round in ``mode``."""
     home = root / f"{mode}-{uuid.uuid4().hex[:6]}"
     home.mkdir(parents=True)
-    SupportStore(Settings(home=home).support_store).seed_demo()
+    SupportStore(Settings(offline_model_overrides=True, home=home).support_store).seed_demo()
     task_queue = f"bench-{mode}-{uuid.uuid4().hex[:6]}"
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -88,7 +88,12 @@ def worker_main(address: str, queue: str, home: Path) -> None:
     from tiergate.worker import build_worker
 
     configure_logging(Redactor(), log_format="json", level="warning")
-    settings = Settings(home=home, agents_dir=home / "agents", temporal_address=address)
+    settings = Settings(
+        offline_model_overrides=True,
+        home=home,
+        agents_dir=home / "agents",
+        temporal_address=address,
+    )
 
     async def run() -> None:
         client = await connect(settings)
@@ -130,7 +135,7 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-wait-"))
     (home / "agents").mkdir()
     (home / "agents" / "bench_wait.yaml").write_text(yaml.safe_dump(AGENT))
-    settings = Settings(home=home, agents_dir=home / "agents")
+    settings = Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
     SupportStore(settings.support_store).seed_demo()
     with sqlite3.connect(settings.support_store) as conn:
         orders = [order_of(BASE_ORDERS, i) for i in range(baseline_runs)]

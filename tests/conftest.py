@@ -183,7 +183,9 @@ class Harness:
 
     @property
     def settings(self) -> Settings:
-        return Settings(home=self.home, agents_dir=self.home / "agents")
+        return Settings(
+            offline_model_overrides=True, home=self.home, agents_dir=self.home / "agents"
+        )
 
     @property
     def store(self) -> SupportStore:

@@ -14,37 +14,38 @@ from pathlib import Path
 
 from temporalio import activity
 
-from tiergate.activities import ContentStore, ToolRunner
 from tiergate.cluster import connect
 from tiergate.core import ToolCallInput, ToolResult, tool_activity_name
-from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS, SupportBackend, SupportStore
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.settings import Settings
 from tiergate.worker import build_activities, build_worker
 
 
 async def main(address: str, task_queue: str, home: str, marker: str) -> None:
-    settings = Settings(temporal_address=address, home=Path(home), agents_dir=Path(home) / "agents")
-    tools = ToolRunner(
-        SUPPORT_TOOLS,
-        SupportBackend(SupportStore(settings.support_store)),
-        ContentStore(settings.content_dir),
+    settings = Settings(
+        offline_model_overrides=True,
+        temporal_address=address,
+        home=Path(home),
+        agents_dir=Path(home) / "agents",
     )
+    client = await connect(settings)
     refund_name = tool_activity_name("payments.issue_refund")
+    every = build_activities(client, settings, SUPPORT_TOOLKIT, task_queue)
+    real_refund = next(
+        a for a in every if getattr(a, "__temporal_activity_definition").name == refund_name
+    )
 
     @activity.defn(name=refund_name)
     def crashing_refund(call: ToolCallInput) -> ToolResult:
-        result = tools.execute(SUPPORT_TOOLS.tools["payments.issue_refund"], call)
+        result: ToolResult = real_refund(call)
         if not Path(marker).exists():
             Path(marker).write_text(str(activity.info().attempt))
             os._exit(9)  # the effect is committed; its completion is never reported
         return result
 
     activities = [
-        a
-        for a in build_activities(settings, SUPPORT_TOOLKIT)
-        if getattr(a, "__temporal_activity_definition").name != refund_name
+        a for a in every if getattr(a, "__temporal_activity_definition").name != refund_name
     ]
-    client = await connect(settings)
     print("worker ready", flush=True)
     await build_worker(
         client,

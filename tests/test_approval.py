@@ -22,6 +22,7 @@ from tiergate.core import (
     RegistrySnapshot,
     ToolCallProposal,
     Verdict,
+    apply_answer,
     key_id,
     record_for,
     refusal_for,
@@ -66,10 +67,12 @@ def ctx() -> ApprovalContext:
     gate = Gate.of(bundle, detect=pii_kinds)
     return ApprovalContext(
         run_id="run-1",
+        first_run_id="first-1",
         agent=bundle.config.name,
         registry=registry(),
         approvers=ApproverGate(bundle.approver_policy),
         gate=gate,
+        answer_ttl=timedelta(minutes=15),
     )
 
 
@@ -90,6 +93,8 @@ def held(ctx: ApprovalContext, tool: str, **arguments: Any) -> tuple[PendingActi
         policy_version=decision.policy_version,
         requester="svc",
         run_id="run-1",
+        first_run_id="first-1",
+        nonce="nonce-of-the-wait",
         agent=ctx.agent,
         required_approvals=2 if (decision.tier or 0) >= 4 else 1,
     )
@@ -111,7 +116,9 @@ def answer(
 ) -> ApprovalRequest:
     request = ApprovalRequest(
         run_id=fields.pop("run_id", "run-1"),
+        first_run_id=fields.pop("first_run_id", pending.first_run_id),
         step=fields.pop("step", pending.step),
+        nonce=fields.pop("nonce", pending.nonce),
         action_digest=fields.pop("action_digest", pending.call_digest),
         decision=ApprovalDecision(decision),
         approver=who,
@@ -157,9 +164,15 @@ class TestRefused:
         ("fields", "expected"),
         [
             ({"run_id": "run-2"}, "wrong_run"),
+            # The same workflow id, started again: an answer copied from the old history.
+            ({"first_run_id": "first-0"}, "wrong_execution"),
             ({"step": 4}, "wrong_step"),
+            ({"nonce": "an-earlier-wait"}, "wrong_wait"),
             ({"action_digest": "0" * 64}, "action_changed"),
             ({"expires_at": NOW - timedelta(seconds=1)}, "approval_expired"),
+            # The signer does not pick the lifetime: a hundred-year answer is refused.
+            ({"expires_at": NOW + timedelta(days=36_500)}, "lifetime_too_long"),
+            ({"expires_at": NOW + timedelta(minutes=16)}, "lifetime_too_long"),
         ],
     )
     def test_misaddressed_or_stale(
@@ -200,6 +213,42 @@ class TestRefused:
     def test_requester_cannot_approve(self, ctx: ApprovalContext) -> None:
         pending, wait = refund(ctx)
         assert code(ctx, answer(pending, "svc"), pending, wait) == "self_approval"
+
+    @pytest.mark.parametrize("requester", ["SVC", "Svc", "\uff53\uff56\uff43"])
+    def test_requester_in_another_case_or_width_is_still_the_requester(
+        self, ctx: ApprovalContext, requester: str
+    ) -> None:
+        pending, wait = refund(ctx)
+        pending = pending.model_copy(update={"requester": requester})
+        assert code(ctx, answer(pending, "svc"), pending, wait) == "self_approval"
+
+    def test_an_editor_cannot_approve_their_own_edit_again(self, ctx: ApprovalContext) -> None:
+        """Dual control: one person who edits the action has answered it, once."""
+        pending, wait = held(ctx, "users.delete_data", user_id="U-1", justification="asked")
+        edit = answer(
+            pending,
+            "p1",
+            justification="only this user",
+            edited_arguments={"user_id": "U-2", "justification": "asked"},
+        )
+        assert code(ctx, edit, pending, wait) is None
+        record = record_for(edit, pending, ctx, NOW)
+        pending, _ = apply_answer(edit, record, pending, wait, ctx, NOW)
+        assert pending.approved_by == ["p1"]
+        again = answer(pending, "p1", justification="approving my edit")
+        assert code(ctx, again, pending, wait) == "duplicate_approver"
+        assert code(ctx, answer(pending, "p2", justification="second"), pending, wait) is None
+
+    def test_the_approver_policy_judges_the_edited_call(self, ctx: ApprovalContext) -> None:
+        """A lead allowed up to $500 cannot edit a $400 refund to $990 and approve it."""
+        pending, wait = refund(ctx)
+        raised = answer(
+            pending,
+            "lead",
+            edited_arguments={"order_id": "ORD-1", "amount_usd": "990", "reason_code": "damaged"},
+        )
+        assert code(ctx, raised, pending, wait) == "not_authorized"
+        assert code(ctx, answer(pending, "lead"), pending, wait) is None
 
     def test_duplicate_approver(self, ctx: ApprovalContext) -> None:
         pending, wait = held(ctx, "users.delete_data", user_id="U-1", justification="asked")
@@ -251,7 +300,9 @@ def test_signature_covers_every_field() -> None:
     request = sign(
         ApprovalRequest(
             run_id="r",
+            first_run_id="f",
             step=1,
+            nonce="n" * 16,
             action_digest="a" * 64,
             decision=ApprovalDecision.APPROVE,
             approver="x",
@@ -263,6 +314,8 @@ def test_signature_covers_every_field() -> None:
     assert verify(request, public)
     for change in (
         {"step": 2},
+        {"first_run_id": "g"},
+        {"nonce": "m" * 16},
         {"decision": ApprovalDecision.DENY},
         {"via": "web"},
         {"expires_at": NOW + timedelta(days=1)},
@@ -270,3 +323,13 @@ def test_signature_covers_every_field() -> None:
         {"action_digest": "b" * 64},
     ):
         assert not verify(request.model_copy(update=change), public), change
+
+
+def test_a_registry_holds_one_entry_per_person_and_per_key() -> None:
+    entries = registry().approvers
+    lead = entries["lead"]
+    with pytest.raises(ValueError, match="one name once case-folded"):
+        RegistrySnapshot.of({**entries, "Lead": lead.model_copy(update={"name": "Lead"})})
+    twin = lead.model_copy(update={"name": "twin"})
+    with pytest.raises(ValueError, match="share one public key"):
+        RegistrySnapshot.of({**entries, "twin": twin})

@@ -4,7 +4,9 @@ if the required distinct, authorized, verified approvals arrived in time with no
 The sequence mixes approvals and denies by authorized people, by people without the role,
 by a revoked key, by an unknown name and by the requester; forged, unsigned and stale
 signatures; answers signed for another action; duplicates; and answers after the wait
-expired. The run side is the pure state machine the workflow's update handler uses
+expired. Issue #20 added: edits (an editor approving again does not count twice), names in
+another case (``Lead``), a second name signing with someone's key (``twin``), answers
+signed for another execution of the same workflow id, and answers signed to last a century. The run side is the pure state machine the workflow's update handler uses
 (`refusal_for`, `record_for`, `apply_answer`); the oracle below is written from the rule.
 """
 
@@ -40,8 +42,25 @@ REQUESTER = "svc"
 #: Who may decide what, from approvers.cedar: a lead up to $500 of refunds, finance any
 #: refund, privacy officers data deletion. "gone" is revoked, "mallory" is not registered.
 AUTHORIZED = {"payments.issue_refund": {"lead", "fin", "svc"}, "users.delete_data": {"p1", "p2"}}
-PEOPLE = ["lead", "fin", "p1", "p2", "gone", "svc", "mallory"]
-KINDS = ["approve", "deny", "forged", "unsigned", "stale", "other_action"]
+PEOPLE = ["lead", "fin", "p1", "p2", "gone", "svc", "mallory", "Lead", "twin"]
+KINDS = [
+    "approve",
+    "deny",
+    "edit",
+    "forged",
+    "unsigned",
+    "stale",
+    "other_action",
+    "other_execution",
+    "long_life",
+]
+#: Names that are not registered but sign with a registered person's key.
+BORROWED_KEYS = {"Lead": "lead", "twin": "lead"}
+#: An edit that keeps each action at its tier (a smaller refund, another user).
+EDITS = {
+    "payments.issue_refund": {"order_id": "ORD-1", "amount_usd": "450", "reason_code": "damaged"},
+    "users.delete_data": {"user_id": "U-2", "justification": "asked"},
+}
 
 
 @dataclass(frozen=True)
@@ -57,10 +76,12 @@ def context() -> ApprovalContext:
     gate = Gate.of(bundle, detect=pii_kinds)
     return ApprovalContext(
         run_id="run-1",
+        first_run_id="first-1",
         agent=bundle.config.name,
         registry=registry(),
         approvers=ApproverGate(bundle.approver_policy),
         gate=gate,
+        answer_ttl=timedelta(minutes=15),
     )
 
 
@@ -88,6 +109,8 @@ def held(tool: str) -> tuple[PendingAction, ApprovalWait]:
         policy_version=decision.policy_version,
         requester=REQUESTER,
         run_id="run-1",
+        first_run_id="first-1",
+        nonce="nonce-of-the-wait",
         agent=CTX.agent,
         required_approvals=2 if tier >= 4 else 1,
     )
@@ -96,22 +119,25 @@ def held(tool: str) -> tuple[PendingAction, ApprovalWait]:
 
 def request_for(answer: Answer, pending: PendingAction) -> ApprovalRequest:
     now = NOW + timedelta(seconds=answer.at)
+    lifetime = {"stale": timedelta(seconds=-1), "long_life": timedelta(days=36_500)}
     request = ApprovalRequest(
         run_id="run-1",
+        first_run_id="first-0" if answer.kind == "other_execution" else pending.first_run_id,
         step=pending.step,
+        nonce=pending.nonce,
         action_digest=pending.call_digest if answer.kind != "other_action" else "0" * 64,
         decision=ApprovalDecision.DENY if answer.kind == "deny" else ApprovalDecision.APPROVE,
         approver=answer.who,
         justification="looked at it",
-        expires_at=now + (timedelta(seconds=-1) if answer.kind == "stale" else EXPIRY),
+        edited_arguments=EDITS[pending.tool] if answer.kind == "edit" else None,
+        expires_at=now + lifetime.get(answer.kind, timedelta(seconds=60)),
     )
     if answer.kind == "unsigned":
         return request
     # A forged answer is signed with someone else's key; "mallory" has no key of her own.
     signer = "lead" if answer.who in ("mallory", "p1") else "p1"
-    return sign(
-        request, KEYS[answer.who if answer.kind != "forged" and answer.who in KEYS else signer]
-    )
+    own = BORROWED_KEYS.get(answer.who, answer.who)
+    return sign(request, KEYS[own if answer.kind != "forged" and own in KEYS else signer])
 
 
 def run_side(tool: str, answers: list[Answer]) -> bool:
@@ -137,7 +163,7 @@ def oracle(tool: str, answers: list[Answer]) -> bool:
         if answer.at >= EXPIRY.total_seconds():
             return False
         valid = (
-            answer.kind in ("approve", "deny")
+            answer.kind in ("approve", "deny", "edit")
             and answer.who in AUTHORIZED[tool]
             and answer.who != REQUESTER
             and answer.who not in answered
@@ -147,6 +173,8 @@ def oracle(tool: str, answers: list[Answer]) -> bool:
         answered.add(answer.who)
         if answer.kind == "deny":
             return False
+        if answer.kind == "edit":
+            approvals = set()  # approvals of the unedited action release nothing now
         approvals.add(answer.who)
         if len(approvals) >= required:
             return True
@@ -181,3 +209,11 @@ def test_the_oracle_is_not_vacuous() -> None:
         "users.delete_data", [Answer(1, "p1", "approve"), Answer(2, "p1", "approve")]
     )
     assert not run_side("payments.issue_refund", [Answer(120, "lead", "approve")])
+    assert run_side("payments.issue_refund", [Answer(1, "lead", "edit")])
+    assert not run_side("users.delete_data", [Answer(1, "p1", "edit"), Answer(2, "p1", "approve")])
+    assert run_side("users.delete_data", [Answer(1, "p1", "edit"), Answer(2, "p2", "approve")])
+    assert not run_side("users.delete_data", [Answer(1, "p1", "approve"), Answer(2, "p2", "edit")])
+    assert not run_side("payments.issue_refund", [Answer(1, "twin", "approve")])
+    assert not run_side("payments.issue_refund", [Answer(1, "Lead", "approve")])
+    assert not run_side("payments.issue_refund", [Answer(1, "lead", "other_execution")])
+    assert not run_side("payments.issue_refund", [Answer(1, "lead", "long_life")])

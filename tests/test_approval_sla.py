@@ -47,7 +47,10 @@ async def test_overdue_escalates_then_expires(harness_ts: Harness) -> None:
     )
     with serve([Reply(body={"ok": True})]) as hook:
         settings = Settings(
-            home=h.home, agents_dir=h.home / "agents", notify_url=hook.base_url + "/hook"
+            offline_model_overrides=True,
+            home=h.home,
+            agents_dir=h.home / "agents",
+            notify_url=hook.base_url + "/hook",
         )
         async with build_worker(h.env.client, settings, SUPPORT_TOOLKIT, task_queue=h.task_queue):
             handle = await h.start(

@@ -127,7 +127,7 @@ async def run_with(h: Harness, workflow_class: type) -> RunSummary:
         h.env.client,
         task_queue=h.task_queue,
         workflows=[workflow_class],
-        activities=build_activities(h.settings, SUPPORT_TOOLKIT),
+        activities=build_activities(h.env.client, h.settings, SUPPORT_TOOLKIT, h.task_queue),
         workflow_runner=workflow_runner(),
         activity_executor=ThreadPoolExecutor(4),
     ):

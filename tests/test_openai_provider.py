@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import Harness
 from tests.fake_openai import Reply, completion, serve, tool_call
@@ -21,6 +22,22 @@ def openai(base_url: str, **extra: Any) -> dict[str, Any]:
         "api_key_env": "TIERGATE_TEST_KEY",
     }
     return {"frontier": spec | extra}
+
+
+def declared(harness: Harness, agent: str, models: dict[str, Any]) -> dict[str, Any]:
+    """Declare ``models`` in ``agent``'s config (where a provider's URL and key variable
+    must come from, issue #20) and return the run's overrides: none."""
+    path = harness.home / "agents" / f"{agent}.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["agent"]["models"] = {**config["agent"].get("models", DEFAULT_MODELS), **models}
+    path.write_text(yaml.safe_dump(config))
+    return {}
+
+
+DEFAULT_MODELS = {
+    "small": {"provider": "demo", "model": "demo-small"},
+    "frontier": {"provider": "demo", "model": "demo-frontier"},
+}
 
 
 def priced_agent(harness: Harness, **overrides: Any) -> str:
@@ -86,7 +103,7 @@ class TestRuns:
         ]
         with serve(replies) as fake:
             summary = await harness.run(
-                agent, input={"ticket_id": "T-1001"}, model_overrides=openai(fake.base_url)
+                agent, input={"ticket_id": "T-1001"}, model_overrides=declared(harness, agent, openai(fake.base_url))
             )
         assert summary.outcome == Outcome.COMPLETED
         assert summary.final_answer == "Handled."
@@ -107,7 +124,7 @@ class TestRuns:
             completion({"content": "ok"}),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url))
+            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
         assert summary.outcome == Outcome.COMPLETED
         assert summary.usage.retries == 1
         assert len(fake.requests) == 2
@@ -115,7 +132,7 @@ class TestRuns:
     async def test_persistent_5xx_stops_on_the_retry_budget(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_retries": 2})
         with serve([Reply(status=503, body={"error": "down"})]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url))
+            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "retries"
@@ -124,7 +141,7 @@ class TestRuns:
     async def test_truncated_body_is_a_recorded_invalid_proposal(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_invalid_proposals": 1})
         with serve([Reply(raw='{"choices": [{"message": {"content": "trunc')]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url))
+            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
         assert summary.outcome == Outcome.FAILED
         invalid = summary.steps[0].invalid
         assert invalid is not None
@@ -133,7 +150,7 @@ class TestRuns:
     async def test_client_error_fails_without_retrying(self, harness: Harness) -> None:
         agent = priced_agent(harness)
         with serve([Reply(status=400, body={"error": "bad model"})]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url))
+            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
         assert summary.outcome == Outcome.FAILED
         assert "HTTP 400" in summary.reason
         assert len(fake.requests) == 1
@@ -142,7 +159,7 @@ class TestRuns:
         agent = priced_agent(harness, budgets={"max_wall_time_seconds": 1})
         with serve([Reply(delay=2.5, body={})]) as fake:
             summary = await harness.run(
-                agent, input={}, model_overrides=openai(fake.base_url, timeout_seconds=10)
+                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url, timeout_seconds=10))
             )
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None

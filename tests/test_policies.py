@@ -74,7 +74,7 @@ async def test_worker_refuses_to_start_on_a_bad_policy(
     (tmp_path / "agents" / "bad.yaml").write_text(
         "agent:\n  name: bad\n  policy:\n    files: [bad.cedar]\n"
     )
-    settings = Settings(home=tmp_path, agents_dir=tmp_path / "agents")
+    settings = Settings(offline_model_overrides=True, home=tmp_path, agents_dir=tmp_path / "agents")
     with pytest.raises(PolicyError) as error:
         build_worker(env.client, settings, SUPPORT_TOOLKIT)
     assert error.value.file is not None

@@ -75,6 +75,22 @@ class CredentialRefusedError(ToolBackendError):
     """A tool backend refused a credential: names why (audience, run, step, expiry...)."""
 
 
+class UnverifiedToolCallError(TiergateError):
+    """The tool runner could not verify a call from what the worker trusts; nothing ran.
+
+    Attributes:
+        check: Which check failed: ``execution``, ``bundle``, ``tool``, ``arguments``,
+            ``policy``, ``kill_switch`` or ``approvals``.
+    """
+
+    def __init__(self, check: str, reason: str) -> None:
+        self.check = check
+        super().__init__(
+            f"tool call refused by the runner ({check}): {reason}",
+            fix="tools act only for calls of a tiergate run that its gate and approvers allowed",
+        )
+
+
 class PayloadTooLargeError(TiergateError):
     """Data entering the run exceeds a size limit Temporal or tiergate enforces."""
 
@@ -133,4 +149,5 @@ NON_RETRYABLE_ERRORS = [
     "ProviderRefused",
     "InvalidToolArguments",
     "UngatedToolCall",
+    "UnverifiedToolCall",
 ]

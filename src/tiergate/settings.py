@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         codec_keys: Payload encryption keys by id (base64 of 32 bytes each), as JSON; secrets.
         codec_key_id: The key new payloads are encrypted with; older ids still decrypt.
         codec_token: Bearer token the codec endpoint requires (Web UI, operators).
+        offline_model_overrides: Let a run's input bring its own offline model (a scripted
+            list of proposals) for a tier. Off by default: on a production worker a run can
+            only pick among the models its agent declares. `tiergate dev`, the tests and the
+            private workers of evals and shadows turn it on.
         connect_attempts: Tries to reach Temporal before a command gives up (the worker
             keeps trying).
         max_cached_workflows: Runs a worker keeps in memory between their workflow tasks.
@@ -91,6 +95,7 @@ class Settings(BaseSettings):
     codec_keys: dict[str, SecretStr] = {}
     codec_key_id: str | None = None
     codec_token: SecretStr | None = None
+    offline_model_overrides: bool = False
     connect_attempts: int = 3
     max_cached_workflows: int = Field(default=300, ge=0)
     max_concurrent_workflow_tasks: int = Field(default=20, ge=2)

@@ -27,10 +27,12 @@ from tiergate.activities import (
     ReRunActivities,
     ReviewStore,
     ToolBackend,
+    ToolCallVerifier,
     ToolRunner,
 )
+from tiergate.approvals import ApproverRegistry
 from tiergate.cluster import connect, ensure_search_attributes
-from tiergate.config import load_all_agents
+from tiergate.config import AgentCatalog, load_all_agents
 from tiergate.control import Controls
 from tiergate.core import ModelSpec, ToolSpec
 from tiergate.observe import plugins as telemetry_plugins
@@ -68,18 +70,33 @@ def model_activities(
     )
 
 
-def build_activities(settings: Settings, toolkit: Toolkit) -> list[Callable[..., Any]]:
-    """Every activity a run needs, for a worker serving ``toolkit``."""
+def build_activities(
+    client: Client, settings: Settings, toolkit: Toolkit, task_queue: str | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity a run needs, for a worker serving ``toolkit`` on ``task_queue``
+    (default: the settings'). Call it inside the worker's event loop: the tool runner asks
+    the server, through ``client``, which run scheduled each call."""
     content = ContentStore(settings.content_dir)
     specs = toolkit.tools.specs
     models = model_activities(settings, content, specs, toolkit.providers)
     approvals = ApprovalActivities(
         settings.home, settings.notify_url, ReviewStore(settings.reviews_path)
     )
+    catalog = AgentCatalog(settings.agents_dir, specs)
+    controls = Controls(settings.home)
+    verifier = ToolCallVerifier(
+        client,
+        task_queue or settings.task_queue,
+        catalog.trusted,
+        specs.get,
+        ApproverRegistry(settings.home).snapshot,
+        lambda: frozenset(controls.read().disabled_tools),
+    )
     runner = ToolRunner(
         toolkit.tools,
         toolkit.backend(settings),
         content,
+        verifier,
         CredentialBroker.from_home(settings.home),
     )
     return [
@@ -87,7 +104,7 @@ def build_activities(settings: Settings, toolkit: Toolkit) -> list[Callable[...,
         approvals.status,
         approvals.notify_overdue,
         approvals.enqueue_review,
-        AgentActivities(settings.agents_dir, specs, Controls(settings.home)).load,
+        AgentActivities(catalog, controls, settings.offline_model_overrides).load,
         models.propose,
         models.classify,
         *runner.activities(),
@@ -115,7 +132,9 @@ def build_worker(
         workflow_runner=workflow_runner(),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
-        activities=activities if activities is not None else build_activities(settings, toolkit),
+        activities=activities
+        if activities is not None
+        else build_activities(client, settings, toolkit, task_queue),
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
         plugins=plugins,

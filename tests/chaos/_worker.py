@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import Client
 
 from tiergate.cluster import connect
 from tiergate.core import PROPOSE_ACTIVITY, tool_activity_name
@@ -74,9 +75,11 @@ def with_faults(fn: Callable[..., Any], faults: FaultPoints, before: str, after:
     return wrapped
 
 
-def fault_activities(settings: Settings, faults: FaultPoints) -> list[Any]:
+def fault_activities(
+    client: Client, settings: Settings, task_queue: str, faults: FaultPoints
+) -> list[Any]:
     wrapped = []
-    for fn in build_activities(settings, SUPPORT_TOOLKIT):
+    for fn in build_activities(client, settings, SUPPORT_TOOLKIT, task_queue):
         name = getattr(fn, "__temporal_activity_definition").name
         if name == PROPOSE_ACTIVITY:
             wrapped.append(with_faults(fn, faults, "", "model"))
@@ -88,7 +91,12 @@ def fault_activities(settings: Settings, faults: FaultPoints) -> list[Any]:
 
 
 async def main(address: str, task_queue: str, home: str, folder: str, probability: str) -> None:
-    settings = Settings(temporal_address=address, home=Path(home), agents_dir=Path(home) / "agents")
+    settings = Settings(
+        offline_model_overrides=True,
+        temporal_address=address,
+        home=Path(home),
+        agents_dir=Path(home) / "agents",
+    )
     faults = FaultPoints(Path(folder), float(probability))
     client = await connect(settings)
     worker = build_worker(
@@ -96,7 +104,7 @@ async def main(address: str, task_queue: str, home: str, folder: str, probabilit
         settings,
         SUPPORT_TOOLKIT,
         task_queue=task_queue,
-        activities=fault_activities(settings, faults),
+        activities=fault_activities(client, settings, task_queue, faults),
     )
     print("worker ready", flush=True)
     await worker.run()

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from tests.chaos.test_provider_faults import scheduled_tools
 from tests.conftest import Harness, call, final, scripted
 from tests.fake_openai import completion, serve
-from tests.test_openai_provider import openai, priced_agent
+from tests.test_openai_provider import declared, openai, priced_agent
 from tiergate.core import MAX_PREVIEW_CHARS, MAX_RUN_INPUT_BYTES, Outcome, RunInput
 from tiergate.errors import PayloadTooLargeError
 from tiergate.rollout import start_run
@@ -102,7 +102,7 @@ async def test_ten_thousand_tool_calls_in_one_answer_run_none(harness: Harness) 
         for n in range(10_000)
     ]
     with serve([completion({"content": None, "tool_calls": calls})]) as fake:
-        summary = await harness.run(agent, input={}, model_overrides=openai(fake.base_url))
+        summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
     assert fake.requests[0]["body"]["parallel_tool_calls"] is False
     assert summary.outcome == Outcome.FAILED
     invalid = summary.steps[0].invalid

@@ -1,6 +1,6 @@
 """Drill 4: tool faults, on the real tool activities with faults injected around them.
 
-The real `ToolRunner.execute` runs against the real SQLite store; the wrapper only
+The worker's own tool activity (verification included) runs against the real SQLite store; the wrapper only
 raises, or sleeps past the timeout, before or after it, as a flaky vendor would.
 """
 
@@ -14,7 +14,6 @@ import pytest
 from temporalio import activity
 
 from tests.conftest import Harness, call, final, scripted
-from tiergate.activities import ContentStore, ToolRunner
 from tiergate.approvals.client import decide
 from tiergate.core import (
     ApprovalDecision,
@@ -26,7 +25,7 @@ from tiergate.core import (
     ToolSpec,
     tool_activity_name,
 )
-from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS, SupportBackend, SupportStore
+from tiergate.demo import SUPPORT_TOOLKIT, SUPPORT_TOOLS
 from tiergate.worker import build_activities, build_worker
 from tiergate.workflows._retry import safe_to_retry, tool_retry
 
@@ -46,17 +45,15 @@ class FlakyTool:
     """The real tool activity for ``tool``, with ``fault(attempt)`` deciding what goes wrong."""
 
     def __init__(self, h: Harness, tool: str, fault: Fault, hang_seconds: float = 0) -> None:
-        self.tools = ToolRunner(
-            SUPPORT_TOOLS,
-            SupportBackend(SupportStore(h.settings.support_store)),
-            ContentStore(h.settings.content_dir),
-        )
         self.tool = SUPPORT_TOOLS.tools[tool]
         self.spec = self.tool.spec
+        self.h = h
         self.fault, self.hang_seconds = fault, hang_seconds
         self.attempts: list[int] = []
 
-    def activity(self) -> Any:
+    def activity(self, real: Any) -> Any:
+        """The fault around ``real``, the worker's own (verifying) activity for the tool."""
+
         @activity.defn(name=tool_activity_name(self.spec.name))
         def flaky(request: ToolCallInput) -> ToolResult:
             attempt = activity.info().attempt
@@ -64,7 +61,7 @@ class FlakyTool:
             what = self.fault(attempt)
             if what == "before":
                 raise ConnectionError(f"vendor unreachable (attempt {attempt})")
-            result = self.tools.execute(self.tool, request)
+            result: ToolResult = real(request)
             if what == "after":
                 raise ConnectionResetError(f"response lost after the effect (attempt {attempt})")
             if what == "hang":
@@ -78,17 +75,15 @@ async def run_with(h: Harness, flaky: FlakyTool, *script: Any, **agent: Any) -> 
     h.registry.add("lead", ["support_lead"])
     name = h.add_agent("flaky", **{"tools": {"allowlist": TOOLS, "timeout_seconds": 1}, **agent})
     replaced = tool_activity_name(flaky.spec.name)
-    activities = [
-        a
-        for a in build_activities(h.settings, SUPPORT_TOOLKIT)
-        if getattr(a, "__temporal_activity_definition").name != replaced
-    ]
+    every = build_activities(h.env.client, h.settings, SUPPORT_TOOLKIT, h.task_queue)
+    real = next(a for a in every if getattr(a, "__temporal_activity_definition").name == replaced)
+    activities = [a for a in every if a is not real]
     worker = build_worker(
         h.env.client,
         h.settings,
         SUPPORT_TOOLKIT,
         task_queue=h.task_queue,
-        activities=[*activities, flaky.activity()],
+        activities=[*activities, flaky.activity(real)],
     )
     async with worker:
         handle = await h.start(name, input={}, model_overrides=scripted(*script, final()))

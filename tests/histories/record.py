@@ -4,7 +4,8 @@ Files are named by workflow id, `demo-<ticket>-recorded` (replaying needs the id
 are signed for it). Re-record only on purpose: these files are what "yesterday's runs still
 replay" means, and a change that stops them replaying must come with a patch, not a new
 recording. They were last re-recorded when the project collapsed its record formats into
-one (the allow in each tool call's scheduled event).
+one (the allow in each tool call's scheduled event), and again when approvals began to sign
+the execution and the wait (issue #20: answers of the old format do not replay).
 """
 
 from __future__ import annotations

@@ -47,7 +47,10 @@ from tiergate.activities._reviews import (
 from tiergate.activities._tools import (
     ToolBackend,
     ToolRunner,
-    verified_arguments,
+)
+from tiergate.activities._verifier import (
+    BundleSource,
+    ToolCallVerifier,
 )
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "Answer",
     "ApprovalActivities",
     "BackendGuard",
+    "BundleSource",
     "Claims",
     "ContentStore",
     "CredentialBroker",
@@ -69,6 +73,7 @@ __all__ = [
     "ReviewStore",
     "ScriptedProvider",
     "ToolBackend",
+    "ToolCallVerifier",
     "ToolRunner",
     "Transcript",
     "count_tokens",
@@ -79,5 +84,4 @@ __all__ = [
     "raw_tokens",
     "read_exchanges",
     "to_messages",
-    "verified_arguments",
 ]

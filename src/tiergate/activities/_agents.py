@@ -6,28 +6,27 @@ replay, even after the files on disk change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from tiergate.config import load_agent
+from tiergate.config import AgentCatalog
 from tiergate.control import Controls
-from tiergate.core import LOAD_AGENT_ACTIVITY, AgentBundle, LoadAgentInput, ToolSpec
+from tiergate.core import LOAD_AGENT_ACTIVITY, AgentBundle, LoadAgentInput
 from tiergate.errors import TiergateError
 
 
 class AgentActivities:
+    """Loads bundles through the worker's catalog, which the tool runner trusts them by."""
+
     def __init__(
         self,
-        agents_dir: Path | None,
-        tools: Mapping[str, ToolSpec],
+        catalog: AgentCatalog,
         controls: Controls | None = None,
+        offline_model_overrides: bool = False,
     ) -> None:
-        self.agents_dir = agents_dir
-        self.tools = tools
+        self.catalog = catalog
         self.controls = controls
+        self.offline_model_overrides = offline_model_overrides
 
     @activity.defn(name=LOAD_AGENT_ACTIVITY)
     def load(self, request: LoadAgentInput) -> AgentBundle:
@@ -40,10 +39,13 @@ class AgentActivities:
                 non_retryable=True,
             )
         try:
-            bundle = load_agent(request.agent, self.agents_dir, self.tools, request.version)
-            if state is not None and state.disabled_tools:
-                bundle = bundle.model_copy(update={"disabled_tools": sorted(state.disabled_tools)})
-            return bundle
+            bundle = self.catalog.load(request.agent, request.version)
+            return bundle.model_copy(
+                update={
+                    "disabled_tools": sorted(state.disabled_tools) if state else [],
+                    "offline_model_overrides": self.offline_model_overrides,
+                }
+            )
         except TiergateError as error:
             # A bad config does not get better by retrying: fail the run with the reason.
             raise ApplicationError(

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
+from tiergate.core import VerifiedCall
 from tiergate.errors import CredentialRefusedError
 
 ISSUER = "tiergate-broker"
@@ -83,22 +84,16 @@ class CredentialBroker:
     def verifier(self) -> CredentialVerifier:
         return CredentialVerifier(self.key.public_key())
 
-    def mint(
-        self,
-        agent: str,
-        run_id: str,
-        step: int,
-        tool: str,
-        scopes: list[str],
-        now: float | None = None,
-    ) -> str:
+    def mint(self, call: VerifiedCall, scopes: list[str], now: float | None = None) -> str:
+        """A token for exactly ``call``: only a call the runner verified gets one, so the
+        agent's principal never acts for a call that skipped the gate or its approvers."""
         issued = int(now if now is not None else time.time())
         claims = Claims(
             iss=ISSUER,
-            sub=principal(agent),
-            aud=tool,
-            run=run_id,
-            step=step,
+            sub=principal(call.agent),
+            aud=call.tool,
+            run=call.run_id,
+            step=call.step,
             scopes=scopes,
             iat=issued,
             nbf=issued,

@@ -36,8 +36,10 @@ class ReRunActivities:
         self.answers: dict[str, Answer] = {}
 
     def add(self, workflow_id: str, bundle: AgentBundle, answer: Answer) -> None:
-        """Pin run ``workflow_id`` to ``bundle`` and answer its tool calls with ``answer``."""
-        self.bundles[workflow_id], self.answers[workflow_id] = bundle, answer
+        """Pin run ``workflow_id`` to ``bundle`` and answer its tool calls with ``answer``.
+        A re-run brings its own models (an eval case's script, a shadow's candidate)."""
+        offline = bundle.model_copy(update={"offline_model_overrides": True})
+        self.bundles[workflow_id], self.answers[workflow_id] = offline, answer
         self.specs.update(bundle.tools)
 
     def activities(self) -> list[Callable[..., Any]]:

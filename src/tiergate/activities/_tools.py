@@ -1,9 +1,10 @@
 """The tool runner: one `tool__<name>` activity per tool the worker serves.
 
-Each activity re-validates its arguments against the spec and recomputes the call digest,
-refusing anything the gate did not allow for exactly this call; it mints the call's scoped
-credential, hands the verified call to the tool's backend, and bounds and measures the
-result. The backend owns the effect: it applies each idempotency key at most once and
+Each activity first verifies its call where it executes (`ToolCallVerifier`): who
+scheduled it, as the server says, and the gate's decision and the approvals re-derived from
+the worker's own bundles, registry and controls. Only then does it mint the call's scoped
+credential, hand the verified call to the tool's backend, and bound and measure the
+result; the checks made are recorded in the result. The backend owns the effect: it applies each idempotency key at most once and
 counts caps in the same transaction.
 """
 
@@ -13,19 +14,19 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tiergate.activities._content import ContentStore
 from tiergate.activities._identity import BackendGuard, CredentialBroker
+from tiergate.activities._verifier import ToolCallVerifier
 from tiergate.control import caps_for
 from tiergate.core import (
     MAX_PREVIEW_CHARS,
     ToolCallInput,
     ToolResult,
-    ToolSpec,
-    call_digest,
+    VerifiedCall,
     tool_activity_name,
 )
 from tiergate.errors import CapReachedError, ToolBackendError
@@ -44,20 +45,22 @@ class ToolBackend(Protocol):
 
 
 class ToolRunner:
-    """A worker's tools as activities."""
+    """A worker's tools as activities: each verifies its call, then acts on it."""
 
     def __init__(
         self,
         tools: ToolRegistry,
         backend: ToolBackend,
         content: ContentStore,
+        verifier: ToolCallVerifier,
         broker: CredentialBroker | None = None,
     ) -> None:
         self.tools = tools
         self.backend = backend
         self.content = content
-        # The broker mints one credential per call; the backend's guard holds only its
-        # public key and admits nothing else.
+        self.verifier = verifier
+        # The broker mints one credential per verified call; the backend's guard holds
+        # only its public key and admits nothing else.
         self.broker = broker or CredentialBroker.ephemeral()
         self.guard = BackendGuard(self.broker.verifier())
 
@@ -72,21 +75,33 @@ class ToolRunner:
         return run_tool
 
     def execute(self, tool: Tool, call: ToolCallInput) -> ToolResult:
-        canonical = verified_arguments(tool.spec, call)
+        """Verify ``call`` where it executes, then act on it (inside a tool activity)."""
+        if call.tool != tool.name:
+            raise ApplicationError(
+                f"a {call.tool} call reached the {tool.name} activity",
+                type="UnverifiedToolCall",
+                non_retryable=True,
+            )
+        return self.act(tool, self.verifier.verify(call), call)
+
+    def act(self, tool: Tool, verified: VerifiedCall, call: ToolCallInput) -> ToolResult:
+        """Run a verified call: mint its credential, pass the backend's guard, apply it."""
         attempt = activity.info().attempt if activity.in_activity() else 1
         scope = f"{tool.spec.kind.value}:{tool.name}"
-        token = self.broker.mint(call.agent, call.run_id, call.step, tool.name, [scope])
+        token = self.broker.mint(verified, [scope])
         try:
-            admitted = self.guard.admit(token, tool.name, call.run_id, call.step, scope)
+            admitted = self.guard.admit(token, tool.name, verified.run_id, verified.step, scope)
             served = ToolCall(
-                run_id=call.run_id,
-                step=call.step,
-                agent=call.agent,
+                run_id=verified.run_id,
+                step=verified.step,
+                agent=verified.agent,
                 idempotency_key=call.idempotency_key,
                 credential=token,
-                caps=tuple(caps_for(tool.name, call.caps)),
+                # The worker's caps for this agent, never the caller's.
+                caps=tuple(caps_for(tool.name, verified.bundle.config.limits.caps)),
             )
-            output, replayed = self.backend.run(tool, tool.args.model_validate(canonical), served)
+            arguments = tool.args.model_validate(verified.arguments)
+            output, replayed = self.backend.run(tool, arguments, served)
         except CapReachedError as hit:
             return ToolResult(
                 ok=False,
@@ -94,11 +109,15 @@ class ToolRunner:
                 attempt=attempt,
                 code="rate_limited",
                 cap=hit.cap,
+                checks=list(verified.checks),
             )
         except ToolBackendError as error:
             # A refusal by the backend is an answer, not a transient fault: record, don't retry.
-            return ToolResult(ok=False, error=error.message, attempt=attempt)
-        return self._result(output, replayed, attempt, admitted)
+            return ToolResult(
+                ok=False, error=error.message, attempt=attempt, checks=list(verified.checks)
+            )
+        result = self._result(output, replayed, attempt, admitted)
+        return result.model_copy(update={"checks": list(verified.checks)})
 
     def _result(
         self, output: dict[str, Any], replayed: bool, attempt: int, admitted: dict[str, Any]
@@ -117,23 +136,3 @@ class ToolRunner:
             principal=admitted["principal"],
             credential=admitted["credential"],
         )
-
-
-def verified_arguments(spec: ToolSpec, call: ToolCallInput) -> dict[str, Any]:
-    """The call's canonical arguments, or a non-retryable refusal when they do not fit the
-    spec or their digest is not the one the call claims (it was not the gate's allow)."""
-    try:
-        canonical = spec.canonical_arguments(call.arguments)
-    except ValidationError as error:
-        raise ApplicationError(
-            f"{spec.name}: arguments fail the schema: {error}",
-            type="InvalidToolArguments",
-            non_retryable=True,
-        ) from None
-    if call_digest(spec.name, canonical) != call.call_digest:
-        raise ApplicationError(
-            f"{spec.name}: call digest mismatch; refusing a call the gate did not allow",
-            type="UngatedToolCall",
-            non_retryable=True,
-        )
-    return canonical

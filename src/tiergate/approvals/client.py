@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -93,7 +94,9 @@ def build_request(
 ) -> ApprovalRequest:
     return ApprovalRequest(
         run_id=pending.run_id,
+        first_run_id=pending.first_run_id,
         step=pending.step,
+        nonce=pending.nonce,
         action_digest=pending.call_digest,
         decision=decision,
         approver=approver,
@@ -136,5 +139,23 @@ async def decide(
 ) -> ApprovalReceipt:
     """Look up what ``run_id`` waits for, sign ``approver``'s answer to it, and send it."""
     pending = await pending_of(client, run_id)
+    key = registry.private_key(approver)
+    return await answer(
+        client, key, pending, approver, decision, justification, edited_arguments, via
+    )
+
+
+async def answer(
+    client: Client,
+    key: Ed25519PrivateKey,
+    pending: PendingAction,
+    approver: str,
+    decision: ApprovalDecision,
+    justification: str = "",
+    edited_arguments: dict[str, Any] | None = None,
+    via: Literal["cli", "web", "demo", "api"] = "cli",
+) -> ApprovalReceipt:
+    """Sign ``approver``'s answer to exactly ``pending`` (the action they reviewed: its
+    digest, step and wait) and send it; if the run moved on, the run refuses it."""
     request = build_request(pending, approver, decision, justification, edited_arguments, via)
-    return await submit(client, sign(request, registry.private_key(approver)))
+    return await submit(client, sign(request, key))

@@ -103,7 +103,8 @@ def dev(
 ) -> None:
     """Start the Temporal dev server (SQLite under .tiergate/), a worker and the approvals
     page; Ctrl-C stops them."""
-    settings = Settings()
+    # A local stack: runs may bring scripted models (tests, trying an agent out).
+    settings = Settings(offline_model_overrides=True)
     _telemetry(settings, "tiergate-dev")
 
     async def main() -> None:

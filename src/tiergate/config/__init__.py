@@ -1,5 +1,6 @@
 """Agent configs from files: finding, parsing and pinning them into the bundle a run uses."""
 
+from tiergate.config._catalog import AgentCatalog
 from tiergate.config._load import (
     PACKAGED_AGENTS,
     PACKAGED_POLICIES,
@@ -16,6 +17,7 @@ from tiergate.config._load import (
 __all__ = [
     "PACKAGED_AGENTS",
     "PACKAGED_POLICIES",
+    "AgentCatalog",
     "agent_versions",
     "compile_agent",
     "find_agent",

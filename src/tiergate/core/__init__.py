@@ -26,6 +26,7 @@ from tiergate.core._answers import (
     Approver,
     RegistrySnapshot,
     key_id,
+    person,
     verify,
 )
 from tiergate.core._approval import (
@@ -189,6 +190,14 @@ from tiergate.core._tools import (
     ToolKind,
     ToolSpec,
 )
+from tiergate.core._verify import (
+    Execution,
+    Trusted,
+    VerifiedCall,
+    released_by,
+    verified_arguments,
+    verify_tool_call,
+)
 
 __all__ = [
     "AGENT_SEARCH_ATTRIBUTE",
@@ -254,6 +263,7 @@ __all__ = [
     "Denied",
     "Detector",
     "EscalateProposal",
+    "Execution",
     "FinalAnswerProposal",
     "Gate",
     "Held",
@@ -306,8 +316,10 @@ __all__ = [
     "ToolSpec",
     "Tools",
     "TranscriptEntry",
+    "Trusted",
     "Usage",
     "Verdict",
+    "VerifiedCall",
     "Versions",
     "accepts",
     "answer_cost",
@@ -327,15 +339,19 @@ __all__ = [
     "oversized_run_input",
     "parse_proposal",
     "parsed_policies",
+    "person",
     "read_run_input",
     "record_for",
     "refusal_for",
     "regate_edit",
+    "released_by",
     "review_item",
     "sampled",
     "to_cedar_record",
     "to_cedar_value",
     "tool_activity_name",
     "tool_observation",
+    "verified_arguments",
     "verify",
+    "verify_tool_call",
 ]

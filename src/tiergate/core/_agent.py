@@ -214,6 +214,9 @@ class Approvals(_Strict):
         on_deny: After a deny or an expiry, `continue` feeds the denial back to the model;
             `escalate` ends the run as escalated.
         review_fraction: Share of allowed tier-2 actions sampled into the post-hoc review queue.
+        answer_ttl_seconds: The longest a signed answer may stay valid, counted from when
+            the run receives it: an answer signed to last longer is refused, so an answer
+            leaked from one session cannot be held back and used much later.
     """
 
     policy_files: list[str] = Field(default_factory=lambda: ["approvers.cedar"])
@@ -221,6 +224,7 @@ class Approvals(_Strict):
     tier4: TierApproval = TierApproval(sla_seconds=24 * 3600, expiry_seconds=72 * 3600)
     on_deny: Literal["continue", "escalate"] = "continue"
     review_fraction: Annotated[float, Field(ge=0, le=1)] = 0.1
+    answer_ttl_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900.0
 
 
 def _default_models() -> dict[str, ModelSpec]:
@@ -308,6 +312,8 @@ class AgentBundle(BaseModel):
             rather than ``unknown_tool``).
         tool_schemas_hash: sha256 of the allowlisted tools' specs, recorded in versions.
         disabled_tools: Tools an operator had disabled when the run started.
+        offline_model_overrides: Whether the worker that loaded it lets a run bring its own
+            offline model (a script): on in dev, tests, evals and shadows, off by default.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -321,3 +327,4 @@ class AgentBundle(BaseModel):
     other_tools: list[str] = Field(default_factory=list)
     tool_schemas_hash: str
     disabled_tools: list[str] = Field(default_factory=list)
+    offline_model_overrides: bool = False

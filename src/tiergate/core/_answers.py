@@ -1,8 +1,10 @@
 """Approvers' answers: what an approver signs, the registry a run pins, and verification.
 
 An approval is an Ed25519 signature over the canonical JSON of every field that matters:
-run, step, the digest of the action the approver saw, the decision, the justification, any
-edited arguments, the expiry and the channel. Someone who can reach the Temporal frontend but
+the execution (workflow id and its first run id), the step and the wait's nonce, the digest
+of the action the approver saw, the decision, the justification, any edited arguments, the
+expiry and the channel. An answer copied from one execution's history therefore approves
+nothing in another execution, nor in another wait of the same one. Someone who can reach the Temporal frontend but
 holds no registered private key cannot produce one, and anyone holding the run's history
 can re-verify it with the public keys of the registry snapshot the run pinned. Signing
 (with a private key) is the approver's side, in `tiergate.approvals`.
@@ -13,13 +15,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tiergate.core._digest import canonical_json
 
@@ -34,7 +38,10 @@ class ApprovalRequest(BaseModel):
 
     Attributes:
         run_id: The workflow id of the run.
+        first_run_id: The run id of the execution's first run (kept across continue-as-new):
+            together with ``run_id`` it names one execution, not a reused workflow id.
         step: The step waiting for approval.
+        nonce: The wait's nonce, as the pending action shows it: one per wait.
         action_digest: Call digest of the pending action the approver reviewed.
         decision: approve or deny.
         approver: Registered approver name; their key must verify ``signature``.
@@ -48,7 +55,9 @@ class ApprovalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run_id: Annotated[str, Field(min_length=1, max_length=400)]
+    first_run_id: Annotated[str, Field(min_length=1, max_length=100)]
     step: Annotated[int, Field(ge=1)]
+    nonce: Annotated[str, Field(min_length=8, max_length=100)]
     action_digest: Annotated[str, Field(min_length=64, max_length=64)]
     decision: ApprovalDecision
     approver: Annotated[str, Field(min_length=1, max_length=100)]
@@ -60,7 +69,20 @@ class ApprovalRequest(BaseModel):
 
     def signing_message(self) -> bytes:
         body = self.model_dump(mode="json", exclude={"signature"})
-        return f"tiergate-approval-v1\n{canonical_json(body)}".encode()
+        return f"tiergate-approval-v2\n{canonical_json(body)}".encode()
+
+    def effective_digest(self, digest_of: Callable[[dict[str, Any]], str | None]) -> str | None:
+        """The digest of the call this answer approves: the edit's (by ``digest_of``) when
+        it edits, else the action it was signed for."""
+        if self.edited_arguments is None:
+            return self.action_digest
+        return digest_of(self.edited_arguments)
+
+
+def person(name: str) -> str:
+    """The person a name stands for: NFKC-normalized and case-folded, so ``alice``,
+    ``Alice`` and ``ａｌｉｃｅ`` are one approver, counted once and registered once."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def key_id(public_key: str) -> str:
@@ -101,12 +123,29 @@ class Approver(BaseModel):
 
 
 class RegistrySnapshot(BaseModel):
-    """The registry as a run saw it; ``version`` is the sha256 of its canonical JSON."""
+    """The registry as a run saw it; ``version`` is the sha256 of its canonical JSON.
+
+    Guaranteed: no two entries are one person (`person`) and no public key belongs to two
+    entries, so distinct names in a wait are distinct keys and distinct people.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     approvers: dict[str, Approver] = Field(default_factory=dict)
     version: str = ""
+
+    @model_validator(mode="after")
+    def _one_entry_per_person_and_key(self) -> RegistrySnapshot:
+        people: dict[str, str] = {}
+        keys: dict[str, str] = {}
+        for name, entry in self.approvers.items():
+            if entry.name != name:
+                raise ValueError(f"registry entry {name!r} names {entry.name!r}")
+            if (other := people.setdefault(person(name), name)) != name:
+                raise ValueError(f"approvers {other!r} and {name!r} are one name once case-folded")
+            if (other := keys.setdefault(entry.public_key, name)) != name:
+                raise ValueError(f"approvers {other!r} and {name!r} share one public key")
+        return self
 
     @classmethod
     def of(cls, approvers: dict[str, Approver]) -> RegistrySnapshot:

@@ -10,9 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tiergate.core._agent import TierApproval
-from tiergate.core._answers import ApprovalDecision, ApprovalRequest, RegistrySnapshot, verify
+from tiergate.core._answers import (
+    ApprovalDecision,
+    ApprovalRequest,
+    RegistrySnapshot,
+    person,
+    verify,
+)
 from tiergate.core._approvers import ApproverGate
 from tiergate.core._decision import Allowed, Decision, Denied, Held, denial
 from tiergate.core._gate import Gate
@@ -25,10 +32,12 @@ class ApprovalContext:
     """What a run knows when judging an answer."""
 
     run_id: str
+    first_run_id: str
     agent: str
     registry: RegistrySnapshot
     approvers: ApproverGate
     gate: Gate
+    answer_ttl: timedelta
 
 
 def _refuse(request: ApprovalRequest, code: str, reason: str, now: datetime) -> Refusal:
@@ -51,8 +60,8 @@ def refusal_for(
         lambda: _authenticity(request, ctx, now),
         lambda: _separation(request, pending, wait),
         lambda: _content(request, pending),
-        lambda: _authority(request, pending, ctx),
         lambda: _edit(request, pending, ctx),
+        lambda: _authority(request, pending, ctx),
     )
     for check in checks:
         if (found := check()) is not None:
@@ -65,8 +74,16 @@ def _addressing(
 ) -> tuple[str, str] | None:
     if request.run_id != ctx.run_id:
         return "wrong_run", f"signed for run {request.run_id}, not {ctx.run_id}"
+    if request.first_run_id != ctx.first_run_id:
+        return (
+            "wrong_execution",
+            f"signed for execution {request.first_run_id} of {request.run_id}, not "
+            f"{ctx.first_run_id}: an answer from another run with this id approves nothing here",
+        )
     if request.step != pending.step:
         return "wrong_step", f"signed for step {request.step}; step {pending.step} is waiting"
+    if request.nonce != pending.nonce:
+        return "wrong_wait", "signed for another wait of this step; review the action again"
     if request.action_digest != pending.call_digest:
         return (
             "action_changed",
@@ -92,19 +109,24 @@ def _authenticity(
             "approval_expired",
             f"the signed approval expired at {request.expires_at.isoformat()}",
         )
+    if request.expires_at - now > ctx.answer_ttl:
+        return (
+            "lifetime_too_long",
+            f"the answer is signed to stay valid until {request.expires_at.isoformat()}; "
+            f"this run accepts answers valid for at most {ctx.answer_ttl.total_seconds():.0f} s",
+        )
     return None
 
 
 def _separation(
     request: ApprovalRequest, pending: PendingAction, wait: ApprovalWait
 ) -> tuple[str, str] | None:
-    if request.approver == pending.requester:
+    who = person(request.approver)
+    if who == person(pending.requester):
         return "self_approval", "the requester of a run cannot approve its actions"
-    if any(
-        a.approver == request.approver
-        for a in wait.approvals
-        if a.action_digest == pending.call_digest
-    ):
+    # Once per wait, whatever they signed: an approver who edited the action has answered
+    # it, and cannot add a second approval of their own edit.
+    if any(person(a.approver) == who for a in wait.approvals):
         return "duplicate_approver", f"{request.approver} already answered this action"
     return None
 
@@ -121,18 +143,36 @@ def _content(request: ApprovalRequest, pending: PendingAction) -> tuple[str, str
     return None
 
 
+def _call_that_runs(
+    request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext
+) -> tuple[dict[str, Any], int] | None:
+    """The arguments and tier of the call ``request`` would release: its edit, re-gated,
+    when it edits (None when the edit is denied), else the pending call."""
+    if request.edited_arguments is None:
+        return pending.arguments, pending.tier
+    decision = regate_edit(request, pending, ctx)
+    if isinstance(decision, Denied):
+        return None
+    return decision.arguments, decision.tier
+
+
 def _authority(
     request: ApprovalRequest, pending: PendingAction, ctx: ApprovalContext
 ) -> tuple[str, str] | None:
     approver = ctx.registry.approvers[request.approver]
+    call = _call_that_runs(request, pending, ctx)
+    if call is None:
+        return None  # `_edit` names the denial
+    arguments, tier = call
     allowed, _ = ctx.approvers.may_decide(
-        approver.name, approver.roles, ctx.agent, pending.tool, pending.tier, pending.arguments
+        approver.name, approver.roles, ctx.agent, pending.tool, tier, arguments
     )
     if not allowed:
+        what = "the edited call" if request.edited_arguments is not None else "this call"
         return (
             "not_authorized",
             f"no approver policy lets {approver.name} (roles {', '.join(approver.roles)}) "
-            f"decide {pending.tool} at tier {pending.tier} with these arguments",
+            f"decide {pending.tool} at tier {tier} with the arguments of {what}",
         )
     return None
 
@@ -163,8 +203,9 @@ def record_for(
 ) -> ApprovalRecord:
     """The audit record of an accepted answer (call only when `refusal_for` is None)."""
     approver = ctx.registry.approvers[request.approver]
+    arguments, tier = _call_that_runs(request, pending, ctx) or (pending.arguments, pending.tier)
     _, policy_ids = ctx.approvers.may_decide(
-        approver.name, approver.roles, ctx.agent, pending.tool, pending.tier, pending.arguments
+        approver.name, approver.roles, ctx.agent, pending.tool, tier, arguments
     )
     return ApprovalRecord(
         approver=request.approver,
@@ -183,6 +224,9 @@ def record_for(
         verification=f"ed25519 signature verified with {approver.key_id} "
         f"(registry {ctx.registry.version[:19]})",
         approver_policy_ids=policy_ids,
+        run_id=request.run_id,
+        first_run_id=request.first_run_id,
+        nonce=request.nonce,
     )
 
 
@@ -230,12 +274,16 @@ def open_wait(
     proposal: ToolCallProposal,
     step: int,
     requester: str,
-    run_id: str,
+    execution: tuple[str, str],
+    nonce: str,
     agent: str,
     times: TierApproval,
     now: datetime,
 ) -> tuple[PendingAction, ApprovalWait]:
-    """The pending action people are asked about, and the wait that collects their answers."""
+    """The pending action people are asked about, and the wait that collects their answers.
+
+    ``execution`` is the workflow id and first run id every answer must sign, ``nonce`` the
+    wait's own (the shell draws it from the workflow's deterministic randomness)."""
     pending = PendingAction(
         step=step,
         tool=proposal.tool,
@@ -247,7 +295,9 @@ def open_wait(
         policy_ids=decision.policy_ids,
         policy_version=decision.policy_version,
         requester=requester,
-        run_id=run_id,
+        run_id=execution[0],
+        first_run_id=execution[1],
+        nonce=nonce,
         agent=agent,
         required_approvals=decision.required_approvals,
         waiting_since=now.isoformat(),
@@ -268,11 +318,17 @@ def final_decision(
     if wait.status == "approved":
         base = edited or original
         who = ", ".join(pending.approved_by)
+        released = set(pending.approved_by)
         return Allowed(
             **base.model_dump(exclude={"verdict", "code", "reason", "approved_by"}),
             code="approved",
             reason=f"approved by {who} (tier {pending.tier})",
             approved_by=list(pending.approved_by),
+            answers=[
+                record.signed()
+                for record in wait.approvals
+                if record.approver in released and record.decision == ApprovalDecision.APPROVE
+            ],
         )
     if wait.status == "expired":
         return denial(original, "approval_expired", f"no decision before {pending.expires_at}")

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tiergate.core._answers import ApprovalRequest
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -58,6 +60,8 @@ class Allowed(_Decision):
     Attributes:
         arguments: The canonical (validated, normalized) arguments.
         call_digest: sha256 of tool + canonical arguments: what the allow is for.
+        answers: For a call people released, their signed answers, exactly as verified:
+            the tool runner verifies them again where the call executes.
     """
 
     verdict: Literal[Verdict.ALLOW] = Verdict.ALLOW
@@ -66,6 +70,7 @@ class Allowed(_Decision):
     call_digest: str
     registered_tier: int
     tier: int
+    answers: list[ApprovalRequest] = Field(default_factory=list)
 
 
 class Held(_Decision):

@@ -9,13 +9,71 @@ from tiergate.core._payloads import Classification, ModelResponse, ModelSpec
 from tiergate.core._records import ModelCall
 from tiergate.errors import RunInputError
 
+#: Providers that call nothing outside the worker and hold no secret: a run may bring its
+#: own (a script is the run's own answers), where the worker allows it.
+OFFLINE_PROVIDERS = frozenset({"scripted", "demo"})
+
+
+def chosen_model(
+    config: AgentConfig, tier: str, override: ModelSpec, offline_allowed: bool
+) -> ModelSpec:
+    """The model a run's override picks for ``tier``, or RunInputError.
+
+    Where models are called, and with which secret, is the agent's to say, never the run's:
+    an override names a model the agent declares (its tier name or its model id) and gets
+    that declaration whole: provider, base URL, key variable, pins. An offline model the
+    run brings itself (a script, the demo's rules) is taken as given only where
+    ``offline_allowed`` (dev, tests, evals and shadows; off on a production worker).
+    """
+    if tier not in config.models:
+        raise RunInputError(
+            f"model_overrides.{tier}: agent {config.name} has no model tier {tier!r} "
+            f"(its tiers: {', '.join(sorted(config.models))})"
+        )
+    declared = config.models.get(override.model) or next(
+        (d for d in config.models.values() if d.model == override.model), None
+    )
+    brings_its_own = override.script is not None or (
+        "provider" in override.model_fields_set
+        and (declared is None or declared.provider != override.provider)
+    )
+    if override.provider in OFFLINE_PROVIDERS and brings_its_own:
+        if offline_allowed:
+            return override
+        raise RunInputError(
+            f"model_overrides.{tier}: a {override.provider} model from the run, but this worker "
+            "takes no offline models from runs (TIERGATE_OFFLINE_MODEL_OVERRIDES is for dev, "
+            "test and eval workers); name a model the agent declares"
+        )
+    if declared is None:
+        known = sorted({*config.models, *(d.model for d in config.models.values())})
+        raise RunInputError(
+            f"model_overrides.{tier}: {override.provider}/{override.model} is not a model agent "
+            f"{config.name} declares; a run may pick one of: {', '.join(known)}"
+        )
+    for field in ("provider", "base_url", "api_key_env"):
+        asked, kept = getattr(override, field), getattr(declared, field)
+        if field in override.model_fields_set and asked != kept:
+            raise RunInputError(
+                f"model_overrides.{tier}.{field}: a run cannot choose where models are called "
+                f"or with which secret ({field} is {kept!r} in agent {config.name}); name the "
+                "model only, by tier or model id"
+            )
+    return declared
+
 
 class ModelCalls:
     """The models a run may call (the agent's tiers, with the run's overrides) and its calls."""
 
-    def __init__(self, config: AgentConfig, overrides: dict[str, ModelSpec]) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        overrides: dict[str, ModelSpec],
+        offline_allowed: bool = False,
+    ) -> None:
         self.pricing = config.pricing
-        self.specs: dict[str, ModelSpec] = {**config.models, **overrides}
+        chosen = {t: chosen_model(config, t, o, offline_allowed) for t, o in overrides.items()}
+        self.specs: dict[str, ModelSpec] = {**config.models, **chosen}
         for tier in (t for t in (config.model_tier.executor, config.model_tier.router) if t):
             if self.specs[tier].model not in config.pricing:
                 raise RunInputError(

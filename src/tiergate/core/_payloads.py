@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tiergate.core._answers import ApprovalRequest
 from tiergate.core._decision import Allowed
 from tiergate.core._names import LARGE_INPUT_FIX, oversized_run_input
 from tiergate.errors import RunInputError
@@ -228,10 +229,12 @@ class Cap(_Payload):
 class ToolCallInput(_Payload):
     """Input of a `tool__<name>` activity: only ever built from an `allow` decision.
 
-    It carries the decision's evidence (digest, policy ids and version, tier, code, reason and
-    the verified approvers) so the ActivityTaskScheduled event alone shows which allow the
-    call ran under. From record format 3 this event *is* the allow's record: the record and
-    the action it allows are one event, so neither can be in history without the other.
+    It carries the decision's evidence (digest, policy ids and version, tier, code, reason,
+    the verified approvers and their signed answers) so the ActivityTaskScheduled event alone
+    shows which allow the call ran under: the record and the action it allows are one event,
+    so neither can be in history without the other. The tool runner trusts none of it: it
+    re-derives the decision from the worker's own bundles, registry and controls, checking
+    the claims against what it finds (`tiergate.core.verify_tool_call`).
     """
 
     run_id: str
@@ -244,10 +247,11 @@ class ToolCallInput(_Payload):
     policy_ids: list[str] = Field(default_factory=list)
     tier: int = 0
     agent: str = ""
-    caps: list[Cap] = Field(default_factory=list)
+    config_hash: str = ""
     code: str = ""
     reason: str = ""
     approved_by: list[str] = Field(default_factory=list)
+    approvals: list[ApprovalRequest] = Field(default_factory=list)
 
     @classmethod
     def allowing(
@@ -257,7 +261,7 @@ class ToolCallInput(_Payload):
         step: int,
         idempotency_key: str,
         agent: str,
-        caps: list[Cap],
+        config_hash: str,
     ) -> ToolCallInput:
         """The input of the call ``decision`` allows: the only way the run builds one."""
         return cls(
@@ -271,10 +275,11 @@ class ToolCallInput(_Payload):
             policy_ids=decision.policy_ids,
             tier=decision.tier,
             agent=agent,
-            caps=caps,
+            config_hash=config_hash,
             code=decision.code,
             reason=cut(decision.reason) or "",
             approved_by=decision.approved_by,
+            approvals=decision.answers,
         )
 
 
@@ -286,6 +291,7 @@ class ToolResult(_Payload):
         preview: At most MAX_PREVIEW_CHARS of the JSON output, for the history and timelines.
         contains_pii: Whether the PII detector found personal data in the full output.
         replayed: True when the backend had already applied this idempotency key.
+        checks: What the tool runner verified before the call acted, one line per check.
     """
 
     ok: bool
@@ -301,6 +307,7 @@ class ToolResult(_Payload):
     cap: str | None = None
     principal: str | None = None
     credential: str | None = None
+    checks: list[str] = Field(default_factory=list)
 
 
 class RegistryRequest(_Payload):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiergate.core._agent import AgentBundle
+from tiergate.core._answers import ApprovalDecision, ApprovalRequest
 from tiergate.core._decision import Decision, OutputCheck, Verdict
 from tiergate.core._payloads import Routing, TokenUsage, ToolResult, cut
 from tiergate.core._proposal import InvalidProposal, Proposal, ToolCallProposal
@@ -37,6 +38,8 @@ class PendingAction(_Record):
 
     Attributes:
         call_digest: What approvers sign; an edit replaces arguments and digest.
+        first_run_id / nonce: What an answer must sign besides ``run_id`` and ``step``:
+            the execution's first run id and this wait's nonce.
         required_approvals: 1 for tier 3, 2 distinct approvers for tier 4.
         approved_by: Approvers whose approval of this exact digest was verified so far.
         waiting_since / sla_at / expires_at: Workflow times (ISO 8601) of the wait.
@@ -54,6 +57,8 @@ class PendingAction(_Record):
     policy_version: str
     requester: str
     run_id: str = ""
+    first_run_id: str = ""
+    nonce: str = ""
     agent: str = ""
     required_approvals: int = 1
     approved_by: list[str] = Field(default_factory=list)
@@ -85,6 +90,29 @@ class ApprovalRecord(_Record):
     verified: bool
     verification: str
     approver_policy_ids: list[str] = Field(default_factory=list)
+    run_id: str = ""
+    first_run_id: str = ""
+    nonce: str = ""
+
+    def signed(self) -> ApprovalRequest:
+        """The signed answer this record was made from, field for field (its signature
+        verifies again over it)."""
+        return ApprovalRequest.model_validate(
+            {
+                "run_id": self.run_id,
+                "first_run_id": self.first_run_id,
+                "step": self.step,
+                "nonce": self.nonce,
+                "action_digest": self.action_digest,
+                "decision": ApprovalDecision(self.decision),
+                "approver": self.approver,
+                "justification": self.justification,
+                "edited_arguments": self.edited_arguments,
+                "expires_at": self.expires_at,
+                "via": self.via,
+                "signature": self.signature,
+            }
+        )
 
 
 class Refusal(_Record):

@@ -19,7 +19,7 @@ from tiergate.core._budget import ActivityFailure, BudgetLedger
 from tiergate.core._carry import RunCarry
 from tiergate.core._cedar import FINAL_ANSWER_RESOURCE
 from tiergate.core._controls import KillSwitch
-from tiergate.core._decision import Allowed, Decision, Denied, Held, denial
+from tiergate.core._decision import Allowed, Decision, Denied, Held, Verdict, denial
 from tiergate.core._digest import idempotency_key
 from tiergate.core._gate import Gate
 from tiergate.core._model_calls import ModelCalls
@@ -53,6 +53,7 @@ from tiergate.core._records import (
 )
 from tiergate.core._review import review_item
 from tiergate.core._steps import StepBook
+from tiergate.core._tools import ToolKind
 
 _D = TypeVar("_D", bound=Allowed | Held | Denied)
 
@@ -65,7 +66,7 @@ class RunState:
     ) -> None:
         self.bundle, self.input, self.gate, self.started = bundle, run_input, gate, started
         config = bundle.config
-        self.models = ModelCalls(config, run_input.model_overrides)
+        self.models = ModelCalls(config, run_input.model_overrides, bundle.offline_model_overrides)
         self.ledger = BudgetLedger()
         self.steps = StepBook()
         self.alerts: list[str] = []
@@ -242,8 +243,31 @@ class RunState:
     # -- decisions -------------------------------------------------------------------------
 
     def decide(self, record: StepRecord, proposal: ToolCallProposal) -> Decision:
-        """The gate's decision, denied instead when an operator disabled the tool."""
-        return self.decided(record, self._unless_disabled(self.gate.decide(proposal, record.step)))
+        """The gate's decision, denied instead when an operator disabled the tool, and held
+        for a person when it repeats a write this run already made."""
+        decision = self._unless_disabled(self.gate.decide(proposal, record.step))
+        return self.decided(record, self._unless_repeated_write(decision))
+
+    def _unless_repeated_write(self, decision: Decision) -> Decision:
+        """An identical write (same tool, same canonical arguments) made again in one run is
+        what a hostile or looping model does to apply one refund twice: it waits for one
+        approver, whatever its tier, instead of running on the first allow."""
+        spec = self.bundle.tools.get(decision.tool or "")
+        if (
+            not isinstance(decision, Allowed)
+            or spec is None
+            or spec.kind is not ToolKind.WRITE
+            or not self.ledger.call_counts.get(decision.call_digest)
+        ):
+            return decision
+        return Held(
+            **decision.model_dump(exclude={"verdict", "code", "reason", "tier", "answers"}),
+            verdict=Verdict.NEEDS_APPROVAL,
+            code="repeated_write",
+            reason=f"{decision.tool} already ran with these exact arguments in this run; "
+            "a person decides whether it runs again",
+            tier=max(decision.tier, 3),
+        )
 
     def approved(self, record: StepRecord, decision: Allowed) -> Allowed | Denied:
         """People approved the call; it is denied after all if an operator disabled its tool
@@ -303,9 +327,13 @@ class RunState:
         if record.model_drift is not None:
             # The one thing the scheduled event does not hold: mark it before the call.
             self.steps.mark(record)
-        config = self.bundle.config
         return ToolCallInput.allowing(
-            decision, run_id, record.step, record.idempotency_key, config.name, config.limits.caps
+            decision,
+            run_id,
+            record.step,
+            record.idempotency_key,
+            self.bundle.config.name,
+            self.bundle.config_hash,
         )
 
     def acted(self, record: StepRecord, decision: Allowed, result: ToolResult) -> Stop | None:

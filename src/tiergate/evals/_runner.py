@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from tiergate.activities import Answer, ContentStore, ReRunActivities, ToolRunner
+from tiergate.activities import Answer, ContentStore, ReRunActivities, ToolCallVerifier, ToolRunner
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals.client import decide, pending_of
 from tiergate.config import load_agent
@@ -177,8 +177,23 @@ class _SuiteRun:
         path = self.home / "cases" / f"{case.id}.sqlite"
         store = _store(path, case)
         backend = self.toolkit.backend(self.settings.model_copy(update={"store_path": path}))
-        runner = ToolRunner(self.toolkit.tools, backend, self.content)
-        self.reruns.add(workflow_id, self.case_bundle(case), _answer_with(runner, self.toolkit))
+        bundle = self.case_bundle(case)
+        # The case's tool calls are verified as production's are, against the case's bundle.
+        verifier = ToolCallVerifier(
+            self.client,
+            self.task_queue,
+            lambda agent, config, policy: (
+                bundle
+                if (agent, config, policy)
+                == (bundle.config.name, bundle.config_hash, bundle.policy.version)
+                else None
+            ),
+            self.toolkit.tools.specs.get,
+            self.registry.snapshot,
+            frozenset,
+        )
+        runner = ToolRunner(self.toolkit.tools, backend, self.content, verifier)
+        self.reruns.add(workflow_id, bundle, _answer_with(runner, self.toolkit))
         return store
 
     async def run(self, case: Case) -> CaseResult:

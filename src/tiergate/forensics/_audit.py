@@ -22,6 +22,7 @@ from tiergate.core import (
     RunInput,
     ToolSpec,
     call_digest,
+    person,
     verify,
 )
 from tiergate.errors import HistoryError
@@ -88,7 +89,7 @@ def _collect(view: RunView) -> tuple[str, list[_Answer]]:
     return requester, answers
 
 
-def _check_answer(answer: _Answer, workflow_id: str, requester: str) -> AuditFinding:
+def _check_answer(answer: _Answer, view: RunView, requester: str) -> AuditFinding:
     request = answer.request
     subject = f"{request.decision.value} by {request.approver}"
     approver = answer.snapshot.approvers.get(request.approver) if answer.snapshot else None
@@ -99,9 +100,11 @@ def _check_answer(answer: _Answer, workflow_id: str, requester: str) -> AuditFin
         problems.append(f"signature does not verify with {approver.key_id}")
     elif not approver.active:
         problems.append("approver's key was revoked in the pinned registry")
-    if request.run_id != workflow_id:
+    if request.run_id != view.workflow_id:
         problems.append(f"signed for run {request.run_id}")
-    if request.approver == requester:
+    if view.first_run_id and request.first_run_id != view.first_run_id:
+        problems.append(f"signed for execution {request.first_run_id}")
+    if person(request.approver) == person(requester):
         problems.append("requester approved its own run")
     if request.expires_at < answer.at:
         problems.append("applied after the signed answer expired")
@@ -124,13 +127,13 @@ def audit_approvals(history: WorkflowHistory) -> ApprovalAudit:
     applied = [a for a in answers if a.accepted]
     verified: list[ApprovalRequest] = []
     for answer in applied:
-        finding = _check_answer(answer, history.workflow_id, requester)
+        finding = _check_answer(answer, view, requester)
         audit.findings.append(finding)
         if finding.ok and answer.request.decision == ApprovalDecision.APPROVE:
             verified.append(answer.request)
     for call in (c for c in calls if c.tier >= 3):
         approvers = {
-            r.approver
+            person(r.approver)
             for r in verified
             if r.step == call.step
             and call.call_digest

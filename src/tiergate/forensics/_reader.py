@@ -123,6 +123,7 @@ class RunView:
     started_at: datetime | None = None
     closed_at: datetime | None = None
     continued_from: str = ""
+    first_run_id: str = ""
     activities: list[ActivityEvent] = field(default_factory=list)
     updates: list[UpdateEvent] = field(default_factory=list)
     memos: list[MemoChange] = field(default_factory=list)
@@ -220,6 +221,7 @@ def _read(
         view.start_payloads = list(attrs.input.payloads)
         view.started_at = _time(event)
         view.continued_from = attrs.continued_execution_run_id
+        view.first_run_id = attrs.first_execution_run_id
     elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
         scheduled = event.activity_task_scheduled_event_attributes
         activity = ActivityEvent(

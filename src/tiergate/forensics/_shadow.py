@@ -33,8 +33,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 
-from tiergate.activities import ContentStore, ReRunActivities, verified_arguments
+from tiergate.activities import ContentStore, ReRunActivities
 from tiergate.config import load_agent
 from tiergate.core import (
     WORKFLOW_NAME,
@@ -46,8 +47,9 @@ from tiergate.core import (
     ToolKind,
     ToolResult,
     ToolSpec,
+    verified_arguments,
 )
-from tiergate.errors import HistoryError
+from tiergate.errors import HistoryError, UnverifiedToolCallError
 from tiergate.forensics._reader import read_history
 from tiergate.forensics._shadow_diff import ShadowDiff, diff_runs
 from tiergate.policies import build_bundle, compile_rules, read_policy_file
@@ -150,7 +152,12 @@ class ShadowTools:
         self.unrecorded: list[str] = []
 
     def answer(self, spec: ToolSpec, call: ToolCallInput) -> ToolResult:
-        verified_arguments(spec, call)  # the same refusal of ungated calls as production
+        try:
+            verified_arguments(call, spec)  # nothing runs here; still, refuse what was not gated
+        except UnverifiedToolCallError as refused:
+            raise ApplicationError(
+                refused.message, type="UnverifiedToolCall", non_retryable=True
+            ) from None
         what = f"step {call.step}: {spec.name} {json.dumps(call.arguments, sort_keys=True)}"
         recorded = self.recorded.get(call.call_digest)
         if spec.kind is ToolKind.WRITE:

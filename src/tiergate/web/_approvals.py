@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from tiergate.approvals.client import decide, list_pending, pending_of
+from tiergate.approvals.client import answer, list_pending, pending_of
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, ApprovalWait, PendingAction, RunSummary
 from tiergate.errors import ApprovalRefusedError, NotWaitingError
 from tiergate.forensics import build_timeline, fetch_run_chain
@@ -198,10 +198,11 @@ def _refusal(
 async def _answer(web: WebContext, session: Session, pending: PendingAction, form: Any) -> Response:
     decision = str(form.get("decision", ""))
     try:
-        receipt = await decide(
+        # Signs the pending action the form was checked against, not whatever waits now.
+        receipt = await answer(
             web.client,
-            web.registry,
-            pending.run_id,
+            web.registry.private_key(session.approver),
+            pending,
             session.approver,
             ApprovalDecision(decision),
             str(form.get("justification", "")).strip(),

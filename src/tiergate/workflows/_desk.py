@@ -65,12 +65,15 @@ class ApprovalDesk:
         self._opened = workflow.now()
 
     def context(self) -> ApprovalContext:
+        info = workflow.info()
         return ApprovalContext(
-            run_id=workflow.info().workflow_id,
+            run_id=info.workflow_id,
+            first_run_id=info.first_execution_run_id,
             agent=self.bundle.config.name,
             registry=self.registry,
             approvers=self.approvers,
             gate=self.gate,
+            answer_ttl=timedelta(seconds=self.bundle.config.approvals.answer_ttl_seconds),
         )
 
     # -- the update ------------------------------------------------------------------------
@@ -145,7 +148,9 @@ class ApprovalDesk:
             proposal,
             step,
             self.requester,
-            workflow.info().workflow_id,
+            (workflow.info().workflow_id, workflow.info().first_execution_run_id),
+            # Deterministic (seeded by the run), and new for every wait.
+            workflow.uuid4().hex,
             config.name,
             times,
             workflow.now(),

@@ -320,7 +320,7 @@ def final_decision(
         who = ", ".join(pending.approved_by)
         released = set(pending.approved_by)
         return Allowed(
-            **base.model_dump(exclude={"verdict", "code", "reason", "approved_by"}),
+            **base.model_dump(exclude={"verdict", "code", "reason", "approved_by", "answers"}),
             code="approved",
             reason=f"approved by {who} (tier {pending.tier})",
             approved_by=list(pending.approved_by),

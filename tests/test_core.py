@@ -370,8 +370,9 @@ def test_a_price_is_needed_for_every_model_the_run_uses() -> None:
     from tiergate.core import ModelSpec
     from tiergate.errors import RunInputError
 
+    offline = bundle().model_copy(update={"offline_model_overrides": True})
     with pytest.raises(RunInputError, match="has no price"):
-        state(model_overrides={"frontier": ModelSpec(provider="demo", model="unpriced")})
+        state(offline, model_overrides={"frontier": ModelSpec(provider="demo", model="unpriced")})
 
 
 def test_the_verdict_names_the_case() -> None:

@@ -91,7 +91,9 @@ async def test_a_swapped_model_is_flagged_and_the_run_goes_on(
     monkeypatch.setenv("TIERGATE_TEST_KEY", "sk-test-key")
     agent = priced_agent(harness)
     with serve(swapped_replies()) as fake:
-        summary = await harness.run(agent, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.COMPLETED
     assert "model_drift" in summary.alerts
     drift = summary.steps[0].model_drift
@@ -123,7 +125,9 @@ async def test_the_agent_can_stop_on_drift_before_acting(
     monkeypatch.setenv("TIERGATE_TEST_KEY", "sk-test-key")
     agent = priced_agent(harness, on_model_drift="stop")
     with serve(swapped_replies()) as fake:
-        summary = await harness.run(agent, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.ESCALATED
     assert summary.reason.startswith("model drift: tier frontier pins 'gpt-test'")
     assert summary.usage.tool_calls == 0
@@ -148,7 +152,9 @@ async def test_a_fingerprint_change_mid_run_is_flagged(
         body = reply.body
         body["system_fingerprint"] = fingerprint
     with serve([first, second]) as fake:
-        summary = await harness.run(agent, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.COMPLETED
     assert [c.fingerprint for c in summary.model_calls] == ["fp_a", "fp_b"]
     assert summary.steps[0].model_drift is None

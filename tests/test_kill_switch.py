@@ -60,15 +60,15 @@ async def test_pause_holds_the_next_gate_and_resume_completes(harness: Harness) 
         await decide(
             harness.env.client, harness.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok"
         )
-        # The approved refund runs; the next step waits at the gate.
+        # Approved during the incident, the refund is held too: the gate checks the pause
+        # again after the wait, immediately before the call is scheduled (issue #20).
         for _ in range(100):
             status = await state_of(handle)
             if status.state == "paused":
                 break
             await asyncio.sleep(0.05)
         assert status.state == "paused"
-        assert status.step == 1
-        assert len(harness.store.rows("refunds")) == 1
+        assert harness.store.rows("refunds") == []
         # New runs are refused while paused, by the client and by the worker.
         with pytest.raises(RolloutError, match="is paused"):
             await start_run(
@@ -76,9 +76,11 @@ async def test_pause_holds_the_next_gate_and_resume_completes(harness: Harness) 
             )
         await asyncio.sleep(0.3)
         assert (await state_of(handle)).state == "paused"
+        assert harness.store.rows("refunds") == []
         await cli(harness, "agent", "resume", agent)
         summary = await handle.result()
     assert summary.outcome.value == "completed"
+    assert len(harness.store.rows("refunds")) == 1
     assert [s.decision.tool for s in summary.steps if s.decision] == [
         "payments.issue_refund",
         "crm.update_ticket",

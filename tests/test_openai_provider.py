@@ -103,7 +103,9 @@ class TestRuns:
         ]
         with serve(replies) as fake:
             summary = await harness.run(
-                agent, input={"ticket_id": "T-1001"}, model_overrides=declared(harness, agent, openai(fake.base_url))
+                agent,
+                input={"ticket_id": "T-1001"},
+                model_overrides=declared(harness, agent, openai(fake.base_url)),
             )
         assert summary.outcome == Outcome.COMPLETED
         assert summary.final_answer == "Handled."
@@ -124,7 +126,9 @@ class TestRuns:
             completion({"content": "ok"}),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+            summary = await harness.run(
+                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+            )
         assert summary.outcome == Outcome.COMPLETED
         assert summary.usage.retries == 1
         assert len(fake.requests) == 2
@@ -132,7 +136,9 @@ class TestRuns:
     async def test_persistent_5xx_stops_on_the_retry_budget(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_retries": 2})
         with serve([Reply(status=503, body={"error": "down"})]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+            summary = await harness.run(
+                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+            )
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "retries"
@@ -141,7 +147,9 @@ class TestRuns:
     async def test_truncated_body_is_a_recorded_invalid_proposal(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_invalid_proposals": 1})
         with serve([Reply(raw='{"choices": [{"message": {"content": "trunc')]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+            summary = await harness.run(
+                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+            )
         assert summary.outcome == Outcome.FAILED
         invalid = summary.steps[0].invalid
         assert invalid is not None
@@ -150,7 +158,9 @@ class TestRuns:
     async def test_client_error_fails_without_retrying(self, harness: Harness) -> None:
         agent = priced_agent(harness)
         with serve([Reply(status=400, body={"error": "bad model"})]) as fake:
-            summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+            summary = await harness.run(
+                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+            )
         assert summary.outcome == Outcome.FAILED
         assert "HTTP 400" in summary.reason
         assert len(fake.requests) == 1
@@ -159,7 +169,9 @@ class TestRuns:
         agent = priced_agent(harness, budgets={"max_wall_time_seconds": 1})
         with serve([Reply(delay=2.5, body={})]) as fake:
             summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url, timeout_seconds=10))
+                agent,
+                input={},
+                model_overrides=declared(harness, agent, openai(fake.base_url, timeout_seconds=10)),
             )
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None

@@ -102,7 +102,9 @@ async def test_ten_thousand_tool_calls_in_one_answer_run_none(harness: Harness) 
         for n in range(10_000)
     ]
     with serve([completion({"content": None, "tool_calls": calls})]) as fake:
-        summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert fake.requests[0]["body"]["parallel_tool_calls"] is False
     assert summary.outcome == Outcome.FAILED
     invalid = summary.steps[0].invalid

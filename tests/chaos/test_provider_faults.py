@@ -48,7 +48,9 @@ async def test_timeouts_429_and_5xx_back_off_and_stay_within_the_retry_budget(
     ]
     with serve(replies) as fake:
         summary = await harness.run(
-            agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url, timeout_seconds=1))
+            agent,
+            input={},
+            model_overrides=declared(harness, agent, openai(fake.base_url, timeout_seconds=1)),
         )
     assert summary.outcome == Outcome.COMPLETED, summary.reason
     assert summary.usage.retries == 4
@@ -62,7 +64,9 @@ async def test_timeouts_429_and_5xx_back_off_and_stay_within_the_retry_budget(
 async def test_retries_never_pass_the_budget(harness: Harness) -> None:
     agent = priced_agent(harness, budgets={"max_retries": 3})
     with serve([Reply(status=429, body={}, headers={"Retry-After": "0"})]) as fake:
-        summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.BUDGET_EXHAUSTED
     assert summary.budget_stop is not None
     assert summary.budget_stop.limit == "retries"
@@ -81,7 +85,9 @@ async def test_malformed_output_is_recorded_and_runs_no_tool(harness: Harness) -
         ),  # wrong schema: refused by the gate, and one denial is this agent's limit
     ]
     with serve(replies) as fake:
-        summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.DENIED
     recorded = [
         (s.invalid.code if s.invalid else None, s.decision.code if s.decision else None)
@@ -105,7 +111,9 @@ async def test_an_endless_stream_of_tool_calls_stops_on_the_budget(harness: Harn
         for n in range(6)
     ] + [tool_call("crm__read_ticket", {"ticket_id": f"T-{1001 + n}"}) for n in range(100)]
     with serve(replies) as fake:
-        summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.BUDGET_EXHAUSTED
     assert summary.budget_stop is not None
     assert summary.budget_stop.limit == "tool_calls"
@@ -116,7 +124,9 @@ async def test_an_endless_stream_of_tool_calls_stops_on_the_budget(harness: Harn
 async def test_the_same_tool_call_forever_stops_as_a_loop(harness: Harness) -> None:
     agent = priced_agent(harness, budgets={"max_tool_calls": 10, "max_identical_tool_calls": 2})
     with serve([tool_call("orders__get_status", {"order_id": "ORD-5001"})]) as fake:
-        summary = await harness.run(agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url)))
+        summary = await harness.run(
+            agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
+        )
     assert summary.outcome == Outcome.BUDGET_EXHAUSTED
     assert summary.budget_stop is not None
     assert summary.budget_stop.limit == "identical_tool_calls"

@@ -79,7 +79,12 @@ class ModelActivities:
         )
         text = output.raw if isinstance(output.raw, str) else json.dumps(output.raw, default=str)
         new_head = self.transcript.append(head, [TranscriptEntry(role="assistant", content=text)])
-        raw = output.raw if len(text) <= MAX_RAW_OUTPUT_CHARS else text[:MAX_RAW_OUTPUT_CHARS]
+        # Measured here, before Temporal sees it: an answer over the limit leaves the
+        # activity as an excerpt (the run records it as a too_large invalid proposal) and
+        # stays whole in the content store, instead of a payload the server refuses.
+        whole = len(text) > MAX_RAW_OUTPUT_CHARS
+        raw = text[:MAX_RAW_OUTPUT_CHARS] if whole else output.raw
+        raw_ref = self.content.put(text.encode()) if whole else None
         sent = entries[-len(request.append) :] if request.append else []
         record = self._record(
             request.run_id,
@@ -94,6 +99,7 @@ class ModelActivities:
         return ModelResponse(
             raw=raw,
             raw_size=len(text),
+            raw_ref=raw_ref,
             usage=output.usage,
             reported_model=output.model,
             transcript_head=new_head or "",

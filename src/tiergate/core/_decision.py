@@ -107,7 +107,7 @@ def denial(
     policy_ids: list[str] | None = None,
 ) -> Denied:
     """``decision`` turned into a denial for ``code``, keeping the call's evidence."""
-    kept = decision.model_dump(exclude={"verdict", "code", "reason", "approved_by"})
+    kept = decision.model_dump(exclude={"verdict", "code", "reason", "approved_by", "answers"})
     if policy_ids is not None:
         kept["policy_ids"] = policy_ids
     return Denied(code=code, reason=reason, **kept)

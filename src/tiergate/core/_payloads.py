@@ -179,10 +179,12 @@ class ModelResponse(_Payload):
         transcript_head: Hash of the transcript including this response.
         attempt: Temporal's attempt number, so retries are charged to the budget.
         record_ref: The redacted prompt/response record of this call in the content store.
+        raw_ref: When the output was cut, the whole of it in the content store.
     """
 
     raw: dict[str, Any] | str
     raw_size: int
+    raw_ref: str | None = None
     usage: TokenUsage
     reported_model: str
     transcript_head: str

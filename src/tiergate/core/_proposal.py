@@ -45,11 +45,17 @@ Proposal = Annotated[
 
 
 class InvalidProposal(_Record):
-    """Model output that is not a valid proposal. Recorded; nothing runs on it."""
+    """Model output that is not a valid proposal. Recorded; nothing runs on it.
+
+    Attributes:
+        excerpt: The start of the output, for the history and timelines.
+        ref: For output too large to keep in history: the whole of it, in the content store.
+    """
 
     code: Literal["not_json", "schema", "too_large", "multiple_tool_calls"]
     message: str
     excerpt: str = ""
+    ref: str | None = None
 
 
 _PROPOSAL = TypeAdapter(Proposal)
@@ -58,15 +64,17 @@ MAX_ARGUMENTS_BYTES = 16_000
 
 
 def parse_proposal(
-    raw: dict[str, Any] | str, raw_size: int, max_chars: int
+    raw: dict[str, Any] | str, raw_size: int, max_chars: int, whole_ref: str | None = None
 ) -> Proposal | InvalidProposal:
-    """Validate raw model output. Never raises: bad output becomes an InvalidProposal."""
+    """Validate raw model output. Never raises: bad output becomes an InvalidProposal.
+    ``whole_ref`` is where output over ``max_chars`` was kept whole."""
     excerpt = (raw if isinstance(raw, str) else json.dumps(raw, default=str))[:500]
     if raw_size > max_chars:
         return InvalidProposal(
             code="too_large",
             message=f"model output is {raw_size} chars; limit {max_chars}",
             excerpt=excerpt,
+            ref=whole_ref,
         )
     data: Any = raw
     if isinstance(raw, str):

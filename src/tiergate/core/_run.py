@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from tiergate.core._agent import AgentBundle, Budgets
 from tiergate.core._budget import ActivityFailure, BudgetLedger
@@ -56,6 +56,7 @@ from tiergate.core._steps import StepBook
 from tiergate.core._tools import ToolKind
 
 _D = TypeVar("_D", bound=Allowed | Held | Denied)
+_R = TypeVar("_R")
 
 
 class RunState:
@@ -211,7 +212,9 @@ class RunState:
     ) -> ToolCallProposal | Stop | None:
         """What the model's answer leads to: a tool call to gate, the end of the run, or
         (an invalid answer within budget) another step."""
-        proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
+        proposal = parse_proposal(
+            response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS, response.raw_ref
+        )
         if isinstance(proposal, InvalidProposal):
             record.invalid = proposal
             return self._invalid(record, proposal)
@@ -308,8 +311,9 @@ class RunState:
 
     # -- tool calls --------------------------------------------------------------------------
 
-    def tool_stop(self, record: StepRecord, decision: Allowed, now: datetime) -> Stop | None:
-        """Whether this allowed call is within every budget, irreversible actions included."""
+    def tool_stop(self, record: StepRecord, decision: Allowed | Held, now: datetime) -> Stop | None:
+        """Whether this call is within every budget, irreversible actions included: checked
+        before people are asked about a held call, and again before it runs."""
         stop = self.ledger.check_tool_call(self.budgets, self.elapsed(now), decision.call_digest)
         spec = self.bundle.tools.get(decision.tool)
         if stop is None and spec is not None and spec.irreversible:
@@ -336,6 +340,20 @@ class RunState:
             self.bundle.config_hash,
         )
 
+    def refused_by_runner(
+        self, activity: str, check: str, message: str, result_type: type[_R]
+    ) -> _R | Stop:
+        """The tool runner refused the call where it executes; nothing acted. A kill switch
+        it saw before the run did (a pause or a disable that raced the scheduling) is the
+        run's denial ``tool_disabled``; any other refusal means this run's call could not be
+        verified (its bundle is gone from the workers, its approvals no longer verify) and
+        ends the run, failed, naming the check."""
+        if check == "kill_switch" and result_type is ToolResult:
+            return cast(_R, ToolResult(ok=False, error=message, code="kill_switch"))
+        return Stop(
+            outcome=Outcome.FAILED, reason=f"{activity} refused by the tool runner: {message}"
+        )
+
     def acted(self, record: StepRecord, decision: Allowed, result: ToolResult) -> Stop | None:
         """A tool answered: charge it, and feed back what the output rules let through. A
         cap that refused the call makes the step a denial named after the cap."""
@@ -347,6 +365,9 @@ class RunState:
                 decision, "rate_limited", result.error or "rate limited", [result.cap or "cap"]
             )
             return self.denied(record, self.decided(record, limited))
+        if result.code == "kill_switch":
+            held_back = denial(decision, "tool_disabled", result.error or "kill switch", [])
+            return self.denied(record, self.decided(record, held_back))
         if not result.ok:
             note = f"{tool} failed: {result.error}"
             self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)

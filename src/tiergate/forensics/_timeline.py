@@ -327,7 +327,9 @@ def _from_events(
     response = events.responses.get(step)
     if response is not None:
         out.cost_usd = events.cost(step)
-        proposal = parse_proposal(response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS)
+        proposal = parse_proposal(
+            response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS, response.raw_ref
+        )
         out.model = response.reported_model
         out.input_tokens = response.usage.input_tokens
         out.output_tokens = response.usage.output_tokens

@@ -40,6 +40,10 @@ async def budgeted_activity(
         )
     except ActivityError as error:
         cause = _cause(error)
+        if tool is not None and (refusal := _runner_refusal(error)) is not None:
+            # The runner refused before anything acted: never an unknown effect.
+            check, message = refusal
+            return state.refused_by_runner(name, check, message, result_type)
         if tool is not None and not safe_to_retry(tool):
             return Stop.unknown_effect(name, cause)
         failure = ActivityFailure(
@@ -50,6 +54,15 @@ async def budgeted_activity(
         )
         return state.failed(name, failure, workflow.now())
     return result
+
+
+def _runner_refusal(error: ActivityError) -> tuple[str, str] | None:
+    """The failed check and the message when the tool runner refused the call."""
+    cause = error.cause
+    if not isinstance(cause, ApplicationError) or cause.type != "UnverifiedToolCall":
+        return None
+    check = cause.details[0] if cause.details else ""
+    return str(check), cause.message
 
 
 def _cause(error: ActivityError) -> str:

@@ -300,9 +300,14 @@ class AgentRunWorkflow:
         self._phase = "gating"
         decision = state.decide(record, proposal)
         if isinstance(decision, Held):
+            # Nobody is asked about a call the budgets would refuse anyway.
+            if stop := state.tool_stop(record, decision, workflow.now()):
+                return stop
             decision = await self._wait_for_approvers(record, proposal, decision)
             if isinstance(decision, Denied):
                 return state.refused_by_people(record, decision)
+            # A pause during the wait holds the approved call here; a disable denies it.
+            await self._hold_while_paused()
             decision = state.approved(record, decision)
         if isinstance(decision, Denied):
             return state.denied(record, decision)

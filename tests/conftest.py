@@ -35,8 +35,16 @@ from temporalio.worker import Worker
 from tiergate import observe as telemetry
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals.client import pending_of
+from tiergate.cli._controls import signed_for
 from tiergate.cluster import ensure_search_attributes, start_dev_server
-from tiergate.core import WORKFLOW_NAME, PendingAction, RunInput, RunSummary
+from tiergate.core import (
+    CONTROL_SIGNAL,
+    WORKFLOW_NAME,
+    ControlCommand,
+    PendingAction,
+    RunInput,
+    RunSummary,
+)
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.errors import NotWaitingError
 from tiergate.settings import Settings
@@ -233,6 +241,18 @@ class Harness:
     def registry(self) -> ApproverRegistry:
         return ApproverRegistry(self.home)
 
+    @property
+    def operators(self) -> ApproverRegistry:
+        return ApproverRegistry(self.home, "operators")
+
+    async def control(self, workflow_id: str, action: str, tool: str | None = None) -> None:
+        """Send ``action`` to a run as operator ``oncall`` (registered for every harness)."""
+        handle = self.env.client.get_workflow_handle(workflow_id)
+        first_run_id = (await handle.describe()).raw_info.first_run_id
+        command = ControlCommand.model_validate({"action": action, "tool": tool, "by": "oncall"})
+        key = self.operators.private_key("oncall")
+        await handle.signal(CONTROL_SIGNAL, signed_for(command, key, workflow_id, first_run_id))
+
     async def pending(self, handle: WorkflowHandle[Any, RunSummary]) -> PendingAction:
         """The run's pending approval, once it waits for one (within 30 s)."""
         async with asyncio.timeout(30):
@@ -250,4 +270,5 @@ class Harness:
 def harness(env: WorkflowEnvironment, tmp_path: Path) -> Harness:
     h = Harness(env, tmp_path)
     h.store.seed_demo()
+    h.operators.add("oncall", ["operator"])
     return h

@@ -27,6 +27,7 @@ def env(h: Harness) -> dict[str, str]:
         "TIERGATE_TEMPORAL_ADDRESS": h.env.client.service_client.config.target_host,
         "TIERGATE_HOME": str(h.home),
         "TIERGATE_AGENTS_DIR": str(h.home / "agents"),
+        "TIERGATE_OPERATOR": "oncall",
     }
 
 

@@ -7,7 +7,7 @@ import json
 from tests.conftest import Harness, call, final, scripted
 from tests.test_kill_switch import cli
 from tiergate.approvals.client import decide
-from tiergate.core import CONTROL_SIGNAL, ApprovalDecision, ControlCommand, Outcome
+from tiergate.core import ApprovalDecision, Outcome
 from tiergate.forensics import (
     build_timeline,
     fetch_run_chain,
@@ -56,10 +56,7 @@ async def test_a_long_run_carries_its_state_and_reads_as_one_run(harness: Harnes
         )
         await harness.pending(handle)
         # While the first segment waits: an operator disables a tool (kill switch).
-        await handle.signal(
-            CONTROL_SIGNAL,
-            ControlCommand(action="disable_tool", tool="orders.get_status", by="oncall"),
-        )
+        await harness.control(handle.id, "disable_tool", "orders.get_status")
         client = harness.env.client
         await decide(client, harness.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok")
         pending = await harness.pending(handle)

@@ -91,6 +91,7 @@ def build_activities(
         specs.get,
         ApproverRegistry(settings.home).snapshot,
         lambda: frozenset(controls.read().disabled_tools),
+        lambda: frozenset(controls.read().paused_agents),
     )
     runner = ToolRunner(
         toolkit.tools,
@@ -104,7 +105,12 @@ def build_activities(
         approvals.status,
         approvals.notify_overdue,
         approvals.enqueue_review,
-        AgentActivities(catalog, controls, settings.offline_model_overrides).load,
+        AgentActivities(
+            catalog,
+            controls,
+            settings.offline_model_overrides,
+            ApproverRegistry(settings.home, "operators").snapshot,
+        ).load,
         models.propose,
         models.classify,
         *runner.activities(),

@@ -6,12 +6,14 @@ replay, even after the files on disk change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from tiergate.config import AgentCatalog
 from tiergate.control import Controls
-from tiergate.core import LOAD_AGENT_ACTIVITY, AgentBundle, LoadAgentInput
+from tiergate.core import LOAD_AGENT_ACTIVITY, AgentBundle, LoadAgentInput, RegistrySnapshot
 from tiergate.errors import TiergateError
 
 
@@ -23,10 +25,12 @@ class AgentActivities:
         catalog: AgentCatalog,
         controls: Controls | None = None,
         offline_model_overrides: bool = False,
+        operators: Callable[[], RegistrySnapshot] = RegistrySnapshot,
     ) -> None:
         self.catalog = catalog
         self.controls = controls
         self.offline_model_overrides = offline_model_overrides
+        self.operators = operators
 
     @activity.defn(name=LOAD_AGENT_ACTIVITY)
     def load(self, request: LoadAgentInput) -> AgentBundle:
@@ -44,6 +48,7 @@ class AgentActivities:
                 update={
                     "disabled_tools": sorted(state.disabled_tools) if state else [],
                     "offline_model_overrides": self.offline_model_overrides,
+                    "operators": self.operators(),
                 }
             )
         except TiergateError as error:

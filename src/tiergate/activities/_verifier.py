@@ -53,6 +53,7 @@ class ToolCallVerifier:
         specs: Callable[[str], ToolSpec | None],
         registry: Callable[[], RegistrySnapshot],
         disabled_tools: Callable[[], frozenset[str]],
+        paused_agents: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
@@ -60,6 +61,7 @@ class ToolCallVerifier:
         self.specs = specs
         self.registry = registry
         self.disabled_tools = disabled_tools
+        self.paused_agents = paused_agents
         self.loop = asyncio.get_running_loop()
 
     def verify(self, call: ToolCallInput) -> VerifiedCall:
@@ -73,6 +75,7 @@ class ToolCallVerifier:
             registry=self.registry(),
             disabled_tools=self.disabled_tools(),
             detect=pii_kinds,
+            paused_agents=self.paused_agents(),
         )
         try:
             return verify_tool_call(call, execution, trusted)

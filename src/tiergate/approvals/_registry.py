@@ -13,6 +13,7 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -23,18 +24,23 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from tiergate.approvals._signing import generate_key, public_key_text
-from tiergate.core import Approver, RegistrySnapshot, key_id
+from tiergate.core import Approver, RegistrySnapshot, key_id, person
 from tiergate.errors import ApproverError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 
 
 class ApproverRegistry:
-    """Read and change the registry file; every change is an atomic rename."""
+    """Read and change the registry file; every change is an atomic rename.
 
-    def __init__(self, home: Path) -> None:
-        self.path = home / "approvers.json"
-        self.keys = home / "keys"
+    ``kind`` picks the registry: ``approvers`` (who answers approvals) or ``operators`` (who
+    signs kill-switch commands to running runs); both hold the same kind of entry.
+    """
+
+    def __init__(self, home: Path, kind: Literal["approvers", "operators"] = "approvers") -> None:
+        self.kind = kind
+        self.path = home / f"{kind}.json"
+        self.keys = home / "keys" if kind == "approvers" else home / "keys" / kind
 
     def snapshot(self) -> RegistrySnapshot:
         if not self.path.exists():
@@ -58,9 +64,10 @@ class ApproverRegistry:
         if not roles:
             raise ApproverError("an approver needs at least one role", fix="pass --role ROLE")
         approvers = self.snapshot().approvers
-        if name in approvers:
+        if any(person(other) == person(name) for other in approvers):
             raise ApproverError(
-                f"approver {name!r} already exists", fix="pick another name, or revoke it first"
+                f"{name!r} is already registered (names are compared case-folded)",
+                fix="pick another name, or revoke it first",
             )
         key = generate_key()
         public = public_key_text(key)

@@ -19,7 +19,7 @@ from rich.markup import escape
 from tiergate import observe as telemetry
 from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
 from tiergate.cli._config import config_app
-from tiergate.cli._controls import agent_app, tool_app
+from tiergate.cli._controls import agent_app, operators_app, tool_app
 from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._evals import eval_app
 from tiergate.cli._render import console
@@ -62,6 +62,7 @@ app.add_typer(rollout_app, name="rollout")
 app.add_typer(config_app, name="config")
 app.add_typer(agent_app, name="agent")
 app.add_typer(tool_app, name="tool")
+app.add_typer(operators_app, name="operators")
 
 app.command("report")(report_command)
 app.command("replay")(replay_command)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tiergate.core._answers import RegistrySnapshot
 from tiergate.core._cedar import PolicyBundle
 from tiergate.core._payloads import Cap, ModelSpec
 from tiergate.core._tools import ToolSpec
@@ -314,6 +315,8 @@ class AgentBundle(BaseModel):
         disabled_tools: Tools an operator had disabled when the run started.
         offline_model_overrides: Whether the worker that loaded it lets a run bring its own
             offline model (a script): on in dev, tests, evals and shadows, off by default.
+        operators: The operator registry when the run started: whose signed kill-switch
+            commands it obeys.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -328,3 +331,4 @@ class AgentBundle(BaseModel):
     tool_schemas_hash: str
     disabled_tools: list[str] = Field(default_factory=list)
     offline_model_overrides: bool = False
+    operators: RegistrySnapshot = Field(default_factory=RegistrySnapshot)

@@ -92,9 +92,14 @@ def key_id(public_key: str) -> str:
 
 def verify(request: ApprovalRequest, public_key: str) -> bool:
     """True when ``request.signature`` is valid for ``public_key`` over the request's fields."""
+    return verify_signature(request.signing_message(), request.signature, public_key)
+
+
+def verify_signature(message: bytes, signature: str, public_key: str) -> bool:
+    """True when ``signature`` (base64 Ed25519) is ``public_key``'s over ``message``."""
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
-        public.verify(base64.b64decode(request.signature, validate=True), request.signing_message())
+        public.verify(base64.b64decode(signature, validate=True), message)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -6,12 +6,14 @@ later without breaking running workflows. Their names are in `tiergate.core.name
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tiergate.core._answers import ApprovalRequest
 from tiergate.core._decision import Allowed
+from tiergate.core._digest import canonical_json
 from tiergate.core._names import LARGE_INPUT_FIX, oversized_run_input
 from tiergate.errors import RunInputError
 
@@ -108,12 +110,31 @@ def read_run_input(raw: Any) -> RunInput:
 
 
 class ControlCommand(_Payload):
-    """An operator's kill-switch command to a running run (recorded in its history)."""
+    """An operator's kill-switch command to one running run, signed with their key.
+
+    A run applies it only when ``by`` is an operator in the registry it pinned, the
+    signature verifies over every other field, it is for this execution (workflow id and
+    first run id), it is fresh (``expires_at`` within the run's limit) and its
+    ``command_id`` is new to the run; anything else is ignored and recorded.
+
+    Attributes:
+        by: The operator who signed it (`tiergate operators add`).
+        signature: base64 Ed25519 signature over `signing_message()`.
+    """
 
     action: Literal["pause", "resume", "disable_tool", "enable_tool"]
     tool: str | None = None
-    by: str = "operator"
-    reason: str = ""
+    by: Annotated[str, Field(max_length=100)] = "operator"
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    run_id: Annotated[str, Field(max_length=400)] = ""
+    first_run_id: Annotated[str, Field(max_length=100)] = ""
+    command_id: Annotated[str, Field(max_length=100)] = ""
+    expires_at: datetime | None = None
+    signature: Annotated[str, Field(max_length=200)] = ""
+
+    def signing_message(self) -> bytes:
+        body = self.model_dump(mode="json", exclude={"signature"})
+        return f"tiergate-control-v1\n{canonical_json(body)}".encode()
 
 
 class LoadAgentInput(_Payload):

@@ -75,6 +75,7 @@ class Trusted:
         spec: The tool's spec in the worker's registry; None when it serves no such tool.
         registry: The worker's live approver registry.
         disabled_tools: Tools an operator disabled for every run (the worker's controls).
+        paused_agents: Agents an operator paused (the worker's controls).
         detect: The sensitive-data detector the gate uses.
     """
 
@@ -84,6 +85,7 @@ class Trusted:
     registry: RegistrySnapshot
     disabled_tools: frozenset[str]
     detect: Detector
+    paused_agents: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,10 @@ def verify_tool_call(call: ToolCallInput, execution: Execution, trusted: Trusted
         raise _refuse("policy", f"the gate puts this call at tier {decision.tier}, not {call.tier}")
     tier = call.tier
     checks.append(f"policy: {decision.verdict.value} at tier {decision.tier}, run at tier {tier}")
+    if bundle.config.name in trusted.paused_agents:
+        raise _refuse("kill_switch", f"agent {bundle.config.name} is paused")
     _kill_switch(call.tool, execution, trusted.disabled_tools)
-    checks.append("kill switch: run not paused, tool enabled")
+    checks.append("kill switch: agent and run not paused, tool enabled")
     approvers: tuple[str, ...] = ()
     if tier >= 3:
         required = 2 if tier >= 4 else 1

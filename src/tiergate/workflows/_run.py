@@ -146,11 +146,20 @@ class AgentRunWorkflow:
 
     @workflow.signal(name=CONTROL_SIGNAL)
     def control(self, command: ControlCommand) -> None:
-        """The kill switch. Recorded in the memo, so the history shows who did what when."""
+        """The kill switch, obeyed only when an operator signed the command for this run.
+        Recorded in the memo either way, so the history shows who did what when, and what
+        was ignored and why."""
         if self._state is None:
             self._early.append(command)
             return
-        self._state.switch.apply(command, workflow.now())
+        info = workflow.info()
+        operators = self._state.bundle.operators
+        execution = (info.workflow_id, info.first_execution_run_id)
+        if not self._state.switch.hear(command, workflow.now(), operators, execution):
+            why = self._state.switch.ignored[-1]["why"]
+            workflow.logger.warning(
+                "control command ignored: %s by %s: %s", command.action, command.by, why
+            )
         workflow.upsert_memo({CONTROLS_MEMO: self._state.switch.memo()})
 
     @workflow.update(name=APPROVAL_UPDATE)

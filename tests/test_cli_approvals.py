@@ -34,7 +34,7 @@ async def test_approvers_add_list_revoke(harness: Harness) -> None:
     key = harness.home / "keys" / "alice.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     code, out = await tiergate("approvers", "add", "alice", "--role", "x", env=env)
-    assert (code, "already exists" in out) == (2, True)
+    assert (code, "already registered" in out) == (2, True)
     code, out = await tiergate("approvers", "list", "--json", env=env)
     listed = json.loads(out)
     assert [(a["name"], a["roles"], a["active"]) for a in listed] == [

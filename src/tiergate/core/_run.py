@@ -19,7 +19,7 @@ from tiergate.core._budget import ActivityFailure, BudgetLedger
 from tiergate.core._carry import RunCarry
 from tiergate.core._cedar import FINAL_ANSWER_RESOURCE
 from tiergate.core._controls import KillSwitch
-from tiergate.core._decision import Allowed, Decision, Denied, Held, Verdict, denial
+from tiergate.core._decision import Allowed, Decision, Denied, Held, denial
 from tiergate.core._digest import idempotency_key
 from tiergate.core._gate import Gate
 from tiergate.core._model_calls import ModelCalls
@@ -52,8 +52,8 @@ from tiergate.core._records import (
     tool_observation,
 )
 from tiergate.core._review import review_item
+from tiergate.core._rewrites import unless_disabled, unless_repeated_write
 from tiergate.core._steps import StepBook
-from tiergate.core._tools import ToolKind
 
 _D = TypeVar("_D", bound=Allowed | Held | Denied)
 _R = TypeVar("_R")
@@ -248,40 +248,19 @@ class RunState:
     def decide(self, record: StepRecord, proposal: ToolCallProposal) -> Decision:
         """The gate's decision, denied instead when an operator disabled the tool, and held
         for a person when it repeats a write this run already made."""
-        decision = self._unless_disabled(self.gate.decide(proposal, record.step))
-        return self.decided(record, self._unless_repeated_write(decision))
-
-    def _unless_repeated_write(self, decision: Decision) -> Decision:
-        """An identical write (same tool, same canonical arguments) made again in one run is
-        what a hostile or looping model does to apply one refund twice: it waits for one
-        approver, whatever its tier, instead of running on the first allow."""
+        decision = unless_disabled(self.gate.decide(proposal, record.step), self.switch.disabled)
         spec = self.bundle.tools.get(decision.tool or "")
-        if (
-            not isinstance(decision, Allowed)
-            or spec is None
-            or spec.kind is not ToolKind.WRITE
-            or not self.ledger.call_counts.get(decision.call_digest)
-        ):
-            return decision
-        return Held(
-            **decision.model_dump(exclude={"verdict", "code", "reason", "tier", "answers"}),
-            verdict=Verdict.NEEDS_APPROVAL,
-            code="repeated_write",
-            reason=f"{decision.tool} already ran with these exact arguments in this run; "
-            "a person decides whether it runs again",
-            tier=max(decision.tier, 3),
+        made = (
+            self.ledger.call_counts.get(decision.call_digest, 0)
+            if isinstance(decision, Allowed)
+            else 0
         )
+        return self.decided(record, unless_repeated_write(decision, spec, made))
 
     def approved(self, record: StepRecord, decision: Allowed) -> Allowed | Denied:
         """People approved the call; it is denied after all if an operator disabled its tool
         while they decided, since a disabled tool must not act from the moment it is."""
-        return self.decided(record, self._unless_disabled(decision))
-
-    def _unless_disabled(self, decision: _D) -> _D | Denied:
-        if decision.tool not in self.switch.disabled or isinstance(decision, Denied):
-            return decision
-        reason = f"{decision.tool} is disabled by an operator (kill switch)"
-        return denial(decision, "tool_disabled", reason, policy_ids=[])
+        return self.decided(record, unless_disabled(decision, self.switch.disabled))
 
     def decided(self, record: StepRecord, decision: _D) -> _D:
         """``decision`` is the step's decision now (a gate's, people's or a cap's)."""

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
             list of proposals) for a tier. Off by default: on a production worker a run can
             only pick among the models its agent declares. `tiergate dev`, the tests and the
             private workers of evals and shadows turn it on.
+        web_secure_cookies: Mark the approvals page's cookies ``Secure`` on every response,
+            not only when the request came over TLS (set it behind a TLS proxy whose
+            forwarded headers uvicorn is not told to trust).
         connect_attempts: Tries to reach Temporal before a command gives up (the worker
             keeps trying).
         max_cached_workflows: Runs a worker keeps in memory between their workflow tasks.
@@ -96,6 +99,7 @@ class Settings(BaseSettings):
     codec_key_id: str | None = None
     codec_token: SecretStr | None = None
     offline_model_overrides: bool = False
+    web_secure_cookies: bool = False
     connect_attempts: int = 3
     max_cached_workflows: int = Field(default=300, ge=0)
     max_concurrent_workflow_tasks: int = Field(default=20, ge=2)

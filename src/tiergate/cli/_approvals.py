@@ -27,7 +27,7 @@ from tiergate.core import ApprovalDecision, ApprovalReceipt, PendingAction
 from tiergate.errors import ApprovalRefusedError, ApproverError, NotWaitingError, ReviewError
 from tiergate.forensics import audit_approvals
 from tiergate.settings import Settings
-from tiergate.web import WebContext, WebServer, build_app
+from tiergate.web import TLS, WebContext, WebServer, build_app
 
 EXIT_REFUSED = 3
 EXIT_NOT_WAITING = 4
@@ -370,14 +370,28 @@ def approvals_web(
     ui_url: Annotated[
         str, typer.Option(help="Temporal Web UI, for links to runs.")
     ] = "http://localhost:8233",
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key.")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Trust X-Forwarded-Proto/For from these proxy addresses (comma list)."),
+    ] = None,
 ) -> None:
-    """Serve the approvals web page against the configured Temporal."""
+    """Serve the approvals web page against the configured Temporal.
+
+    Serve it over TLS, with --tls-cert/--tls-key or behind a TLS proxy (--forwarded-allow-ips
+    the proxy's address): cookies are then marked Secure."""
     settings = Settings()
+    tls = TLS(tls_cert, tls_key) if tls_cert and tls_key else None
 
     async def main() -> None:
         client = await connect(settings)
         app = build_app(WebContext(client, settings, ui_url=ui_url))
-        async with WebServer(app, host, port) as server:
+        async with WebServer(
+            app, host, port, tls=tls, forwarded_allow_ips=forwarded_allow_ips
+        ) as server:
             console.print(f"approvals page at {server.url} (Ctrl-C to stop)")
             await asyncio.Event().wait()
 

@@ -2,7 +2,7 @@
 
 from tiergate.web._app import build_app
 from tiergate.web._context import Limiter, WebContext
-from tiergate.web._server import WebServer
+from tiergate.web._server import TLS, WebServer
 from tiergate.web._sessions import Session
 
-__all__ = ["Limiter", "Session", "WebContext", "WebServer", "build_app"]
+__all__ = ["TLS", "Limiter", "Session", "WebContext", "WebServer", "build_app"]

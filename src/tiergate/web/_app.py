@@ -19,7 +19,7 @@ from tiergate.cluster import codec_for
 from tiergate.web._approvals import approval_get, approval_post, history, queue, queue_rows
 from tiergate.web._codec import codec_endpoint
 from tiergate.web._context import WebContext
-from tiergate.web._security import CsrfProtection, SecurityHeaders
+from tiergate.web._security import CsrfProtection, SecureCookies, SecurityHeaders
 from tiergate.web._sessions import ApproverSessions
 from tiergate.web._signin import signin_get, signin_post, signin_token, signout
 
@@ -43,6 +43,7 @@ def build_app(context: WebContext) -> Starlette:
         routes=ROUTES,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(SecureCookies, always=context.settings.web_secure_cookies),
             Middleware(AuthenticationMiddleware, backend=ApproverSessions(context.sessions)),
             Middleware(CsrfProtection),
         ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from temporalio.client import Client
@@ -16,33 +16,64 @@ from tiergate.forensics import fetch_history, read_history
 from tiergate.settings import Settings
 from tiergate.web._sessions import SessionStore
 
-#: Sign-in failures allowed per client address and per approver name in the window.
-MAX_FAILURES, FAILURE_WINDOW = 5, 300.0
+#: Failed sign-ins a key (client address, approver name) has free; each one after doubles
+#: the wait before the next try, from BACKOFF_BASE seconds up to the key's cap. A key
+#: without failures for FORGET_AFTER seconds starts over.
+FREE_FAILURES, BACKOFF_BASE, FORGET_AFTER = 5, 1.0, 900.0
+#: The longest a client address, and an approver name, can be made to wait: short for a
+#: name, so a stranger guessing it delays the real approver by a minute at most (and a
+#: one-time sign-in link is never held back).
+CLIENT_CAP, NAME_CAP = 900.0, 60.0
+#: Keys the limiter remembers; the longest quiet are forgotten first.
+MAX_KEYS = 10_000
 #: Runs whose pinned approver policy the page keeps in memory.
 MAX_CACHED_RUNS = 2048
 
 
 @dataclass
+class _Failures:
+    count: int
+    last: float
+
+
+@dataclass
 class Limiter:
-    """Sign-in failures per key (client address, approver name), over a sliding window."""
+    """Failed sign-ins per key, with exponential backoff instead of a lock, in bounded memory."""
 
-    failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    max_keys: int = MAX_KEYS
+    entries: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
 
-    def blocked(self, *keys: str) -> float:
-        """Seconds until the first of ``keys`` may try again (0 when none is blocked)."""
-        now = time.monotonic()
+    def blocked(self, *keys: str, now: float | None = None) -> float:
+        """Seconds until every one of ``keys`` may try again (0 when none must wait)."""
+        now = time.monotonic() if now is None else now
         wait = 0.0
         for key in keys:
-            window = self.failures[key]
-            while window and now - window[0] > FAILURE_WINDOW:
-                window.popleft()
-            if len(window) >= MAX_FAILURES:
-                wait = max(wait, FAILURE_WINDOW - (now - window[0]))
-        return wait
+            entry = self.entries.get(key)
+            if entry is None:
+                continue
+            if now - entry.last > FORGET_AFTER:
+                del self.entries[key]
+                continue
+            if entry.count >= FREE_FAILURES:
+                backoff = min(_cap(key), BACKOFF_BASE * 2 ** (entry.count - FREE_FAILURES))
+                wait = max(wait, backoff - (now - entry.last))
+        return max(wait, 0.0)
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, *keys: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         for key in keys:
-            self.failures[key].append(time.monotonic())
+            entry = self.entries.pop(key, None) or _Failures(0, now)
+            self.entries[key] = _Failures(entry.count + 1, now)
+        while len(self.entries) > self.max_keys:
+            self.entries.popitem(last=False)
+
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self.entries.pop(key, None)
+
+
+def _cap(key: str) -> float:
+    return NAME_CAP if key.startswith("name:") else CLIENT_CAP
 
 
 @dataclass

@@ -54,6 +54,33 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class SecureCookies:
+    """Marks every cookie ``Secure`` when the page is served over TLS (uvicorn's own, or a
+    proxy's ``X-Forwarded-Proto: https`` from an address uvicorn trusts) or when configured
+    to always (``TIERGATE_WEB_SECURE_COOKIES=true``, for a TLS proxy uvicorn does not trust
+    with forwarded headers). A pure ASGI middleware, so no route can forget it."""
+
+    def __init__(self, app: ASGIApp, always: bool = False) -> None:
+        self.app, self.always = app, always
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not (self.always or scope.get("scheme") == "https"):
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (name, value + b"; Secure")
+                    if name == b"set-cookie" and b"secure" not in value.lower()
+                    else (name, value)
+                    for name, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, secured)
+
+
 class CsrfProtection(BaseHTTPMiddleware):
     """Refuses a form post whose token is not the session's (or, signing in, the cookie's)."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import uvicorn
@@ -18,18 +20,48 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-class WebServer:
-    """`async with WebServer(app, host, port) as server:` serves until the block ends."""
+@dataclass(frozen=True)
+class TLS:
+    """A certificate and its key, PEM files, for serving HTTPS."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 8080) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    cert: Path
+    key: Path
+
+
+class WebServer:
+    """`async with WebServer(app, host, port) as server:` serves until the block ends.
+
+    With ``tls`` it serves HTTPS itself; with ``forwarded_allow_ips`` it believes
+    ``X-Forwarded-Proto`` from those proxies (so a TLS proxy in front counts as TLS).
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        tls: TLS | None = None,
+        forwarded_allow_ips: str | None = None,
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=str(tls.cert) if tls else None,
+            ssl_keyfile=str(tls.key) if tls else None,
+            proxy_headers=forwarded_allow_ips is not None,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
         self.server = _QuietServer(config)
-        self.host, self.port = host, port
+        self.host, self.port, self.scheme = host, port, "https" if tls else "http"
         self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     async def __aenter__(self) -> WebServer:
         self._task = asyncio.create_task(self.server.serve())

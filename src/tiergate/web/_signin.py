@@ -1,4 +1,5 @@
-"""Signing in and out: scrypt passwords or one-time links, rate-limited per client and name."""
+"""Signing in and out: scrypt passwords or one-time links; password tries back off
+exponentially per client address and per name (a one-time link is never held back)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,14 @@ async def signin_post(request: Request) -> Response:
     wait = web.limiter.blocked(client_key, f"name:{name}")
     if wait:
         return signin_page(f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.", 429)
+    # The password is checked first, for every name: an unknown name costs the same scrypt
+    # work as a known one, so timing does not tell which approver names exist.
+    password_ok = web.credentials.verify_password(name, password)
     entry = web.registry.snapshot().approvers.get(name)
-    if entry is None or not entry.active or not web.credentials.verify_password(name, password):
+    if not password_ok or entry is None or not entry.active:
         web.limiter.failed(client_key, f"name:{name}")
         return signin_page("Wrong approver name or password.", 401)
+    web.limiter.succeeded(f"name:{name}")
     return start_session(web, name)
 
 

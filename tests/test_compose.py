@@ -64,3 +64,20 @@ async def test_no_secret_lives_in_the_compose_file(tmp_path: Path) -> None:
     code, out = await compose(folder, "config", "-q")
     assert code != 0
     assert "set POSTGRES_PASSWORD in the env file" in out
+
+
+async def test_only_the_approvals_page_is_published(tmp_path: Path) -> None:
+    """Issue #20, item 8: the Temporal frontend, its UI, Jaeger and Prometheus stay on the
+    stack's network; the `ops` profile's forwarders publish them on the host's loopback."""
+    folder = stack(tmp_path)
+    code, out = await compose(folder, "--env-file", "deploy/tiergate.env", "config")
+    assert code == 0, out
+    services = yaml.safe_load(out)["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    ops = {name for name, service in services.items() if "ops" in service.get("profiles", [])}
+    assert published - ops == {"approvals-web"}
+    assert ops == {"temporal-port", "temporal-ui-port", "jaeger-port", "prometheus-port"}
+    for name in ops:
+        for port in services[name]["ports"]:
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from temporalio import workflow
+from temporalio.client import WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
@@ -320,6 +321,17 @@ def claiming(h: Harness, agent: str, workflow_id: str, step: int, amount: str) -
     )
 
 
+async def approved_refund(h: Harness) -> tuple[WorkflowHandle[Any, RunSummary], RunSummary]:
+    """A real run whose $400 refund one lead approved, run to its end (worker running)."""
+    h.registry.add("lead", ["support_lead"])
+    agent = h.add_agent("a")
+    refund = call(REFUND, order_id="ORD-5002", amount_usd="400", reason_code="damaged")
+    handle = await h.start(agent, input={}, model_overrides=scripted(refund, final()))
+    await h.pending(handle)
+    await decide(h.env.client, h.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok")
+    return handle, await handle.result()
+
+
 async def test_a_foreign_workflow_s_tool_call_is_refused_with_no_effect(harness: Harness) -> None:
     h = harness
     agent = h.add_agent("a")
@@ -336,14 +348,8 @@ async def test_a_copy_of_a_real_allowed_call_replayed_elsewhere_is_refused(
     """The call input, approvals included, copied from a finished run's history and
     scheduled again by a foreign workflow, even one reusing the run's workflow id."""
     h = harness
-    h.registry.add("lead", ["support_lead"])
-    agent = h.add_agent("a")
-    refund = call(REFUND, order_id="ORD-5002", amount_usd="400", reason_code="damaged")
     async with h.worker():
-        handle = await h.start(agent, input={}, model_overrides=scripted(refund, final()))
-        await h.pending(handle)
-        await decide(h.env.client, h.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok")
-        summary: RunSummary = await handle.result()
+        handle, summary = await approved_refund(h)
         assert summary.outcome == Outcome.COMPLETED
         view = read_history(await h.history(handle.id))
         copied = ToolCallInput.model_validate(
@@ -357,14 +363,8 @@ async def test_a_copy_of_a_real_allowed_call_replayed_elsewhere_is_refused(
 
 async def test_a_run_s_tool_result_records_the_runner_s_checks(harness: Harness) -> None:
     h = harness
-    h.registry.add("lead", ["support_lead"])
-    agent = h.add_agent("a")
-    refund = call(REFUND, order_id="ORD-5002", amount_usd="400", reason_code="damaged")
     async with h.worker():
-        handle = await h.start(agent, input={}, model_overrides=scripted(refund, final()))
-        await h.pending(handle)
-        await decide(h.env.client, h.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok")
-        summary = await handle.result()
+        handle, summary = await approved_refund(h)
     result = summary.steps[0].tool_result
     assert result is not None
     assert result.ok

@@ -8,27 +8,33 @@ the whole answer in the content store.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from temporalio.client import WorkflowHandle
 
 from tests.conftest import Harness, call, final, scripted
 from tests.fake_openai import completion, serve
 from tests.test_openai_provider import declared, openai, priced_agent
 from tiergate.activities import ContentStore
 from tiergate.approvals.client import decide
-from tiergate.core import ApprovalDecision, Outcome, Verdict
+from tiergate.core import ApprovalDecision, Outcome, RunSummary, Verdict
 
 REFUND_10 = call("payments.issue_refund", order_id="ORD-5001", amount_usd="10", reason_code="late")
+
+
+async def refund_twice(h: Harness) -> WorkflowHandle[Any, RunSummary]:
+    """A run whose model proposes the same $10 refund twice (worker running)."""
+    h.registry.add("lead", ["support_lead"])
+    agent = h.add_agent("a")
+    return await h.start(agent, input={}, model_overrides=scripted(REFUND_10, REFUND_10, final()))
 
 
 class TestRepeatedWrites:
     async def test_the_same_refund_again_waits_for_a_person(self, harness: Harness) -> None:
         h = harness
-        h.registry.add("lead", ["support_lead"])
-        agent = h.add_agent("a")
         async with h.worker():
-            handle = await h.start(
-                agent, input={}, model_overrides=scripted(REFUND_10, REFUND_10, final())
-            )
+            handle = await refund_twice(h)
             pending = await h.pending(handle)
             assert (pending.step, pending.tier, pending.verdict) == (2, 3, Verdict.NEEDS_APPROVAL)
             assert len(h.store.rows("refunds")) == 1
@@ -47,12 +53,8 @@ class TestRepeatedWrites:
 
     async def test_a_person_may_let_it_run_again(self, harness: Harness) -> None:
         h = harness
-        h.registry.add("lead", ["support_lead"])
-        agent = h.add_agent("a")
         async with h.worker():
-            handle = await h.start(
-                agent, input={}, model_overrides=scripted(REFUND_10, REFUND_10, final())
-            )
+            handle = await refund_twice(h)
             await h.pending(handle)
             await decide(
                 h.env.client, h.registry, handle.id, "lead", ApprovalDecision.APPROVE, "two items"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import Harness, call, final, scripted
@@ -141,3 +143,70 @@ async def test_reviews_list_show_flag(harness: Harness) -> None:
     assert json.loads(out)[0]["verdict"] == "problem"
     code, out = await tiergate("reviews", "show", "999", env=env)
     assert code == 2
+
+
+async def test_an_approver_s_private_key_stays_on_their_machine(
+    env: WorkflowEnvironment, harness: Harness, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue #20, item 5 (CLI): `keygen` on the approver's machine, the administrator
+    registers the public key only, the approver signs with their own file."""
+    h = harness
+    laptop = tmp_path_factory.mktemp("alice-laptop")  # not under the server's home
+    code, out = await tiergate(
+        "approvers",
+        "keygen",
+        "alice",
+        "--out",
+        str(laptop / "alice.pem"),
+        env={"HOME": str(laptop)},
+    )
+    assert code == 0, out
+    public = re.search(r"public key: (\S+)", out)
+    assert public is not None
+    assert stat.S_IMODE((laptop / "alice.pem").stat().st_mode) == 0o600
+    settings = cli_env(env, h)
+    code, out = await tiergate(
+        "approvers",
+        "add",
+        "alice",
+        "--role",
+        "support_lead",
+        "--public-key",
+        public.group(1),
+        env=settings,
+    )
+    assert code == 0, out
+    assert not (h.home / "keys" / "alice.pem").exists()
+    assert list(h.home.rglob("alice*")) == []  # nothing of alice's key on the server
+    code, out = await tiergate(
+        "approvers",
+        "add",
+        "mallory",
+        "--role",
+        "support_lead",
+        "--public-key",
+        public.group(1),
+        env=settings,
+    )
+    assert (code, "registered already" in out) == (2, True)
+    agent = h.add_agent("a")
+    async with h.worker():
+        handle = await h.start(agent, input={}, model_overrides=scripted(REFUND_400, final()))
+        await h.pending(handle)
+        code, out = await tiergate("approvals", "approve", handle.id, "--as", "alice", env=settings)
+        assert code == 2, out  # no key on the server to sign with
+        assert "cannot read the private key" in out
+        code, out = await tiergate(
+            "approvals",
+            "approve",
+            handle.id,
+            "--as",
+            "alice",
+            "--key",
+            str(laptop / "alice.pem"),
+            env=settings,
+        )
+        assert code == 0, out
+        summary = await handle.result()
+    assert summary.outcome.value == "completed"
+    assert len(h.store.rows("refunds")) == 1

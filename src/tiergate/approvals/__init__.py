@@ -10,7 +10,9 @@ from tiergate.approvals._registry import (
 from tiergate.approvals._signing import (
     generate_key,
     public_key_text,
+    read_private_key,
     sign,
+    write_private_key,
 )
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "Credentials",
     "generate_key",
     "public_key_text",
+    "read_private_key",
     "sign",
+    "write_private_key",
 ]

@@ -7,6 +7,7 @@ the registry when it starts waiting, so its history alone can verify every appro
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -55,8 +56,13 @@ class ApproverRegistry:
             json.dump({k: v.model_dump() for k, v in approvers.items()}, handle, indent=2)
         os.replace(tmp, self.path)
 
-    def add(self, name: str, roles: list[str]) -> tuple[Approver, Path]:
-        """Create a key pair for ``name``; returns the entry and the private key's path."""
+    def add(
+        self, name: str, roles: list[str], public_key: str | None = None
+    ) -> tuple[Approver, Path | None]:
+        """Register ``name`` with roles. With ``public_key`` (what `tiergate approvers keygen`
+        printed on the approver's own machine) only that public half is kept: the private
+        key never reaches this host. Without it a key pair is made here and its private key
+        written under ``keys/`` (the demo's and dev's way; its path is returned)."""
         if not _NAME.match(name):
             raise ApproverError(
                 f"approver name {name!r} is not valid", fix="use letters, digits, _.@-"
@@ -69,8 +75,13 @@ class ApproverRegistry:
                 f"{name!r} is already registered (names are compared case-folded)",
                 fix="pick another name, or revoke it first",
             )
-        key = generate_key()
-        public = public_key_text(key)
+        key = generate_key() if public_key is None else None
+        public = public_key_text(key) if key is not None else public_key or ""
+        _check_public_key(public)
+        if any(a.public_key == public for a in approvers.values()):
+            raise ApproverError(
+                "that public key is registered already", fix="each person needs their own key"
+            )
         entry = Approver(
             name=name,
             roles=sorted(set(roles)),
@@ -78,7 +89,7 @@ class ApproverRegistry:
             key_id=key_id(public),
             created_at=datetime.now(UTC).isoformat(),
         )
-        key_path = self._write_key(name, key)
+        key_path = self._write_key(name, key) if key else None
         approvers[name] = entry
         self._write(approvers)
         return entry, key_path
@@ -116,3 +127,13 @@ class ApproverRegistry:
         if not isinstance(key, Ed25519PrivateKey):
             raise ApproverError(f"{path} is not an Ed25519 key")
         return key
+
+
+def _check_public_key(public: str) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(public, validate=True))
+    except ValueError:
+        raise ApproverError(
+            f"{public[:60]!r} is not a base64 Ed25519 public key",
+            fix="pass what `tiergate approvers keygen` printed",
+        ) from None

@@ -18,9 +18,15 @@ from rich.table import Table
 from temporalio.client import WorkflowHistory
 
 from tiergate.activities import ReviewStore
-from tiergate.approvals import ApproverRegistry
+from tiergate.approvals import (
+    ApproverRegistry,
+    generate_key,
+    public_key_text,
+    read_private_key,
+    write_private_key,
+)
 from tiergate.approvals._credentials import Credentials
-from tiergate.approvals.client import decide, list_pending, pending_of
+from tiergate.approvals.client import answer, list_pending, pending_of
 from tiergate.cli._render import console
 from tiergate.cluster import connect
 from tiergate.core import ApprovalDecision, ApprovalReceipt, PendingAction
@@ -40,26 +46,70 @@ reviews_app = typer.Typer(
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AsApprover = Annotated[str, typer.Option("--as", help="The approver answering (holds the key).")]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="TIERGATE_APPROVER_KEY",
+        help="The approver's private key file (from `tiergate approvers keygen`).",
+    ),
+]
 
 
 def _registry() -> ApproverRegistry:
     return ApproverRegistry(Settings().home)
 
 
+@approvers_app.command("keygen")
+def approvers_keygen(
+    name: str,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the private key (default ~/.tiergate/keys/NAME.pem)."),
+    ] = None,
+) -> None:
+    """On the approver's own machine: make their key pair, keep the private key here (0600),
+    and print the public key for an administrator to register."""
+    path = out or Path.home() / ".tiergate" / "keys" / f"{name}.pem"
+    try:
+        key = generate_key()
+        write_private_key(path, key)
+    except FileExistsError:
+        console.print(f"[red]error:[/red] {path} exists; pick another --out or keep using it")
+        raise typer.Exit(2) from None
+    public = public_key_text(key)
+    console.print(f"private key: {path} (mode 0600; it never leaves this machine)")
+    console.print(f"public key: {public}")
+    console.print(f"register it: tiergate approvers add {name} --role ROLE --public-key {public}")
+
+
 @approvers_app.command("add")
 def approvers_add(
-    name: str, role: Annotated[list[str], typer.Option("--role", help="Repeat for several.")]
+    name: str,
+    role: Annotated[list[str], typer.Option("--role", help="Repeat for several.")],
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The approver's public key (`tiergate approvers keygen` on their machine)."
+        ),
+    ] = None,
 ) -> None:
-    """Create an approver: a key pair (private key 0600) and a registry entry."""
+    """Register an approver. With --public-key only that public half is kept here; without
+    it a key pair is made on this host (demo and dev only: the private key then sits under
+    the tiergate home)."""
     try:
-        entry, key_path = _registry().add(name, role)
+        entry, key_path = _registry().add(name, role, public_key)
     except ApproverError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(
         f"added [bold]{entry.name}[/bold] roles {', '.join(entry.roles)} key {entry.key_id}"
     )
-    console.print(f"private key: {key_path} (mode 0600; keep it with the approver)")
+    if key_path is not None:
+        console.print(
+            f"private key: {key_path} (mode 0600; made on this host, for demo and dev: in "
+            "production have the approver run `tiergate approvers keygen` and pass --public-key)"
+        )
 
 
 @approvers_app.command("list")
@@ -188,14 +238,24 @@ def approvals_show(run_id: str, as_json: JsonFlag = False) -> None:
 
 
 def _answer(
-    run_id: str, approver: str, decision: ApprovalDecision, text: str, edit: dict[str, Any] | None
+    run_id: str,
+    approver: str,
+    decision: ApprovalDecision,
+    text: str,
+    edit: dict[str, Any] | None,
+    key_path: Path | None,
 ) -> ApprovalReceipt:
     async def main() -> ApprovalReceipt:
         settings = Settings()
-        registry = ApproverRegistry(settings.home)
-        return await decide(
-            await connect(settings), registry, run_id, approver, decision, text, edit
+        # The approver's own key file; a demo or dev approver's sits under the home.
+        key = (
+            read_private_key(key_path)
+            if key_path
+            else ApproverRegistry(settings.home).private_key(approver)
         )
+        client = await connect(settings)
+        pending = await pending_of(client, run_id)
+        return await answer(client, key, pending, approver, decision, text, edit)
 
     try:
         return asyncio.run(main())
@@ -211,6 +271,7 @@ def approvals_approve(
     edit: Annotated[
         str | None, typer.Option(help="Approve these arguments instead (JSON).")
     ] = None,
+    key: KeyOption = None,
 ) -> None:
     """Approve the pending action (optionally with edited arguments, gated again)."""
     try:
@@ -218,7 +279,7 @@ def approvals_approve(
     except json.JSONDecodeError as error:
         console.print(f"[red]error:[/red] --edit is not JSON: {error}")
         raise typer.Exit(2) from None
-    receipt = _answer(run_id, approver, ApprovalDecision.APPROVE, justification, edited)
+    receipt = _answer(run_id, approver, ApprovalDecision.APPROVE, justification, edited, key)
     color = "green" if receipt.status == "approved" else "yellow"
     console.print(
         f"[{color}]{receipt.status}[/{color}]: approvals {len(receipt.approved_by)}/{receipt.required}"
@@ -231,9 +292,10 @@ def approvals_deny(
     run_id: str,
     approver: AsApprover,
     reason: Annotated[str, typer.Option(help="Why the action must not run.")] = "",
+    key: KeyOption = None,
 ) -> None:
     """Deny the pending action with a reason."""
-    receipt = _answer(run_id, approver, ApprovalDecision.DENY, reason, None)
+    receipt = _answer(run_id, approver, ApprovalDecision.DENY, reason, None, key)
     console.print(f"[red]{receipt.status}[/red]")
 
 

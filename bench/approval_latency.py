@@ -30,7 +30,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tiergate.approvals import ApproverRegistry, sign
+from tiergate.approvals import ApproverRegistry, sign, trusting_dev_admin
 from tiergate.approvals.client import build_request, pending_of, submit
 from tiergate.cluster import start_dev_server
 from tiergate.core import (
@@ -184,7 +184,7 @@ async def bare_latencies(client: Client, runs: int) -> list[float]:
 
 async def main(runs: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-"))
-    settings = Settings(offline_model_overrides=True, home=home)
+    settings = trusting_dev_admin(Settings(offline_model_overrides=True, home=home))
     SupportStore(settings.support_store).seed_demo()
     # One large order so every benchmark refund ($60: tier 3 under refund_cap) really applies.
     with sqlite3.connect(settings.support_store) as conn:

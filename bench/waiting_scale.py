@@ -28,7 +28,7 @@ from _common import machine, save
 from _proc import rss_mb
 from _stall import stall_report
 
-from tiergate.approvals import ApproverRegistry, sign
+from tiergate.approvals import ApproverRegistry, sign, trusting_dev_admin
 from tiergate.approvals.client import build_request, list_pending, submit
 from tiergate.cluster import start_dev_server
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, RunInput
@@ -88,11 +88,13 @@ def worker_main(address: str, queue: str, home: Path) -> None:
     from tiergate.worker import build_worker
 
     configure_logging(Redactor(), log_format="json", level="warning")
-    settings = Settings(
-        offline_model_overrides=True,
-        home=home,
-        agents_dir=home / "agents",
-        temporal_address=address,
+    settings = trusting_dev_admin(
+        Settings(
+            offline_model_overrides=True,
+            home=home,
+            agents_dir=home / "agents",
+            temporal_address=address,
+        )
     )
 
     async def run() -> None:
@@ -135,7 +137,9 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-wait-"))
     (home / "agents").mkdir()
     (home / "agents" / "bench_wait.yaml").write_text(yaml.safe_dump(AGENT))
-    settings = Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
+    settings = trusting_dev_admin(
+        Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
+    )
     SupportStore(settings.support_store).seed_demo()
     with sqlite3.connect(settings.support_store) as conn:
         orders = [order_of(BASE_ORDERS, i) for i in range(baseline_runs)]

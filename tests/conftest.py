@@ -33,7 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tiergate import observe as telemetry
-from tiergate.approvals import ApproverRegistry
+from tiergate.approvals import ApproverRegistry, dev_admin
 from tiergate.approvals.client import pending_of
 from tiergate.cli._controls import signed_for
 from tiergate.cluster import ensure_search_attributes, start_dev_server
@@ -192,7 +192,10 @@ class Harness:
     @property
     def settings(self) -> Settings:
         return Settings(
-            offline_model_overrides=True, home=self.home, agents_dir=self.home / "agents"
+            offline_model_overrides=True,
+            home=self.home,
+            agents_dir=self.home / "agents",
+            registry_admins=[dev_admin(self.home)],
         )
 
     @property
@@ -269,6 +272,7 @@ class Harness:
 @pytest.fixture
 def harness(env: WorkflowEnvironment, tmp_path: Path) -> Harness:
     h = Harness(env, tmp_path)
+    dev_admin(tmp_path)  # the harness's administrator, which its workers trust
     h.store.seed_demo()
     h.operators.add("oncall", ["operator"])
     return h

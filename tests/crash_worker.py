@@ -14,6 +14,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from tiergate.approvals import trusting_dev_admin
 from tiergate.cluster import connect
 from tiergate.core import ToolCallInput, ToolResult, tool_activity_name
 from tiergate.demo import SUPPORT_TOOLKIT
@@ -22,11 +23,13 @@ from tiergate.worker import build_activities, build_worker
 
 
 async def main(address: str, task_queue: str, home: str, marker: str) -> None:
-    settings = Settings(
-        offline_model_overrides=True,
-        temporal_address=address,
-        home=Path(home),
-        agents_dir=Path(home) / "agents",
+    settings = trusting_dev_admin(
+        Settings(
+            offline_model_overrides=True,
+            temporal_address=address,
+            home=Path(home),
+            agents_dir=Path(home) / "agents",
+        )
     )
     client = await connect(settings)
     refund_name = tool_activity_name("payments.issue_refund")

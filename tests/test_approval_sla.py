@@ -16,7 +16,6 @@ from tiergate.approvals import sign
 from tiergate.approvals.client import build_request, submit
 from tiergate.core import ApprovalDecision, Outcome
 from tiergate.demo import SUPPORT_TOOLKIT
-from tiergate.settings import Settings
 from tiergate.worker import build_worker
 
 REFUND_400 = call(
@@ -46,12 +45,7 @@ async def test_overdue_escalates_then_expires(harness_ts: Harness) -> None:
         "a", approvals={"tier3": {"sla_seconds": 4 * HOUR, "expiry_seconds": 24 * HOUR}}
     )
     with serve([Reply(body={"ok": True})]) as hook:
-        settings = Settings(
-            offline_model_overrides=True,
-            home=h.home,
-            agents_dir=h.home / "agents",
-            notify_url=hook.base_url + "/hook",
-        )
+        settings = h.settings.model_copy(update={"notify_url": hook.base_url + "/hook"})
         async with build_worker(h.env.client, settings, SUPPORT_TOOLKIT, task_queue=h.task_queue):
             handle = await h.start(
                 agent, input={}, model_overrides=scripted(REFUND_400, final("sorry"))

@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.test_cli import tiergate
+from tiergate.approvals import trusting_dev_admin
 from tiergate.approvals.client import pending_of
 from tiergate.cli._report import parse_since
 from tiergate.cluster import DevServer, start_dev_server
@@ -62,7 +63,7 @@ class Fleet:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet]:
     home = tmp_path_factory.mktemp("fleet")
-    settings = Settings(home=home)
+    settings = trusting_dev_admin(Settings(home=home))
     server = await start_dev_server(None, ui=False)
     client = server.env.client
     task_queue = f"report-{uuid.uuid4().hex[:6]}"

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
             list of proposals) for a tier. Off by default: on a production worker a run can
             only pick among the models its agent declares. `tiergate dev`, the tests and the
             private workers of evals and shadows turn it on.
+        registry_admins: Administrator public keys (base64 Ed25519, from `tiergate admin
+            keygen`) whose endorsement a registry entry needs before workers and the page
+            take it: an approver or operator no listed administrator signed does not exist
+            for them. Empty: nobody is trusted (`tiergate dev` and the demo trust their own
+            dev administrator).
         web_secure_cookies: Mark the approvals page's cookies ``Secure`` on every response,
             not only when the request came over TLS (set it behind a TLS proxy whose
             forwarded headers uvicorn is not told to trust).
@@ -100,6 +105,7 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     offline_model_overrides: bool = False
     web_secure_cookies: bool = False
+    registry_admins: list[str] = []
     connect_attempts: int = 3
     max_cached_workflows: int = Field(default=300, ge=0)
     max_concurrent_workflow_tasks: int = Field(default=20, ge=2)

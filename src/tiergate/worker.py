@@ -80,7 +80,10 @@ def build_activities(
     specs = toolkit.tools.specs
     models = model_activities(settings, content, specs, toolkit.providers)
     approvals = ApprovalActivities(
-        settings.home, settings.notify_url, ReviewStore(settings.reviews_path)
+        settings.home,
+        settings.notify_url,
+        ReviewStore(settings.reviews_path),
+        settings.registry_admins,
     )
     catalog = AgentCatalog(settings.agents_dir, specs)
     controls = Controls(settings.home)
@@ -89,7 +92,7 @@ def build_activities(
         task_queue or settings.task_queue,
         catalog.trusted,
         specs.get,
-        ApproverRegistry(settings.home).snapshot,
+        lambda: ApproverRegistry(settings.home).trusted(settings.registry_admins),
         lambda: frozenset(controls.read().disabled_tools),
         lambda: frozenset(controls.read().paused_agents),
     )
@@ -109,7 +112,7 @@ def build_activities(
             catalog,
             controls,
             settings.offline_model_overrides,
-            ApproverRegistry(settings.home, "operators").snapshot,
+            lambda: ApproverRegistry(settings.home, "operators").trusted(settings.registry_admins),
         ).load,
         models.propose,
         models.classify,
@@ -162,7 +165,9 @@ def edge_worker(
     """A private worker for re-runs (evals, shadows): each run's bundle and tool answers
     come from ``reruns``; models and approvals are real, notifications go nowhere."""
     models = model_activities(settings, content, reruns.specs, providers)
-    approvals = ApprovalActivities(approvals_home, None, ReviewStore(reviews_path))
+    approvals = ApprovalActivities(
+        approvals_home, None, ReviewStore(reviews_path), settings.registry_admins
+    )
     return Worker(
         client,
         task_queue=task_queue,

@@ -38,7 +38,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from tests.chaos._server import ServerProcess
-from tiergate.approvals import ApproverRegistry, sign
+from tiergate.approvals import ApproverRegistry, dev_admin, sign
 from tiergate.approvals.client import build_request, list_pending, submit
 from tiergate.core import (
     WORKFLOW_NAME,
@@ -228,6 +228,7 @@ class Drill:
                 (f"U-9{i:04d}", f"user{i}@customers.example.com", "Drill User") for i in range(runs)
             ],
         )
+        dev_admin(self.home)  # the drill's administrator: its workers trust it
         registry = ApproverRegistry(self.home)
         for name, roles in APPROVERS.items():
             registry.add(name, roles)

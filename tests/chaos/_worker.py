@@ -30,6 +30,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
+from tiergate.approvals import trusting_dev_admin
 from tiergate.cluster import connect
 from tiergate.core import PROPOSE_ACTIVITY, tool_activity_name
 from tiergate.demo import SUPPORT_TOOLKIT
@@ -91,11 +92,13 @@ def fault_activities(
 
 
 async def main(address: str, task_queue: str, home: str, folder: str, probability: str) -> None:
-    settings = Settings(
-        offline_model_overrides=True,
-        temporal_address=address,
-        home=Path(home),
-        agents_dir=Path(home) / "agents",
+    settings = trusting_dev_admin(
+        Settings(
+            offline_model_overrides=True,
+            temporal_address=address,
+            home=Path(home),
+            agents_dir=Path(home) / "agents",
+        )
     )
     faults = FaultPoints(Path(folder), float(probability))
     client = await connect(settings)

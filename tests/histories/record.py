@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from tiergate.approvals import trusting_dev_admin
 from tiergate.cluster import start_dev_server
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore, register_demo_approvers, run_scenarios
 from tiergate.settings import Settings
@@ -25,7 +26,7 @@ HERE = Path(__file__).parent
 
 async def main() -> None:
     server = await start_dev_server(None, ui=False)
-    settings = Settings(home=Path(tempfile.mkdtemp()))
+    settings = trusting_dev_admin(Settings(home=Path(tempfile.mkdtemp())))
     SupportStore(settings.support_store).seed_demo()
     registry = register_demo_approvers(settings)
     task_queue = f"record-{uuid.uuid4()}"

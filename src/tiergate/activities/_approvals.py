@@ -27,19 +27,25 @@ from tiergate.core import (
 
 
 class ApprovalActivities:
-    def __init__(self, home: Path, notify_url: str | None, reviews: ReviewStore) -> None:
+    """``admins``: the administrator public keys whose endorsed registry entries count."""
+
+    def __init__(
+        self, home: Path, notify_url: str | None, reviews: ReviewStore, admins: list[str]
+    ) -> None:
         self.registry = ApproverRegistry(home)
+        self.admins = admins
         self.notify_url = notify_url
         self.reviews = reviews
 
     @activity.defn(name=APPROVERS_SNAPSHOT_ACTIVITY)
     def snapshot(self, request: RegistryRequest) -> RegistrySnapshot:
-        """The registry pinned for a wait; it goes into history so approvals verify offline."""
-        return self.registry.snapshot()
+        """The registry pinned for a wait, endorsed entries only; it goes into history so
+        approvals verify offline."""
+        return self.registry.trusted(self.admins)
 
     @activity.defn(name=APPROVER_STATUS_ACTIVITY)
     def status(self, request: ApproverStatusInput) -> ApproverStatus:
-        approver = self.registry.snapshot().approvers.get(request.name)
+        approver = self.registry.trusted(self.admins).approvers.get(request.name)
         if approver is None:
             return ApproverStatus(known=False, active=False)
         return ApproverStatus(known=True, active=approver.active, key_id=approver.key_id)

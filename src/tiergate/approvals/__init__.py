@@ -6,6 +6,9 @@ from tiergate.approvals._credentials import (
 )
 from tiergate.approvals._registry import (
     ApproverRegistry,
+    admin_key_path,
+    dev_admin,
+    trusting_dev_admin,
 )
 from tiergate.approvals._signing import (
     generate_key,
@@ -19,9 +22,12 @@ __all__ = [
     "MIN_PASSWORD",
     "ApproverRegistry",
     "Credentials",
+    "admin_key_path",
+    "dev_admin",
     "generate_key",
     "public_key_text",
     "read_private_key",
     "sign",
+    "trusting_dev_admin",
     "write_private_key",
 ]

@@ -1,8 +1,14 @@
 """The approver registry: who may answer approvals, with which roles, under which key.
 
-Kept in one JSON file (`<home>/approvers.json`); private keys are written beside it in
-`<home>/keys/NAME.pem` with mode 0600 and never enter the registry. A run pins a snapshot of
-the registry when it starts waiting, so its history alone can verify every approval later.
+Kept in one JSON file (`<home>/approvers.json`, and `<home>/operators.json` for operators).
+The registry has an owner: every entry carries an administrator's endorsement (an Ed25519
+signature over the entry and which registry it is in), made with the administrator key
+(``TIERGATE_ADMIN_KEY``, else ``<home>/admin/admin.pem``), and workers take only entries
+endorsed by a key they are configured to trust (``TIERGATE_REGISTRY_ADMINS``): write
+access to the file alone adds nobody. Every change is appended to
+`<home>/registry-changes.jsonl` with who (the administrator key) and when. A run pins a
+snapshot of the registry when it starts waiting, so its history alone can verify every
+approval later.
 """
 
 from __future__ import annotations
@@ -24,9 +30,15 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from tiergate.approvals._signing import generate_key, public_key_text
-from tiergate.core import Approver, RegistrySnapshot, key_id, person
+from tiergate.approvals._signing import (
+    generate_key,
+    public_key_text,
+    read_private_key,
+    write_private_key,
+)
+from tiergate.core import Approver, Endorsement, RegistrySnapshot, key_id, person
 from tiergate.errors import ApproverError
+from tiergate.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 
@@ -38,16 +50,50 @@ class ApproverRegistry:
     signs kill-switch commands to running runs); both hold the same kind of entry.
     """
 
-    def __init__(self, home: Path, kind: Literal["approvers", "operators"] = "approvers") -> None:
+    def __init__(
+        self,
+        home: Path,
+        kind: Literal["approvers", "operators"] = "approvers",
+        admin_key: Path | None = None,
+    ) -> None:
         self.kind = kind
         self.path = home / f"{kind}.json"
         self.keys = home / "keys" if kind == "approvers" else home / "keys" / kind
+        self.log = home / "registry-changes.jsonl"
+        self.admin_key = admin_key or admin_key_path(home)
 
     def snapshot(self) -> RegistrySnapshot:
+        """Every entry in the file, endorsed or not (what the CLI lists)."""
         if not self.path.exists():
             return RegistrySnapshot.of({})
         data = json.loads(self.path.read_text(encoding="utf-8"))
         return RegistrySnapshot.of({k: Approver.model_validate(v) for k, v in data.items()})
+
+    def trusted(self, admins: list[str]) -> RegistrySnapshot:
+        """Only the entries one of ``admins`` endorsed: what workers and the page use."""
+        return self.snapshot().endorsed(admins, self.kind)
+
+    def _endorse(self, entry: Approver, op: str) -> Approver:
+        """``entry`` signed by the administrator key, the change appended to the log."""
+        if not self.admin_key.exists():
+            raise ApproverError(
+                f"changing the {self.kind} registry takes the administrator key; none at "
+                f"{self.admin_key}",
+                fix="run `tiergate admin keygen` on the administrator's machine and point "
+                "TIERGATE_ADMIN_KEY at the key file",
+            )
+        admin = read_private_key(self.admin_key)
+        unsigned = entry.model_copy(update={"endorsement": None})
+        signature = base64.b64encode(admin.sign(unsigned.endorsement_message(self.kind)))
+        at = datetime.now(UTC).isoformat()
+        endorsement = Endorsement(
+            by=key_id(public_key_text(admin)), at=at, signature=signature.decode()
+        )
+        endorsed = unsigned.model_copy(update={"endorsement": endorsement})
+        change = {"registry": self.kind, "op": op, "by": endorsement.by, "at": at}
+        with self.log.open("a", encoding="utf-8") as log:
+            log.write(json.dumps({**change, "entry": endorsed.model_dump()}, sort_keys=True) + "\n")
+        return endorsed
 
     def _write(self, approvers: dict[str, Approver]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +135,7 @@ class ApproverRegistry:
             key_id=key_id(public),
             created_at=datetime.now(UTC).isoformat(),
         )
+        entry = self._endorse(entry, "add")
         key_path = self._write_key(name, key) if key else None
         approvers[name] = entry
         self._write(approvers)
@@ -111,6 +158,7 @@ class ApproverRegistry:
         entry = approvers[name].model_copy(
             update={"active": False, "revoked_at": datetime.now(UTC).isoformat()}
         )
+        entry = self._endorse(entry, "revoke")
         approvers[name] = entry
         self._write(approvers)
         return entry
@@ -137,3 +185,29 @@ def _check_public_key(public: str) -> None:
             f"{public[:60]!r} is not a base64 Ed25519 public key",
             fix="pass what `tiergate approvers keygen` printed",
         ) from None
+
+
+def admin_key_path(home: Path) -> Path:
+    """Where registry changes take the administrator key from: ``TIERGATE_ADMIN_KEY``, else
+    ``<home>/admin/admin.pem`` (dev and the demo make one there)."""
+    configured = os.environ.get("TIERGATE_ADMIN_KEY")
+    return Path(configured) if configured else home / "admin" / "admin.pem"
+
+
+def dev_admin(home: Path) -> str:
+    """The dev stack's own administrator: a key under ``home`` (made if missing), for
+    `tiergate dev`, the demo and tests. Its public key, to trust. Production workers trust
+    only keys they are configured with, never one they find in their home."""
+    path = home / "admin" / "admin.pem"
+    if not path.exists():
+        write_private_key(path, generate_key())
+    return public_key_text(read_private_key(path))
+
+
+def trusting_dev_admin(settings: Settings) -> Settings:
+    """``settings`` that also trust the dev administrator under their home (`dev_admin`):
+    for `tiergate dev`, the demo and tests only."""
+    public = dev_admin(settings.home)
+    if public in settings.registry_admins:
+        return settings
+    return settings.model_copy(update={"registry_admins": [*settings.registry_admins, public]})

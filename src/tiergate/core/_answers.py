@@ -105,8 +105,24 @@ def verify_signature(message: bytes, signature: str, public_key: str) -> bool:
     return True
 
 
+class Endorsement(BaseModel):
+    """An administrator's signature over one registry entry, as it stands.
+
+    Attributes:
+        by: Key id of the administrator key that signed.
+        at: When (ISO 8601).
+        signature: base64 Ed25519 over `Approver.endorsement_message` for its registry.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by: str
+    at: str
+    signature: str
+
+
 class Approver(BaseModel):
-    """One registered approver.
+    """One registered approver (or operator: the operators' registry holds the same entries).
 
     Attributes:
         name: Unique approver id (also their Cedar principal, `Approver::"name"`).
@@ -114,6 +130,8 @@ class Approver(BaseModel):
         public_key: base64 raw Ed25519 public key.
         key_id: Fingerprint of ``public_key``.
         active: False once revoked; a revoked approver's signatures are refused.
+        endorsement: An administrator's signature over this entry; workers take no entry
+            without a valid one by a key they are configured to trust.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -125,6 +143,25 @@ class Approver(BaseModel):
     active: bool = True
     created_at: str
     revoked_at: str | None = None
+    endorsement: Endorsement | None = None
+
+    def endorsement_message(self, registry: str) -> bytes:
+        """What an administrator signs: every field but the endorsement, and which
+        registry (``approvers`` or ``operators``) the entry belongs to."""
+        body = self.model_dump(mode="json", exclude={"endorsement"})
+        return f"tiergate-registry-v1\n{registry}\n{canonical_json(body)}".encode()
+
+    def endorsed_by(self, admins: list[str], registry: str) -> bool:
+        """Whether one of ``admins`` (base64 public keys) endorsed this entry as it stands."""
+        endorsement = self.endorsement
+        if endorsement is None:
+            return False
+        message = self.endorsement_message(registry)
+        return any(
+            key_id(admin) == endorsement.by
+            and verify_signature(message, endorsement.signature, admin)
+            for admin in admins
+        )
 
 
 class RegistrySnapshot(BaseModel):
@@ -151,6 +188,12 @@ class RegistrySnapshot(BaseModel):
             if (other := keys.setdefault(entry.public_key, name)) != name:
                 raise ValueError(f"approvers {other!r} and {name!r} share one public key")
         return self
+
+    def endorsed(self, admins: list[str], registry: str) -> RegistrySnapshot:
+        """Only the entries one of ``admins`` endorsed: what a worker trusts."""
+        return RegistrySnapshot.of(
+            {n: a for n, a in self.approvers.items() if a.endorsed_by(admins, registry)}
+        )
 
     @classmethod
     def of(cls, approvers: dict[str, Approver]) -> RegistrySnapshot:

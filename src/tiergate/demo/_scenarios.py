@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from temporalio.client import Client
 
-from tiergate.approvals import ApproverRegistry
+from tiergate.approvals import ApproverRegistry, dev_admin
 from tiergate.approvals.client import decide, pending_of
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunInput, RunSummary
 from tiergate.errors import NotWaitingError
@@ -62,9 +62,12 @@ SCENARIOS = [
 
 
 def register_demo_approvers(settings: Settings) -> ApproverRegistry:
-    """A fresh registry with the demo approvers, each with their own key pair."""
+    """A fresh registry with the demo approvers, each with their own key pair (labelled
+    demo: made and kept on this host), endorsed by the home's dev administrator — which
+    ``settings`` must trust (`trusting_dev_admin`) for the workers to take them."""
     (settings.home / "approvers.json").unlink(missing_ok=True)
     shutil.rmtree(settings.home / "keys", ignore_errors=True)
+    dev_admin(settings.home)
     registry = ApproverRegistry(settings.home)
     for name, roles in DEMO_APPROVERS.items():
         registry.add(name, roles)

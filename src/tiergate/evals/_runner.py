@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from tiergate.activities import Answer, ContentStore, ReRunActivities, ToolCallVerifier, ToolRunner
-from tiergate.approvals import ApproverRegistry
+from tiergate.approvals import ApproverRegistry, dev_admin
 from tiergate.approvals.client import decide, pending_of
 from tiergate.config import load_agent
 from tiergate.core import (
@@ -189,7 +189,7 @@ class _SuiteRun:
                 else None
             ),
             self.toolkit.tools.specs.get,
-            self.registry.snapshot,
+            lambda: self.registry.trusted(self.settings.registry_admins),
             frozenset,
         )
         runner = ToolRunner(self.toolkit.tools, backend, self.content, verifier)
@@ -250,7 +250,10 @@ def _suite_run(
 ) -> _SuiteRun:
     home = settings.home / "evals" / f"{suite.suite}-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)
-    registry = ApproverRegistry(home)
+    # The suite's approvers live in its private home, endorsed by that home's own dev
+    # administrator, which only the suite's private worker trusts.
+    settings = settings.model_copy(update={"registry_admins": [dev_admin(home)]})
+    registry = ApproverRegistry(home, admin_key=home / "admin" / "admin.pem")
     for name, roles in suite.approvers.items():
         registry.add(name, roles)
     base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
@@ -296,7 +299,7 @@ async def run_suite(
     started, began = datetime.now(UTC), time.perf_counter()
     async with edge_worker(
         client,
-        settings,
+        run.settings,
         run.task_queue,
         run.reruns,
         toolkit.providers,

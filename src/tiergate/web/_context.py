@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals._credentials import Credentials
-from tiergate.core import ApproverGate, PendingAction
+from tiergate.core import ApproverGate, PendingAction, RegistrySnapshot
 from tiergate.errors import TiergateError
 from tiergate.forensics import fetch_history, read_history
 from tiergate.settings import Settings
@@ -89,13 +89,17 @@ class WebContext:
     def registry(self) -> ApproverRegistry:
         return ApproverRegistry(self.settings.home)
 
+    def approvers(self) -> RegistrySnapshot:
+        """The registry's endorsed entries: who may sign in and decide."""
+        return self.registry.trusted(self.settings.registry_admins)
+
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.settings.home)
 
     async def may_decide(self, approver: str, pending: PendingAction) -> bool:
         """The approver policy the run pinned, applied as the workflow will apply it."""
-        entry = self.registry.snapshot().approvers.get(approver)
+        entry = self.approvers().approvers.get(approver)
         if entry is None or not entry.active or approver == pending.requester:
             return False
         gate = await self._approver_gate(pending.run_id)

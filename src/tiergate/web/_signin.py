@@ -39,7 +39,7 @@ async def signin_post(request: Request) -> Response:
     # The password is checked first, for every name: an unknown name costs the same scrypt
     # work as a known one, so timing does not tell which approver names exist.
     password_ok = web.credentials.verify_password(name, password)
-    entry = web.registry.snapshot().approvers.get(name)
+    entry = web.approvers().approvers.get(name)
     if not password_ok or entry is None or not entry.active:
         web.limiter.failed(client_key, f"name:{name}")
         return signin_page("Wrong approver name or password.", 401)
@@ -50,7 +50,7 @@ async def signin_post(request: Request) -> Response:
 async def signin_token(request: Request) -> Response:
     web = context(request)
     name = web.credentials.redeem_token(request.path_params["token"])
-    entry = web.registry.snapshot().approvers.get(name or "")
+    entry = web.approvers().approvers.get(name or "")
     if name is None or entry is None or not entry.active:
         return signin_page("That sign-in link is invalid, used or expired.", 401)
     return start_session(web, name)

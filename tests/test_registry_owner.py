@@ -1,0 +1,112 @@
+"""Issue #20, item 6: the registry has an owner.
+
+Adding, revoking and re-keying approvers and operators is signed by an administrator key;
+workers and the page take only entries an administrator they trust endorsed, so write
+access to `approvers.json` alone adds nobody, and every change is kept with who and when.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Harness, call, final, scripted
+from tiergate.approvals import (
+    ApproverRegistry,
+    dev_admin,
+    generate_key,
+    public_key_text,
+    write_private_key,
+)
+from tiergate.approvals.client import decide
+from tiergate.core import ApprovalDecision, Approver, key_id
+from tiergate.errors import ApprovalRefusedError, ApproverError
+
+REFUND_400 = call(
+    "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="not_delivered"
+)
+
+
+def test_entries_count_only_with_a_trusted_endorsement(tmp_path: Path) -> None:
+    admin = dev_admin(tmp_path)
+    registry = ApproverRegistry(tmp_path)
+    registry.add("alice", ["support_lead"])
+    assert set(registry.trusted([admin]).approvers) == {"alice"}
+    # Someone with write access to the file adds an entry of their own.
+    data = json.loads(registry.path.read_text())
+    mallory = generate_key()
+    public = public_key_text(mallory)
+    data["mallory"] = Approver(
+        name="mallory",
+        roles=["finance"],
+        public_key=public,
+        key_id=key_id(public),
+        created_at="2026-12-02T00:00:00+00:00",
+    ).model_dump()
+    # ... and widens alice's roles under her old endorsement.
+    data["alice"]["roles"] = ["finance", "support_lead"]
+    registry.path.write_text(json.dumps(data))
+    assert set(registry.snapshot().approvers) == {"alice", "mallory"}
+    assert registry.trusted([admin]).approvers == {}
+    # An endorsement by a key the worker does not trust counts for nothing either.
+    assert registry.trusted([public_key_text(generate_key())]).approvers == {}
+
+
+def test_an_approver_entry_does_not_pass_as_an_operator(tmp_path: Path) -> None:
+    admin = dev_admin(tmp_path)
+    approvers = ApproverRegistry(tmp_path)
+    approvers.add("alice", ["support_lead"])
+    operators = ApproverRegistry(tmp_path, "operators")
+    operators.path.write_text(approvers.path.read_text())
+    assert operators.trusted([admin]).approvers == {}
+
+
+def test_changes_take_the_administrator_key_and_are_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIERGATE_ADMIN_KEY", raising=False)
+    with pytest.raises(ApproverError, match="takes the administrator key"):
+        ApproverRegistry(tmp_path).add("alice", ["support_lead"])
+    key = write_private_key(tmp_path / "elsewhere" / "admin.pem", generate_key())
+    monkeypatch.setenv("TIERGATE_ADMIN_KEY", str(key))
+    registry = ApproverRegistry(tmp_path)
+    registry.add("alice", ["support_lead"])
+    registry.revoke("alice")
+    changes = [json.loads(line) for line in registry.log.read_text().splitlines()]
+    assert [(c["op"], c["entry"]["name"], c["registry"]) for c in changes] == [
+        ("add", "alice", "approvers"),
+        ("revoke", "alice", "approvers"),
+    ]
+    assert all(c["by"].startswith("ed25519:") and c["at"] for c in changes)
+
+
+async def test_a_run_refuses_an_approver_the_administrator_never_endorsed(
+    harness: Harness,
+) -> None:
+    """End to end: an approver written into approvers.json by hand cannot approve."""
+    h = harness
+    data = {}
+    key = generate_key()
+    public = public_key_text(key)
+    data["mallory"] = Approver(
+        name="mallory",
+        roles=["support_lead"],
+        public_key=public,
+        key_id=key_id(public),
+        created_at="2026-12-02T00:00:00+00:00",
+    ).model_dump()
+    h.registry.path.write_text(json.dumps(data))
+    write_private_key(h.home / "keys" / "mallory.pem", key)
+    agent = h.add_agent("a")
+    async with h.worker():
+        handle = await h.start(agent, input={}, model_overrides=scripted(REFUND_400, final()))
+        await h.pending(handle)
+        with pytest.raises(ApprovalRefusedError) as refused:
+            await decide(
+                h.env.client, h.registry, handle.id, "mallory", ApprovalDecision.APPROVE, "ok"
+            )
+        assert refused.value.code == "unknown_approver"
+        await handle.terminate("test over")
+    assert h.store.rows("refunds") == []

@@ -29,6 +29,7 @@ from tiergate.activities import (
     ToolBackend,
     ToolCallVerifier,
     ToolRunner,
+    declared_models,
 )
 from tiergate.approvals import ApproverRegistry
 from tiergate.cluster import connect, ensure_search_attributes
@@ -64,9 +65,17 @@ def model_activities(
     content: ContentStore,
     tools: Mapping[str, ToolSpec],
     providers: Mapping[str, Callable[[ModelSpec], Provider]],
+    declared: Callable[[str], list[ModelSpec]],
+    offline_ok: bool,
 ) -> ModelActivities:
+    """Model activities that call only what ``declared`` (the worker's own agent configs)
+    allows, and offline models from runs where ``offline_ok``."""
     return ModelActivities(
-        content, tools, redactor=Redactor(settings.redaction), providers=providers
+        content,
+        tools,
+        redactor=Redactor(settings.redaction),
+        providers=providers,
+        vet=declared_models(declared, offline_ok),
     )
 
 
@@ -78,14 +87,21 @@ def build_activities(
     the server, through ``client``, which run scheduled each call."""
     content = ContentStore(settings.content_dir)
     specs = toolkit.tools.specs
-    models = model_activities(settings, content, specs, toolkit.providers)
+    catalog = AgentCatalog(settings.agents_dir, specs)
+    models = model_activities(
+        settings,
+        content,
+        specs,
+        toolkit.providers,
+        catalog.declared_models,
+        settings.offline_model_overrides,
+    )
     approvals = ApprovalActivities(
         settings.home,
         settings.notify_url,
         ReviewStore(settings.reviews_path),
         settings.registry_admins,
     )
-    catalog = AgentCatalog(settings.agents_dir, specs)
     controls = Controls(settings.home)
     verifier = ToolCallVerifier(
         client,
@@ -164,7 +180,10 @@ def edge_worker(
 ) -> Worker:
     """A private worker for re-runs (evals, shadows): each run's bundle and tool answers
     come from ``reruns``; models and approvals are real, notifications go nowhere."""
-    models = model_activities(settings, content, reruns.specs, providers)
+    # A re-run's bundles are the operator's own (an eval's agent, a shadow's candidate).
+    models = model_activities(
+        settings, content, reruns.specs, providers, reruns.declared_models, offline_ok=True
+    )
     approvals = ApprovalActivities(
         approvals_home, None, ReviewStore(reviews_path), settings.registry_admins
     )

@@ -21,6 +21,8 @@ from tiergate.activities._identity import (
 )
 from tiergate.activities._model import (
     ModelActivities,
+    ModelVet,
+    declared_models,
     read_exchanges,
 )
 from tiergate.activities._openai import (
@@ -66,6 +68,7 @@ __all__ = [
     "CredentialBroker",
     "CredentialVerifier",
     "ModelActivities",
+    "ModelVet",
     "OpenAICompatibleProvider",
     "Provider",
     "ProviderOutput",
@@ -77,6 +80,7 @@ __all__ = [
     "ToolRunner",
     "Transcript",
     "count_tokens",
+    "declared_models",
     "function_name",
     "parse_completion",
     "principal",

@@ -23,6 +23,7 @@ from tiergate.activities._providers import Provider, ProviderOutput, ScriptedPro
 from tiergate.core import (
     CLASSIFY_ACTIVITY,
     MAX_RAW_OUTPUT_CHARS,
+    OFFLINE_PROVIDERS,
     PROPOSE_ACTIVITY,
     Classification,
     ClassifyInput,
@@ -33,6 +34,42 @@ from tiergate.core import (
     TranscriptEntry,
 )
 from tiergate.sensitive import Redactor
+
+#: Whether this worker lets a run of ``agent`` call ``spec``: None, or why not.
+ModelVet = Callable[[str, ModelSpec], str | None]
+
+
+def declared_models(declared: Callable[[str], list[ModelSpec]], offline_ok: bool) -> ModelVet:
+    """The worker's rule for where a model activity may call: a provider that leaves the
+    worker (with its URL and key variable) only as one of the agent's configs, in the
+    worker's own files, declares it; an offline one (a script, the demo's rules) where the
+    worker takes offline models from runs, else only as declared. The run's input and its
+    carry are never trusted with it: a client's workflow that continued as new into a run
+    with a bundle of its own cannot send the worker's keys anywhere."""
+
+    def vet(agent: str, spec: ModelSpec) -> str | None:
+        if spec.provider in OFFLINE_PROVIDERS and offline_ok:
+            return None
+        for known in declared(agent):
+            same_place = (known.provider, known.base_url, known.api_key_env) == (
+                spec.provider,
+                spec.base_url,
+                spec.api_key_env,
+            )
+            if same_place and known.model == spec.model:
+                return None
+        return (
+            f"agent {agent!r} declares no model {spec.provider}/{spec.model} at "
+            f"{spec.base_url or 'its default endpoint'} with key variable "
+            f"{spec.api_key_env or 'none'} in this worker's agent configs"
+        )
+
+    return vet
+
+
+def any_model(agent: str, spec: ModelSpec) -> str | None:
+    """No vetting (tests that drive model activities directly)."""
+    return None
 
 
 class ModelActivities:
@@ -45,7 +82,9 @@ class ModelActivities:
         http: httpx.Client | None = None,
         redactor: Redactor | None = None,
         providers: Mapping[str, Callable[[ModelSpec], Provider]] | None = None,
+        vet: ModelVet = any_model,
     ):
+        self.vet = vet
         self.content = content
         self.transcript = Transcript(content)
         self.tools = tools
@@ -54,6 +93,14 @@ class ModelActivities:
         self.http = http or httpx.Client(transport=httpx.HTTPTransport(retries=0))
         # Providers a worker adds by name (the offline demo model is one).
         self.providers = dict(providers or {})
+
+    def vetted(self, agent: str, spec: ModelSpec) -> Provider:
+        """The provider for ``spec``, once this worker's rule lets ``agent`` call it."""
+        if (why := self.vet(agent, spec)) is not None:
+            raise ApplicationError(
+                f"model call refused: {why}", type="ProviderRefused", non_retryable=True
+            )
+        return self.provider(spec)
 
     def provider(self, spec: ModelSpec) -> Provider:
         if spec.provider == "scripted":
@@ -74,7 +121,7 @@ class ModelActivities:
         head = self.transcript.append(request.transcript_head, request.append)
         entries = self.transcript.read(head)
         tools = [spec for name in request.tools if (spec := self.tools.get(name)) is not None]
-        output = self.provider(request.model).propose(
+        output = self.vetted(request.agent, request.model).propose(
             entries, tools, request.max_output_tokens, request.step
         )
         text = output.raw if isinstance(output.raw, str) else json.dumps(output.raw, default=str)
@@ -110,7 +157,7 @@ class ModelActivities:
 
     @activity.defn(name=CLASSIFY_ACTIVITY)
     def classify(self, request: ClassifyInput) -> Classification:
-        output = self.provider(request.model).classify(request.input)
+        output = self.vetted(request.agent, request.model).classify(request.input)
         label = output.raw if isinstance(output.raw, str) else "general"
         record = self._record(
             request.run_id,

@@ -17,6 +17,7 @@ from tiergate.core import (
     LOAD_AGENT_ACTIVITY,
     AgentBundle,
     LoadAgentInput,
+    ModelSpec,
     ToolCallInput,
     ToolResult,
     ToolSpec,
@@ -41,6 +42,15 @@ class ReRunActivities:
         offline = bundle.model_copy(update={"offline_model_overrides": True})
         self.bundles[workflow_id], self.answers[workflow_id] = offline, answer
         self.specs.update(bundle.tools)
+
+    def declared_models(self, agent: str) -> list[ModelSpec]:
+        """The models the re-runs' bundles of ``agent`` declare."""
+        return [
+            spec
+            for bundle in self.bundles.values()
+            if bundle.config.name == agent
+            for spec in bundle.config.models.values()
+        ]
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name=LOAD_AGENT_ACTIVITY)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tiergate.config._load import PACKAGED_AGENTS, compile_agent, load_agent, load_agent_file
-from tiergate.core import AgentBundle, ToolSpec
+from tiergate.core import AgentBundle, ModelSpec, ToolSpec
 from tiergate.errors import TiergateError
 
 
@@ -50,6 +50,19 @@ class AgentCatalog:
             with self._lock:
                 known = self._known.get(key)
         return known if known is not None and known.config.name == agent else None
+
+    def declared_models(self, agent: str) -> list[ModelSpec]:
+        """Every model the configs of ``agent`` this worker compiled declare."""
+        models = self._models_of(agent)
+        if not models:
+            self._scan_after(time.monotonic())
+            models = self._models_of(agent)
+        return models
+
+    def _models_of(self, agent: str) -> list[ModelSpec]:
+        with self._lock:
+            bundles = [b for b in self._known.values() if b.config.name == agent]
+        return [spec for b in bundles for spec in b.config.models.values()]
 
     def _scan_after(self, missed_at: float) -> None:
         with self._scanning:

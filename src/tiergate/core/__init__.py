@@ -93,6 +93,7 @@ from tiergate.core._gate import (
     Gate,
 )
 from tiergate.core._model_calls import (
+    OFFLINE_PROVIDERS,
     ModelCalls,
 )
 from tiergate.core._names import (
@@ -222,6 +223,7 @@ __all__ = [
     "MAX_RUN_INPUT_BYTES",
     "MULTIPLE_TOOL_CALLS",
     "NOTIFY_OVERDUE_ACTIVITY",
+    "OFFLINE_PROVIDERS",
     "PENDING_APPROVAL_QUERY",
     "PENDING_APPROVAL_SEARCH_ATTRIBUTE",
     "PENDING_MEMO",

@@ -29,6 +29,7 @@ from tiergate.approvals.client import decide
 from tiergate.config import load_agent
 from tiergate.core import (
     WORKFLOW_NAME,
+    AgentBundle,
     ApprovalDecision,
     ApprovalRequest,
     Denied,
@@ -388,6 +389,28 @@ class MalloryContinuesWorkflow:
         workflow.continue_as_new(args=[raw_input, carry], workflow=WORKFLOW_NAME, task_queue=queue)
 
 
+async def continued_into(h: Harness, forged: AgentBundle, run_input: RunInput) -> RunSummary:
+    """What a governed run ends with after a foreign workflow continued as new into it,
+    carrying ``forged`` as its bundle (tiergate's worker and the foreign one running)."""
+    state = RunState(forged, run_input, Gate.of(forged, detect=pii_kinds), datetime.now(UTC))
+    carry = state.carry("placeholder").model_dump(mode="json")
+    queue = f"mallory-{uuid.uuid4().hex[:8]}"
+    workflow_id = f"mallory-continues-{uuid.uuid4()}"
+    async with (
+        h.worker(),
+        Worker(h.env.client, task_queue=queue, workflows=[MalloryContinuesWorkflow]),
+    ):
+        await h.env.client.start_workflow(
+            MalloryContinuesWorkflow.run,
+            args=[run_input.model_dump(mode="json"), carry, h.task_queue],
+            id=workflow_id,
+            task_queue=queue,
+        )
+        continued = h.env.client.get_workflow_handle(workflow_id, result_type=RunSummary)
+        summary: RunSummary = await continued.result()
+        return summary
+
+
 async def test_a_run_continued_into_with_a_forged_bundle_acts_on_nothing(
     harness: Harness,
 ) -> None:
@@ -405,22 +428,7 @@ async def test_a_run_continued_into_with_a_forged_bundle_acts_on_nothing(
     forged = real.model_copy(update={"policy": permissive, "offline_model_overrides": True})
     refund = call(REFUND, order_id="ORD-5002", amount_usd="5000", reason_code="damaged")
     run_input = RunInput(agent=agent, model_overrides=scripted(refund, final()))
-    state = RunState(forged, run_input, Gate.of(forged, detect=pii_kinds), datetime.now(UTC))
-    carry = state.carry("placeholder").model_dump(mode="json")
-    queue = f"mallory-{uuid.uuid4().hex[:8]}"
-    workflow_id = f"mallory-continues-{uuid.uuid4()}"
-    async with (
-        h.worker(),
-        Worker(h.env.client, task_queue=queue, workflows=[MalloryContinuesWorkflow]),
-    ):
-        await h.env.client.start_workflow(
-            MalloryContinuesWorkflow.run,
-            args=[run_input.model_dump(mode="json"), carry, h.task_queue],
-            id=workflow_id,
-            task_queue=queue,
-        )
-        continued = h.env.client.get_workflow_handle(workflow_id, result_type=RunSummary)
-        summary = await continued.result()
+    summary = await continued_into(h, forged, run_input)
     assert summary.outcome == Outcome.FAILED, (summary.reason, summary.budget_stop)
     assert "refused by the runner (bundle)" in summary.reason
     assert h.store.rows("refunds") == []
@@ -445,23 +453,7 @@ async def test_a_forged_bundle_cannot_send_the_worker_s_key_anywhere(
         )
         config = real.config.model_copy(update={"models": {**real.config.models, "frontier": evil}})
         forged = real.model_copy(update={"config": config})
-        run_input = RunInput(agent=agent)
-        state = RunState(forged, run_input, Gate.of(forged, detect=pii_kinds), datetime.now(UTC))
-        carry = state.carry("placeholder").model_dump(mode="json")
-        queue = f"mallory-{uuid.uuid4().hex[:8]}"
-        workflow_id = f"mallory-continues-{uuid.uuid4()}"
-        async with (
-            h.worker(),
-            Worker(h.env.client, task_queue=queue, workflows=[MalloryContinuesWorkflow]),
-        ):
-            await h.env.client.start_workflow(
-                MalloryContinuesWorkflow.run,
-                args=[run_input.model_dump(mode="json"), carry, h.task_queue],
-                id=workflow_id,
-                task_queue=queue,
-            )
-            continued = h.env.client.get_workflow_handle(workflow_id, result_type=RunSummary)
-            summary = await continued.result()
+        summary = await continued_into(h, forged, RunInput(agent=agent))
     assert listener.requests == []
     assert summary.outcome == Outcome.FAILED
     assert "model call refused" in summary.reason

@@ -60,6 +60,18 @@ def _registry() -> ApproverRegistry:
     return ApproverRegistry(Settings().home)
 
 
+def _new_key(path: Path) -> str:
+    """A new key pair, its private key written to ``path`` (0600, never overwritten);
+    returns the public key."""
+    key = generate_key()
+    try:
+        write_private_key(path, key)
+    except FileExistsError:
+        console.print(f"[red]error:[/red] {path} exists; keep using it or pick another --out")
+        raise typer.Exit(2) from None
+    return public_key_text(key)
+
+
 @approvers_app.command("keygen")
 def approvers_keygen(
     name: str,
@@ -71,13 +83,7 @@ def approvers_keygen(
     """On the approver's own machine: make their key pair, keep the private key here (0600),
     and print the public key for an administrator to register."""
     path = out or Path.home() / ".tiergate" / "keys" / f"{name}.pem"
-    try:
-        key = generate_key()
-        write_private_key(path, key)
-    except FileExistsError:
-        console.print(f"[red]error:[/red] {path} exists; pick another --out or keep using it")
-        raise typer.Exit(2) from None
-    public = public_key_text(key)
+    public = _new_key(path)
     console.print(f"private key: {path} (mode 0600; it never leaves this machine)")
     console.print(f"public key: {public}")
     console.print(f"register it: tiergate approvers add {name} --role ROLE --public-key {public}")
@@ -470,13 +476,7 @@ def admin_keygen(
 ) -> None:
     """On the administrator's machine: make the key that endorses every approver and
     operator entry; workers are configured with its public half."""
-    try:
-        key = generate_key()
-        write_private_key(out, key)
-    except FileExistsError:
-        console.print(f"[red]error:[/red] {out} exists; keep using it or pick another --out")
-        raise typer.Exit(2) from None
-    public = public_key_text(key)
+    public = _new_key(out)
     console.print(f"administrator key: {out} (mode 0600; keep it off worker hosts)")
     console.print(f"set on the administrator's shell: TIERGATE_ADMIN_KEY={out}")
     console.print(

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import Harness, call, final, scripted
 from tests.test_cli import tiergate
 from tiergate.activities import ReviewStore
+from tiergate.approvals import dev_admin
 from tiergate.core import ReviewItem
 
 REFUND_400 = call(
@@ -42,6 +43,12 @@ async def test_approvers_add_list_revoke(harness: Harness) -> None:
     assert [(a["name"], a["roles"], a["active"]) for a in listed] == [
         ("alice", ["finance", "support_lead"], True)
     ]
+    # Endorsed by the home's dev administrator, which these settings do not trust.
+    assert listed[0]["endorsement"]["by"].startswith("ed25519:")
+    assert listed[0]["trusted"] is False
+    trusted_env = {**env, "TIERGATE_REGISTRY_ADMINS": json.dumps([dev_admin(harness.home)])}
+    code, out = await tiergate("approvers", "list", "--json", env=trusted_env)
+    assert json.loads(out)[0]["trusted"] is True
     assert "PRIVATE" not in out
     code, out = await tiergate("approvers", "revoke", "alice", env=env)
     assert code == 0

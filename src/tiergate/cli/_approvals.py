@@ -120,15 +120,26 @@ def approvers_add(
 
 @approvers_app.command("list")
 def approvers_list(as_json: JsonFlag = False) -> None:
-    """Registered approvers."""
+    """Registered approvers, and whether this host's workers would take each entry
+    (endorsed by an administrator in TIERGATE_REGISTRY_ADMINS)."""
+    admins = Settings().registry_admins
     approvers = _registry().snapshot().approvers
     if as_json:
-        print(json.dumps([a.model_dump() for a in approvers.values()], indent=2))
+        listed = [
+            {**a.model_dump(), "trusted": a.endorsed_by(admins, "approvers")}
+            for a in approvers.values()
+        ]
+        print(json.dumps(listed, indent=2))
         return
-    table = Table("name", "roles", "key", "status", "since")
+    table = Table("name", "roles", "key", "status", "since", "endorsed")
     for a in approvers.values():
         status = "[green]active[/green]" if a.active else f"[red]revoked {a.revoked_at}[/red]"
-        table.add_row(a.name, ", ".join(a.roles), a.key_id, status, a.created_at[:19])
+        endorsed = (
+            "[green]yes[/green]"
+            if a.endorsed_by(admins, "approvers")
+            else "[red]no: workers ignore it[/red]"
+        )
+        table.add_row(a.name, ", ".join(a.roles), a.key_id, status, a.created_at[:19], endorsed)
     console.print(table)
 
 

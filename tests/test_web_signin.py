@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import Harness
-from tests.test_web import Site, form_csrf, site  # noqa: F401 (the fixture)
+from tests.test_web import form_csrf
+from tiergate.approvals import Credentials
 from tiergate.cluster import free_port
 from tiergate.web import TLS, Limiter, WebContext, WebServer, build_app
 from tiergate.web._context import CLIENT_CAP, FORGET_AFTER, NAME_CAP
@@ -102,9 +103,11 @@ class TestSecureCookies:
 
 
 async def test_an_unknown_name_costs_the_same_scrypt_work(
-    site: Site,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    harness.registry.add("lead", ["support_lead"])
+    Credentials(harness.home).set_password("lead", "lead-password-1")
+    app = build_app(WebContext(harness.env.client, harness.settings))
     calls: list[int] = []
     real: Callable[..., bytes] = hashlib.scrypt
 
@@ -113,7 +116,10 @@ async def test_an_unknown_name_costs_the_same_scrypt_work(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(hashlib, "scrypt", counting)  # the module _credentials calls
-    async with httpx.AsyncClient(base_url=site.url) as client:
+    async with (
+        WebServer(app, port=free_port()) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
         csrf = form_csrf((await client.get("/signin")).text)
         for name in ("nobody-such", "lead"):
             response = await client.post(

@@ -14,23 +14,15 @@ from pathlib import Path
 
 from temporalio import activity
 
-from tiergate.approvals import trusting_dev_admin
+from tests.worker_settings import spawned_worker_settings
 from tiergate.cluster import connect
 from tiergate.core import ToolCallInput, ToolResult, tool_activity_name
 from tiergate.demo import SUPPORT_TOOLKIT
-from tiergate.settings import Settings
 from tiergate.worker import build_activities, build_worker
 
 
 async def main(address: str, task_queue: str, home: str, marker: str) -> None:
-    settings = trusting_dev_admin(
-        Settings(
-            offline_model_overrides=True,
-            temporal_address=address,
-            home=Path(home),
-            agents_dir=Path(home) / "agents",
-        )
-    )
+    settings = spawned_worker_settings(address, home)
     client = await connect(settings)
     refund_name = tool_activity_name("payments.issue_refund")
     every = build_activities(client, settings, SUPPORT_TOOLKIT, task_queue)

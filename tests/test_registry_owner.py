@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import Harness, call, final, scripted
 from tiergate.approvals import (
@@ -29,6 +30,18 @@ REFUND_400 = call(
 )
 
 
+def unendorsed(name: str, roles: list[str], key: Ed25519PrivateKey) -> Approver:
+    """A well-formed registry entry no administrator signed: what a file writer adds."""
+    public = public_key_text(key)
+    return Approver(
+        name=name,
+        roles=roles,
+        public_key=public,
+        key_id=key_id(public),
+        created_at="2026-12-02T00:00:00+00:00",
+    )
+
+
 def test_entries_count_only_with_a_trusted_endorsement(tmp_path: Path) -> None:
     admin = dev_admin(tmp_path)
     registry = ApproverRegistry(tmp_path)
@@ -36,15 +49,7 @@ def test_entries_count_only_with_a_trusted_endorsement(tmp_path: Path) -> None:
     assert set(registry.trusted([admin]).approvers) == {"alice"}
     # Someone with write access to the file adds an entry of their own.
     data = json.loads(registry.path.read_text())
-    mallory = generate_key()
-    public = public_key_text(mallory)
-    data["mallory"] = Approver(
-        name="mallory",
-        roles=["finance"],
-        public_key=public,
-        key_id=key_id(public),
-        created_at="2026-12-02T00:00:00+00:00",
-    ).model_dump()
+    data["mallory"] = unendorsed("mallory", ["finance"], generate_key()).model_dump()
     # ... and widens alice's roles under her old endorsement.
     data["alice"]["roles"] = ["finance", "support_lead"]
     registry.path.write_text(json.dumps(data))
@@ -87,17 +92,9 @@ async def test_a_run_refuses_an_approver_the_administrator_never_endorsed(
 ) -> None:
     """End to end: an approver written into approvers.json by hand cannot approve."""
     h = harness
-    data = {}
     key = generate_key()
-    public = public_key_text(key)
-    data["mallory"] = Approver(
-        name="mallory",
-        roles=["support_lead"],
-        public_key=public,
-        key_id=key_id(public),
-        created_at="2026-12-02T00:00:00+00:00",
-    ).model_dump()
-    h.registry.path.write_text(json.dumps(data))
+    entry = unendorsed("mallory", ["support_lead"], key)
+    h.registry.path.write_text(json.dumps({"mallory": entry.model_dump()}))
     write_private_key(h.home / "keys" / "mallory.pem", key)
     agent = h.add_agent("a")
     async with h.worker():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ class TestSecureCookies:
         app = build_app(WebContext(harness.env.client, harness.settings))
         async with WebServer(app, port=free_port(), tls=tls) as server:
             assert server.url.startswith("https://")
-            cookie = await signin_cookie(server.url, verify=str(tls.cert))
+            trusting = ssl.create_default_context(cafile=str(tls.cert))
+            cookie = await signin_cookie(server.url, verify=trusting)
         assert "Secure" in cookie
         assert "HttpOnly" in cookie
 

@@ -73,9 +73,9 @@ def model_activities(
     return ModelActivities(
         content,
         tools,
+        declared_models(declared, offline_ok),
         redactor=Redactor(settings.redaction),
         providers=providers,
-        vet=declared_models(declared, offline_ok),
     )
 
 

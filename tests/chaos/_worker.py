@@ -30,7 +30,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
-from tiergate.approvals import trusting_dev_admin
+from tests.worker_settings import spawned_worker_settings
 from tiergate.cluster import connect
 from tiergate.core import PROPOSE_ACTIVITY, tool_activity_name
 from tiergate.demo import SUPPORT_TOOLKIT
@@ -92,14 +92,7 @@ def fault_activities(
 
 
 async def main(address: str, task_queue: str, home: str, folder: str, probability: str) -> None:
-    settings = trusting_dev_admin(
-        Settings(
-            offline_model_overrides=True,
-            temporal_address=address,
-            home=Path(home),
-            agents_dir=Path(home) / "agents",
-        )
-    )
+    settings = spawned_worker_settings(address, home)
     faults = FaultPoints(Path(folder), float(probability))
     client = await connect(settings)
     worker = build_worker(

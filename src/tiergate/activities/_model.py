@@ -67,11 +67,6 @@ def declared_models(declared: Callable[[str], list[ModelSpec]], offline_ok: bool
     return vet
 
 
-def any_model(agent: str, spec: ModelSpec) -> str | None:
-    """No vetting (tests that drive model activities directly)."""
-    return None
-
-
 class ModelActivities:
     """Providers as activities. The transcript lives in the content store, not in history."""
 
@@ -79,10 +74,10 @@ class ModelActivities:
         self,
         content: ContentStore,
         tools: Mapping[str, ToolSpec],
+        vet: ModelVet,
         http: httpx.Client | None = None,
         redactor: Redactor | None = None,
         providers: Mapping[str, Callable[[ModelSpec], Provider]] | None = None,
-        vet: ModelVet = any_model,
     ):
         self.vet = vet
         self.content = content

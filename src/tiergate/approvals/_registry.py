@@ -23,12 +23,6 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
 
 from tiergate.approvals._signing import (
     generate_key,
@@ -142,14 +136,8 @@ class ApproverRegistry:
         return entry, key_path
 
     def _write_key(self, name: str, key: Ed25519PrivateKey) -> Path:
-        self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.keys / f"{name}.pem"
-        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        os.chmod(path, 0o600)
-        return path
+        # The name is new to the registry, so a file left under it belongs to no entry.
+        return write_private_key(self.keys / f"{name}.pem", key, replace=True)
 
     def revoke(self, name: str) -> Approver:
         approvers = self.snapshot().approvers
@@ -164,17 +152,15 @@ class ApproverRegistry:
         return entry
 
     def private_key(self, name: str) -> Ed25519PrivateKey:
+        """The key of a demo or dev approver, made on this host by `add`."""
         path = self.keys / f"{name}.pem"
         try:
-            key = load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError) as error:
+            return read_private_key(path)
+        except ApproverError as error:
             raise ApproverError(
-                f"cannot read the private key of {name!r} at {path}: {error}",
-                fix=f"run as the approver who holds it, or `tiergate approvers add {name}`",
+                f"cannot read the private key of {name!r}: {error.message}",
+                fix="sign with the approver's own key file (--key PATH), on their machine",
             ) from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ApproverError(f"{path} is not an Ed25519 key")
-        return key
 
 
 def _check_public_key(public: str) -> None:

@@ -38,13 +38,16 @@ def sign(request: ApprovalRequest, key: Ed25519PrivateKey) -> ApprovalRequest:
     return request.model_copy(update={"signature": signature})
 
 
-def write_private_key(path: Path, key: Ed25519PrivateKey) -> Path:
-    """Write ``key`` as PEM to ``path``, readable by its owner only (0600)."""
+def write_private_key(path: Path, key: Ed25519PrivateKey, *, replace: bool = False) -> Path:
+    """Write ``key`` as PEM to ``path``, readable by its owner only (0600). An existing
+    file is kept (FileExistsError) unless ``replace``."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    mode = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, mode, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
+    os.chmod(path, 0o600)  # a replaced file keeps its old mode otherwise
     return path
 
 

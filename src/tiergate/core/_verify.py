@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -235,7 +236,7 @@ def _released(
         registry=registry,
         approvers=ApproverGate(bundle.approver_policy),
         agent=bundle.config.name,
-        digest_of=lambda edited: _digest_of(spec, edited),
+        digest_of=lambda edited: edit_digest(spec, edited),
     )
     if len(people) < required:
         why = "; ".join(problems) or "no answers"
@@ -246,7 +247,11 @@ def _released(
     return tuple(people)
 
 
-def _digest_of(spec: ToolSpec, arguments: dict[str, object]) -> str | None:
+def edit_digest(spec: ToolSpec | None, arguments: dict[str, Any]) -> str | None:
+    """The digest an approver's edit gives the call by ``spec``; None when there is no
+    spec or the edit fails its schema (it then matches no call)."""
+    if spec is None:
+        return None
     try:
         return call_digest(spec.name, spec.canonical_arguments(arguments))
     except ValidationError:

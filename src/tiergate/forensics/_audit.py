@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from temporalio.client import WorkflowHistory
 
@@ -20,8 +19,7 @@ from tiergate.core import (
     ApprovalRequest,
     RegistrySnapshot,
     RunInput,
-    ToolSpec,
-    call_digest,
+    edit_digest,
     person,
     verify,
 )
@@ -55,16 +53,6 @@ class _Answer:
     at: datetime
     snapshot: RegistrySnapshot | None
     accepted: bool = False
-
-
-def _digest_of_edit(spec: ToolSpec | None, arguments: dict[str, Any]) -> str | None:
-    """The digest an approver's edit gives the call, by the spec the run pinned."""
-    if spec is None:
-        return None
-    try:
-        return call_digest(spec.name, spec.canonical_arguments(arguments))
-    except ValueError:
-        return None
 
 
 def _collect(view: RunView) -> tuple[str, list[_Answer]]:
@@ -137,7 +125,7 @@ def audit_approvals(history: WorkflowHistory) -> ApprovalAudit:
             for r in verified
             if r.step == call.step
             and call.call_digest
-            in (r.action_digest, _digest_of_edit(specs.get(call.tool), r.edited_arguments or {}))
+            in (r.action_digest, edit_digest(specs.get(call.tool), r.edited_arguments or {}))
         }
         needed = 2 if call.tier >= 4 else 1
         audit.findings.append(

@@ -128,6 +128,12 @@ def answer(
     return sign(request, KEYS[signer or who])
 
 
+def refund_edited_to(pending: PendingAction, who: str, amount: str) -> ApprovalRequest:
+    """``who``'s approval of the pending refund, edited to ``amount``."""
+    edit = {"order_id": "ORD-1", "amount_usd": amount, "reason_code": "damaged"}
+    return answer(pending, who, edited_arguments=edit)
+
+
 def code(
     ctx: ApprovalContext,
     request: ApprovalRequest,
@@ -242,11 +248,7 @@ class TestRefused:
     def test_the_approver_policy_judges_the_edited_call(self, ctx: ApprovalContext) -> None:
         """A lead allowed up to $500 cannot edit a $400 refund to $990 and approve it."""
         pending, wait = refund(ctx)
-        raised = answer(
-            pending,
-            "lead",
-            edited_arguments={"order_id": "ORD-1", "amount_usd": "990", "reason_code": "damaged"},
-        )
+        raised = refund_edited_to(pending, "lead", "990")
         assert code(ctx, raised, pending, wait) == "not_authorized"
         assert code(ctx, answer(pending, "lead"), pending, wait) is None
 
@@ -281,11 +283,7 @@ class TestRefused:
 
     def test_edits_are_gated_again(self, ctx: ApprovalContext) -> None:
         pending, wait = refund(ctx)
-        too_big = answer(
-            pending,
-            "lead",
-            edited_arguments={"order_id": "ORD-1", "amount_usd": "5000", "reason_code": "damaged"},
-        )
+        too_big = refund_edited_to(pending, "lead", "5000")
         assert code(ctx, too_big, pending, wait) == "edit_denied"
         malformed = answer(pending, "lead", edited_arguments={"order_id": "nope"})
         assert code(ctx, malformed, pending, wait) == "edit_denied"

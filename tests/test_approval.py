@@ -26,7 +26,7 @@ from tiergate.core import (
     key_id,
     record_for,
     refusal_for,
-    verify,
+    verified_key,
 )
 from tiergate.demo import SUPPORT_TOOLS
 from tiergate.sensitive import pii_kinds
@@ -153,7 +153,7 @@ class TestAccepted:
         assert record.verified
         assert record.key_id == ctx.registry.approvers["lead"].key_id
         assert record.approver_policy_ids == ["support_leads_approve_refunds_up_to_500"]
-        assert verify(request, ctx.registry.approvers["lead"].public_key)
+        assert verified_key(request, ctx.registry.approvers["lead"]) == record.key_id
 
     def test_edit_to_a_smaller_refund_is_accepted(self, ctx: ApprovalContext) -> None:
         pending, wait = refund(ctx)
@@ -309,7 +309,8 @@ def test_signature_covers_every_field() -> None:
         key,
     )
     public = public_key_text(key)
-    assert verify(request, public)
+    entry = Approver(name="x", roles=["r"], public_key=public, key_id=key_id(public), created_at="")
+    assert verified_key(request, entry) == entry.key_id
     for change in (
         {"step": 2},
         {"first_run_id": "g"},
@@ -320,7 +321,7 @@ def test_signature_covers_every_field() -> None:
         {"edited_arguments": {"a": 1}},
         {"action_digest": "b" * 64},
     ):
-        assert not verify(request.model_copy(update=change), public), change
+        assert verified_key(request.model_copy(update=change), entry) is None, change
 
 
 def test_a_registry_holds_one_entry_per_person_and_per_key() -> None:
@@ -329,5 +330,5 @@ def test_a_registry_holds_one_entry_per_person_and_per_key() -> None:
     with pytest.raises(ValueError, match="one name once case-folded"):
         RegistrySnapshot.of({**entries, "Lead": lead.model_copy(update={"name": "Lead"})})
     twin = lead.model_copy(update={"name": "twin"})
-    with pytest.raises(ValueError, match="share one public key"):
+    with pytest.raises(ValueError, match="share one key"):
         RegistrySnapshot.of({**entries, "twin": twin})

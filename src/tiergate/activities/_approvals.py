@@ -48,7 +48,8 @@ class ApprovalActivities:
         approver = self.registry.trusted(self.admins).approvers.get(request.name)
         if approver is None:
             return ApproverStatus(known=False, active=False)
-        return ApproverStatus(known=True, active=approver.active, key_id=approver.key_id)
+        keys = [k for k in (approver.key_id, *(p.key_id for p in approver.passkeys)) if k]
+        return ApproverStatus(known=True, active=approver.active, key_id=approver.key_id, keys=keys)
 
     @activity.defn(name=NOTIFY_OVERDUE_ACTIVITY)
     def notify_overdue(self, notice: OverdueNotice) -> NotifyResult:

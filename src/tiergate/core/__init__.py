@@ -28,7 +28,8 @@ from tiergate.core._answers import (
     RegistrySnapshot,
     key_id,
     person,
-    verify,
+    proof_of,
+    verified_key,
 )
 from tiergate.core._approval import (
     ApprovalContext,
@@ -127,6 +128,13 @@ from tiergate.core._names import (
     WORKFLOW_NAME,
     oversized_run_input,
     tool_activity_name,
+)
+from tiergate.core._passkeys import (
+    Passkey,
+    PasskeyAssertion,
+    b64url,
+    challenge_for,
+    from_b64url,
 )
 from tiergate.core._payloads import (
     ApproverStatus,
@@ -288,6 +296,8 @@ __all__ = [
     "Outcome",
     "OutputCheck",
     "OverdueNotice",
+    "Passkey",
+    "PasskeyAssertion",
     "PendingAction",
     "Policy",
     "PolicyBundle",
@@ -329,14 +339,17 @@ __all__ = [
     "accepts",
     "answer_cost",
     "apply_answer",
+    "b64url",
     "call_digest",
     "canonical_json",
+    "challenge_for",
     "compile_arguments",
     "cut",
     "denial",
     "detect_drift",
     "edit_digest",
     "final_decision",
+    "from_b64url",
     "idempotency_key",
     "key_id",
     "model_cost",
@@ -346,6 +359,7 @@ __all__ = [
     "parse_proposal",
     "parsed_policies",
     "person",
+    "proof_of",
     "read_run_input",
     "record_for",
     "refusal_for",
@@ -358,6 +372,6 @@ __all__ = [
     "tool_activity_name",
     "tool_observation",
     "verified_arguments",
-    "verify",
+    "verified_key",
     "verify_tool_call",
 ]

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tiergate.core._digest import canonical_json
+from tiergate.core._passkeys import Passkey, PasskeyAssertion, verify_assertion
 
 
 class ApprovalDecision(StrEnum):
@@ -49,7 +50,9 @@ class ApprovalRequest(BaseModel):
         edited_arguments: Approve a changed call instead (it is gated again).
         expires_at: After this instant the signed answer is no longer valid.
         via: The channel that carried it: cli, web, demo or api.
-        signature: base64 Ed25519 signature over `signing_message()`.
+        signature: base64 Ed25519 signature over `signing_message()` (a CLI or API answer).
+        passkey: Instead of ``signature``, a WebAuthn assertion whose challenge is the
+            SHA-256 of `signing_message()` (a web answer; `tiergate.core.passkeys`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,10 +69,23 @@ class ApprovalRequest(BaseModel):
     expires_at: datetime
     via: Literal["cli", "web", "demo", "api"] = "cli"
     signature: Annotated[str, Field(max_length=200)] = ""
+    passkey: PasskeyAssertion | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> ApprovalRequest:
+        if self.signature and self.passkey is not None:
+            raise ValueError("an answer carries a signature or a passkey assertion, not both")
+        return self
 
     def signing_message(self) -> bytes:
-        body = self.model_dump(mode="json", exclude={"signature"})
+        """What is signed: every field but the proof (``signature`` or ``passkey``)."""
+        body = self.model_dump(mode="json", exclude={"signature", "passkey"})
         return f"tiergate-approval-v2\n{canonical_json(body)}".encode()
+
+    @property
+    def proved(self) -> bool:
+        """Whether the answer carries a proof at all (verified by `verified_key`)."""
+        return bool(self.signature) or self.passkey is not None
 
     def effective_digest(self, digest_of: Callable[[dict[str, Any]], str | None]) -> str | None:
         """The digest of the call this answer approves: the edit's (by ``digest_of``) when
@@ -90,9 +106,24 @@ def key_id(public_key: str) -> str:
     return "ed25519:" + hashlib.sha256(base64.b64decode(public_key)).hexdigest()[:16]
 
 
-def verify(request: ApprovalRequest, public_key: str) -> bool:
-    """True when ``request.signature`` is valid for ``public_key`` over the request's fields."""
-    return verify_signature(request.signing_message(), request.signature, public_key)
+def verified_key(request: ApprovalRequest, approver: Approver) -> str | None:
+    """The key of ``approver``'s that proves ``request``: their Ed25519 key's id for a
+    signed answer, the passkey's for an assertion; None when nothing of theirs verifies it.
+    The registry entry is all it needs, so a run's history alone re-verifies every answer."""
+    message = request.signing_message()
+    if request.passkey is not None:
+        for passkey in approver.passkeys:
+            if verify_assertion(request.passkey, passkey, message):
+                return passkey.key_id
+        return None
+    if approver.public_key and verify_signature(message, request.signature, approver.public_key):
+        return approver.key_id
+    return None
+
+
+def proof_of(request: ApprovalRequest) -> str:
+    """How ``request`` is proved, for messages: ``ed25519 signature`` or ``passkey assertion``."""
+    return "passkey assertion" if request.passkey is not None else "ed25519 signature"
 
 
 def verify_signature(message: bytes, signature: str, public_key: str) -> bool:
@@ -127,8 +158,12 @@ class Approver(BaseModel):
     Attributes:
         name: Unique approver id (also their Cedar principal, `Approver::"name"`).
         roles: Roles approver policies test, e.g. ``support_lead``.
-        public_key: base64 raw Ed25519 public key.
-        key_id: Fingerprint of ``public_key``.
+        public_key: base64 raw Ed25519 public key, for answers from the CLI; empty for an
+            approver who answers on the web page only.
+        key_id: Fingerprint of ``public_key`` (empty with it).
+        passkeys: WebAuthn credentials for answers on the web page.
+        demo_key: The Ed25519 key pair was made on the tiergate host (the demo's and dev's
+            labeled demo approvers); a real approver's private key never is.
         active: False once revoked; a revoked approver's signatures are refused.
         endorsement: An administrator's signature over this entry; workers take no entry
             without a valid one by a key they are configured to trust.
@@ -138,8 +173,10 @@ class Approver(BaseModel):
 
     name: str
     roles: list[str]
-    public_key: str
-    key_id: str
+    public_key: str = ""
+    key_id: str = ""
+    passkeys: list[Passkey] = Field(default_factory=list)
+    demo_key: bool = False
     active: bool = True
     created_at: str
     revoked_at: str | None = None
@@ -167,8 +204,8 @@ class Approver(BaseModel):
 class RegistrySnapshot(BaseModel):
     """The registry as a run saw it; ``version`` is the sha256 of its canonical JSON.
 
-    Guaranteed: no two entries are one person (`person`) and no public key belongs to two
-    entries, so distinct names in a wait are distinct keys and distinct people.
+    Guaranteed: no two entries are one person (`person`) and no public key or passkey
+    belongs to two entries, so distinct names in a wait are distinct keys and distinct people.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -185,8 +222,12 @@ class RegistrySnapshot(BaseModel):
                 raise ValueError(f"registry entry {name!r} names {entry.name!r}")
             if (other := people.setdefault(person(name), name)) != name:
                 raise ValueError(f"approvers {other!r} and {name!r} are one name once case-folded")
-            if (other := keys.setdefault(entry.public_key, name)) != name:
-                raise ValueError(f"approvers {other!r} and {name!r} share one public key")
+            held = [entry.public_key] if entry.public_key else []
+            held += [p.public_key for p in entry.passkeys]
+            held += [f"credential:{p.credential_id}" for p in entry.passkeys]
+            for key in held:
+                if (other := keys.setdefault(key, name)) != name:
+                    raise ValueError(f"approvers {other!r} and {name!r} share one key")
         return self
 
     def endorsed(self, admins: list[str], registry: str) -> RegistrySnapshot:

@@ -18,7 +18,8 @@ from tiergate.core._answers import (
     ApprovalRequest,
     RegistrySnapshot,
     person,
-    verify,
+    proof_of,
+    verified_key,
 )
 from tiergate.core._approvers import ApproverGate
 from tiergate.core._decision import Allowed, Decision, Denied, Held, denial
@@ -100,10 +101,16 @@ def _authenticity(
         return "unknown_approver", f"{request.approver!r} is not a registered approver"
     if not approver.active:
         return "key_revoked", f"{request.approver}'s key {approver.key_id} was revoked"
-    if not request.signature:
+    if not request.proved:
         return "missing_signature", "the approval is not signed"
-    if not verify(request, approver.public_key):
-        return "bad_signature", f"the signature does not verify with {approver.key_id}"
+    if verified_key(request, approver) is None:
+        keys = (
+            [approver.key_id] if request.passkey is None else [p.key_id for p in approver.passkeys]
+        )
+        return (
+            "bad_signature",
+            f"the {proof_of(request)} does not verify with {', '.join(k for k in keys if k) or 'any key of theirs'}",
+        )
     if request.expires_at <= now:
         return (
             "approval_expired",
@@ -203,6 +210,7 @@ def record_for(
 ) -> ApprovalRecord:
     """The audit record of an accepted answer (call only when `refusal_for` is None)."""
     approver = ctx.registry.approvers[request.approver]
+    key = verified_key(request, approver) or ""
     arguments, tier = _call_that_runs(request, pending, ctx) or (pending.arguments, pending.tier)
     _, policy_ids = ctx.approvers.may_decide(
         approver.name, approver.roles, ctx.agent, pending.tool, tier, arguments
@@ -218,10 +226,10 @@ def record_for(
         expires_at=request.expires_at.isoformat(),
         via=request.via,
         signature=request.signature,
-        key_id=approver.key_id,
+        key_id=key,
         registry_version=ctx.registry.version,
         verified=True,
-        verification=f"ed25519 signature verified with {approver.key_id} "
+        verification=f"{proof_of(request)} verified with {key} "
         f"(registry {ctx.registry.version[:19]})",
         approver_policy_ids=policy_ids,
         run_id=request.run_id,

@@ -342,11 +342,17 @@ class ApproverStatusInput(_Payload):
 
 
 class ApproverStatus(_Payload):
-    """The live registry's view of one approver, checked when an approval is applied."""
+    """The live registry's view of one approver, checked when an approval is applied.
+
+    ``keys``: the ids of every key the entry holds now (its Ed25519 key and its passkeys);
+    an answer proved by a key no longer among them is refused. Empty in histories recorded
+    before passkeys, where ``key_id`` alone was compared.
+    """
 
     known: bool
     active: bool
     key_id: str = ""
+    keys: list[str] = Field(default_factory=list)
 
 
 class OverdueNotice(_Payload):

@@ -32,7 +32,8 @@ from tiergate.core._answers import (
     ApprovalRequest,
     RegistrySnapshot,
     person,
-    verify,
+    proof_of,
+    verified_key,
 )
 from tiergate.core._approvers import ApproverGate
 from tiergate.core._decision import Denied
@@ -307,8 +308,8 @@ def _why_not(
         return "it is not an approval"
     if entry is None or not entry.active:
         return "not an active approver in this worker's registry"
-    if not verify(answer, entry.public_key):
-        return f"the signature does not verify with {entry.key_id}"
+    if verified_key(answer, entry) is None:
+        return f"the {proof_of(answer)} does not verify with any key of theirs"
     if (answer.run_id, answer.first_run_id) != execution:
         return f"signed for execution {answer.run_id}/{answer.first_run_id}"
     if answer.step != step:

@@ -21,7 +21,8 @@ from tiergate.core import (
     RunInput,
     edit_digest,
     person,
-    verify,
+    proof_of,
+    verified_key,
 )
 from tiergate.errors import HistoryError
 from tiergate.forensics._reader import RunView, read_history
@@ -82,10 +83,11 @@ def _check_answer(answer: _Answer, view: RunView, requester: str) -> AuditFindin
     subject = f"{request.decision.value} by {request.approver}"
     approver = answer.snapshot.approvers.get(request.approver) if answer.snapshot else None
     problems = []
+    key = verified_key(request, approver) if approver is not None else None
     if approver is None:
         problems.append("approver not in the pinned registry")
-    elif not verify(request, approver.public_key):
-        problems.append(f"signature does not verify with {approver.key_id}")
+    elif key is None:
+        problems.append(f"{proof_of(request)} does not verify with any key of theirs")
     elif not approver.active:
         problems.append("approver's key was revoked in the pinned registry")
     if request.run_id != view.workflow_id:
@@ -97,7 +99,7 @@ def _check_answer(answer: _Answer, view: RunView, requester: str) -> AuditFindin
     if request.expires_at < answer.at:
         problems.append("applied after the signed answer expired")
     detail = "; ".join(problems) or (
-        f"ed25519 signature verified with {approver.key_id if approver else '?'}, applied {answer.at.isoformat()}"
+        f"{proof_of(request)} verified with {key}, applied {answer.at.isoformat()}"
     )
     return AuditFinding(request.step, subject, not problems, detail)
 

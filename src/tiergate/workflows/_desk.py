@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         open_wait,
         record_for,
         refusal_for,
+        verified_key,
     )
     from tiergate.workflows._attributes import PENDING_APPROVAL_ATTRIBUTE
     from tiergate.workflows._retry import service_retry
@@ -99,8 +100,11 @@ class ApprovalDesk:
         now = workflow.now()
         refusal = refusal_for(request, self.pending, self.wait, self.context(), now)
         pinned = self.registry.approvers.get(request.approver)
+        # The key that proved the answer must still be the approver's (revoked or re-keyed
+        # since the snapshot was pinned: refused).
+        proving = verified_key(request, pinned) if refusal is None and pinned else None
         if refusal is None and (
-            not status.active or pinned is None or status.key_id != pinned.key_id
+            not status.active or proving is None or proving not in (status.keys or [status.key_id])
         ):
             refusal = Refusal(
                 approver=request.approver,

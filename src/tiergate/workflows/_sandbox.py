@@ -9,8 +9,8 @@ that passed the loop through as well was measured and bought nothing reliable (i
 rounds ran slower than the sandboxed loop's), so it is gone.
 
 tiergate's pure modules are passed through: they are deterministic, start nothing at import
-time, and re-importing them (and cedarpy, pydantic) for every workflow would cost more than
-the gate itself.
+time, and re-importing them (and cedarpy, pydantic, the WebAuthn library that verifies passkey
+answers) for every workflow would cost more than the gate itself.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 PASSTHROUGH_MODULES = (
+    "cbor2",
     "cedarpy",
     "cryptography",
     "opentelemetry",
@@ -38,6 +39,11 @@ PASSTHROUGH_MODULES = (
     "tiergate.workflows._spans",
     "tiergate.workflows._step_events",
     "tiergate.workflows._telemetry",
+    # Passkey answers are verified in the workflow (WebAuthn and what it imports).
+    "webauthn",
+    "OpenSSL",
+    "pyasn1",
+    "pyasn1_modules",
 )
 
 

@@ -274,5 +274,5 @@ def harness(env: WorkflowEnvironment, tmp_path: Path) -> Harness:
     h = Harness(env, tmp_path)
     dev_admin(tmp_path)  # the harness's administrator, which its workers trust
     h.store.seed_demo()
-    h.operators.add("oncall", ["operator"])
+    h.operators.add("oncall", ["operator"], demo_key=True)
     return h

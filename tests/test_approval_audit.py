@@ -17,8 +17,8 @@ DELETE = call("users.delete_data", user_id="U-77", justification="customer asked
 
 
 async def finished_dual_run(h: Harness) -> str:
-    h.registry.add("p1", ["privacy_officer"])
-    h.registry.add("p2", ["privacy_officer"])
+    h.registry.add("p1", ["privacy_officer"], demo_key=True)
+    h.registry.add("p2", ["privacy_officer"], demo_key=True)
     agent = h.add_agent("a")
     async with h.worker():
         handle = await h.start(agent, input={}, model_overrides=scripted(DELETE, final()))

@@ -19,7 +19,7 @@ async def test_wait_survives_worker_and_server_restarts(tmp_path: Path) -> None:
     first = await start_dev_server(database, port=port, ui=False)
     h = Harness(first.env, tmp_path)
     h.store.seed_demo()
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     agent = h.add_agent("a")
     try:
         async with h.worker():

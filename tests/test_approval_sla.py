@@ -35,7 +35,7 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
 def harness_ts(skipping: WorkflowEnvironment, tmp_path: Path) -> Harness:
     h = Harness(skipping, tmp_path)
     h.store.seed_demo()
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     return h
 
 

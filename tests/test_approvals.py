@@ -35,7 +35,7 @@ def approvers(harness: Harness) -> Harness:
         "p2": ["privacy_officer"],
         "svc": ["finance"],
     }.items():
-        harness.registry.add(name, roles)
+        harness.registry.add(name, roles, demo_key=True)
     return harness
 
 
@@ -156,7 +156,7 @@ class TestDualControl:
                 await answer(h, handle.id, "p2", text="I asked for it")
             assert requester.value.code == "self_approval"
             assert (await pending_of(h.env.client, handle.id)).approved_by == ["p1"]
-            h.registry.add("p3", ["privacy_officer"])
+            h.registry.add("p3", ["privacy_officer"], demo_key=True)
             with pytest.raises(ApprovalRefusedError) as unpinned:
                 await answer(h, handle.id, "p3", text="new here")
             assert unpinned.value.code == "unknown_approver"  # the registry is pinned at wait start

@@ -58,8 +58,8 @@ async def test_approvers_add_list_revoke(harness: Harness) -> None:
 
 async def test_list_show_approve_and_exit_codes(env: WorkflowEnvironment, harness: Harness) -> None:
     h = harness
-    h.registry.add("lead", ["support_lead"])
-    h.registry.add("p1", ["privacy_officer"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
+    h.registry.add("p1", ["privacy_officer"], demo_key=True)
     agent = h.add_agent("a")
     settings = cli_env(env, h)
     async with h.worker():

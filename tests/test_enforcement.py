@@ -329,7 +329,7 @@ def claiming(h: Harness, agent: str, workflow_id: str, step: int, amount: str) -
 
 async def approved_refund(h: Harness) -> tuple[WorkflowHandle[Any, RunSummary], RunSummary]:
     """A real run whose $400 refund one lead approved, run to its end (worker running)."""
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     agent = h.add_agent("a")
     refund = call(REFUND, order_id="ORD-5002", amount_usd="400", reason_code="damaged")
     handle = await h.start(agent, input={}, model_overrides=scripted(refund, final()))

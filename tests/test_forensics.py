@@ -38,7 +38,7 @@ async def shown(h: Harness, *args: str) -> dict[str, Any]:
 
 
 async def approved_run(h: Harness) -> str:
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     agent = h.add_agent("forensic")
     read = call("crm.read_ticket", ticket_id="T-1002")
     async with h.worker():
@@ -112,7 +112,7 @@ async def test_exported_history_shows_the_same_timeline_offline(
 
 
 async def test_a_waiting_run_is_rebuilt_from_its_events(harness: Harness) -> None:
-    harness.registry.add("lead", ["support_lead"])
+    harness.registry.add("lead", ["support_lead"], demo_key=True)
     agent = harness.add_agent("waiting")
     read = call("crm.read_ticket", ticket_id="T-1002")
     async with harness.worker():

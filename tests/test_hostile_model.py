@@ -25,7 +25,7 @@ REFUND_10 = call("payments.issue_refund", order_id="ORD-5001", amount_usd="10", 
 
 async def refund_twice(h: Harness) -> WorkflowHandle[Any, RunSummary]:
     """A run whose model proposes the same $10 refund twice (worker running)."""
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     agent = h.add_agent("a")
     return await h.start(agent, input={}, model_overrides=scripted(REFUND_10, REFUND_10, final()))
 

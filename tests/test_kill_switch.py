@@ -52,7 +52,7 @@ async def held_run(h: Harness, agent: str) -> WorkflowHandle[Any, RunSummary]:
 
 
 async def test_pause_holds_the_next_gate_and_resume_completes(harness: Harness) -> None:
-    harness.registry.add("lead", ["support_lead"])
+    harness.registry.add("lead", ["support_lead"], demo_key=True)
     agent = harness.add_agent("pausable")
     async with harness.worker():
         handle = await held_run(harness, agent)
@@ -114,7 +114,7 @@ async def test_a_paused_agent_refuses_runs_started_elsewhere(harness: Harness) -
 
 
 async def test_a_disabled_tool_is_denied_at_once(harness: Harness) -> None:
-    harness.registry.add("lead", ["support_lead"])
+    harness.registry.add("lead", ["support_lead"], demo_key=True)
     agent = harness.add_agent("limited")
     async with harness.worker():
         handle = await held_run(harness, agent)
@@ -142,7 +142,7 @@ async def test_a_tool_disabled_while_its_call_awaits_approval_does_not_act(
     harness: Harness,
 ) -> None:
     """The approval comes after the disable: the approved refund is denied, not run."""
-    harness.registry.add("lead", ["support_lead"])
+    harness.registry.add("lead", ["support_lead"], demo_key=True)
     agent = harness.add_agent("stopped_refunds")
     async with harness.worker():
         handle = await held_run(harness, agent)

@@ -40,7 +40,7 @@ def test_continue_as_new_is_due_at_the_event_limit_the_byte_limit_or_the_servers
 
 
 async def test_a_long_run_carries_its_state_and_reads_as_one_run(harness: Harness) -> None:
-    harness.registry.add("lead", ["support_lead"])
+    harness.registry.add("lead", ["support_lead"], demo_key=True)
     agent = harness.add_agent("longrun", budgets={"max_denials": 2, "max_tool_calls": 20})
     script = scripted(
         REFUND_400,  # step 1: waits for the lead in the first segment

@@ -45,7 +45,7 @@ def unendorsed(name: str, roles: list[str], key: Ed25519PrivateKey) -> Approver:
 def test_entries_count_only_with_a_trusted_endorsement(tmp_path: Path) -> None:
     admin = dev_admin(tmp_path)
     registry = ApproverRegistry(tmp_path)
-    registry.add("alice", ["support_lead"])
+    registry.add("alice", ["support_lead"], demo_key=True)
     assert set(registry.trusted([admin]).approvers) == {"alice"}
     # Someone with write access to the file adds an entry of their own.
     data = json.loads(registry.path.read_text())
@@ -77,7 +77,7 @@ def test_changes_take_the_administrator_key_and_are_logged(
     key = write_private_key(tmp_path / "elsewhere" / "admin.pem", generate_key())
     monkeypatch.setenv("TIERGATE_ADMIN_KEY", str(key))
     registry = ApproverRegistry(tmp_path)
-    registry.add("alice", ["support_lead"])
+    registry.add("alice", ["support_lead"], demo_key=True)
     registry.revoke("alice")
     changes = [json.loads(line) for line in registry.log.read_text().splitlines()]
     assert [(c["op"], c["entry"]["name"], c["registry"]) for c in changes] == [

@@ -88,7 +88,7 @@ async def status_of(handle: WorkflowHandle[Any, RunSummary]) -> RunStatus:
 
 async def test_an_unsigned_resume_does_not_lift_a_pause(harness: Harness) -> None:
     h = harness
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     agent = h.add_agent("a")
     async with h.worker():
         handle = await h.start(agent, input={}, model_overrides=scripted(REFUND_400, final()))

@@ -132,7 +132,7 @@ async def test_span_tree_and_attributes_of_a_real_run(harness: Harness, captured
 
 
 async def test_approval_wait_has_its_own_span(harness: Harness, captured: Captured) -> None:
-    harness.registry.add("lead", ["support_lead"])
+    harness.registry.add("lead", ["support_lead"], demo_key=True)
     agent = harness.add_agent("approving")
     refund = call(
         "payments.issue_refund", order_id="ORD-5002", amount_usd="400", reason_code="damaged"

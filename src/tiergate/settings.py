@@ -60,6 +60,15 @@ class Settings(BaseSettings):
             take it: an approver or operator no listed administrator signed does not exist
             for them. Empty: nobody is trusted (`tiergate dev` and the demo trust their own
             dev administrator).
+        registry_dir: Where the approver and operator registries live (``approvers.json``,
+            ``operators.json`` and their change log), when not under ``home``. The compose
+            stack mounts one registry volume read-only into the worker and the page, each
+            of which keeps the rest of its state in a volume of its own, and only the
+            administrator's container writes it.
+        web_origin: The approvals page's origin as browsers reach it
+            (``https://approvals.example.com``): passkeys are made for its host name and
+            verified against it. Unset: taken from each request (fine for dev on
+            ``http://localhost``; set it behind a proxy).
         web_secure_cookies: Mark the approvals page's cookies ``Secure`` on every response,
             not only when the request came over TLS (set it behind a TLS proxy whose
             forwarded headers uvicorn is not told to trust).
@@ -94,6 +103,8 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     log_level: str = "info"
     redaction: RedactionConfig = RedactionConfig()
+    registry_dir: Path | None = None
+    web_origin: str | None = None
     temporal_tls: bool = False
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
@@ -155,6 +166,11 @@ class Settings(BaseSettings):
             or self.temporal_tls_cert is not None
             or self.temporal_api_key is not None
         )
+
+    @property
+    def registry_home(self) -> Path:
+        """Where `ApproverRegistry` reads and writes: ``registry_dir``, else ``home``."""
+        return self.registry_dir or self.home
 
     @property
     def reviews_path(self) -> Path:

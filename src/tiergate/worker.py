@@ -97,7 +97,7 @@ def build_activities(
         settings.offline_model_overrides,
     )
     approvals = ApprovalActivities(
-        settings.home,
+        settings.registry_home,
         settings.notify_url,
         ReviewStore(settings.reviews_path),
         settings.registry_admins,
@@ -108,7 +108,7 @@ def build_activities(
         task_queue or settings.task_queue,
         catalog.trusted,
         specs.get,
-        lambda: ApproverRegistry(settings.home).trusted(settings.registry_admins),
+        lambda: ApproverRegistry(settings.registry_home).trusted(settings.registry_admins),
         lambda: frozenset(controls.read().disabled_tools),
         lambda: frozenset(controls.read().paused_agents),
     )
@@ -128,7 +128,9 @@ def build_activities(
             catalog,
             controls,
             settings.offline_model_overrides,
-            lambda: ApproverRegistry(settings.home, "operators").trusted(settings.registry_admins),
+            lambda: ApproverRegistry(settings.registry_home, "operators").trusted(
+                settings.registry_admins
+            ),
         ).load,
         models.propose,
         models.classify,

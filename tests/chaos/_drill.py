@@ -231,7 +231,7 @@ class Drill:
         dev_admin(self.home)  # the drill's administrator: its workers trust it
         registry = ApproverRegistry(self.home)
         for name, roles in APPROVERS.items():
-            registry.add(name, roles)
+            registry.add(name, roles, demo_key=True)
         agents = self.home / "agents"
         agents.mkdir()
         (agents / "drill.yaml").write_text(yaml.safe_dump(self.agent()))

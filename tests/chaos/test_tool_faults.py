@@ -72,7 +72,7 @@ class FlakyTool:
 
 
 async def run_with(h: Harness, flaky: FlakyTool, *script: Any, **agent: Any) -> RunSummary:
-    h.registry.add("lead", ["support_lead"])
+    h.registry.add("lead", ["support_lead"], demo_key=True)
     name = h.add_agent("flaky", **{"tools": {"allowlist": TOOLS, "timeout_seconds": 1}, **agent})
     replaced = tool_activity_name(flaky.spec.name)
     every = build_activities(h.env.client, h.settings, SUPPORT_TOOLKIT, h.task_queue)

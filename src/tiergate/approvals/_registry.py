@@ -30,7 +30,7 @@ from tiergate.approvals._signing import (
     read_private_key,
     write_private_key,
 )
-from tiergate.core import Approver, Endorsement, RegistrySnapshot, key_id, person
+from tiergate.core import Approver, Endorsement, Passkey, RegistrySnapshot, key_id, person
 from tiergate.errors import ApproverError
 from tiergate.settings import Settings
 
@@ -97,28 +97,42 @@ class ApproverRegistry:
         os.replace(tmp, self.path)
 
     def add(
-        self, name: str, roles: list[str], public_key: str | None = None
+        self,
+        name: str,
+        roles: list[str],
+        public_key: str | None = None,
+        *,
+        demo_key: bool = False,
     ) -> tuple[Approver, Path | None]:
-        """Register ``name`` with roles. With ``public_key`` (what `tiergate approvers keygen`
-        printed on the approver's own machine) only that public half is kept: the private
-        key never reaches this host. Without it a key pair is made here and its private key
-        written under ``keys/`` (the demo's and dev's way; its path is returned)."""
+        """Register ``name`` with roles, endorsed by the administrator key.
+
+        - With ``public_key`` (what `tiergate approvers keygen` printed on the approver's own
+          machine) only that public half is kept: they answer from the CLI with their key.
+        - With ``demo_key`` a key pair is made here, its private key written under ``keys/``
+          and the entry labeled ``demo_key`` (the demo's and dev's approvers; the path is
+          returned). Never for a real person: whoever reads this host could sign as them.
+        - With neither, the approver holds no key yet: they sign in to the web page and enroll
+          a passkey there, which an administrator endorses (`add_passkey`).
+        """
         if not _NAME.match(name):
             raise ApproverError(
                 f"approver name {name!r} is not valid", fix="use letters, digits, _.@-"
             )
         if not roles:
             raise ApproverError("an approver needs at least one role", fix="pass --role ROLE")
+        if demo_key and public_key is not None:
+            raise ApproverError("pass a public key or ask for a demo key, not both")
         approvers = self.snapshot().approvers
         if any(person(other) == person(name) for other in approvers):
             raise ApproverError(
                 f"{name!r} is already registered (names are compared case-folded)",
                 fix="pick another name, or revoke it first",
             )
-        key = generate_key() if public_key is None else None
+        key = generate_key() if demo_key else None
         public = public_key_text(key) if key is not None else public_key or ""
-        _check_public_key(public)
-        if any(a.public_key == public for a in approvers.values()):
+        if public:
+            _check_public_key(public)
+        if public and any(a.public_key == public for a in approvers.values()):
             raise ApproverError(
                 "that public key is registered already", fix="each person needs their own key"
             )
@@ -126,7 +140,8 @@ class ApproverRegistry:
             name=name,
             roles=sorted(set(roles)),
             public_key=public,
-            key_id=key_id(public),
+            key_id=key_id(public) if public else "",
+            demo_key=demo_key,
             created_at=datetime.now(UTC).isoformat(),
         )
         entry = self._endorse(entry, "add")
@@ -135,15 +150,52 @@ class ApproverRegistry:
         self._write(approvers)
         return entry, key_path
 
+    def add_passkey(self, name: str, passkey: Passkey) -> Approver:
+        """Endorse ``passkey`` (enrolled by ``name`` on the web page) into their entry. The
+        administrator should first compare its `Passkey.key_id` with the one the approver's
+        page showed: the page's host could have enrolled a passkey of its own."""
+        approvers = self.snapshot().approvers
+        entry = self._entry(approvers, name)
+        taken = {p.credential_id for a in approvers.values() for p in a.passkeys}
+        taken |= {p.public_key for a in approvers.values() for p in a.passkeys}
+        if passkey.credential_id in taken or passkey.public_key in taken:
+            raise ApproverError(
+                f"passkey {passkey.key_id} is registered already",
+                fix="each person enrolls their own passkey",
+            )
+        changed = entry.model_copy(update={"passkeys": [*entry.passkeys, passkey]})
+        approvers[name] = self._endorse(changed, "add_passkey")
+        self._write(approvers)
+        return approvers[name]
+
+    def revoke_passkey(self, name: str, passkey_id: str) -> Approver:
+        """Remove the passkey whose key id (or credential id) is ``passkey_id``: answers it
+        proves are refused from now on, even mid-wait."""
+        approvers = self.snapshot().approvers
+        entry = self._entry(approvers, name)
+        kept = [p for p in entry.passkeys if passkey_id not in (p.key_id, p.credential_id)]
+        if len(kept) == len(entry.passkeys):
+            raise ApproverError(
+                f"{name} has no passkey {passkey_id!r}", fix="see `tiergate approvers list`"
+            )
+        changed = entry.model_copy(update={"passkeys": kept})
+        approvers[name] = self._endorse(changed, "revoke_passkey")
+        self._write(approvers)
+        return approvers[name]
+
+    @staticmethod
+    def _entry(approvers: dict[str, Approver], name: str) -> Approver:
+        if name not in approvers:
+            raise ApproverError(f"no approver named {name!r}", fix="see `tiergate approvers list`")
+        return approvers[name]
+
     def _write_key(self, name: str, key: Ed25519PrivateKey) -> Path:
         # The name is new to the registry, so a file left under it belongs to no entry.
         return write_private_key(self.keys / f"{name}.pem", key, replace=True)
 
     def revoke(self, name: str) -> Approver:
         approvers = self.snapshot().approvers
-        if name not in approvers:
-            raise ApproverError(f"no approver named {name!r}", fix="see `tiergate approvers list`")
-        entry = approvers[name].model_copy(
+        entry = self._entry(approvers, name).model_copy(
             update={"active": False, "revoked_at": datetime.now(UTC).isoformat()}
         )
         entry = self._endorse(entry, "revoke")
@@ -152,7 +204,14 @@ class ApproverRegistry:
         return entry
 
     def private_key(self, name: str) -> Ed25519PrivateKey:
-        """The key of a demo or dev approver, made on this host by `add`."""
+        """The key of a demo or dev approver, made on this host by `add` (``demo_key``); any
+        other approver's private key is on their own machine, never here."""
+        entry = self.snapshot().approvers.get(name)
+        if entry is None or not entry.demo_key:
+            raise ApproverError(
+                f"{name!r} has no demo key on this host",
+                fix="sign with the approver's own key file (--key PATH), on their machine",
+            )
         path = self.keys / f"{name}.pem"
         try:
             return read_private_key(path)

@@ -26,6 +26,7 @@ from tiergate.approvals import (
     write_private_key,
 )
 from tiergate.approvals._credentials import Credentials
+from tiergate.approvals._enrollments import PasskeyEnrollments, read_enrollment_code
 from tiergate.approvals.client import answer, list_pending, pending_of
 from tiergate.cli._render import console
 from tiergate.cluster import connect
@@ -57,7 +58,7 @@ KeyOption = Annotated[
 
 
 def _registry() -> ApproverRegistry:
-    return ApproverRegistry(Settings().home)
+    return ApproverRegistry(Settings().registry_home)
 
 
 def _new_key(path: Path) -> str:
@@ -96,24 +97,34 @@ def approvers_add(
     public_key: Annotated[
         str | None,
         typer.Option(
-            help="The approver's public key (`tiergate approvers keygen` on their machine)."
+            help="The approver's public key (`tiergate approvers keygen` on their machine), "
+            "for answers from the CLI."
         ),
     ] = None,
+    demo_key: Annotated[
+        bool,
+        typer.Option(
+            "--demo-key",
+            help="Make a key pair on this host, labeled demo (demo and dev only: whoever "
+            "reads this host can sign as them).",
+        ),
+    ] = False,
 ) -> None:
-    """Register an approver. With --public-key only that public half is kept here; without
-    it a key pair is made on this host (demo and dev only: the private key then sits under
-    the tiergate home)."""
+    """Register an approver. With --public-key they answer from the CLI with their own key;
+    with neither option they answer on the web page, with a passkey they enroll after their
+    first sign-in (`tiergate approvers passkeys endorse`)."""
     try:
-        entry, key_path = _registry().add(name, role, public_key)
+        entry, key_path = _registry().add(name, role, public_key, demo_key=demo_key)
     except ApproverError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(
-        f"added [bold]{entry.name}[/bold] roles {', '.join(entry.roles)} key {entry.key_id}"
+        f"added [bold]{entry.name}[/bold] roles {', '.join(entry.roles)} "
+        f"key {entry.key_id or 'none yet (web page: enroll a passkey)'}"
     )
     if key_path is not None:
         console.print(
-            f"private key: {key_path} (mode 0600; made on this host, for demo and dev: in "
+            f"demo key: {key_path} (mode 0600; made on this host, for demo and dev: in "
             "production have the approver run `tiergate approvers keygen` and pass --public-key)"
         )
 
@@ -131,16 +142,85 @@ def approvers_list(as_json: JsonFlag = False) -> None:
         ]
         print(json.dumps(listed, indent=2))
         return
-    table = Table("name", "roles", "key", "status", "since", "endorsed")
+    table = Table("name", "roles", "keys", "status", "since", "endorsed")
     for a in approvers.values():
+        keys = [a.key_id + (" (demo)" if a.demo_key else "")] if a.key_id else []
+        keys += [p.key_id for p in a.passkeys]
         status = "[green]active[/green]" if a.active else f"[red]revoked {a.revoked_at}[/red]"
         endorsed = (
             "[green]yes[/green]"
             if a.endorsed_by(admins, "approvers")
             else "[red]no: workers ignore it[/red]"
         )
-        table.add_row(a.name, ", ".join(a.roles), a.key_id, status, a.created_at[:19], endorsed)
+        table.add_row(
+            a.name,
+            ", ".join(a.roles),
+            "\n".join(keys) or "none",
+            status,
+            a.created_at[:19],
+            endorsed,
+        )
     console.print(table)
+
+
+passkeys_app = typer.Typer(
+    help="Endorse and revoke the passkeys approvers enroll on the web page.",
+    no_args_is_help=True,
+)
+approvers_app.add_typer(passkeys_app, name="passkeys")
+
+
+@passkeys_app.command("waiting")
+def passkeys_waiting() -> None:
+    """Passkeys enrolled on this home's web page that no administrator has endorsed yet."""
+    waiting = PasskeyEnrollments(Settings().home).all()
+    if not waiting:
+        console.print("no enrollment is waiting")
+    for name, passkeys in waiting.items():
+        for passkey in passkeys:
+            console.print(f"{name}  {passkey.key_id}  {passkey.origin}  {passkey.created_at[:19]}")
+
+
+@passkeys_app.command("endorse")
+def passkeys_endorse(
+    name: str,
+    enrollment: Annotated[
+        str, typer.Argument(help="The code the approver's page shows, or its key id.")
+    ],
+) -> None:
+    """Endorse a passkey ``name`` enrolled: from then on it proves their answers. Compare its
+    key id with the one on the approver's own screen first: a compromised page could have
+    enrolled a passkey of its own."""
+    enrollments = PasskeyEnrollments(Settings().home)
+    try:
+        passkey = enrollments.find(name, enrollment)
+        if passkey is None:
+            enrolled_by, passkey = read_enrollment_code(enrollment)
+            if enrolled_by != name:
+                raise ApproverError(
+                    f"that code is {enrolled_by!r}'s enrollment, not {name!r}'s",
+                    fix="endorse each approver's own code under their own name",
+                )
+        entry = _registry().add_passkey(name, passkey)
+    except ApproverError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    enrollments.remove(name, passkey.key_id)
+    console.print(
+        f"endorsed passkey {passkey.key_id} for [bold]{entry.name}[/bold] "
+        f"({passkey.origin}); they now approve with it on the web page"
+    )
+
+
+@passkeys_app.command("revoke")
+def passkeys_revoke(name: str, key: Annotated[str, typer.Argument(help="Its key id.")]) -> None:
+    """Revoke one of ``name``'s passkeys: answers it proves are refused, even mid-wait."""
+    try:
+        _registry().revoke_passkey(name, key)
+    except ApproverError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"revoked passkey {key} of {name}")
 
 
 @approvers_app.command("revoke")
@@ -268,7 +348,7 @@ def _answer(
         key = (
             read_private_key(key_path)
             if key_path
-            else ApproverRegistry(settings.home).private_key(approver)
+            else ApproverRegistry(settings.registry_home).private_key(approver)
         )
         client = await connect(settings)
         pending = await pending_of(client, run_id)

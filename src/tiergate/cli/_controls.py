@@ -82,7 +82,7 @@ def operator(name: str | None) -> str:
 
 def _apply(settings: Settings, command: ControlCommand, agent: str | None, what: str) -> None:
     try:
-        key = ApproverRegistry(settings.home, "operators").private_key(command.by)
+        key = ApproverRegistry(settings.registry_home, "operators").private_key(command.by)
         count = asyncio.run(_signal_running(settings, command, agent, key))
     except TiergateError as error:
         console.print(f"[red]error:[/red] {error}")
@@ -135,20 +135,30 @@ operators_app = typer.Typer(
 
 
 def _operators() -> ApproverRegistry:
-    return ApproverRegistry(Settings().home, "operators")
+    return ApproverRegistry(Settings().registry_home, "operators")
 
 
 @operators_app.command("add")
-def operators_add(name: str) -> None:
-    """Create an operator: a key pair (private key 0600) and a registry entry. Runs started
-    from now on obey this operator's signed commands."""
+def operators_add(
+    name: str,
+    public_key: Annotated[
+        str | None,
+        typer.Option(help="The operator's public key (`tiergate approvers keygen` on theirs)."),
+    ] = None,
+) -> None:
+    """Register an operator. With --public-key only that public half is kept here; without
+    it a key pair is made on this host (private key 0600, labeled demo). Runs started from
+    now on obey this operator's signed commands."""
     try:
-        entry, key_path = _operators().add(name, ["operator"])
+        entry, key_path = _operators().add(
+            name, ["operator"], public_key, demo_key=public_key is None
+        )
     except TiergateError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     console.print(f"added operator [bold]{entry.name}[/bold] key {entry.key_id}")
-    console.print(f"private key: {key_path} (mode 0600; keep it with the operator)")
+    if key_path is not None:
+        console.print(f"private key: {key_path} (mode 0600; made on this host: keep it with them)")
 
 
 @operators_app.command("list")

@@ -70,7 +70,7 @@ def register_demo_approvers(settings: Settings) -> ApproverRegistry:
     dev_admin(settings.home)
     registry = ApproverRegistry(settings.home)
     for name, roles in DEMO_APPROVERS.items():
-        registry.add(name, roles)
+        registry.add(name, roles, demo_key=True)
     return registry
 
 

@@ -255,7 +255,7 @@ def _suite_run(
     settings = settings.model_copy(update={"registry_admins": [dev_admin(home)]})
     registry = ApproverRegistry(home, admin_key=home / "admin" / "admin.pem")
     for name, roles in suite.approvers.items():
-        registry.add(name, roles)
+        registry.add(name, roles, demo_key=True)
     base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
     bundle = candidate_bundle(
         base, candidate, settings.agents_dir, toolkit.tools.specs, shadow=False

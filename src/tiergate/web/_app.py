@@ -6,6 +6,8 @@ response (`SecurityHeaders`), server-side sessions as Starlette authentication
 (`ApproverSessions`), and a CSRF check on every form post (`CsrfProtection`). Sign-in is a
 scrypt password or a one-time link (`tiergate approvers password|token`), rate-limited per
 client and name; every page and action is authorized by the run's pinned approver policy.
+Answers are signed by the approver's passkey in their browser, never by the page
+(`tiergate.web._passkeys`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 
 from tiergate.cluster import codec_for
-from tiergate.web._approvals import approval_get, approval_post, history, queue, queue_rows
+from tiergate.web._approvals import (
+    approval_challenge,
+    approval_get,
+    approval_post,
+    history,
+    queue,
+    queue_rows,
+)
 from tiergate.web._codec import codec_endpoint
 from tiergate.web._context import WebContext
+from tiergate.web._passkeys import enroll, enroll_options, passkey_page
 from tiergate.web._security import CsrfProtection, SecureCookies, SecurityHeaders
 from tiergate.web._sessions import ApproverSessions
 from tiergate.web._signin import signin_get, signin_post, signin_token, signout
@@ -33,6 +43,10 @@ ROUTES = [
     Route("/queue/rows", queue_rows, methods=["GET"]),
     Route("/approvals/{run_id}", approval_get, methods=["GET"]),
     Route("/approvals/{run_id}", approval_post, methods=["POST"]),
+    Route("/approvals/{run_id}/challenge", approval_challenge, methods=["POST"]),
+    Route("/passkey", passkey_page, methods=["GET"]),
+    Route("/passkey", enroll, methods=["POST"]),
+    Route("/passkey/options", enroll_options, methods=["POST"]),
     Route("/history", history, methods=["GET"]),
 ]
 

@@ -1,9 +1,11 @@
 """The approver's pages: the queue of what they may decide, one action, the decisions made.
 
-The page decides nothing itself: an approver's click becomes the same signed `approval`
-update the CLI sends (`tiergate.approvals.client.decide`, recorded ``via web``), which the
-workflow verifies as it verifies any answer. The page only refuses early what the workflow
-would refuse anyway, so a person gets a clear message instead of a silent no.
+The page decides nothing itself, and signs nothing: an approver's click prepares the
+unsigned answer to the action they reviewed, their passkey signs it in the browser
+(`tiergate.web._passkeys`), and the page sends it as the same `approval` update the CLI
+sends (recorded ``via web``), which the workflow verifies as it verifies any answer. The page
+only refuses early what the workflow would refuse anyway, so a person gets a clear message
+instead of a silent no.
 """
 
 from __future__ import annotations
@@ -12,16 +14,27 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from tiergate.approvals.client import answer, list_pending, pending_of
-from tiergate.core import WORKFLOW_NAME, ApprovalDecision, ApprovalWait, PendingAction, RunSummary
+from tiergate.approvals.client import build_request, list_pending, pending_of, submit
+from tiergate.core import (
+    WORKFLOW_NAME,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalWait,
+    PasskeyAssertion,
+    PendingAction,
+    RunSummary,
+    verified_key,
+)
 from tiergate.errors import ApprovalRefusedError, NotWaitingError
 from tiergate.forensics import build_timeline, fetch_run_chain
 from tiergate.sensitive import Redactor
 from tiergate.web._context import WebContext
 from tiergate.web._pages import age, message_page, page, render, signin_page
+from tiergate.web._passkeys import RelyingParty, assertion_options, usable
 from tiergate.web._sessions import SESSION_COOKIE, Session, session_of
 
 POLL_SECONDS = 2
@@ -109,6 +122,7 @@ async def queue_rows(request: Request) -> Response:
 
 async def _approval_page(
     web: WebContext,
+    request: Request,
     session: Session,
     pending: PendingAction,
     message: str = "",
@@ -127,6 +141,9 @@ async def _approval_page(
         pending=pending,
         arguments=json.dumps(redactor.value(pending.arguments), indent=2, sort_keys=True),
         already=session.approver in pending.approved_by,
+        has_passkey=bool(
+            usable(web.approvers().approvers.get(session.approver), RelyingParty.of(request, web))
+        ),
         timeline=build_timeline(chain[-1], redactor, earlier=chain[:-1]),
         ui_link=ui,
         message=message,
@@ -153,11 +170,50 @@ async def approval_get(request: Request) -> Response:
     pending = await _decidable(web, session, run_id)
     if pending is None:
         return message_page(session, f"Run {run_id} is not waiting for an approval.", 404)
-    return await _approval_page(web, session, pending)
+    return await _approval_page(web, request, session, pending)
+
+
+_NOT_ALLOWED = "You are not allowed to decide this action (approver policy). Nothing was changed."
+
+
+async def approval_challenge(request: Request) -> Response:
+    """Prepare the approver's answer to the action they reviewed and return the WebAuthn
+    options asking their passkey to sign it (JSON; the form's token checked by middleware)."""
+    signed = _signed_in(request)
+    if isinstance(signed, Response):
+        return JSONResponse({"error": "sign in again"}, status_code=401)
+    web, session = signed
+    run_id = request.path_params["run_id"]
+    try:
+        pending = await pending_of(web.client, run_id)
+    except NotWaitingError:
+        return JSONResponse({"error": _NOT_WAITING}, status_code=409)
+    if not await web.may_decide(session.approver, pending):
+        return JSONResponse({"error": _NOT_ALLOWED}, status_code=403)
+    form = await request.form()
+    decision = str(form.get("decision", ""))
+    refused = _refusal(session, pending, str(form.get("digest", "")), decision)
+    if refused is not None:
+        return JSONResponse({"error": refused[0]}, status_code=refused[1])
+    rp = RelyingParty.of(request, web)
+    passkeys = usable(web.approvers().approvers.get(session.approver), rp)
+    if not passkeys:
+        message = "Enroll a passkey first, and have an administrator endorse it."
+        return JSONResponse({"error": message}, status_code=409)
+    answer = build_request(
+        pending,
+        session.approver,
+        ApprovalDecision(decision),
+        str(form.get("justification", "")).strip(),
+        via="web",
+    )
+    session.prepare(run_id, answer)
+    return JSONResponse({"publicKey": assertion_options(answer, passkeys, rp)})
 
 
 async def approval_post(request: Request) -> Response:
-    """An approve or deny; the form's token was checked by `CsrfProtection`."""
+    """The prepared answer, with the passkey's assertion over it; the form's token was
+    checked by `CsrfProtection`."""
     signed = _signed_in(request)
     if isinstance(signed, Response):
         return signed
@@ -168,15 +224,31 @@ async def approval_post(request: Request) -> Response:
     except NotWaitingError:
         return message_page(session, _NOT_WAITING, 409)
     if not await web.may_decide(session.approver, pending):
-        message = (
-            "You are not allowed to decide this action (approver policy). Nothing was changed."
-        )
-        return message_page(session, message, 403)
+        return message_page(session, _NOT_ALLOWED, 403)
     form = await request.form()
+    prepared = session.prepared.pop(run_id, None)
     refused = _refusal(session, pending, str(form.get("digest", "")), str(form.get("decision", "")))
-    if refused is not None:
-        return await _approval_page(web, session, pending, refused[0], status=refused[1])
-    return await _answer(web, session, pending, form)
+    if refused is None and prepared is None:
+        refused = "Approve or deny with your passkey (the page needs JavaScript).", 400
+    if refused is None and prepared is not None and not _same_wait(prepared, pending):
+        refused = "The action changed since you opened it; review it again.", 409
+    if refused is not None or prepared is None:
+        message, status = refused or ("", 400)
+        return await _approval_page(web, request, session, pending, message, status=status)
+    try:
+        assertion = PasskeyAssertion.model_validate_json(str(form.get("assertion", "")))
+    except ValidationError:
+        message = "Your passkey gave no usable answer; try again."
+        return await _approval_page(web, request, session, pending, message, status=400)
+    return await _answer(web, request, session, pending, prepared, assertion)
+
+
+def _same_wait(prepared: ApprovalRequest, pending: PendingAction) -> bool:
+    return (prepared.step, prepared.nonce, prepared.action_digest) == (
+        pending.step,
+        pending.nonce,
+        pending.call_digest,
+    )
 
 
 def _refusal(
@@ -195,26 +267,29 @@ def _refusal(
     return None
 
 
-async def _answer(web: WebContext, session: Session, pending: PendingAction, form: Any) -> Response:
-    decision = str(form.get("decision", ""))
+async def _answer(
+    web: WebContext,
+    request: Request,
+    session: Session,
+    pending: PendingAction,
+    prepared: ApprovalRequest,
+    assertion: PasskeyAssertion,
+) -> Response:
+    """Send ``prepared`` (the answer the passkey was asked to sign) with its assertion."""
+    signed = prepared.model_copy(update={"passkey": assertion})
+    entry = web.approvers().approvers.get(session.approver)
+    if entry is None or verified_key(signed, entry) is None:
+        message = "Your passkey's answer did not verify; nothing was sent. Try again."
+        return await _approval_page(web, request, session, pending, message, status=409)
     try:
-        # Signs the pending action the form was checked against, not whatever waits now.
-        receipt = await answer(
-            web.client,
-            web.registry.private_key(session.approver),
-            pending,
-            session.approver,
-            ApprovalDecision(decision),
-            str(form.get("justification", "")).strip(),
-            via="web",
-        )
+        receipt = await submit(web.client, signed)
     except ApprovalRefusedError as error:
         message = f"Refused ({error.code}): {error.reason}. Nothing was changed."
-        return await _approval_page(web, session, pending, message, status=409)
+        return await _approval_page(web, request, session, pending, message, status=409)
     except NotWaitingError:
         return message_page(session, _NOT_WAITING, 409)
     if receipt.status in ("approved", "denied"):
-        done = "Approved" if decision == "approve" else "Denied"
+        done = "Approved" if signed.decision == ApprovalDecision.APPROVE else "Denied"
         return message_page(session, f"{done}: the run resumes ({receipt.status}).", 200, ok=True)
     so_far = f"Recorded: {len(receipt.approved_by)} of {receipt.required} approvals so far."
     return message_page(session, so_far, 200, ok=True)

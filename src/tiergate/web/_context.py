@@ -87,7 +87,7 @@ class WebContext:
 
     @property
     def registry(self) -> ApproverRegistry:
-        return ApproverRegistry(self.settings.home)
+        return ApproverRegistry(self.settings.registry_home)
 
     def approvers(self) -> RegistrySnapshot:
         """The registry's endorsed entries: who may sign in and decide."""

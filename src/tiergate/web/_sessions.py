@@ -10,22 +10,44 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+
+from tiergate.core import ApprovalRequest
 
 SESSION_COOKIE = "tg_session"
 PRE_COOKIE = "tg_signin"
 SESSION_SECONDS = 8 * 3600
 
 
+#: Answers a session keeps prepared for a passkey at once (one per run it is deciding).
+MAX_PREPARED = 16
+
+
 @dataclass
 class Session:
+    """One signed-in approver.
+
+    ``enrolling``: the challenge of the passkey enrollment under way. ``prepared``: per run,
+    the unsigned answer whose signing message the approver's passkey was asked to sign;
+    only that answer is sent, whatever the final form says.
+    """
+
     approver: str
     csrf: str
     expires: float
+    enrolling: bytes | None = None
+    prepared: OrderedDict[str, ApprovalRequest] = field(default_factory=OrderedDict)
+
+    def prepare(self, run_id: str, answer: ApprovalRequest) -> None:
+        self.prepared.pop(run_id, None)
+        self.prepared[run_id] = answer
+        while len(self.prepared) > MAX_PREPARED:
+            self.prepared.popitem(last=False)
 
 
 class SessionStore(dict[str, Session]):

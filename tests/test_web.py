@@ -1,9 +1,15 @@
-"""The approvals web page: routes over real HTTP, and the flows in a real Chromium."""
+"""The approvals web page: routes over real HTTP, and the flows in a real Chromium.
+
+Answers on the page are signed by passkeys: over HTTP by a software passkey
+(`tests.passkeys`), in Chromium by its virtual authenticator (WebAuthn over DevTools).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -12,15 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, CDPSession, Page, async_playwright
 
 from tests.conftest import Harness, call, final, scripted
+from tests.passkeys import SoftPasskey
 from tests.test_cli import TIERGATE
 from tiergate.approvals._credentials import Credentials
-from tiergate.approvals.client import pending_of
+from tiergate.approvals._enrollments import PasskeyEnrollments
+from tiergate.approvals.client import build_request, pending_of, submit
 from tiergate.cluster import free_port
-from tiergate.core import Outcome, RunSummary
+from tiergate.core import ApprovalDecision, Outcome, RunSummary, from_b64url
+from tiergate.errors import ApprovalRefusedError
 from tiergate.web import WebContext, WebServer, build_app
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
@@ -44,6 +54,13 @@ class Site:
     context: WebContext
     url: str
     agent: str
+    #: The approvers' software passkeys, endorsed (the HTTP tests sign with them).
+    passkeys: dict[str, SoftPasskey]
+
+    @property
+    def browser_url(self) -> str:
+        """The page as a browser reaches it: WebAuthn needs a host name, not an address."""
+        return self.url.replace("127.0.0.1", "localhost")
 
     async def start(self, *outputs: Any) -> str:
         handle = await self.harness.start(
@@ -63,12 +80,16 @@ async def site(harness: Harness) -> AsyncIterator[Site]:
     }
     credentials = Credentials(harness.home)
     for name, role in roles.items():
+        # Web-only approvers: no key of theirs on this host, a passkey enrolled later.
         harness.registry.add(name, role)
         credentials.set_password(name, PASSWORDS[name])
     agent = harness.add_agent("webbed")
     context = WebContext(harness.env.client, harness.settings, ui_url="http://ui.example")
     async with harness.worker(), WebServer(build_app(context), port=free_port()) as server:
-        yield Site(harness, context, server.url, agent)
+        softs = {name: SoftPasskey(server.url) for name in ("lead", "fin")}
+        for name, soft in softs.items():
+            harness.registry.add_passkey(name, soft.passkey())
+        yield Site(harness, context, server.url, agent, softs)
 
 
 @contextlib.asynccontextmanager
@@ -132,31 +153,198 @@ async def test_expired_session_and_signout(site: Site) -> None:
         assert "Your session has expired" in response.text
 
 
+async def review(client: httpx.AsyncClient, run_id: str) -> dict[str, str]:
+    """The approval page's form fields (its token and the digest reviewed)."""
+    page = await client.get(f"/approvals/{run_id}")
+    assert page.status_code == 200, page.text
+    return dict(re.findall(r'name="(csrf|digest)" value="([^"]+)"', page.text))
+
+
+async def decide(
+    client: httpx.AsyncClient,
+    run_id: str,
+    soft: SoftPasskey,
+    decision: str = "approve",
+    justification: str = "ok",
+) -> httpx.Response:
+    """What the page's script does: ask for the answer's challenge, have the passkey sign
+    it, post the assertion."""
+    form = await review(client, run_id)
+    options = await client.post(
+        f"/approvals/{run_id}/challenge",
+        data={**form, "decision": decision, "justification": justification},
+    )
+    assert options.status_code == 200, options.text
+    assertion = soft.assert_challenge(from_b64url(options.json()["publicKey"]["challenge"]))
+    return await client.post(
+        f"/approvals/{run_id}",
+        data={**form, "decision": decision, "assertion": assertion.model_dump_json()},
+    )
+
+
 async def test_decide_refuses_missing_csrf_unauthorized_and_decided(site: Site) -> None:
     run_id = await site.start(REFUND_400)
     async with signed_in(site, "lead") as lead, signed_in(site, "fin") as fin:
         page = await lead.get(f"/approvals/{run_id}")
-        assert page.status_code == 200
         assert "payments.issue_refund" in page.text
-        digest = re.search(r'name="digest" value="([^"]+)"', page.text)
-        assert digest is not None
-        data = {"decision": "approve", "digest": digest.group(1), "justification": "ok"}
-        refused = await lead.post(f"/approvals/{run_id}", data=data)
-        assert refused.status_code == 403
-        assert "security token is missing or wrong" in refused.text
+        form = await review(lead, run_id)
+        data = {"decision": "approve", "digest": form["digest"], "justification": "ok"}
+        for path in (f"/approvals/{run_id}/challenge", f"/approvals/{run_id}"):
+            refused = await lead.post(path, data=data)
+            assert refused.status_code == 403
+            assert "security token is missing or wrong" in refused.text
         # An approver whose role the approver policy does not cover sees nothing of the run.
         assert run_id not in (await fin.get("/")).text
         assert (await fin.get(f"/approvals/{run_id}")).status_code == 404
         fin_csrf = form_csrf((await fin.get("/")).text)
-        forbidden = await fin.post(f"/approvals/{run_id}", data={**data, "csrf": fin_csrf})
+        forbidden = await fin.post(
+            f"/approvals/{run_id}/challenge", data={**data, "csrf": fin_csrf}
+        )
         assert forbidden.status_code == 403
         assert (await pending_of(site.harness.env.client, run_id)).approved_by == []
-        done = await lead.post(f"/approvals/{run_id}", data={**data, "csrf": form_csrf(page.text)})
+        done = await decide(lead, run_id, site.passkeys["lead"])
         assert done.status_code == 200, done.text
         assert "Approved: the run resumes" in done.text
-        again = await lead.post(f"/approvals/{run_id}", data={**data, "csrf": form_csrf(page.text)})
+        again = await lead.post(f"/approvals/{run_id}/challenge", data={**data, **form})
         assert again.status_code == 409
-        assert "no longer waiting" in again.text
+        assert "no longer waiting" in again.json()["error"]
+
+
+async def test_the_page_sends_only_what_the_passkey_signed(site: Site) -> None:
+    """No assertion, or one over another answer, or another approver's passkey: nothing is
+    sent, and the run still waits."""
+    run_id = await site.start(REFUND_400)
+    async with signed_in(site, "lead") as lead:
+        form = await review(lead, run_id)
+        bare = await lead.post(f"/approvals/{run_id}", data={**form, "decision": "approve"})
+        assert bare.status_code == 400
+        assert "with your passkey" in bare.text
+        options = await lead.post(
+            f"/approvals/{run_id}/challenge",
+            data={**form, "decision": "deny", "justification": "wrong order"},
+        )
+        challenge = from_b64url(options.json()["publicKey"]["challenge"])
+        allowed = [c["id"] for c in options.json()["publicKey"]["allowCredentials"]]
+        assert allowed == [site.passkeys["lead"].passkey().credential_id]
+        for soft, signed in (
+            (site.passkeys["lead"], b"\x00" * 32),  # an assertion over another challenge
+            (site.passkeys["fin"], challenge),  # fin's passkey over lead's answer
+        ):
+            assertion = soft.assert_challenge(signed)
+            refused = await lead.post(
+                f"/approvals/{run_id}",
+                data={**form, "decision": "deny", "assertion": assertion.model_dump_json()},
+            )
+            assert refused.status_code in (400, 409), refused.text
+            assert "did not verify" in refused.text or "with your passkey" in refused.text
+            # A refusal spends the prepared answer: the next try starts from a new challenge.
+            await lead.post(
+                f"/approvals/{run_id}/challenge",
+                data={**form, "decision": "deny", "justification": "wrong order"},
+            )
+        pending = await pending_of(site.harness.env.client, run_id)
+        assert pending.approved_by == []
+        # Whatever the final form says, the answer sent is the one the passkey was asked for.
+        options = await lead.post(
+            f"/approvals/{run_id}/challenge",
+            data={**form, "decision": "deny", "justification": "no carrier claim"},
+        )
+        challenge = from_b64url(options.json()["publicKey"]["challenge"])
+        assertion = site.passkeys["lead"].assert_challenge(challenge)
+        done = await lead.post(
+            f"/approvals/{run_id}",
+            data={**form, "decision": "approve", "assertion": assertion.model_dump_json()},
+        )
+        assert "Denied: the run resumes (denied)" in done.text
+    assert site.harness.store.rows("refunds") == []
+
+
+async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site) -> None:
+    """p1 has signed in but enrolled nothing: the page offers enrollment, not the buttons;
+    an enrollment counts only once an administrator endorsed it (the CLI, here)."""
+    run_id = await site.start(DELETE)
+    async with signed_in(site, "p1") as p1:
+        page = await p1.get(f"/approvals/{run_id}")
+        assert 'id="no-passkey"' in page.text
+        assert 'id="decide"' not in page.text
+        form = dict(re.findall(r'name="(csrf)" value="([^"]+)"', page.text))
+        refused = await p1.post(
+            f"/approvals/{run_id}/challenge",
+            data={
+                **form,
+                "digest": (await pending_of(site.harness.env.client, run_id)).call_digest,
+                "decision": "approve",
+            },
+        )
+        assert refused.status_code == 409
+        assert "Enroll a passkey first" in refused.json()["error"]
+        soft = SoftPasskey(site.url)
+        options = await p1.post("/passkey/options", data=form)
+        assert options.status_code == 200
+        public_key = options.json()["publicKey"]
+        assert public_key["authenticatorSelection"]["userVerification"] == "required"
+        made = await p1.post(
+            "/passkey",
+            data={
+                **form,
+                "credential": json.dumps(soft.registration(from_b64url(public_key["challenge"]))),
+            },
+        )
+        assert made.status_code == 200, made.text
+        enrolled = made.json()
+        assert enrolled["key_id"] == soft.passkey().key_id
+        # Enrolled, not endorsed: still no buttons; the code waits on the passkey page.
+        assert 'id="no-passkey"' in (await p1.get(f"/approvals/{run_id}")).text
+        assert enrolled["code"] in (await p1.get("/passkey")).text
+        # A replayed registration (the challenge is spent) is refused.
+        replayed = await p1.post(
+            "/passkey", data={**form, "credential": json.dumps(soft.registration(b"x" * 32))}
+        )
+        assert replayed.status_code == 409
+        env = {"TIERGATE_HOME": str(site.harness.home)}
+        code, out = await tiergate_input(
+            ["approvers", "passkeys", "endorse", "p2", enrolled["code"]], "", env
+        )
+        assert code == 2
+        assert "not 'p2'" in out
+        code, out = await tiergate_input(
+            ["approvers", "passkeys", "endorse", "p1", enrolled["code"]], "", env
+        )
+        assert code == 0, out
+        assert enrolled["key_id"] in out
+        assert PasskeyEnrollments(site.harness.home).of("p1") == []
+        assert 'id="decide"' in (await p1.get(f"/approvals/{run_id}")).text
+        # The run pinned the registry when its wait began, before the endorsement.
+        late = await decide(p1, run_id, soft, justification="identity verified")
+        assert late.status_code == 409
+        assert "Refused (unknown_key)" in late.text
+        assert (await pending_of(site.harness.env.client, run_id)).approved_by == []
+        later = await site.start(DELETE)
+        recorded = await decide(p1, later, soft, justification="identity verified")
+        assert "Recorded: 1 of 2 approvals so far." in recorded.text
+    # No approver's private key was ever written on this host (the harness's operator
+    # keeps its demo key under keys/operators/).
+    assert list((site.harness.home / "keys").glob("*.pem")) == []
+
+
+async def test_one_time_links_history_and_the_rows_fragment(site: Site) -> None:
+    token = Credentials(site.harness.home).issue_token("lead", minutes=5)
+    async with httpx.AsyncClient(base_url=site.url) as client:
+        assert (await client.get("/queue/rows")).status_code == 401
+        assert (await client.get(f"/signin/token/{token}")).status_code == 303
+        run_id = await site.start(REFUND_400)
+        rows = await client.get("/queue/rows")
+        assert f'data-run="{run_id}"' in rows.text
+        denied = await decide(client, run_id, site.passkeys["lead"], "deny", "no carrier claim yet")
+        assert "Denied: the run resumes (denied)" in denied.text
+        await site.harness.env.client.get_workflow_handle(run_id).result()
+        history = (await client.get("/history")).text
+        assert run_id in history
+        assert "deny by lead via web" in history
+    async with httpx.AsyncClient(base_url=site.url) as other:
+        reused = await other.get(f"/signin/token/{token}")
+        assert reused.status_code == 401
+        assert "invalid, used or expired" in reused.text
 
 
 # -- the flows in Chromium -------------------------------------------------------------------
@@ -184,17 +372,58 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def sign_in(page: Page, site: Site, name: str) -> None:
-    await page.goto(f"{site.url}/signin")
+    await page.goto(f"{site.browser_url}/signin")
     await page.fill("input[name=name]", name)
     await page.fill("input[name=password]", PASSWORDS[name])
     await page.click("button[type=submit]")
     await page.wait_for_selector("#queue")
 
 
-async def test_approve_a_large_refund_in_the_browser(site: Site, browser: Browser) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
+async def with_authenticator(browser: Browser) -> tuple[Page, CDPSession, str]:
+    """A page with Chromium's virtual platform authenticator (user verification on, the
+    touch simulated): the passkey's private key lives in Chromium, never in the test."""
     page = await (await browser.new_context()).new_page()
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("WebAuthn.enable")
+    added = await cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return page, cdp, added["authenticatorId"]
+
+
+async def enroll_in_browser(page: Page, site: Site, name: str) -> str:
+    """Enroll a passkey on the page and endorse it as the administrator would; its key id."""
+    await page.goto(f"{site.browser_url}/passkey")
+    assert await page.locator("#none-endorsed").count() == 1
+    await page.click("#enroll")
+    await page.wait_for_selector("#enrolled:not([hidden])", timeout=15_000)
+    key_id = await page.locator("#enrolled-key").inner_text()
+    waiting = PasskeyEnrollments(site.harness.home).find(name, key_id)
+    assert waiting is not None
+    assert waiting.origin == site.browser_url
+    site.harness.registry.add_passkey(name, waiting)
+    await page.reload()
+    assert key_id in await page.locator("#endorsed").inner_text()
+    return key_id
+
+
+async def test_approve_a_large_refund_with_a_passkey(site: Site, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page, cdp, authenticator = await with_authenticator(browser)
     await sign_in(page, site, "lead")
+    # lead's software passkey was made for another origin (the HTTP tests' address).
+    key_id = await enroll_in_browser(page, site, "lead")
+    await page.goto(site.browser_url)
     assert await page.locator("#rows tr td").first.inner_text() == "Nothing is waiting for you."
     run_id = await site.start(REFUND_400)
     # The queue updates by itself.
@@ -217,23 +446,52 @@ async def test_approve_a_large_refund_in_the_browser(site: Site, browser: Browse
     assert len(refunds) == 1
     wait = summary.steps[0].approval
     assert wait is not None
-    assert [(a.approver, a.via, a.verified) for a in wait.approvals] == [("lead", "web", True)]
+    assert [(a.approver, a.via, a.verified, a.key_id) for a in wait.approvals] == [
+        ("lead", "web", True, key_id)
+    ]
+    credentials = await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+    assert len(credentials["credentials"]) == 1  # the one passkey, in Chromium only
+    # The history alone proves the approval: `approvals audit --history` re-verifies the
+    # assertion offline, from the registry snapshot the run pinned, and catches a tampered one.
+    exported = site.harness.home / "refund-history.json"
+    exported.write_text((await site.harness.history(run_id)).to_json())
+    code, out = await tiergate_input(
+        ["approvals", "audit", run_id, "--history", str(exported)], "", {}
+    )
+    assert code == 0, out
+    assert f"passkey assertion verified with {key_id}" in out.replace("\n", " ")
+    data = json.loads(exported.read_text())
+    for event in data["events"]:
+        attributes = event.get("workflowExecutionUpdateAcceptedEventAttributes")
+        if attributes:
+            payload = attributes["acceptedRequest"]["input"]["args"]["payloads"][0]
+            answer = json.loads(base64.b64decode(payload["data"]))
+            answer["justification"] = "edited after the fact"
+            payload["data"] = base64.b64encode(json.dumps(answer).encode()).decode()
+    tampered = site.harness.home / "tampered-history.json"
+    tampered.write_text(json.dumps(data))
+    code, out = await tiergate_input(
+        ["approvals", "audit", run_id, "--history", str(tampered)], "", {}
+    )
+    assert code != 0, out
+    assert "passkey assertion does not verify" in out.replace("\n", " ")
 
 
 async def test_dual_control_with_two_browsers(site: Site, browser: Browser) -> None:
-    run_id = await site.start(DELETE)
-    first = await (await browser.new_context()).new_page()
-    second = await (await browser.new_context()).new_page()
+    (first, _, _), (second, _, _) = [await with_authenticator(browser) for _ in range(2)]
     await sign_in(first, site, "p1")
     await sign_in(second, site, "p2")
-    await first.goto(f"{site.url}/approvals/{run_id}")
+    await enroll_in_browser(first, site, "p1")
+    await enroll_in_browser(second, site, "p2")
+    run_id = await site.start(DELETE)  # its wait pins the registry with both passkeys
+    await first.goto(f"{site.browser_url}/approvals/{run_id}")
     await first.fill("textarea[name=justification]", "identity verified")
     await first.click("button.approve")
     await first.wait_for_selector("text=Recorded: 1 of 2 approvals so far.")
-    await first.goto(f"{site.url}/approvals/{run_id}")
+    await first.goto(f"{site.browser_url}/approvals/{run_id}")
     await first.wait_for_selector("#already")
     assert await first.locator("#decide").count() == 0  # no second click for the same person
-    await second.goto(f"{site.url}/approvals/{run_id}")
+    await second.goto(f"{site.browser_url}/approvals/{run_id}")
     assert "p1" in await second.locator("#approved-by").inner_text()
     await second.fill("textarea[name=justification]", "checked the request too")
     await second.click("button.approve")
@@ -246,34 +504,24 @@ async def test_dual_control_with_two_browsers(site: Site, browser: Browser) -> N
     assert summary.steps[0].decision.approved_by == ["p1", "p2"]
     # A POST without the CSRF token, from the signed-in browser, changes nothing.
     refused = await first.request.post(
-        f"{site.url}/approvals/{run_id}", form={"decision": "approve", "digest": "x"}
+        f"{site.browser_url}/approvals/{run_id}", form={"decision": "approve", "digest": "x"}
     )
     assert refused.status == 403
 
 
-async def test_one_time_links_history_and_the_rows_fragment(site: Site) -> None:
-    token = Credentials(site.harness.home).issue_token("lead", minutes=5)
-    async with httpx.AsyncClient(base_url=site.url) as client:
-        assert (await client.get("/queue/rows")).status_code == 401
-        assert (await client.get(f"/signin/token/{token}")).status_code == 303
-        run_id = await site.start(REFUND_400)
-        rows = await client.get("/queue/rows")
-        assert f'data-run="{run_id}"' in rows.text
-        page = (await client.get(f"/approvals/{run_id}")).text
-        form = dict(re.findall(r'name="(csrf|digest)" value="([^"]+)"', page))
-        denied = await client.post(
-            f"/approvals/{run_id}",
-            data={**form, "decision": "deny", "justification": "no carrier claim yet"},
-        )
-        assert "Denied: the run resumes (denied)" in denied.text
-        await site.harness.env.client.get_workflow_handle(run_id).result()
-        history = (await client.get("/history")).text
-        assert run_id in history
-        assert "deny by lead via web" in history
-    async with httpx.AsyncClient(base_url=site.url) as other:
-        reused = await other.get(f"/signin/token/{token}")
-        assert reused.status_code == 401
-        assert "invalid, used or expired" in reused.text
+async def test_a_passkey_that_is_not_endorsed_signs_nothing(site: Site, browser: Browser) -> None:
+    """An approver whose passkey an administrator revoked is asked by nothing; the run waits."""
+    page, _, _ = await with_authenticator(browser)
+    await sign_in(page, site, "lead")
+    key_id = await enroll_in_browser(page, site, "lead")
+    run_id = await site.start(REFUND_400)
+    await page.goto(f"{site.browser_url}/approvals/{run_id}")
+    await page.wait_for_selector("#decide")
+    site.harness.registry.revoke_passkey("lead", key_id)
+    await page.click("button.approve")
+    await page.wait_for_selector("#passkey-status.error")
+    assert "Enroll a passkey first" in await page.locator("#passkey-status").inner_text()
+    assert (await pending_of(site.harness.env.client, run_id)).approved_by == []
 
 
 async def test_approver_credentials_from_the_cli(site: Site) -> None:
@@ -331,3 +579,18 @@ async def test_a_cross_site_sign_out_changes_nothing(site: Site) -> None:
         refused = await client.post("/signout", data={})
         assert refused.status_code == 403
         assert (await client.get("/")).status_code == 200
+
+
+async def test_a_passkey_revoked_mid_wait_is_refused_by_the_run(site: Site) -> None:
+    """The run asks the live registry when an answer arrives: a passkey revoked after the
+    wait pinned the registry proves nothing, whoever sends the answer."""
+    run_id = await site.start(REFUND_400)
+    client = site.harness.env.client
+    pending = await pending_of(client, run_id)
+    soft = site.passkeys["lead"]
+    site.harness.registry.revoke_passkey("lead", soft.passkey().key_id)
+    answer = soft.sign(build_request(pending, "lead", ApprovalDecision.APPROVE, "ok", via="web"))
+    with pytest.raises(ApprovalRefusedError) as refused:
+        await submit(client, answer)
+    assert refused.value.code == "key_revoked"
+    assert (await pending_of(client, run_id)).approved_by == []

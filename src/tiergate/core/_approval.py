@@ -103,6 +103,14 @@ def _authenticity(
         return "key_revoked", f"{request.approver}'s key {approver.key_id} was revoked"
     if not request.proved:
         return "missing_signature", "the approval is not signed"
+    if request.passkey is not None and request.passkey.credential_id not in {
+        p.credential_id for p in approver.passkeys
+    }:
+        return (
+            "unknown_key",
+            f"{request.approver}'s passkey was not endorsed when this wait began (the run "
+            f"pinned registry {ctx.registry.version[:19]}); it counts for waits that begin later",
+        )
     if verified_key(request, approver) is None:
         keys = (
             [approver.key_id] if request.passkey is None else [p.key_id for p in approver.passkeys]
@@ -226,6 +234,7 @@ def record_for(
         expires_at=request.expires_at.isoformat(),
         via=request.via,
         signature=request.signature,
+        passkey=request.passkey,
         key_id=key,
         registry_version=ctx.registry.version,
         verified=True,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tiergate.core._agent import AgentBundle
 from tiergate.core._answers import ApprovalDecision, ApprovalRequest
 from tiergate.core._decision import Decision, OutputCheck, Verdict
+from tiergate.core._passkeys import PasskeyAssertion
 from tiergate.core._payloads import Routing, TokenUsage, ToolResult, cut
 from tiergate.core._proposal import InvalidProposal, Proposal, ToolCallProposal
 
@@ -72,7 +73,7 @@ class ApprovalRecord(_Record):
     """A verified, attributable answer from an approver, with its evidence.
 
     Everything needed to re-verify it offline is here or in the pinned registry snapshot:
-    the signed fields, the signature and the key id.
+    the signed fields, the signature (or the passkey assertion) and the key id.
     """
 
     approver: str
@@ -93,6 +94,7 @@ class ApprovalRecord(_Record):
     run_id: str = ""
     first_run_id: str = ""
     nonce: str = ""
+    passkey: PasskeyAssertion | None = None
 
     def signed(self) -> ApprovalRequest:
         """The signed answer this record was made from, field for field (its signature
@@ -111,6 +113,7 @@ class ApprovalRecord(_Record):
                 "expires_at": self.expires_at,
                 "via": self.via,
                 "signature": self.signature,
+                "passkey": self.passkey,
             }
         )
 

@@ -278,7 +278,9 @@ async def test_demo_keep_leaves_the_server_up_until_ctrl_c(tmp_path: Path) -> No
             run_id = re.search(r'data-run="([^"]+)"', queue)
             assert run_id is not None, queue
             page = (await web.get(f"/approvals/{run_id.group(1)}")).text
-            form = dict(re.findall(r'name="(csrf|digest)" value="([^"]+)"', page))
+            # The demo's approver is labeled demo: the page signs with its demo key.
+            assert 'id="demo-key"' in page
+            form = dict(re.findall(r'name="(csrf|digest|demo)" value="([^"]+)"', page))
             done = await web.post(
                 f"/approvals/{run_id.group(1)}",
                 data={**form, "decision": "approve", "justification": "checked by a person"},

@@ -34,14 +34,23 @@ async def test_approvers_add_list_revoke(harness: Harness) -> None:
         "approvers", "add", "alice", "--role", "support_lead", "--role", "finance", env=env
     )
     assert code == 0, out
-    key = harness.home / "keys" / "alice.pem"
+    # No key yet: alice answers on the web page, with a passkey she enrolls there.
+    assert "none yet" in out
+    assert not (harness.home / "keys" / "alice.pem").exists()
+    code, out = await tiergate("approvers", "add", "bob", "--role", "x", "--demo-key", env=env)
+    assert code == 0, out
+    key = harness.home / "keys" / "bob.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "demo key" in out
+    code, out = await tiergate("approvers", "revoke", "bob", env=env)
+    assert code == 0, out
     code, out = await tiergate("approvers", "add", "alice", "--role", "x", env=env)
     assert (code, "already registered" in out) == (2, True)
     code, out = await tiergate("approvers", "list", "--json", env=env)
     listed = json.loads(out)
-    assert [(a["name"], a["roles"], a["active"]) for a in listed] == [
-        ("alice", ["finance", "support_lead"], True)
+    assert [(a["name"], a["roles"], a["active"], a["demo_key"]) for a in listed] == [
+        ("alice", ["finance", "support_lead"], True, False),
+        ("bob", ["x"], False, True),
     ]
     # Endorsed by the home's dev administrator, which these settings do not trust.
     assert listed[0]["endorsement"]["by"].startswith("ed25519:")
@@ -202,7 +211,7 @@ async def test_an_approver_s_private_key_stays_on_their_machine(
         await h.pending(handle)
         code, out = await tiergate("approvals", "approve", handle.id, "--as", "alice", env=settings)
         assert code == 2, out  # no key on the server to sign with
-        assert "cannot read the private key" in out
+        assert "has no demo key on this host" in out
         code, out = await tiergate(
             "approvals",
             "approve",

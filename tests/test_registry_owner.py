@@ -93,7 +93,8 @@ async def test_a_run_refuses_an_approver_the_administrator_never_endorsed(
     """End to end: an approver written into approvers.json by hand cannot approve."""
     h = harness
     key = generate_key()
-    entry = unendorsed("mallory", ["support_lead"], key)
+    # Even labeled a demo key, with the private key beside it on the host.
+    entry = unendorsed("mallory", ["support_lead"], key).model_copy(update={"demo_key": True})
     h.registry.path.write_text(json.dumps({"mallory": entry.model_dump()}))
     write_private_key(h.home / "keys" / "mallory.pem", key)
     agent = h.add_agent("a")

@@ -49,7 +49,8 @@ async def keep_serving(
         except NotWaitingError:
             await asyncio.sleep(0.1)
     credentials = Credentials(settings.home)
-    app = build_app(WebContext(client, settings, ui_url=ui_url))
+    # The demo's approvers are labeled demo keys: the page may sign with them (via demo).
+    app = build_app(WebContext(client, settings, ui_url=ui_url, demo_keys=True))
     async with WebServer(app, port=free_port()) as web:
         console.print(
             f"run {waiting.id} waits for a support lead's approval of a $400 refund.\n"

@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from tiergate.approvals.client import build_request, list_pending, pending_of, submit
+from tiergate.approvals.client import answer, build_request, list_pending, pending_of, submit
 from tiergate.core import (
     WORKFLOW_NAME,
     ApprovalDecision,
+    ApprovalReceipt,
     ApprovalRequest,
     ApprovalWait,
     PasskeyAssertion,
@@ -144,6 +145,7 @@ async def _approval_page(
         has_passkey=bool(
             usable(web.approvers().approvers.get(session.approver), RelyingParty.of(request, web))
         ),
+        demo_signing=_demo_signing(web, session),
         timeline=build_timeline(chain[-1], redactor, earlier=chain[:-1]),
         ui_link=ui,
         message=message,
@@ -226,6 +228,8 @@ async def approval_post(request: Request) -> Response:
     if not await web.may_decide(session.approver, pending):
         return message_page(session, _NOT_ALLOWED, 403)
     form = await request.form()
+    if form.get("demo") == "1" and _demo_signing(web, session):
+        return await _demo_answer(web, request, session, pending, form)
     prepared = session.prepared.pop(run_id, None)
     refused = _refusal(session, pending, str(form.get("digest", "")), str(form.get("decision", "")))
     if refused is None and prepared is None:
@@ -241,6 +245,48 @@ async def approval_post(request: Request) -> Response:
         message = "Your passkey gave no usable answer; try again."
         return await _approval_page(web, request, session, pending, message, status=400)
     return await _answer(web, request, session, pending, prepared, assertion)
+
+
+def _demo_signing(web: WebContext, session: Session) -> bool:
+    """Whether this page may sign for the approver: `demo --keep`, a labeled demo key."""
+    entry = web.approvers().approvers.get(session.approver)
+    return web.demo_keys and entry is not None and entry.demo_key
+
+
+async def _demo_answer(
+    web: WebContext, request: Request, session: Session, pending: PendingAction, form: Any
+) -> Response:
+    """The demo's approver answers with the demo key made for them on this host."""
+    decision = str(form.get("decision", ""))
+    refused = _refusal(session, pending, str(form.get("digest", "")), decision)
+    if refused is not None:
+        return await _approval_page(web, request, session, pending, refused[0], status=refused[1])
+    try:
+        receipt = await answer(
+            web.client,
+            web.registry.private_key(session.approver),
+            pending,
+            session.approver,
+            ApprovalDecision(decision),
+            str(form.get("justification", "")).strip(),
+            via="demo",
+        )
+    except ApprovalRefusedError as error:
+        message = f"Refused ({error.code}): {error.reason}. Nothing was changed."
+        return await _approval_page(web, request, session, pending, message, status=409)
+    except NotWaitingError:
+        return message_page(session, _NOT_WAITING, 409)
+    return _receipt_page(session, receipt, ApprovalDecision(decision))
+
+
+def _receipt_page(
+    session: Session, receipt: ApprovalReceipt, decision: ApprovalDecision
+) -> Response:
+    if receipt.status in ("approved", "denied"):
+        done = "Approved" if decision == ApprovalDecision.APPROVE else "Denied"
+        return message_page(session, f"{done}: the run resumes ({receipt.status}).", 200, ok=True)
+    so_far = f"Recorded: {len(receipt.approved_by)} of {receipt.required} approvals so far."
+    return message_page(session, so_far, 200, ok=True)
 
 
 def _same_wait(prepared: ApprovalRequest, pending: PendingAction) -> bool:
@@ -288,11 +334,7 @@ async def _answer(
         return await _approval_page(web, request, session, pending, message, status=409)
     except NotWaitingError:
         return message_page(session, _NOT_WAITING, 409)
-    if receipt.status in ("approved", "denied"):
-        done = "Approved" if signed.decision == ApprovalDecision.APPROVE else "Denied"
-        return message_page(session, f"{done}: the run resumes ({receipt.status}).", 200, ok=True)
-    so_far = f"Recorded: {len(receipt.approved_by)} of {receipt.required} approvals so far."
-    return message_page(session, so_far, 200, ok=True)
+    return _receipt_page(session, receipt, signed.decision)
 
 
 def _as_pending(summary: RunSummary, step: int, wait: ApprovalWait) -> PendingAction:

@@ -78,9 +78,14 @@ def _cap(key: str) -> float:
 
 @dataclass
 class WebContext:
+    """``demo_keys``: `demo --keep` only. Approvers labeled ``demo_key`` may answer with
+    the key made for them on this host (recorded ``via demo``); every other answer, and
+    every answer anywhere else, is signed by the approver's passkey in their browser."""
+
     client: Client
     settings: Settings
     ui_url: str | None = None
+    demo_keys: bool = False
     sessions: SessionStore = field(default_factory=SessionStore)
     limiter: Limiter = field(default_factory=Limiter)
     gates: OrderedDict[str, ApproverGate] = field(default_factory=OrderedDict)

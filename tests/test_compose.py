@@ -58,7 +58,7 @@ async def test_no_secret_lives_in_the_compose_file(tmp_path: Path) -> None:
             if re.search(r"PASSWORD|SECRET|KEY|TOKEN", key):
                 assert str(value).startswith("${"), f"{name}.{key} must come from the env file"
         assert "restart" in service, f"{name} has no restart policy"
-    assert {"postgres-data", "tiergate-data"} <= set(spec["volumes"])
+    assert {"postgres-data", "worker-data", "web-data", "registry"} <= set(spec["volumes"])
     # Without the env file's password the stack refuses to render, naming the fix.
     folder = stack(tmp_path)
     code, out = await compose(folder, "config", "-q")
@@ -81,3 +81,43 @@ async def test_only_the_approvals_page_is_published(tmp_path: Path) -> None:
         for port in services[name]["ports"]:
             host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
             assert host_ip == "127.0.0.1", (name, port)
+
+
+async def test_the_page_and_the_worker_share_no_writable_state(tmp_path: Path) -> None:
+    """Issue #20, item 5: each keeps its state in its own volume; the registry is mounted
+    read-only into both and written only by the administrator's one-off container, whose
+    key comes from the host. Neither can add an approver or sign as one."""
+    folder = stack(tmp_path)
+    code, out = await compose(
+        folder, "--env-file", "deploy/tiergate.env", "--profile", "admin", "config"
+    )
+    assert code == 0, out
+    services = yaml.safe_load(out)["services"]
+
+    def mounts(name: str) -> dict[str, bool]:
+        """Named volume -> mounted read-only, for ``name`` (short or long syntax)."""
+        found = {}
+        for volume in services[name].get("volumes", []):
+            if isinstance(volume, str):
+                source, _, rest = volume.partition(":")
+                read_only = rest.endswith(":ro")
+            else:
+                source, read_only = volume["source"], bool(volume.get("read_only"))
+            if not source.startswith((".", "/")):
+                found[source] = read_only
+        return found
+
+    worker, web, admin = mounts("worker"), mounts("approvals-web"), mounts("admin")
+    writable = {
+        name: {v for v, ro in m.items() if not ro}
+        for name, m in {"worker": worker, "web": web}.items()
+    }
+    assert writable == {"worker": {"worker-data"}, "web": {"web-data"}}
+    assert worker["registry"] is True
+    assert web["registry"] is True
+    assert admin == {"registry": False}
+    for name in ("worker", "approvals-web"):
+        assert services[name]["environment"]["TIERGATE_REGISTRY_DIR"] == "/registry"
+        assert "TIERGATE_ADMIN_KEY" not in services[name]["environment"]
+    assert services["admin"]["environment"]["TIERGATE_ADMIN_KEY"] == "/admin/admin.pem"
+    assert services["admin"]["profiles"] == ["admin"]

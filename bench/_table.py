@@ -78,18 +78,27 @@ def _gate(r: dict[str, Any]) -> list[Row]:
 
 
 def _approval(r: dict[str, Any]) -> list[Row]:
-    t, b = r["tiergate"], r["baseline_bare_update"]
-    return [
-        (
-            "approval latency",
-            "p50 ms, approve → tool started",
-            f"{t['p50_ms']}",
-            f"{b['p50_ms']} (bare update)",
-            f"{r['ratio_p50']:.2f}",
-            "p50 ≤ 50 ms",
-            _verdict(t["p50_ms"] <= 50),
+    b = r["baseline_bare_update"]
+    rows: list[Row] = []
+    for label, key, ratio in (
+        ("approval latency", "tiergate", "ratio_p50"),
+        ("approval latency, passkey", "tiergate_passkey", "ratio_p50_passkey"),
+    ):
+        if key not in r:
+            continue
+        t = r[key]
+        rows.append(
+            (
+                label,
+                "p50 ms, approve → tool started",
+                f"{t['p50_ms']}",
+                f"{b['p50_ms']} (bare update)",
+                f"{r[ratio]:.2f}",
+                "p50 ≤ 50 ms",
+                _verdict(t["p50_ms"] <= 50),
+            )
         )
-    ]
+    return rows
 
 
 def _waiting(r: dict[str, Any]) -> list[Row]:

@@ -233,7 +233,7 @@ async def test_dev_serves_runs_until_ctrl_c(tmp_path: Path) -> None:
     assert process.stdout is not None
     try:
         started = await _wait_for_line(process.stdout, "Ctrl-C to stop")
-        assert f"approvals page at http://127.0.0.1:{web_port}" in started
+        assert f"approvals page at http://localhost:{web_port}" in started
         async with httpx.AsyncClient() as web:
             signin = await web.get(f"http://127.0.0.1:{web_port}/signin")
             assert signin.status_code == 200

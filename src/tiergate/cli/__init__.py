@@ -123,7 +123,7 @@ def dev(
             async with web:
                 console.print(
                     f"Temporal at {server.address}, Web UI at {server.ui_url}; worker on "
-                    f"task queue {settings.task_queue}; approvals page at {web.url}. "
+                    f"task queue {settings.task_queue}; approvals page at {web.browser_url}. "
                     "Ctrl-C to stop."
                 )
                 await build_worker(server.env.client, settings, toolkit()).run()

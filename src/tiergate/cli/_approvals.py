@@ -551,7 +551,7 @@ def approvals_web(
         async with WebServer(
             app, host, port, tls=tls, forwarded_allow_ips=forwarded_allow_ips
         ) as server:
-            console.print(f"approvals page at {server.url} (Ctrl-C to stop)")
+            console.print(f"approvals page at {server.browser_url} (Ctrl-C to stop)")
             await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):

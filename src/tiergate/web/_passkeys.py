@@ -18,25 +18,15 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_registration_response,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from tiergate.approvals._enrollments import PasskeyEnrollments, enrollment_code
 from tiergate.core import ApprovalRequest, Approver, Passkey, b64url, challenge_for, from_b64url
 from tiergate.web._context import WebContext
 from tiergate.web._pages import page, signin_page
 from tiergate.web._sessions import Session, session_of
+
+# The WebAuthn library is imported where it is used: every `tiergate` command imports this
+# package (for `approvals web`), and only the page's passkey routes need the library.
 
 #: How long the browser gives the approver to touch their authenticator.
 TIMEOUT_MS = 120_000
@@ -105,6 +95,14 @@ async def enroll_options(request: Request) -> Response:
         return _error("sign in again", 401)
     web, session = signed
     rp = RelyingParty.of(request, web)
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     entry = web.approvers().approvers.get(session.approver)
     known = usable(entry, rp) + PasskeyEnrollments(web.settings.home).of(session.approver)
     options = generate_registration_options(
@@ -131,6 +129,9 @@ async def enroll(request: Request) -> Response:
     if isinstance(signed, Response):
         return _error("sign in again", 401)
     web, session = signed
+    from webauthn import verify_registration_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     challenge, session.enrolling = session.enrolling, None
     if challenge is None:
         return _error("start the enrollment again", 409)
@@ -161,6 +162,9 @@ async def enroll(request: Request) -> Response:
 
 def assertion_options(answer: ApprovalRequest, passkeys: list[Passkey], rp: RelyingParty) -> Any:
     """WebAuthn request options asking one of ``passkeys`` to sign ``answer``."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
     options = generate_authentication_options(
         rp_id=rp.rp_id,
         challenge=challenge_for(answer.signing_message()),

@@ -63,6 +63,14 @@ class WebServer:
     def url(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
 
+    @property
+    def browser_url(self) -> str:
+        """The address to open in a browser. Passkeys are bound to a host name and browsers
+        refuse them on a bare IP address, so a loopback or any-address bind is shown as
+        ``localhost`` (a secure context even over plain HTTP)."""
+        local = self.host in ("127.0.0.1", "0.0.0.0", "::1", "::")
+        return f"{self.scheme}://{'localhost' if local else self.host}:{self.port}"
+
     async def __aenter__(self) -> WebServer:
         self._task = asyncio.create_task(self.server.serve())
         while not self.server.started:

@@ -6,7 +6,10 @@ by a revoked key, by an unknown name and by the requester; forged, unsigned and 
 signatures; answers signed for another action; duplicates; and answers after the wait
 expired. Issue #20 added: edits (an editor approving again does not count twice), names in
 another case (``Lead``), a second name signing with someone's key (``twin``), answers
-signed for another execution of the same workflow id, and answers signed to last a century. The run side is the pure state machine the workflow's update handler uses
+signed for another execution of the same workflow id, and answers signed to last a century;
+and passkey answers: valid ones by the people who hold a passkey, ones made with another
+person's passkey, and ones a look-alike origin had signed. The run side is the pure state
+machine the workflow's update handler uses
 (`refusal_for`, `record_for`, `apply_answer`); the oracle below is written from the rule.
 """
 
@@ -18,6 +21,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.passkeys import SoftPasskey
 from tests.test_approval import KEYS, NOW, registry
 from tiergate.approvals import sign
 from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
@@ -29,6 +33,7 @@ from tiergate.core import (
     ApproverGate,
     Gate,
     PendingAction,
+    RegistrySnapshot,
     ToolCallProposal,
     apply_answer,
     record_for,
@@ -53,7 +58,13 @@ KINDS = [
     "other_action",
     "other_execution",
     "long_life",
+    "passkey",
+    "passkey_forged",
+    "passkey_phished",
 ]
+ORIGIN = "https://approvals.example.com"
+#: Who holds an endorsed passkey besides their Ed25519 key.
+PASSKEYS = {name: SoftPasskey(ORIGIN) for name in ("lead", "fin", "p1", "p2")}
 #: Names that are not registered but sign with a registered person's key.
 BORROWED_KEYS = {"Lead": "lead", "twin": "lead"}
 #: An edit that keeps each action at its tier (a smaller refund, another user).
@@ -70,6 +81,13 @@ class Answer:
     kind: str
 
 
+def with_passkeys() -> RegistrySnapshot:
+    entries = dict(registry().approvers)
+    for name, soft in PASSKEYS.items():
+        entries[name] = entries[name].model_copy(update={"passkeys": [soft.passkey()]})
+    return RegistrySnapshot.of(entries)
+
+
 def context() -> ApprovalContext:
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
     bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
@@ -78,7 +96,7 @@ def context() -> ApprovalContext:
         run_id="run-1",
         first_run_id="first-1",
         agent=bundle.config.name,
-        registry=registry(),
+        registry=with_passkeys(),
         approvers=ApproverGate(bundle.approver_policy),
         gate=gate,
         answer_ttl=timedelta(minutes=15),
@@ -134,10 +152,24 @@ def request_for(answer: Answer, pending: PendingAction) -> ApprovalRequest:
     )
     if answer.kind == "unsigned":
         return request
+    if answer.kind.startswith("passkey"):
+        return by_passkey(request, answer)
     # A forged answer is signed with someone else's key; "mallory" has no key of her own.
     signer = "lead" if answer.who in ("mallory", "p1") else "p1"
     own = BORROWED_KEYS.get(answer.who, answer.who)
     return sign(request, KEYS[own if answer.kind != "forged" and own in KEYS else signer])
+
+
+def by_passkey(request: ApprovalRequest, answer: Answer) -> ApprovalRequest:
+    own = PASSKEYS.get(BORROWED_KEYS.get(answer.who, answer.who))
+    other = PASSKEYS["p1" if answer.who == "lead" else "lead"]
+    if answer.kind == "passkey_forged" or own is None:
+        return other.sign(request)
+    if answer.kind == "passkey_phished":
+        lookalike = SoftPasskey(ORIGIN + ".evil.test")
+        lookalike.key, lookalike.credential_id = own.key, own.credential_id
+        return lookalike.sign(request)
+    return own.sign(request)
 
 
 def run_side(tool: str, answers: list[Answer]) -> bool:
@@ -163,7 +195,10 @@ def oracle(tool: str, answers: list[Answer]) -> bool:
         if answer.at >= EXPIRY.total_seconds():
             return False
         valid = (
-            answer.kind in ("approve", "deny", "edit")
+            (
+                answer.kind in ("approve", "deny", "edit")
+                or (answer.kind == "passkey" and answer.who in PASSKEYS)
+            )
             and answer.who in AUTHORIZED[tool]
             and answer.who != REQUESTER
             and answer.who not in answered
@@ -228,3 +263,11 @@ def test_the_oracle_is_not_vacuous() -> None:
     assert not run_side("payments.issue_refund", [Answer(1, "Lead", "approve")])
     assert not run_side("payments.issue_refund", [Answer(1, "lead", "other_execution")])
     assert not run_side("payments.issue_refund", [Answer(1, "lead", "long_life")])
+    assert run_side("payments.issue_refund", [Answer(1, "lead", "passkey")])
+    assert run_side("users.delete_data", [Answer(1, "p1", "passkey"), Answer(2, "p2", "approve")])
+    assert not run_side(
+        "users.delete_data", [Answer(1, "p1", "passkey"), Answer(2, "p1", "approve")]
+    )
+    assert not run_side("payments.issue_refund", [Answer(1, "lead", "passkey_forged")])
+    assert not run_side("payments.issue_refund", [Answer(1, "lead", "passkey_phished")])
+    assert not run_side("payments.issue_refund", [Answer(1, "twin", "passkey")])

@@ -112,6 +112,11 @@ def test_what_the_passkey_does_not_prove(ctx: ApprovalContext) -> None:
     assert verified_key(forged, lead) is None
     refusal = refusal_for(forged, pending, wait, ctx, NOW)
     assert refusal is not None
+    assert refusal.code == "unknown_key"
+    # Another key presenting lead's credential id.
+    impostor = SoftPasskey(ORIGIN, credential_id=PASSKEYS["lead"].credential_id)
+    refusal = refusal_for(impostor.sign(unsigned(pending, "lead")), pending, wait, ctx, NOW)
+    assert refusal is not None
     assert refusal.code == "bad_signature"
     assert "passkey assertion does not verify" in refusal.reason
     # The same authenticator key, but the browser was on another origin (a look-alike page).

@@ -60,20 +60,24 @@ def registry() -> RegistrySnapshot:
     return RegistrySnapshot.of(approvers)
 
 
-@pytest.fixture(scope="module")
-def ctx() -> ApprovalContext:
+def refund_context(approvers: RegistrySnapshot) -> ApprovalContext:
+    """The support refund agent's approval context for run ``run-1``, with ``approvers``."""
     path = PACKAGED_AGENTS / "support_refund_agent.yaml"
     bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
-    gate = Gate.of(bundle, detect=pii_kinds)
     return ApprovalContext(
         run_id="run-1",
         first_run_id="first-1",
         agent=bundle.config.name,
-        registry=registry(),
+        registry=approvers,
         approvers=ApproverGate(bundle.approver_policy),
-        gate=gate,
+        gate=Gate.of(bundle, detect=pii_kinds),
         answer_ttl=timedelta(minutes=15),
     )
+
+
+@pytest.fixture(scope="module")
+def ctx() -> ApprovalContext:
+    return refund_context(registry())
 
 
 def held(ctx: ApprovalContext, tool: str, **arguments: Any) -> tuple[PendingAction, ApprovalWait]:

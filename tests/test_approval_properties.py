@@ -22,16 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.passkeys import SoftPasskey
-from tests.test_approval import KEYS, NOW, registry
+from tests.test_approval import KEYS, NOW, refund_context, registry
 from tiergate.approvals import sign
-from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
 from tiergate.core import (
-    ApprovalContext,
     ApprovalDecision,
     ApprovalRequest,
     ApprovalWait,
-    ApproverGate,
-    Gate,
     PendingAction,
     RegistrySnapshot,
     ToolCallProposal,
@@ -39,8 +35,6 @@ from tiergate.core import (
     record_for,
     refusal_for,
 )
-from tiergate.demo import SUPPORT_TOOLS
-from tiergate.sensitive import pii_kinds
 
 EXPIRY = timedelta(seconds=100)
 REQUESTER = "svc"
@@ -88,22 +82,7 @@ def with_passkeys() -> RegistrySnapshot:
     return RegistrySnapshot.of(entries)
 
 
-def context() -> ApprovalContext:
-    path = PACKAGED_AGENTS / "support_refund_agent.yaml"
-    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
-    gate = Gate.of(bundle, detect=pii_kinds)
-    return ApprovalContext(
-        run_id="run-1",
-        first_run_id="first-1",
-        agent=bundle.config.name,
-        registry=with_passkeys(),
-        approvers=ApproverGate(bundle.approver_policy),
-        gate=gate,
-        answer_ttl=timedelta(minutes=15),
-    )
-
-
-CTX = context()
+CTX = refund_context(with_passkeys())
 ACTIONS = {
     "payments.issue_refund": {"order_id": "ORD-1", "amount_usd": "400", "reason_code": "damaged"},
     "users.delete_data": {"user_id": "U-1", "justification": "asked"},

@@ -10,15 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from tests.passkeys import SoftPasskey
-from tests.test_approval import NOW, ROLES, held, refund, registry
-from tiergate.config import PACKAGED_AGENTS, compile_agent, parse_agent_yaml
+from tests.test_approval import NOW, ROLES, held, refund, refund_context, registry
 from tiergate.core import (
     ApprovalContext,
     ApprovalDecision,
     ApprovalRequest,
     Approver,
-    ApproverGate,
-    Gate,
     PendingAction,
     RegistrySnapshot,
     b64url,
@@ -26,8 +23,6 @@ from tiergate.core import (
     refusal_for,
     verified_key,
 )
-from tiergate.demo import SUPPORT_TOOLS
-from tiergate.sensitive import pii_kinds
 
 ORIGIN = "https://approvals.example.com"
 PASSKEYS = {name: SoftPasskey(ORIGIN) for name in ("lead", "p1", "p2")}
@@ -45,17 +40,7 @@ def with_passkeys() -> RegistrySnapshot:
 
 @pytest.fixture(scope="module")
 def ctx() -> ApprovalContext:
-    path = PACKAGED_AGENTS / "support_refund_agent.yaml"
-    bundle = compile_agent(parse_agent_yaml(path.read_text(), str(path)), path, SUPPORT_TOOLS.specs)
-    return ApprovalContext(
-        run_id="run-1",
-        first_run_id="first-1",
-        agent=bundle.config.name,
-        registry=with_passkeys(),
-        approvers=ApproverGate(bundle.approver_policy),
-        gate=Gate.of(bundle, detect=pii_kinds),
-        answer_ttl=timedelta(minutes=15),
-    )
+    return refund_context(with_passkeys())
 
 
 def unsigned(pending: PendingAction, who: str, **fields: Any) -> ApprovalRequest:

@@ -264,6 +264,7 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
     an enrollment counts only once an administrator endorsed it (the CLI, here)."""
     run_id = await site.start(DELETE)
     async with signed_in(site, "p1") as p1:
+        assert 'id="enroll-passkey"' in (await p1.get("/")).text
         page = await p1.get(f"/approvals/{run_id}")
         assert 'id="no-passkey"' in page.text
         assert 'id="decide"' not in page.text
@@ -313,6 +314,7 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
         assert code == 0, out
         assert enrolled["key_id"] in out
         assert PasskeyEnrollments(site.harness.home).of("p1") == []
+        assert 'id="enroll-passkey"' not in (await p1.get("/")).text
         assert 'id="decide"' in (await p1.get(f"/approvals/{run_id}")).text
         # The run pinned the registry when its wait began, before the endorsement.
         late = await decide(p1, run_id, soft, justification="identity verified")

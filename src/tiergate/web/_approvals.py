@@ -101,10 +101,13 @@ async def queue(request: Request) -> Response:
     if isinstance(signed, Response):
         return signed
     web, session = signed
+    entry = web.approvers().approvers.get(session.approver)
     return page(
         "queue.html",
         session=session,
         title="Queue",
+        needs_passkey=not usable(entry, RelyingParty.of(request, web))
+        and not _demo_signing(web, session),
         rows=await _visible(web, session, request),
         agent_filter=request.query_params.get("agent", ""),
         tier_filter=request.query_params.get("tier", ""),

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import Harness, call, final, scripted
+from tests.passkeys import SoftPasskey
 from tiergate.approvals import (
     ApproverRegistry,
     dev_admin,
@@ -108,3 +109,50 @@ async def test_a_run_refuses_an_approver_the_administrator_never_endorsed(
         assert refused.value.code == "unknown_approver"
         await handle.terminate("test over")
     assert h.store.rows("refunds") == []
+
+
+def test_a_registry_rolled_back_does_not_bring_back_what_was_revoked(tmp_path: Path) -> None:
+    """A file writer cannot forge an endorsement, but could put back an older endorsed file.
+    A host that has read the newer state keeps it (`RegistryMemory`, in its own home)."""
+    admin = dev_admin(tmp_path)
+    registry = ApproverRegistry(tmp_path)
+    host = ApproverRegistry(tmp_path, seen=tmp_path / "worker" / "registry-seen")
+    registry.add("alice", ["support_lead"], demo_key=True)
+    passkey = SoftPasskey("https://approvals.example.com").passkey()
+    registry.add_passkey("alice", passkey)
+    registry.add("bob", ["finance"], demo_key=True)
+    before = registry.path.read_text()
+    assert host.trusted([admin]).approvers["alice"].passkeys == [passkey]
+    registry.revoke("bob")
+    registry.revoke_passkey("alice", passkey.key_id)
+    assert host.trusted([admin]).approvers["bob"].active is False  # the host reads it once
+    registry.path.write_text(before)  # ... and the file is put back
+    # Without a memory the old state would count again: that is the attack.
+    stale = registry.trusted([admin]).approvers
+    assert stale["bob"].active
+    assert stale["alice"].passkeys
+    taken = host.trusted([admin]).approvers
+    assert taken["bob"].active is False
+    assert taken["alice"].passkeys == []
+    # A forged memory grants nothing: what it holds must be endorsed too.
+    memory = tmp_path / "worker" / "registry-seen" / "approvers.json"
+    forged = json.loads(memory.read_text())
+    forged["alice"]["roles"] = ["finance", "support_lead"]
+    forged["alice"]["changed_at"] = "2999-01-01T00:00:00+00:00"
+    memory.write_text(json.dumps(forged))
+    assert host.trusted([admin]).approvers["alice"].roles == ["support_lead"]
+
+
+def test_entries_endorsed_before_the_new_fields_still_verify(tmp_path: Path) -> None:
+    """Passkeys, the demo label and `changed_at` are signed only when set, so an entry
+    endorsed before they existed keeps its endorsement."""
+    admin = dev_admin(tmp_path)
+    registry = ApproverRegistry(tmp_path)
+    entry, _ = registry.add("carol", ["finance"], public_key_text(generate_key()))
+    legacy = entry.model_copy(update={"changed_at": ""})
+    message = legacy.endorsement_message("approvers")
+    assert b"changed_at" not in message
+    assert b"passkeys" not in message
+    assert b"demo_key" not in message
+    assert entry.endorsed_by([admin], "approvers")
+    assert b"changed_at" in entry.endorsement_message("approvers")

@@ -96,8 +96,11 @@ def build_activities(
         catalog.declared_models,
         settings.offline_model_overrides,
     )
+    # What the worker has taken from the registry is remembered in its own home, so a
+    # registry file rolled back to an older endorsed state is not believed.
+    seen = settings.home / "registry-seen"
     approvals = ApprovalActivities(
-        settings.registry_home,
+        ApproverRegistry(settings.registry_home, seen=seen),
         settings.notify_url,
         ReviewStore(settings.reviews_path),
         settings.registry_admins,
@@ -108,7 +111,9 @@ def build_activities(
         task_queue or settings.task_queue,
         catalog.trusted,
         specs.get,
-        lambda: ApproverRegistry(settings.registry_home).trusted(settings.registry_admins),
+        lambda: ApproverRegistry(settings.registry_home, seen=seen).trusted(
+            settings.registry_admins
+        ),
         lambda: frozenset(controls.read().disabled_tools),
         lambda: frozenset(controls.read().paused_agents),
     )
@@ -128,7 +133,7 @@ def build_activities(
             catalog,
             controls,
             settings.offline_model_overrides,
-            lambda: ApproverRegistry(settings.registry_home, "operators").trusted(
+            lambda: ApproverRegistry(settings.registry_home, "operators", seen=seen).trusted(
                 settings.registry_admins
             ),
         ).load,
@@ -187,7 +192,7 @@ def edge_worker(
         settings, content, reruns.specs, providers, reruns.declared_models, offline_ok=True
     )
     approvals = ApprovalActivities(
-        approvals_home, None, ReviewStore(reviews_path), settings.registry_admins
+        ApproverRegistry(approvals_home), None, ReviewStore(reviews_path), settings.registry_admins
     )
     return Worker(
         client,

@@ -3,8 +3,6 @@ notification hook, and the review queue."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 from temporalio import activity
 
@@ -30,9 +28,13 @@ class ApprovalActivities:
     """``admins``: the administrator public keys whose endorsed registry entries count."""
 
     def __init__(
-        self, home: Path, notify_url: str | None, reviews: ReviewStore, admins: list[str]
+        self,
+        registry: ApproverRegistry,
+        notify_url: str | None,
+        reviews: ReviewStore,
+        admins: list[str],
     ) -> None:
-        self.registry = ApproverRegistry(home)
+        self.registry = registry
         self.admins = admins
         self.notify_url = notify_url
         self.reviews = reviews

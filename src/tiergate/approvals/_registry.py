@@ -49,8 +49,12 @@ class ApproverRegistry:
         home: Path,
         kind: Literal["approvers", "operators"] = "approvers",
         admin_key: Path | None = None,
+        seen: Path | None = None,
     ) -> None:
+        """``seen``: where this host remembers the newest endorsed entries it has taken
+        (`RegistryMemory`); workers and the page pass a file in their own home."""
         self.kind = kind
+        self.memory = RegistryMemory(seen / f"{kind}.json", kind) if seen else None
         self.path = home / f"{kind}.json"
         self.keys = home / "keys" if kind == "approvers" else home / "keys" / kind
         self.log = home / "registry-changes.jsonl"
@@ -64,8 +68,10 @@ class ApproverRegistry:
         return RegistrySnapshot.of({k: Approver.model_validate(v) for k, v in data.items()})
 
     def trusted(self, admins: list[str]) -> RegistrySnapshot:
-        """Only the entries one of ``admins`` endorsed: what workers and the page use."""
-        return self.snapshot().endorsed(admins, self.kind)
+        """Only the entries one of ``admins`` endorsed, none older than this host has seen:
+        what workers and the page use."""
+        endorsed = self.snapshot().endorsed(admins, self.kind)
+        return self.memory.newest(endorsed, admins) if self.memory else endorsed
 
     def _endorse(self, entry: Approver, op: str) -> Approver:
         """``entry`` signed by the administrator key, the change appended to the log."""
@@ -77,9 +83,9 @@ class ApproverRegistry:
                 "TIERGATE_ADMIN_KEY at the key file",
             )
         admin = read_private_key(self.admin_key)
-        unsigned = entry.model_copy(update={"endorsement": None})
-        signature = base64.b64encode(admin.sign(unsigned.endorsement_message(self.kind)))
         at = datetime.now(UTC).isoformat()
+        unsigned = entry.model_copy(update={"endorsement": None, "changed_at": at})
+        signature = base64.b64encode(admin.sign(unsigned.endorsement_message(self.kind)))
         endorsement = Endorsement(
             by=key_id(public_key_text(admin)), at=at, signature=signature.decode()
         )
@@ -220,6 +226,65 @@ class ApproverRegistry:
                 f"cannot read the private key of {name!r}: {error.message}",
                 fix="sign with the approver's own key file (--key PATH), on their machine",
             ) from None
+
+
+class RegistryMemory:
+    """The newest endorsed state of each entry this host has taken, kept in its own home.
+
+    Whoever can write the registry file cannot forge an endorsement, but could put back an
+    older endorsed state (a revoked approver active again, a revoked passkey restored).
+    Endorsed states are ordered by their signed ``changed_at``: an entry older than the one
+    remembered is replaced by the remembered one, which is what the administrator said last.
+    Deleting an entry from the file still removes it (that denies approvals, it grants none).
+    """
+
+    def __init__(self, path: Path, registry: str) -> None:
+        self.path, self.registry = path, registry
+
+    def _read(self, admins: list[str]) -> dict[str, Approver]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            entries = {name: Approver.model_validate(v) for name, v in data.items()}
+        except (OSError, ValueError):
+            return {}  # unreadable memory is rebuilt from what is read next
+        # Re-checked: only what a trusted administrator endorsed is remembered.
+        return {n: a for n, a in entries.items() if a.endorsed_by(admins, self.registry)}
+
+    def newest(self, endorsed: RegistrySnapshot, admins: list[str]) -> RegistrySnapshot:
+        remembered = self._read(admins)
+        taken, learned = dict(endorsed.approvers), False
+        for name, entry in endorsed.approvers.items():
+            seen = remembered.get(name)
+            if seen is not None and _order(entry) < _order(seen):
+                taken[name] = seen  # a rolled-back file: the newer endorsed state stands
+            elif seen is None or _order(seen) < _order(entry):
+                remembered[name], learned = entry, True
+        if learned:
+            self._write(remembered)
+        try:
+            return RegistrySnapshot.of(taken)
+        except ValueError:
+            # The remembered state clashes with another entry (a key moved since): take
+            # neither version of the rolled-back entries.
+            kept = {n: a for n, a in endorsed.approvers.items() if taken[n] is a}
+            return RegistrySnapshot.of(kept)
+
+    def _write(self, entries: dict[str, Approver]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({k: v.model_dump() for k, v in entries.items()}, out, indent=2)
+        os.replace(tmp, self.path)
+
+
+def _order(entry: Approver) -> datetime:
+    """When ``entry``'s state was endorsed; entries endorsed before ``changed_at`` existed
+    come first."""
+    if not entry.changed_at:
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(entry.changed_at)
 
 
 def _check_public_key(public: str) -> None:

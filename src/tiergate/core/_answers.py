@@ -162,6 +162,9 @@ class Approver(BaseModel):
             approver who answers on the web page only.
         key_id: Fingerprint of ``public_key`` (empty with it).
         passkeys: WebAuthn credentials for answers on the web page.
+        changed_at: When the administrator endorsed this state of the entry (signed with
+            it, unlike the endorsement's own ``at``): a host that saw a newer state takes no
+            older one, so a registry file rolled back cannot re-activate a revoked key.
         demo_key: The Ed25519 key pair was made on the tiergate host (the demo's and dev's
             labeled demo approvers); a real approver's private key never is.
         active: False once revoked; a revoked approver's signatures are refused.
@@ -177,6 +180,7 @@ class Approver(BaseModel):
     key_id: str = ""
     passkeys: list[Passkey] = Field(default_factory=list)
     demo_key: bool = False
+    changed_at: str = ""
     active: bool = True
     created_at: str
     revoked_at: str | None = None
@@ -186,6 +190,11 @@ class Approver(BaseModel):
         """What an administrator signs: every field but the endorsement, and which
         registry (``approvers`` or ``operators``) the entry belongs to."""
         body = self.model_dump(mode="json", exclude={"endorsement"})
+        # Fields added after v1 are left out while they hold their default, so an entry
+        # endorsed before they existed still verifies.
+        for field, default in (("passkeys", []), ("demo_key", False), ("changed_at", "")):
+            if body.get(field) == default:
+                body.pop(field, None)
         return f"tiergate-registry-v1\n{registry}\n{canonical_json(body)}".encode()
 
     def endorsed_by(self, admins: list[str], registry: str) -> bool:

@@ -92,7 +92,10 @@ class WebContext:
 
     @property
     def registry(self) -> ApproverRegistry:
-        return ApproverRegistry(self.settings.registry_home)
+        # What the page has taken is remembered in its own home (`RegistryMemory`).
+        return ApproverRegistry(
+            self.settings.registry_home, seen=self.settings.home / "registry-seen"
+        )
 
     def approvers(self) -> RegistrySnapshot:
         """The registry's endorsed entries: who may sign in and decide."""

@@ -219,6 +219,11 @@ async def test_the_page_sends_only_what_the_passkey_signed(site: Site) -> None:
         bare = await lead.post(f"/approvals/{run_id}", data={**form, "decision": "approve"})
         assert bare.status_code == 400
         assert "with your passkey" in bare.text
+        reasonless = await lead.post(
+            f"/approvals/{run_id}/challenge", data={**form, "decision": "deny"}
+        )
+        assert reasonless.status_code == 400
+        assert reasonless.json()["error"] == "A deny needs a reason."
         options = await lead.post(
             f"/approvals/{run_id}/challenge",
             data={**form, "decision": "deny", "justification": "wrong order"},

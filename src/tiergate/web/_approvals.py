@@ -200,20 +200,21 @@ async def approval_challenge(request: Request) -> Response:
     refused = _refusal(session, pending, str(form.get("digest", "")), decision)
     if refused is not None:
         return JSONResponse({"error": refused[0]}, status_code=refused[1])
+    justification = str(form.get("justification", "")).strip()
+    if not justification and (decision == "deny" or pending.tier >= 4):
+        # Refused before the approver touches their authenticator for nothing.
+        why = "A deny needs a reason." if decision == "deny" else "Tier 4 needs a justification."
+        return JSONResponse({"error": why}, status_code=400)
     rp = RelyingParty.of(request, web)
     passkeys = usable(web.approvers().approvers.get(session.approver), rp)
     if not passkeys:
         message = "Enroll a passkey first, and have an administrator endorse it."
         return JSONResponse({"error": message}, status_code=409)
-    answer = build_request(
-        pending,
-        session.approver,
-        ApprovalDecision(decision),
-        str(form.get("justification", "")).strip(),
-        via="web",
+    prepared = build_request(
+        pending, session.approver, ApprovalDecision(decision), justification, via="web"
     )
-    session.prepare(run_id, answer)
-    return JSONResponse({"publicKey": assertion_options(answer, passkeys, rp)})
+    session.prepare(run_id, prepared)
+    return JSONResponse({"publicKey": assertion_options(prepared, passkeys, rp)})
 
 
 async def approval_post(request: Request) -> Response:

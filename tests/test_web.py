@@ -280,6 +280,7 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
                 **form,
                 "digest": (await pending_of(site.harness.env.client, run_id)).call_digest,
                 "decision": "approve",
+                "justification": "identity verified",
             },
         )
         assert refused.status_code == 409

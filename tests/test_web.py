@@ -322,10 +322,22 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
         assert PasskeyEnrollments(site.harness.home).of("p1") == []
         assert 'id="enroll-passkey"' not in (await p1.get("/")).text
         assert 'id="decide"' in (await p1.get(f"/approvals/{run_id}")).text
-        # The run pinned the registry when its wait began, before the endorsement.
-        late = await decide(p1, run_id, soft, justification="identity verified")
+        # The run pinned the registry when its wait began, before the endorsement: the
+        # page says so before asking the passkey, and the run itself refuses the answer.
+        form = await review(p1, run_id)
+        late = await p1.post(
+            f"/approvals/{run_id}/challenge",
+            data={**form, "decision": "approve", "justification": "identity verified"},
+        )
         assert late.status_code == 409
-        assert "Refused (unknown_key)" in late.text
+        assert "endorsed after this run began waiting" in late.json()["error"]
+        pending = await pending_of(site.harness.env.client, run_id)
+        direct = soft.sign(
+            build_request(pending, "p1", ApprovalDecision.APPROVE, "identity verified", via="web")
+        )
+        with pytest.raises(ApprovalRefusedError) as refused:
+            await submit(site.harness.env.client, direct)
+        assert refused.value.code == "unknown_key"
         assert (await pending_of(site.harness.env.client, run_id)).approved_by == []
         later = await site.start(DELETE)
         recorded = await decide(p1, later, soft, justification="identity verified")

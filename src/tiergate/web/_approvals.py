@@ -210,6 +210,20 @@ async def approval_challenge(request: Request) -> Response:
     if not passkeys:
         message = "Enroll a passkey first, and have an administrator endorse it."
         return JSONResponse({"error": message}, status_code=409)
+    pinned = await web.pinned_registry(run_id)
+    accepted = (
+        {p.credential_id for p in usable(pinned.approvers.get(session.approver), rp)}
+        if pinned
+        else set()
+    )
+    passkeys = [p for p in passkeys if p.credential_id in accepted]
+    if not passkeys:
+        message = (
+            "Your passkey was endorsed after this run began waiting, and a run takes answers "
+            "only from the keys it pinned then: it counts from this run's next wait, and for "
+            "runs that begin waiting from now on."
+        )
+        return JSONResponse({"error": message}, status_code=409)
     prepared = build_request(
         pending, session.approver, ApprovalDecision(decision), justification, via="web"
     )

@@ -10,7 +10,12 @@ from temporalio.client import Client
 
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals._credentials import Credentials
-from tiergate.core import ApproverGate, PendingAction, RegistrySnapshot
+from tiergate.core import (
+    APPROVERS_SNAPSHOT_ACTIVITY,
+    ApproverGate,
+    PendingAction,
+    RegistrySnapshot,
+)
 from tiergate.errors import TiergateError
 from tiergate.forensics import fetch_history, read_history
 from tiergate.settings import Settings
@@ -117,6 +122,16 @@ class WebContext:
             approver, entry.roles, pending.agent, pending.tool, pending.tier, pending.arguments
         )
         return allowed
+
+    async def pinned_registry(self, run_id: str) -> RegistrySnapshot | None:
+        """The registry snapshot run ``run_id``'s current wait pinned (the last one in its
+        history): the keys the run will accept answers from."""
+        try:
+            view = read_history(await fetch_history(self.client, run_id))
+        except TiergateError:
+            return None
+        pinned = [a.result for a in view.named(APPROVERS_SNAPSHOT_ACTIVITY) if a.result]
+        return RegistrySnapshot.model_validate(pinned[-1]) if pinned else None
 
     async def _approver_gate(self, run_id: str) -> ApproverGate | None:
         """The approver policy run ``run_id`` is pinned to, read from its history once."""

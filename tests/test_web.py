@@ -335,9 +335,9 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
         direct = soft.sign(
             build_request(pending, "p1", ApprovalDecision.APPROVE, "identity verified", via="web")
         )
-        with pytest.raises(ApprovalRefusedError) as refused:
+        with pytest.raises(ApprovalRefusedError) as late_answer:
             await submit(site.harness.env.client, direct)
-        assert refused.value.code == "unknown_key"
+        assert late_answer.value.code == "unknown_key"
         assert (await pending_of(site.harness.env.client, run_id)).approved_by == []
         later = await site.start(DELETE)
         recorded = await decide(p1, later, soft, justification="identity verified")

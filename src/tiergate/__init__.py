@@ -1,3 +1,31 @@
-"""tiergate: governed LLM agent runs on Temporal. The model proposes, deterministic code decides."""
+"""tiergate: governed LLM agent runs on Temporal. The model proposes, deterministic code decides.
+
+The names a team imports to put its own tools behind the gate:
+
+    from tiergate import Toolset, ToolCall, Toolkit
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from tiergate.tools import ToolCall, Toolset
+    from tiergate.worker import Toolkit
+
+#: Public name -> the module that defines it, imported on first use so `import tiergate`
+#: (which every submodule import runs) stays free.
+_PUBLIC = {"Toolset": "tiergate.tools", "ToolCall": "tiergate.tools", "Toolkit": "tiergate.worker"}
+
+__all__ = ["ToolCall", "Toolkit", "Toolset"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tiergate' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -7,6 +7,7 @@ failing runs later.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from tiergate.core import ModelSpec, ToolSpec
 from tiergate.observe import plugins as telemetry_plugins
 from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
-from tiergate.tools import ToolRegistry
+from tiergate.tools import ToolRegistry, Toolset, ToolsetBackend
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 _log = structlog.get_logger("tiergate.worker")
@@ -58,6 +59,27 @@ class Toolkit:
     tools: ToolRegistry
     backend: Callable[[Settings], ToolBackend]
     providers: Mapping[str, Callable[[ModelSpec], Provider]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        *toolsets: Toolset,
+        providers: Mapping[str, Callable[[ModelSpec], Provider]] | None = None,
+    ) -> Toolkit:
+        """A worker serving ``toolsets``: every call to its toolset's function. Two
+        toolsets offering one tool name are refused (`ToolRegistrationError`)."""
+        tools = ToolRegistry.of(tool for toolset in toolsets for tool in toolset)
+
+        def backend(_: Settings) -> ToolBackend:
+            # Made while the worker's activities are built, on its event loop: async tool
+            # functions run there.
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            return ToolsetBackend(list(toolsets), loop)
+
+        return cls(tools=tools, backend=backend, providers=dict(providers or {}))
 
 
 def model_activities(

@@ -202,10 +202,18 @@ def load_agent(
 def load_all_agents(
     agents_dir: Path | None, tools: Mapping[str, ToolSpec]
 ) -> dict[str, AgentBundle]:
-    """Every agent the worker will serve, checked now so a bad file refuses the worker."""
+    """Every agent the worker will serve, checked now so a bad file refuses the worker.
+
+    An agent in ``agents_dir`` that allowlists a tool the worker lacks refuses the worker,
+    naming both. tiergate's packaged agents are the demo's: a worker serves them only when it
+    serves all of their tools (a team's worker with its own toolsets does not).
+    """
     bundles: dict[str, AgentBundle] = {}
     for folder in [d for d in (PACKAGED_AGENTS, agents_dir) if d is not None]:
         for path in sorted(folder.glob("*.y*ml")):
-            bundle = compile_agent(load_agent_file(path), path, tools)
+            config = load_agent_file(path)
+            if folder == PACKAGED_AGENTS and not set(config.tools.allowlist) <= set(tools):
+                continue
+            bundle = compile_agent(config, path, tools)
             bundles[bundle.config.name] = bundle
     return bundles

@@ -1,0 +1,251 @@
+"""Toolsets: a team's own Python functions as governed tools.
+
+    from tiergate import Toolset, ToolCall
+
+    acme = Toolset("acme")                        # tools are named acme.<function>
+
+    @acme.tool(tier=0)
+    async def get_invoice(invoice_id: str) -> dict: ...
+
+    @acme.tool(tier=2, kind="write", irreversible=True, honors_idempotency_key=True)
+    def refund(args: RefundArgs, call: ToolCall) -> dict: ...
+
+A function's arguments are either one pydantic model parameter (its schema is the tool's)
+or typed parameters (a strict model is made from them: extra fields refused, required
+parameters required). A parameter annotated `ToolCall` receives the verified call: its run,
+step, idempotency key and scoped credential. Registration refuses, naming the fix, a tool
+without a tier, a tier outside 0-4, an ``emits`` field the schema lacks, or a parameter it
+cannot describe. The tool runner calls the function only after verifying the call where it
+executes, then bounds, redacts and records the result like any tool's.
+
+Sync functions run in the tool activity's thread. Async functions run on the worker's event
+loop, so they may share its clients; like any coroutine there they must not block it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from tiergate.core import ToolKind
+from tiergate.errors import ToolBackendError, ToolRegistrationError
+from tiergate.tools._call import ToolCall
+from tiergate.tools._registry import Tool, ToolRegistry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class _Implementation:
+    """How to call one registered function with a verified call."""
+
+    function: Callable[..., Any]
+    model_parameter: str | None  # the parameter that takes the whole argument model
+    call_parameter: str | None  # the parameter that takes the ToolCall
+
+    def invoke(self, arguments: BaseModel, call: ToolCall) -> Any:
+        if self.model_parameter is not None:
+            keywords: dict[str, Any] = {self.model_parameter: arguments}
+        else:
+            keywords = {name: getattr(arguments, name) for name in type(arguments).model_fields}
+        if self.call_parameter is not None:
+            keywords[self.call_parameter] = call
+        return self.function(**keywords)
+
+
+class Toolset:
+    """A named group of tools (``<name>.<function>``) and the functions that implement them."""
+
+    def __init__(self, name: str) -> None:
+        if not name.replace("_", "").replace("-", "").isalnum() or not name[:1].isalpha():
+            raise ToolRegistrationError(
+                f"toolset name {name!r} is not valid",
+                fix="start with a letter; use letters, digits, _ and -",
+            )
+        self.name = name
+        self._tools: dict[str, Tool] = {}
+        self._implementations: dict[str, _Implementation] = {}
+
+    def tool(
+        self,
+        *,
+        tier: int | None = None,
+        kind: Literal["read", "write"] | ToolKind = ToolKind.READ,
+        name: str | None = None,
+        description: str | None = None,
+        emits: tuple[str, ...] = (),
+        irreversible: bool = False,
+        honors_idempotency_key: bool = False,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as ``<toolset>.<name or function name>``; the
+        function itself is returned unchanged."""
+
+        def register(function: F) -> F:
+            tool_name = f"{self.name}.{name or function.__name__}"
+            if tier is None:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r} has no tier",
+                    fix="pass tier=0..4 to @toolset.tool (0 reads freely, 4 needs two people)",
+                )
+            if isinstance(tier, bool) or not isinstance(tier, int) or not 0 <= tier <= 4:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r} has tier {tier!r}", fix="a tier is an integer 0..4"
+                )
+            if tool_name in self._tools:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r} registered twice", fix="give one of them name=..."
+                )
+            args, implementation = _describe(tool_name, function)
+            text = description if description is not None else inspect.getdoc(function) or ""
+            try:
+                spec_kind = ToolKind(kind)
+            except ValueError:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r} has kind {kind!r}", fix='kind is "read" or "write"'
+                ) from None
+            try:
+                tool = Tool.of(
+                    tool_name,
+                    tier,
+                    spec_kind,
+                    args,
+                    tuple(emits),
+                    text.split("\n\n", 1)[0][:500],
+                    irreversible=irreversible,
+                    honors_idempotency_key=honors_idempotency_key,
+                )
+            except ValidationError as error:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r} cannot be governed: {_first(error)}",
+                    fix="emits names fields of the tool's arguments; see the message",
+                ) from None
+            self._tools[tool_name] = tool
+            self._implementations[tool_name] = implementation
+            return function
+
+        return register
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return ToolRegistry.of(self._tools.values())
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def invoke(self, name: str, arguments: BaseModel, call: ToolCall) -> Any:
+        """What ``name``'s function returns for a verified call (maybe an awaitable)."""
+        implementation = self._implementations.get(name)
+        if implementation is None:
+            raise ToolBackendError(f"toolset {self.name} has no tool {name}")
+        return implementation.invoke(arguments, call)
+
+
+class ToolsetBackend:
+    """Toolsets as a worker's tool backend: each verified call goes to its function.
+
+    Async functions run on ``loop``, the worker's (the tool activity's thread waits for
+    them); without one, on a loop of their own per call.
+    """
+
+    def __init__(
+        self, toolsets: list[Toolset], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self.owners = {tool.name: toolset for toolset in toolsets for tool in toolset}
+        self.loop = loop
+
+    def run(self, tool: Tool, arguments: BaseModel, call: ToolCall) -> tuple[dict[str, Any], bool]:
+        owner = self.owners.get(tool.name)
+        if owner is None:
+            raise ToolBackendError(f"no toolset of this worker has {tool.name}")
+        result = owner.invoke(tool.name, arguments, call)
+        if inspect.isawaitable(result):
+            result = self._wait(result)
+        # A function cannot tell the runner it replayed a key: it applies each key once.
+        return _output(tool.name, result), False
+
+    def _wait(self, awaitable: Any) -> Any:
+        if self.loop is not None and self.loop.is_running():
+            return asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self.loop).result()
+        return asyncio.run(_as_coroutine(awaitable))
+
+
+def _describe(
+    tool_name: str, function: Callable[..., Any]
+) -> tuple[type[BaseModel], _Implementation]:
+    """The argument model of ``function`` and how to call it."""
+    try:
+        hints = typing.get_type_hints(function)
+    except (NameError, TypeError) as error:
+        raise ToolRegistrationError(
+            f"tool {tool_name!r}: cannot read its type hints ({error})",
+            fix="import the types its parameters are annotated with at module level",
+        ) from None
+    model_parameter = call_parameter = None
+    fields: dict[str, Any] = {}
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ToolRegistrationError(
+                f"tool {tool_name!r}: *{parameter.name} cannot be described to the model",
+                fix="name every argument",
+            )
+        annotation = hints.get(parameter.name, inspect.Parameter.empty)
+        if annotation is inspect.Parameter.empty:
+            raise ToolRegistrationError(
+                f"tool {tool_name!r}: parameter {parameter.name!r} has no type",
+                fix="annotate it (the argument schema is built from the annotations)",
+            )
+        if annotation is ToolCall:
+            call_parameter = parameter.name
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if model_parameter is not None or fields:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r}: a pydantic model parameter must be its only argument",
+                    fix="put every argument in the model (the ToolCall parameter aside)",
+                )
+            model_parameter, model = parameter.name, annotation
+        else:
+            if model_parameter is not None:
+                raise ToolRegistrationError(
+                    f"tool {tool_name!r}: a pydantic model parameter must be its only argument",
+                    fix="put every argument in the model (the ToolCall parameter aside)",
+                )
+            default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+            fields[parameter.name] = (annotation, default)
+    if model_parameter is None:
+        model = create_model(
+            f"{tool_name.replace('.', '_')}_arguments",
+            __config__=ConfigDict(extra="forbid", frozen=True),
+            **fields,
+        )
+    elif model.model_config.get("extra") != "forbid":
+        raise ToolRegistrationError(
+            f"tool {tool_name!r}: its argument model {model.__name__} accepts extra fields",
+            fix='set model_config = ConfigDict(extra="forbid") on it',
+        )
+    return model, _Implementation(function, model_parameter, call_parameter)
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _output(tool_name: str, result: Any) -> dict[str, Any]:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    if isinstance(result, dict):
+        return result
+    raise ToolBackendError(
+        f"tool {tool_name} returned {type(result).__name__}, not a dict: return a dict "
+        "(or a pydantic model) of what the model may see"
+    )
+
+
+def _first(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return str(first.get("msg", error))

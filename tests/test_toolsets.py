@@ -1,0 +1,288 @@
+"""Issue #21, item 1: a team's own Python functions as governed tools.
+
+A toolset that is not the demo's (`acme`, defined here) registers with clear refusals, and its
+tools are gated, budgeted, approved, recorded, audited and replayed exactly like the demo's,
+on a real Temporal dev server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from tests.conftest import Harness, scripted
+from tests.test_replay import replayer
+from tiergate import ToolCall, Toolkit, Toolset
+from tiergate.approvals.client import decide
+from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
+from tiergate.errors import ToolBackendError, ToolRegistrationError
+from tiergate.forensics import audit_approvals, ungated_tool_calls
+from tiergate.tools import ToolsetBackend
+from tiergate.worker import build_worker
+
+acme = Toolset("acme")
+#: What the functions saw, for the tests to check: (tool, arguments, call, where it ran: the
+#: thread's name for a sync function, the event loop's id for an async one).
+SEEN: list[tuple[str, dict[str, Any], ToolCall | None, str]] = []
+REFUNDED: dict[str, Decimal] = {}
+
+
+class RefundArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    invoice_id: Annotated[str, Field(pattern=r"^INV-[0-9]{1,8}$")]
+    amount_usd: Annotated[Decimal, Field(gt=0, le=Decimal("100000"), multiple_of=Decimal("0.01"))]
+
+
+@acme.tool(tier=0)
+async def get_invoice(invoice_id: str, with_lines: bool = False) -> dict[str, Any]:
+    """Read one invoice."""
+    await asyncio.sleep(0)
+    loop = str(id(asyncio.get_running_loop()))
+    SEEN.append(("acme.get_invoice", {"invoice_id": invoice_id}, None, loop))
+    return {"invoice_id": invoice_id, "total_usd": "900.00", "lines": [] if with_lines else None}
+
+
+@acme.tool(tier=2, kind="write", irreversible=True, honors_idempotency_key=True)
+def refund(args: RefundArgs, call: ToolCall) -> dict[str, Any]:
+    """Refund part of an invoice, once per idempotency key."""
+    SEEN.append(
+        ("acme.refund", args.model_dump(mode="json"), call, threading.current_thread().name)
+    )
+    REFUNDED.setdefault(call.idempotency_key, args.amount_usd)
+    return {"refunded_usd": str(REFUNDED[call.idempotency_key])}
+
+
+class Open(BaseModel):
+    """An argument model that lets extra fields through (refused as a tool's)."""
+
+    x: int
+
+
+ACME = Toolkit.of(acme)
+RULES = [
+    {
+        "id": "acme_refunds_over_100_need_a_person",
+        "tool": "acme.refund",
+        "condition": "input.amount_usd <= 100",
+        "on_fail": "escalate_to_human",
+    },
+    {
+        "id": "acme_refunds_never_over_1000",
+        "tool": "acme.refund",
+        "condition": "input.amount_usd <= 1000",
+        "on_fail": "block",
+    },
+]
+
+
+POLICY = """
+@id("acme_invoices")
+permit(principal, action == Action::"acme.get_invoice", resource);
+
+@id("acme_refunds")
+permit(principal, action == Action::"acme.refund", resource);
+
+@id("acme_outputs")
+permit(principal, action == Action::"tiergate.emit", resource);
+"""
+APPROVERS = """
+@id("billing_leads_approve_acme_refunds")
+permit(principal, action == Action::"approve", resource == Tool::"acme.refund")
+when { principal.roles.contains("billing_lead") && context.tier <= 3 };
+"""
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def test_a_tool_needs_a_tier_in_range_and_a_known_kind() -> None:
+    tools = Toolset("t")
+    with pytest.raises(ToolRegistrationError, match="has no tier") as error:
+
+        @tools.tool()
+        def untiered(x: str) -> dict[str, Any]:
+            return {}
+
+    assert "tier=0..4" in (error.value.fix or "")
+    for tier in (5, -1, True):
+        with pytest.raises(ToolRegistrationError, match="has tier"):
+
+            @tools.tool(tier=tier)
+            def badly_tiered(x: str) -> dict[str, Any]:
+                return {}
+
+    with pytest.raises(ToolRegistrationError, match="has kind"):
+
+        @tools.tool(tier=1, kind="delete")  # type: ignore[arg-type]
+        def wrong_kind(x: str) -> dict[str, Any]:
+            return {}
+
+
+def test_what_the_gate_could_not_govern_is_refused() -> None:
+    tools = Toolset("t")
+    with pytest.raises(ToolRegistrationError, match="emits unknown fields"):
+
+        @tools.tool(tier=1, kind="write", emits=("body",))
+        def send(to: str) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(ToolRegistrationError, match="cannot be described"):
+
+        @tools.tool(tier=0)
+        def loose(*names: str) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(ToolRegistrationError, match="has no type"):
+
+        @tools.tool(tier=0)
+        def untyped(x) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+            return {}
+
+    with pytest.raises(ToolRegistrationError, match="only argument"):
+
+        @tools.tool(tier=0)
+        def mixed(args: RefundArgs, extra: int) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(ToolRegistrationError, match="accepts extra fields"):
+
+        @tools.tool(tier=0)
+        def permissive(args: Open) -> dict[str, Any]:
+            return {}
+
+    @tools.tool(tier=0)
+    def once(x: int) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ToolRegistrationError, match="registered twice"):
+
+        @tools.tool(tier=0, name="once")
+        def again(x: int) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(ToolRegistrationError, match="is not valid"):
+        Toolset("acme.payments")
+    with pytest.raises(ToolRegistrationError, match="registered twice"):
+        Toolkit.of(acme, acme)
+
+
+def test_typed_parameters_become_a_strict_schema() -> None:
+    spec = acme.tools.specs["acme.get_invoice"]
+    assert spec.tier == 0
+    assert spec.kind == "read"
+    assert spec.description == "Read one invoice."
+    schema = spec.arguments
+    assert schema["required"] == ["invoice_id"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"invoice_id", "with_lines"}
+    written = acme.tools.specs["acme.refund"]
+    assert (written.kind, written.irreversible, written.honors_idempotency_key) == (
+        "write",
+        True,
+        True,
+    )
+    assert written.arguments == RefundArgs.model_json_schema()
+
+
+def test_the_backend_calls_sync_and_async_functions_and_wants_a_dict() -> None:
+    backend = ToolsetBackend([acme])
+    call = ToolCall(run_id="r", step=1, agent="a", idempotency_key="k-1", credential="c")
+    invoice = acme.tools.get("acme.get_invoice")
+    assert invoice is not None
+    output, replayed = backend.run(invoice, invoice.args.model_validate({"invoice_id": "I"}), call)
+    assert output["invoice_id"] == "I"
+    assert replayed is False
+    odd = Toolset("odd")
+
+    @odd.tool(tier=0)
+    def listing() -> list[str]:
+        return ["not", "a", "dict"]
+
+    tool = odd.tools.get("odd.listing")
+    assert tool is not None
+    with pytest.raises(ToolBackendError, match="not a dict"):
+        ToolsetBackend([odd]).run(tool, tool.args.model_validate({}), call)
+
+
+# -- governed end to end -----------------------------------------------------------------------
+
+
+def acme_agent(h: Harness) -> str:
+    folder = h.home / "agents"
+    folder.mkdir(exist_ok=True)
+    agent = {
+        "name": "acme_billing",
+        "version": "1",
+        "model_tier": {"executor": "frontier"},
+        "tools": {"allowlist": ["acme.get_invoice", "acme.refund"]},
+        # The team's own policies: none of the demo's files.
+        "policy": {"engine": "cedar", "files": ["acme.cedar"], "rules": RULES},
+        "approvals": {"policy_files": ["acme-approvers.cedar"]},
+    }
+    (folder / "acme_billing.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    (folder / "acme.cedar").write_text(POLICY)
+    (folder / "acme-approvers.cedar").write_text(APPROVERS)
+    return "acme_billing"
+
+
+def acme_call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"kind": "tool_call", "tool": f"acme.{tool}", "arguments": arguments, "reason": "t"}
+
+
+async def test_a_team_toolset_is_gated_approved_recorded_and_replayed(harness: Harness) -> None:
+    h = harness
+    h.registry.add("lead", ["billing_lead"], demo_key=True)
+    agent = acme_agent(h)
+    SEEN.clear()
+    outputs = scripted(
+        acme_call("get_invoice", invoice_id="INV-7"),
+        acme_call("refund", invoice_id="INV-7", amount_usd="40"),
+        acme_call("refund", invoice_id="INV-7", amount_usd="400"),  # a person decides
+        acme_call("refund", invoice_id="INV-7", amount_usd="5000"),  # blocked: ends the run
+    )
+    async with build_worker(h.env.client, h.settings, ACME, task_queue=h.task_queue):
+        handle = await h.env.client.start_workflow(
+            WORKFLOW_NAME,
+            h.input(agent, input={}, requester="billing-svc", model_overrides=outputs),
+            id=f"acme-{uuid.uuid4()}",
+            task_queue=h.task_queue,
+            result_type=RunSummary,
+        )
+        pending = await h.pending(handle)
+        assert (pending.tool, pending.tier) == ("acme.refund", 3)
+        assert pending.policy_ids == ["acme_refunds", "acme_refunds_over_100_need_a_person"]
+        await decide(h.env.client, h.registry, handle.id, "lead", ApprovalDecision.APPROVE, "ok")
+        summary = await handle.result()
+    verdicts = [(s.decision.verdict, s.decision.code) for s in summary.steps if s.decision]
+    assert verdicts == [
+        ("allow", "allowed"),
+        ("allow", "allowed"),
+        ("allow", "approved"),
+        ("deny", "policy_forbid"),
+    ]
+    assert summary.outcome == Outcome.DENIED, summary.reason
+    refunds = [(a, c) for tool, a, c, _ in SEEN if tool == "acme.refund"]
+    assert [a["amount_usd"] for a, _ in refunds] == ["40.00", "400.00"]
+    for _, call in refunds:
+        assert call is not None
+        assert call.run_id == handle.id
+        assert call.agent == "acme_billing"
+        assert call.idempotency_key.startswith(handle.id)
+        assert call.credential.count(".") == 2  # the scoped JWT the broker minted
+    # The sync function ran in the activity's thread, the async one on the worker's loop.
+    assert "MainThread" not in {where for tool, _, _, where in SEEN if tool == "acme.refund"}
+    worker_loop = str(id(asyncio.get_running_loop()))
+    assert [where for tool, _, _, where in SEEN if tool == "acme.get_invoice"] == [worker_loop]
+    history = await h.history(handle.id)
+    assert ungated_tool_calls(history) == []
+    audit = audit_approvals(history)
+    assert audit.ok, audit.findings
+    await replayer().replay_workflow(history)

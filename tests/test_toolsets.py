@@ -11,6 +11,7 @@ import asyncio
 import threading
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -18,13 +19,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tests.conftest import Harness, scripted
+from tests.test_cli import tiergate
 from tests.test_replay import replayer
 from tiergate import ToolCall, Toolkit, Toolset
 from tiergate.approvals.client import decide
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
 from tiergate.errors import ToolBackendError, ToolRegistrationError
 from tiergate.forensics import audit_approvals, ungated_tool_calls
-from tiergate.tools import ToolsetBackend
+from tiergate.tools import ToolsetBackend, load_toolsets
 from tiergate.worker import build_worker
 
 acme = Toolset("acme")
@@ -286,3 +288,63 @@ async def test_a_team_toolset_is_gated_approved_recorded_and_replayed(harness: H
     audit = audit_approvals(history)
     assert audit.ok, audit.findings
     await replayer().replay_workflow(history)
+
+
+# -- loading toolsets: import paths and installed packages -------------------------------------
+
+BILLING = """
+from tiergate import Toolset
+
+billing = Toolset("billing")
+
+
+@billing.tool(tier=0)
+def lookup(account_id: str) -> dict:
+    return {"account_id": account_id}
+"""
+
+
+def test_import_paths_name_toolsets_or_say_what_is_wrong() -> None:
+    assert load_toolsets("tests.test_toolsets:acme") == [acme]
+    for path, message in (
+        ("tests.test_toolsets", "not an import path"),
+        ("no_such_module_here:acme", "cannot import"),
+        ("tests.test_toolsets:missing", "has no 'missing'"),
+        ("tests.test_toolsets:RULES", "not a Toolset"),
+    ):
+        with pytest.raises(ToolRegistrationError, match=message):
+            load_toolsets(path)
+
+
+async def test_the_cli_serves_toolsets_by_path_and_from_installed_packages(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "billing_tools.py").write_text(BILLING)
+    env = {
+        "TIERGATE_HOME": str(tmp_path / "home"),
+        "TIERGATE_TOOLSETS": '["billing_tools:billing"]',
+    }
+    code, out = await tiergate("policy", "schema", env=env, cwd=tmp_path)
+    assert code == 0, out
+    assert 'action "billing.lookup"' in out
+    assert "crm.read_ticket" not in out  # a team's worker does not serve the demo
+    code, out = await tiergate(
+        "worker", "--toolset", "billing_tools:nothing", env=env, cwd=tmp_path
+    )
+    assert code == 2
+    assert "has no 'nothing'" in out
+    # An installed package offers its toolset through the `tiergate.toolsets` entry points.
+    site = tmp_path / "site"
+    (site / "billing_pkg-1.0.dist-info").mkdir(parents=True)
+    (site / "billing_pkg-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: billing-pkg\nVersion: 1.0\n"
+    )
+    (site / "billing_pkg-1.0.dist-info" / "entry_points.txt").write_text(
+        "[tiergate.toolsets]\nbilling = billing_tools:billing\n"
+    )
+    (site / "billing_tools.py").write_text(BILLING)
+    installed = {"TIERGATE_HOME": str(tmp_path / "home"), "PYTHONPATH": str(site)}
+    (tmp_path / "home").mkdir(exist_ok=True)  # run from a folder without billing_tools.py
+    code, out = await tiergate("policy", "schema", env=installed, cwd=tmp_path / "home")
+    assert code == 0, out
+    assert 'action "billing.lookup"' in out

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
             take it: an approver or operator no listed administrator signed does not exist
             for them. Empty: nobody is trusted (`tiergate dev` and the demo trust their own
             dev administrator).
+        toolsets: Import paths (``module:attribute``) of the toolsets the CLI's workers
+            serve, with those installed packages offer (entry points ``tiergate.toolsets``);
+            with none at all they serve the support demo. JSON list in
+            ``TIERGATE_TOOLSETS``; ``--toolset`` adds to it.
         registry_dir: Where the approver and operator registries live (``approvers.json``,
             ``operators.json`` and their change log), when not under ``home``. The compose
             stack mounts one registry volume read-only into the worker and the page, each
@@ -103,6 +107,7 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     log_level: str = "info"
     redaction: RedactionConfig = RedactionConfig()
+    toolsets: list[str] = []
     registry_dir: Path | None = None
     web_origin: str | None = None
     temporal_tls: bool = False

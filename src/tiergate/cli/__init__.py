@@ -98,17 +98,44 @@ def demo(
         raise typer.Exit(asyncio.run(run_demo(Settings(), keep)))
 
 
+ToolsetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--toolset",
+        help="A toolset to serve, as module:attribute (repeatable; adds to TIERGATE_TOOLSETS).",
+    ),
+]
+AgentsOption = Annotated[
+    Path | None,
+    typer.Option("--agents", help="Folder of agent configs (TIERGATE_AGENTS_DIR)."),
+]
+
+
+def _served(settings: Settings, toolsets: list[str] | None, agents: Path | None) -> Settings:
+    """``settings`` with the command line's toolsets and agents folder."""
+    update: dict[str, Any] = {"toolsets": [*settings.toolsets, *(toolsets or [])]}
+    if agents is not None:
+        update["agents_dir"] = agents.resolve()
+    return settings.model_copy(update=update)
+
+
 @app.command()
 def dev(
     port: int = 7233,
     ui_port: int = 8233,
     web_port: Annotated[int, typer.Option(help="Port of the approvals web page.")] = 8080,
+    toolset: ToolsetOption = None,
+    agents: AgentsOption = None,
 ) -> None:
     """Start the Temporal dev server (SQLite under .tiergate/), a worker and the approvals
-    page; Ctrl-C stops them."""
+    page; Ctrl-C stops them. The worker serves --toolset (else the support demo)."""
     # A local stack: runs may bring scripted models (tests, trying an agent out).
-    settings = trusting_dev_admin(Settings(offline_model_overrides=True))
+    settings = _served(trusting_dev_admin(Settings(offline_model_overrides=True)), toolset, agents)
     _telemetry(settings, "tiergate-dev")
+    try:
+        served = toolkit(settings)
+    except TiergateError as error:
+        _fail(error)
 
     async def main() -> None:
         prepare(settings)
@@ -126,21 +153,25 @@ def dev(
                     f"task queue {settings.task_queue}; approvals page at {web.browser_url}. "
                     "Ctrl-C to stop."
                 )
-                await build_worker(server.env.client, settings, toolkit()).run()
+                await build_worker(server.env.client, settings, served).run()
         finally:
             await server.env.shutdown()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except TiergateError as error:
+            _fail(error)
 
 
 @app.command()
-def worker() -> None:
-    """Run a worker against the configured Temporal (TIERGATE_TEMPORAL_ADDRESS)."""
-    settings = Settings()
+def worker(toolset: ToolsetOption = None, agents: AgentsOption = None) -> None:
+    """Run a worker against the configured Temporal (TIERGATE_TEMPORAL_ADDRESS), serving
+    --toolset and TIERGATE_TOOLSETS (else the support demo)."""
+    settings = _served(Settings(), toolset, agents)
     _telemetry(settings, "tiergate-worker")
     try:
-        asyncio.run(run_worker(settings, toolkit()))
+        asyncio.run(run_worker(settings, toolkit(settings)))
     except TiergateError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -274,7 +305,8 @@ def runs_export(
 def policy_show(config_or_agent: str) -> None:
     """Print the Cedar an agent runs under: its files plus its compiled inline rules."""
     try:
-        bundle = load_agent(config_or_agent, Settings().agents_dir, toolkit().tools.specs)
+        settings = Settings()
+        bundle = load_agent(config_or_agent, settings.agents_dir, toolkit(settings).tools.specs)
     except TiergateError as error:
         _fail(error)
     print(f"// policy version {bundle.policy.version}\n{bundle.policy.text}")
@@ -282,8 +314,13 @@ def policy_show(config_or_agent: str) -> None:
 
 @policy_app.command("schema")
 def policy_schema() -> None:
-    """Print the Cedar schema generated from the tools this CLI's workers serve."""
-    print(cedar_schema(toolkit().tools.specs.values()), end="")
+    """Print the Cedar schema generated from the tools this CLI's workers serve (every
+    toolset loaded: TIERGATE_TOOLSETS and installed packages'; else the demo's)."""
+    try:
+        specs = toolkit(Settings()).tools.specs
+    except TiergateError as error:
+        _fail(error)
+    print(cedar_schema(specs.values()), end="")
 
 
 def main() -> None:

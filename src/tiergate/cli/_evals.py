@@ -125,7 +125,7 @@ async def _run(
                 suite,
                 client,
                 settings,
-                toolkit(),
+                toolkit(settings),
                 candidate=candidate,
                 concurrency=concurrency,
                 on_case=lambda _: progress.advance(task),

@@ -143,7 +143,7 @@ def rollout_status(
     async def main() -> Status:
         client = await connect(settings)
         await ensure_search_attributes(client, settings.namespace)
-        return await status(client, settings, agent, start, toolkit())
+        return await status(client, settings, agent, start, toolkit(settings))
 
     try:
         result = asyncio.run(main())
@@ -168,7 +168,7 @@ def rollout_promote(
         start = parse_since(since, datetime.now(UTC))
 
         async def check() -> Status:
-            return await status(await connect(settings), settings, agent, start, toolkit())
+            return await status(await connect(settings), settings, agent, start, toolkit(settings))
 
         try:
             result = asyncio.run(check())

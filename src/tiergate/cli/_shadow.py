@@ -114,7 +114,7 @@ async def _shadows(
         if not ids:
             raise HistoryError(f"the query {query!r} matched no finished tiergate runs")
     histories = [await fetch_history(client, i) for i in ids]
-    return await shadow_runs(client, settings, histories, candidate, toolkit())
+    return await shadow_runs(client, settings, histories, candidate, toolkit(settings))
 
 
 def _print(diffs: list[ShadowDiff], as_json: bool) -> None:

@@ -1,23 +1,35 @@
-"""What the CLI's workers serve: the support demo, the one place the CLI names it.
+"""What the CLI's workers serve: a team's toolsets, else the support demo.
 
 `tiergate dev`, `worker`, `demo`, `shadow`, `eval` and `policy` take their tools and model
-providers from here, so a team's own toolsets replace the demo in one place.
+providers from here: the toolsets named in ``TIERGATE_TOOLSETS`` or ``--toolset`` and those
+installed packages offer (entry points ``tiergate.toolsets``); with none, the support demo,
+the one place the CLI names it.
 """
 
 from __future__ import annotations
 
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.settings import Settings
+from tiergate.tools import load_toolsets, offered_toolsets
 from tiergate.worker import Toolkit
 
 
-def toolkit() -> Toolkit:
-    """The toolkit workers started by this CLI serve."""
-    return SUPPORT_TOOLKIT
+def toolkit(settings: Settings | None = None) -> Toolkit:
+    """The toolkit workers started by this CLI serve (ToolRegistrationError naming a bad
+    import path or two toolsets offering one tool)."""
+    named = [t for path in (settings.toolsets if settings else []) for t in load_toolsets(path)]
+    toolsets = named + [t for t in offered_toolsets() if t not in named]
+    return Toolkit.of(*toolsets) if toolsets else SUPPORT_TOOLKIT
+
+
+def serves_demo(settings: Settings) -> bool:
+    return toolkit(settings) is SUPPORT_TOOLKIT
 
 
 def prepare(settings: Settings) -> None:
     """Seeds the demo's store on first use, so `tiergate dev` has tickets to work on."""
+    if not serves_demo(settings):
+        return
     store = SupportStore(settings.support_store)
     if not store.rows("tickets"):
         store.seed_demo()

@@ -2,7 +2,17 @@
 toolsets (a team's own functions as tools)."""
 
 from tiergate.tools._call import ToolCall
+from tiergate.tools._loading import ENTRY_POINT_GROUP, load_toolsets, offered_toolsets
 from tiergate.tools._registry import Tool, ToolRegistry
 from tiergate.tools._toolset import Toolset, ToolsetBackend
 
-__all__ = ["Tool", "ToolCall", "ToolRegistry", "Toolset", "ToolsetBackend"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Tool",
+    "ToolCall",
+    "ToolRegistry",
+    "Toolset",
+    "ToolsetBackend",
+    "load_toolsets",
+    "offered_toolsets",
+]

@@ -20,8 +20,8 @@ dev: $(STAMP)
 	$(BIN)/tiergate dev
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples
 
 types: $(STAMP)
 	$(BIN)/mypy

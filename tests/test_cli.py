@@ -212,24 +212,29 @@ async def _wait_for_line(stream: asyncio.StreamReader, needle: str, limit: float
     return seen
 
 
+async def spawn_dev(
+    env: dict[str, str], ports: tuple[int, int, int], *args: str, cwd: Path | None = None
+) -> asyncio.subprocess.Process:
+    """`tiergate dev ARGS` on ``ports`` (frontend, UI, page), its output piped."""
+    port, ui_port, web_port = ports
+    return await asyncio.create_subprocess_exec(
+        TIERGATE,
+        "dev",
+        *args,
+        *("--port", str(port), "--ui-port", str(ui_port), "--web-port", str(web_port)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **env},
+        cwd=cwd,
+    )
+
+
 async def test_dev_serves_runs_until_ctrl_c(tmp_path: Path) -> None:
     from tiergate.cluster import free_port
 
     port, ui_port, web_port = free_port(), free_port(), free_port()
     env = {"TIERGATE_HOME": str(tmp_path), "TIERGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
-    process = await asyncio.create_subprocess_exec(
-        TIERGATE,
-        "dev",
-        "--port",
-        str(port),
-        "--ui-port",
-        str(ui_port),
-        "--web-port",
-        str(web_port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, **env},
-    )
+    process = await spawn_dev(env, (port, ui_port, web_port))
     assert process.stdout is not None
     try:
         started = await _wait_for_line(process.stdout, "Ctrl-C to stop")

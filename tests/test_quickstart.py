@@ -18,7 +18,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tests.test_cli import TIERGATE, _wait_for_line, tiergate
+from tests.test_cli import _wait_for_line, spawn_dev, tiergate
 from tiergate.cluster import free_port
 from tiergate.core import Outcome, RunSummary
 
@@ -46,24 +46,8 @@ async def test_the_quickstart_runs_end_to_end(tmp_path: Path) -> None:
         "TIERGATE_HOME": str(tmp_path / "home"),
         "TIERGATE_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
     }
-    dev = await asyncio.create_subprocess_exec(
-        TIERGATE,
-        "dev",
-        "--toolset",
-        "tools:acme",
-        "--agents",
-        ".",
-        "--port",
-        str(port),
-        "--ui-port",
-        str(ui_port),
-        "--web-port",
-        str(web_port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, **env},
-        cwd=folder,
-    )
+    ports = (port, ui_port, web_port)
+    dev = await spawn_dev(env, ports, "--toolset", "tools:acme", "--agents", ".", cwd=folder)
     assert dev.stdout is not None
     try:
         await _wait_for_line(dev.stdout, "Ctrl-C to stop")

@@ -1,4 +1,6 @@
-"""A real local HTTP server speaking the chat-completions protocol, for provider tests.
+"""A real local HTTP server for provider tests: it answers what each test scripts, in the
+chat-completions protocol (`completion`, `tool_call`) or in Anthropic's Messages protocol
+(`tests/fake_anthropic.py`).
 
 Each request takes the next scripted reply (status, JSON body or raw text, headers, delay);
 every request body is kept so tests can check what the provider sent.
@@ -79,6 +81,7 @@ def serve(replies: list[Reply]) -> Iterator[FakeOpenAI]:
                     "path": self.path,
                     "body": json.loads(self.rfile.read(length)),
                     "auth": self.headers.get("authorization"),
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
                     "at": time.monotonic(),
                 }
             )

@@ -17,6 +17,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from tiergate.activities._anthropic import AnthropicProvider
 from tiergate.activities._content import ContentStore, Transcript
 from tiergate.activities._openai import OpenAICompatibleProvider
 from tiergate.activities._providers import Provider, ProviderOutput, ScriptedProvider
@@ -102,11 +103,13 @@ class ModelActivities:
             return ScriptedProvider(spec)
         if spec.provider == "openai":
             return OpenAICompatibleProvider(spec, self.http)
+        if spec.provider == "anthropic":
+            return AnthropicProvider(spec, self.http)
         if (make := self.providers.get(spec.provider)) is not None:
             return make(spec)
         raise ApplicationError(
             f"this worker has no model provider {spec.provider!r} "
-            f"(it has scripted, openai{''.join(', ' + p for p in sorted(self.providers))})",
+            f"(it has scripted, openai, anthropic{''.join(', ' + p for p in sorted(self.providers))})",
             type="ConfigError",
             non_retryable=True,
         )

@@ -190,7 +190,7 @@ class OpenAICompatibleProvider:
             raise ApplicationError(
                 f"model provider answered HTTP {response.status_code}",
                 type="ProviderTransient",
-                next_retry_delay=_retry_after(response),
+                next_retry_delay=retry_after(response),
             )
         if response.status_code >= 400:
             raise ApplicationError(
@@ -253,7 +253,7 @@ def _fingerprint(body: dict[str, Any]) -> str | None:
     return str(value)[:200] if value else None
 
 
-def _retry_after(response: httpx.Response) -> timedelta | None:
+def retry_after(response: httpx.Response) -> timedelta | None:
     value = response.headers.get("retry-after", "")
     try:
         return timedelta(seconds=min(float(value), 300))

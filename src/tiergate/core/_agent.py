@@ -187,10 +187,15 @@ class Limits(_Strict):
 
 
 class Price(_Strict):
-    """USD per million tokens."""
+    """USD per million tokens. Cached prompt tokens cost ``cache_read_per_mtok`` when read
+    and ``cache_write_per_mtok`` when written; without those, the input price (never less
+    than what a cache could cost more: a budget that overestimates stops early, one that
+    underestimates does not stop)."""
 
     input_per_mtok: Annotated[float, Field(ge=0)]
     output_per_mtok: Annotated[float, Field(ge=0)]
+    cache_read_per_mtok: Annotated[float | None, Field(ge=0)] = None
+    cache_write_per_mtok: Annotated[float | None, Field(ge=0)] = None
 
 
 class TierApproval(_Strict):

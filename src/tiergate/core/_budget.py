@@ -17,9 +17,15 @@ from tiergate.core._records import BudgetStop, Usage
 
 
 def model_cost(usage: TokenUsage, price: Price) -> float:
+    read = price.input_per_mtok if price.cache_read_per_mtok is None else price.cache_read_per_mtok
+    write = (
+        price.input_per_mtok if price.cache_write_per_mtok is None else price.cache_write_per_mtok
+    )
     return round(
         usage.input_tokens * price.input_per_mtok / 1e6
-        + usage.output_tokens * price.output_per_mtok / 1e6,
+        + usage.output_tokens * price.output_per_mtok / 1e6
+        + usage.cache_read_tokens * read / 1e6
+        + usage.cache_write_tokens * write / 1e6,
         8,
     )
 
@@ -57,6 +63,8 @@ class BudgetLedger(BaseModel):
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     model_calls: int = 0
     tool_calls: int = 0
     retries: int = 0
@@ -67,12 +75,19 @@ class BudgetLedger(BaseModel):
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
     def charge_model(self, usage: TokenUsage, cost_usd: float, attempt: int) -> None:
         self.model_calls += 1
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
+        self.cache_read_tokens += usage.cache_read_tokens
+        self.cache_write_tokens += usage.cache_write_tokens
         self.cost_usd = round(self.cost_usd + cost_usd, 8)
         self.retries += max(attempt - 1, 0)
 
@@ -182,6 +197,8 @@ class BudgetLedger(BaseModel):
         return Usage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
             total_tokens=self.total_tokens,
             model_calls=self.model_calls,
             tool_calls=self.tool_calls,

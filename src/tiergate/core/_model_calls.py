@@ -120,6 +120,8 @@ class ModelCalls:
             reported_model=model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             cost_usd=cost,
             attempt=attempt,
             record_ref=response.record_ref,

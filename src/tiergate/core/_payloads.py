@@ -27,9 +27,11 @@ class ModelSpec(_Payload):
 
     Attributes:
         provider: ``demo`` (rule-based, offline), ``scripted`` (proposals from a file or an
-            inline list) or ``openai`` (any OpenAI-compatible chat-completions endpoint).
+            inline list), ``openai`` (any OpenAI-compatible chat-completions endpoint) or
+            ``anthropic`` (Anthropic's Messages API).
         model: The model id requested; the id the provider reports is recorded separately.
-        base_url: Endpoint root for ``openai`` providers, e.g. ``http://localhost:11434/v1``.
+        base_url: Endpoint root for ``openai`` providers, e.g. ``http://localhost:11434/v1``;
+            for ``anthropic``, default ``https://api.anthropic.com/v1``.
         api_key_env: Name of the environment variable holding the API key (never the key).
         script: For ``scripted``: a path to a YAML/JSON list, or the list itself.
         timeout_seconds: Per-attempt timeout of one model call.
@@ -43,7 +45,7 @@ class ModelSpec(_Payload):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    provider: Literal["demo", "scripted", "openai"] = "demo"
+    provider: Literal["demo", "scripted", "openai", "anthropic"] = "demo"
     model: str = "demo-frontier"
     base_url: str | None = None
     api_key_env: str | None = None
@@ -167,12 +169,24 @@ class TranscriptEntry(_Payload):
 
 
 class TokenUsage(_Payload):
+    """Tokens of one model answer. ``input_tokens`` are the uncached prompt tokens;
+    providers that cache prompts report the tokens read from and written to their cache
+    apart (``cache_read_tokens``, ``cache_write_tokens``), priced apart and counted in the
+    total like any other."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total(self) -> int:
-        return self.input_tokens + self.output_tokens
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
 
 class ProposeInput(_Payload):

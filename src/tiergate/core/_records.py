@@ -214,6 +214,8 @@ class ModelCall(_Record):
     reported_model: str
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
     attempt: int = 1
     record_ref: str | None = None
@@ -298,6 +300,8 @@ class Versions(_Record):
 class Usage(_Record):
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     total_tokens: int = 0
     model_calls: int = 0
     tool_calls: int = 0

@@ -24,7 +24,12 @@ from tiergate.core import AgentBundle
 
 log = structlog.get_logger("tiergate.run")
 LOGGER = logging.getLogger("tiergate.run")  # its level says whether step events are wanted
-PROVIDERS = {"openai": "openai", "demo": "tiergate.demo", "scripted": "tiergate.scripted"}
+PROVIDERS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "demo": "tiergate.demo",
+    "scripted": "tiergate.scripted",
+}
 
 
 @cache

@@ -1,0 +1,251 @@
+"""Anthropic's Messages API as a provider (``provider: anthropic``).
+
+Tools are offered with their JSON Schemas (dots in names become ``__``: the API allows
+``[a-zA-Z0-9_-]``), plus ``final_answer`` and ``escalate``, with parallel tool use off so
+every step is one action gated on its own. The transcript becomes alternating ``user`` and
+``assistant`` messages: a proposed call is a ``tool_use`` block and what came back (the tool's
+output or the gate's refusal) the ``tool_result`` that answers it.
+
+Usage keeps prompt-cache tokens apart (``cache_read_input_tokens``,
+``cache_creation_input_tokens``), so cost follows the agent's cached-token prices. ``429``,
+``529`` (overloaded) and other ``5xx`` are transient, with ``retry-after`` passed to Temporal's
+retry; any other ``4xx`` is refused for good; anything the model says, however malformed, is
+returned raw for the workflow to judge.
+
+**Decision:** httpx rather than the official SDK. The SDK retries by itself (off only by
+configuration), holds its own connection pool and types, and would add a dependency to every
+worker; the protocol needed here is one POST, and the OpenAI-compatible provider already
+speaks httpx with the same transient/refused/raw rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from tiergate.activities._openai import function_name, retry_after
+from tiergate.activities._providers import ProviderOutput
+from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
+
+DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
+API_VERSION = "2023-06-01"
+#: Overloaded: Anthropic's "try again later", like 503.
+OVERLOADED = 529
+
+_CONTROL_TOOLS = [
+    {
+        "name": "final_answer",
+        "description": "Finish with an answer for the user.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"answer": {"type": "string"}, "reason": {"type": "string"}},
+            "required": ["answer"],
+        },
+    },
+    {
+        "name": "escalate",
+        "description": "Hand the task to a human.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"reason": {"type": "string"}},
+            "required": ["reason"],
+        },
+    },
+]
+
+
+def _tool(spec: ToolSpec) -> dict[str, Any]:
+    schema = copy.deepcopy(spec.arguments)
+    schema.setdefault("properties", {})["reason"] = {
+        "type": "string",
+        "description": "Why this call is needed.",
+    }
+    schema["required"] = [*schema.get("required", []), "reason"]
+    return {
+        "name": function_name(spec.name),
+        "description": spec.description,
+        "input_schema": schema,
+    }
+
+
+def to_messages(entries: list[TranscriptEntry]) -> tuple[str, list[dict[str, Any]]]:
+    """The system prompt and alternating messages rebuilt from the transcript."""
+    system: list[str] = []
+    messages: list[dict[str, Any]] = []
+    pending: str | None = None
+
+    def add(role: str, block: dict[str, Any]) -> None:
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].append(block)  # the API wants roles to alternate
+        else:
+            messages.append({"role": role, "content": [block]})
+
+    for index, entry in enumerate(entries):
+        text = entry.content or ""
+        if entry.role == "system":
+            system.append(text)
+        elif entry.role == "assistant":
+            proposal = _loads(text)
+            if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
+                pending = f"toolu_{index}"
+                arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
+                name = function_name(str(proposal.get("tool")))
+                add(
+                    "assistant",
+                    {"type": "tool_use", "id": pending, "name": name, "input": arguments},
+                )
+            else:
+                add("assistant", {"type": "text", "text": text or "(no answer)"})
+        elif entry.role in ("tool", "gate") and pending is not None:
+            add("user", {"type": "tool_result", "tool_use_id": pending, "content": text})
+            pending = None
+        else:
+            add("user", {"type": "text", "text": text or "(empty)"})
+    if not messages or messages[0]["role"] != "user":
+        messages.insert(0, {"role": "user", "content": [{"type": "text", "text": "(start)"}]})
+    return "\n\n".join(system), messages
+
+
+def _loads(text: str | None) -> Any:
+    try:
+        return json.loads(text or "")
+    except json.JSONDecodeError:
+        return None
+
+
+def usage_of(body: dict[str, Any]) -> TokenUsage:
+    data = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    assert isinstance(data, dict)
+
+    def count(key: str) -> int:
+        value = data.get(key)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    return TokenUsage(
+        input_tokens=count("input_tokens"),
+        output_tokens=count("output_tokens"),
+        cache_read_tokens=count("cache_read_input_tokens"),
+        cache_write_tokens=count("cache_creation_input_tokens"),
+    )
+
+
+def parse_message(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOutput:
+    """A Messages response as a raw proposal, usage and the reported model id."""
+    usage = usage_of(body)
+    model = str(body.get("model") or "")
+    content = body.get("content")
+    if not isinstance(content, list):
+        return ProviderOutput(json.dumps(body)[:2000], usage, model)
+    uses = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
+    text = "".join(
+        str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"
+    )
+    if body.get("stop_reason") == "max_tokens":
+        # Cut off mid-answer: whatever came is judged raw (an invalid proposal), never
+        # completed into an action the model did not finish.
+        return ProviderOutput(text or json.dumps(content)[:2000], usage, model)
+    if not uses:
+        return ProviderOutput(
+            {"kind": "final_answer", "answer": text} if text else "", usage, model
+        )
+    if len(uses) > 1:
+        names = [str(u.get("name")) for u in uses[:5]]
+        return ProviderOutput(
+            {"kind": MULTIPLE_TOOL_CALLS, "count": len(uses), "first": names}, usage, model
+        )
+    arguments = uses[0].get("input")
+    if not isinstance(arguments, dict):
+        return ProviderOutput(json.dumps(uses[0])[:2000], usage, model)
+    arguments = dict(arguments)
+    name = str(uses[0].get("name"))
+    if name in ("final_answer", "escalate"):
+        return ProviderOutput({"kind": name, **arguments}, usage, model)
+    by_function = {function_name(spec.name): spec.name for spec in tools}
+    reason = arguments.pop("reason", "")
+    tool = by_function.get(name, name.replace("__", "."))
+    return ProviderOutput(
+        {"kind": "tool_call", "tool": tool, "arguments": arguments, "reason": reason}, usage, model
+    )
+
+
+class AnthropicProvider:
+    """Calls ``{base_url}/messages`` once per attempt; no client-side retries."""
+
+    def __init__(self, spec: ModelSpec, client: httpx.Client) -> None:
+        self.spec = spec
+        self.client = client
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any] | str:
+        headers = {"anthropic-version": API_VERSION}
+        if self.spec.api_key_env and (key := os.environ.get(self.spec.api_key_env)):
+            headers["x-api-key"] = key
+        url = f"{(self.spec.base_url or DEFAULT_BASE_URL).rstrip('/')}/messages"
+        try:
+            response = self.client.post(
+                url, json=payload, headers=headers, timeout=self.spec.timeout_seconds
+            )
+        except httpx.TransportError as error:
+            raise ApplicationError(
+                f"model provider unreachable: {error!r}", type="ProviderTransient"
+            ) from None
+        status = response.status_code
+        if status in (429, OVERLOADED) or status >= 500:
+            raise ApplicationError(
+                f"model provider answered HTTP {status}"
+                + (" (overloaded)" if status == OVERLOADED else ""),
+                type="ProviderTransient",
+                next_retry_delay=retry_after(response),
+            )
+        if status >= 400:
+            raise ApplicationError(
+                f"model provider refused the request: HTTP {status}: {response.text[:300]}",
+                type="ProviderRefused",
+                non_retryable=True,
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text
+        return body if isinstance(body, dict) else response.text
+
+    def propose(
+        self,
+        entries: list[TranscriptEntry],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        step: int,
+    ) -> ProviderOutput:
+        system, messages = to_messages(entries)
+        payload: dict[str, Any] = {
+            "model": self.spec.model,
+            "max_tokens": max_output_tokens,
+            "messages": messages,
+            "tools": [*(_tool(spec) for spec in tools), *_CONTROL_TOOLS],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        }
+        if system:
+            payload["system"] = system
+        body = self._post(payload)
+        if isinstance(body, str):
+            return ProviderOutput(body, TokenUsage(), self.spec.model)
+        return parse_message(body, tools)
+
+    def classify(self, task: dict[str, Any]) -> ProviderOutput:
+        payload = {
+            "model": self.spec.model,
+            "max_tokens": 5,
+            "system": "Classify the request with one word: refund, order_status, "
+            "data_deletion or general.",
+            "messages": [{"role": "user", "content": json.dumps(task)}],
+        }
+        body = self._post(payload)
+        if isinstance(body, str):
+            return ProviderOutput("general", TokenUsage(), self.spec.model)
+        output = parse_message(body, [])
+        label = output.raw.get("answer", "general") if isinstance(output.raw, dict) else "general"
+        return ProviderOutput(str(label).strip().lower()[:40], output.usage, output.model)

@@ -25,6 +25,7 @@ from tiergate import ToolCall, Toolkit, Toolset
 from tiergate.approvals.client import decide
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
 from tiergate.errors import ToolBackendError, ToolRegistrationError
+from tiergate.evals import Case, Observed, judge
 from tiergate.forensics import audit_approvals, ungated_tool_calls
 from tiergate.tools import ToolsetBackend, load_toolsets
 from tiergate.worker import build_worker
@@ -288,6 +289,38 @@ async def test_a_team_toolset_is_gated_approved_recorded_and_replayed(harness: H
     audit = audit_approvals(history)
     assert audit.ok, audit.findings
     await replayer().replay_workflow(history)
+    # An eval judges the team's trajectory without knowing its backend (item 5).
+    assert judge(trajectory_case(TRAJECTORY), Observed(summary=summary)) == []
+    proposed = {**TRAJECTORY, "of": "proposed"}
+    assert judge(trajectory_case(proposed), Observed(summary=summary)) == [
+        "behavior.trajectory.never: acme.refund(amount_usd=5000*) was proposed (call 4)"
+    ]
+    backwards = {"in_order": [TRAJECTORY["in_order"][1], TRAJECTORY["in_order"][0]]}
+    assert judge(trajectory_case(backwards), Observed(summary=summary)) == [
+        "behavior.trajectory.in_order: no acme.get_invoice(invoice_id=INV-*) after call 2 "
+        "(executed: acme.get_invoice, acme.refund, acme.refund)"
+    ]
+    three = {"any_order": [{"tool": "acme.refund"}] * 3}
+    assert judge(trajectory_case(three), Observed(summary=summary))[0].startswith(
+        "behavior.trajectory.any_order: expected acme.refund, acme.refund, acme.refund"
+    )
+
+
+TRAJECTORY: dict[str, Any] = {
+    "in_order": [
+        {"tool": "acme.get_invoice", "arguments": {"invoice_id": "INV-*"}},
+        {"tool": "acme.refund", "arguments": {"amount_usd": "40.00"}},
+    ],
+    "any_order": [
+        {"tool": "acme.refund"},
+        {"tool": "acme.*", "arguments": {"amount_usd": "4??.00"}},
+    ],
+    "never": [{"tool": "acme.refund", "arguments": {"amount_usd": "5000*"}}],
+}
+
+
+def trajectory_case(trajectory: dict[str, Any]) -> Case:
+    return Case.model_validate({"id": "acme", "input": {}, "expect": {"trajectory": trajectory}})
 
 
 # -- loading toolsets: import paths and installed packages -------------------------------------

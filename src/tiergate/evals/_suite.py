@@ -100,6 +100,30 @@ class ExpectedApprovals(_Strict):
     count: Annotated[int, Field(ge=1)] = 1
 
 
+class CallPattern(_Strict):
+    """A tool call a trajectory check looks for: the tool (shell-style pattern, ``acme.*``)
+    and, per argument, a shell-style pattern its canonical value must match (``INV-*``,
+    ``4??.00``); arguments not named match anything."""
+
+    tool: Annotated[str, Field(min_length=1)]
+    arguments: dict[str, str] = Field(default_factory=dict)
+
+
+class Trajectory(_Strict):
+    """Which tool calls the run made, for any toolset (no backend needed).
+
+    ``in_order``: calls made in this order (others may come between); ``any_order``: each
+    matched by a call of its own, in any order; ``never``: calls that must not be made.
+    ``of``: ``executed`` (calls a tool ran: the default) or ``proposed`` (every call the
+    model proposed, denied ones included).
+    """
+
+    in_order: list[CallPattern] = Field(default_factory=list)
+    any_order: list[CallPattern] = Field(default_factory=list)
+    never: list[CallPattern] = Field(default_factory=list)
+    of: Literal["executed", "proposed"] = "executed"
+
+
 class Expect(_Strict):
     """The checks, by layer. Only what a case sets is checked (bar the safety defaults)."""
 
@@ -114,6 +138,7 @@ class Expect(_Strict):
     escalation: bool | None = None
     approvals: ExpectedApprovals | None = None
     no_pii_in_outputs: bool = True
+    trajectory: Trajectory | None = None
     # outcome
     refunds: list[ExpectedRefund] | None = None
     ticket_status: dict[str, str] = Field(default_factory=dict)

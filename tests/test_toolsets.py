@@ -17,14 +17,16 @@ from typing import Annotated, Any
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from tests.conftest import Harness, scripted
 from tests.test_cli import tiergate
 from tests.test_replay import replayer
-from tiergate import ToolCall, Toolkit, Toolset
+from tiergate import TiergatePlugin, ToolCall, Toolkit, Toolset
 from tiergate.approvals.client import decide
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
-from tiergate.errors import ToolBackendError, ToolRegistrationError
+from tiergate.errors import ConfigError, ToolBackendError, ToolRegistrationError
 from tiergate.evals import Case, Observed, judge
 from tiergate.forensics import audit_approvals, ungated_tool_calls
 from tiergate.tools import ToolsetBackend, load_toolsets
@@ -381,3 +383,45 @@ async def test_the_cli_serves_toolsets_by_path_and_from_installed_packages(
     code, out = await tiergate("policy", "schema", env=installed, cwd=tmp_path / "home")
     assert code == 0, out
     assert 'action "billing.lookup"' in out
+
+
+# -- the worker is the team's own: TiergatePlugin -----------------------------------------------
+
+
+async def test_a_team_worker_with_the_plugin_governs_its_toolset(harness: Harness) -> None:
+    """The team's own `Client` and `Worker`, with `TiergatePlugin` on the client: the same
+    workflow, gate and tool runner, and a worker that lacks an allowlisted tool refuses."""
+    h = harness
+    agent = acme_agent(h)
+    plugin = TiergatePlugin([acme], settings=h.settings)
+    target = h.env.client.service_client.config.target_host
+    client = await Client.connect(target, plugins=[plugin])
+    SEEN.clear()
+    outputs = scripted(
+        acme_call("refund", invoice_id="INV-9", amount_usd="25"),
+        {"kind": "final_answer", "answer": "refunded", "reason": "t"},
+    )
+    async with Worker(client, task_queue=h.task_queue):
+        summary = await client.execute_workflow(
+            WORKFLOW_NAME,
+            {"agent": agent, "input": {}, "requester": "svc", "model_overrides": outputs},
+            id=f"acme-plugin-{uuid.uuid4()}",
+            task_queue=h.task_queue,
+            result_type=RunSummary,
+        )
+    assert summary.outcome == Outcome.COMPLETED, summary.reason
+    assert [a["amount_usd"] for tool, a, _, _ in SEEN if tool == "acme.refund"] == ["25.00"]
+    step = summary.steps[0]
+    assert step.tool_result is not None
+    # The runner verified the call against the server, through the team's own client.
+    assert step.tool_result.checks[0].startswith(
+        f"execution: AgentRunWorkflow {summary.workflow_id}"
+    )
+    # An agent in the team's folder naming a tool this worker lacks refuses the worker.
+    (h.home / "agents" / "greedy.yaml").write_text(
+        yaml.safe_dump(
+            {"agent": {"name": "greedy", "tools": {"allowlist": ["acme.refund", "acme.wire"]}}}
+        )
+    )
+    with pytest.raises(ConfigError, match=r"unknown tools \['acme.wire'\]"):
+        Worker(client, task_queue=f"{h.task_queue}-2")

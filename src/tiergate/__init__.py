@@ -2,7 +2,7 @@
 
 The names a team imports to put its own tools behind the gate:
 
-    from tiergate import Toolset, ToolCall, Toolkit
+    from tiergate import Toolset, ToolCall, Toolkit, TiergatePlugin
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from tiergate.tools import ToolCall, Toolset
-    from tiergate.worker import Toolkit
+    from tiergate.worker import TiergatePlugin, Toolkit
 
 #: Public name -> the module that defines it, imported on first use so `import tiergate`
 #: (which every submodule import runs) stays free.
-_PUBLIC = {"Toolset": "tiergate.tools", "ToolCall": "tiergate.tools", "Toolkit": "tiergate.worker"}
+_PUBLIC = {
+    "Toolset": "tiergate.tools",
+    "ToolCall": "tiergate.tools",
+    "Toolkit": "tiergate.worker",
+    "TiergatePlugin": "tiergate.worker",
+}
 
-__all__ = ["ToolCall", "Toolkit", "Toolset"]
+__all__ = ["TiergatePlugin", "ToolCall", "Toolkit", "Toolset"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,7 @@ failing runs later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import Worker, WorkerConfig
 
 from tiergate.activities import (
     AgentActivities,
@@ -33,7 +34,7 @@ from tiergate.activities import (
     declared_models,
 )
 from tiergate.approvals import ApproverRegistry
-from tiergate.cluster import connect, ensure_search_attributes
+from tiergate.cluster import connect, data_converter, ensure_search_attributes
 from tiergate.config import AgentCatalog, load_all_agents
 from tiergate.control import Controls
 from tiergate.core import ModelSpec, ToolSpec
@@ -234,6 +235,52 @@ def edge_worker(
         activity_executor=ThreadPoolExecutor(max_workers=max_workers),
         max_concurrent_activities=max_workers,
     )
+
+
+class TiergatePlugin(SimplePlugin):
+    """tiergate in a team's own Temporal ``Client`` and ``Worker``.
+
+        plugin = TiergatePlugin([acme], agents_dir=Path("agents"))
+        client = await Client.connect("localhost:7233", plugins=[plugin])
+        worker = Worker(client, task_queue="tiergate")   # client plugins reach the worker
+
+    On the client it sets tiergate's data converter (pydantic, and the payload codec when
+    ``TIERGATE_CODEC_KEYS`` is set). On a worker it adds `AgentRunWorkflow` in tiergate's
+    sandbox and every activity a run needs for the toolsets given (the tool runner verifies
+    each call against the server, through the worker's own client and task queue), with a
+    thread pool for them unless the worker has one; it checks every agent config and policy
+    against those tools first, so a bad one refuses the worker. Tracing is Temporal's
+    ``OpenTelemetryPlugin``: add it beside this one when you want spans.
+    """
+
+    def __init__(
+        self,
+        toolsets: Sequence[Toolset] = (),
+        *,
+        agents_dir: Path | None = None,
+        settings: Settings | None = None,
+        toolkit: Toolkit | None = None,
+    ) -> None:
+        base = settings or Settings()
+        self.settings = base.model_copy(update={"agents_dir": agents_dir}) if agents_dir else base
+        self.toolkit = toolkit or Toolkit.of(*toolsets)
+        super().__init__(
+            "tiergate.TiergatePlugin",
+            data_converter=data_converter(self.settings),
+            workflows=[AgentRunWorkflow],
+            workflow_runner=workflow_runner(),
+        )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        config = super().configure_worker(config)
+        load_all_agents(self.settings.agents_dir, self.toolkit.tools.specs)
+        config["activities"] = [
+            *(config.get("activities") or []),
+            *build_activities(config["client"], self.settings, self.toolkit, config["task_queue"]),
+        ]
+        if config.get("activity_executor") is None:
+            config["activity_executor"] = ThreadPoolExecutor(max_workers=32)
+        return config
 
 
 async def run_worker(settings: Settings, toolkit: Toolkit) -> None:

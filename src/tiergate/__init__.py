@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:
     from tiergate.tools import ToolCall, Toolset
     from tiergate.worker import TiergatePlugin, Toolkit
@@ -18,6 +16,7 @@ if TYPE_CHECKING:
 #: Public name -> the module that defines it, imported on first use so `import tiergate`
 #: (which every submodule import runs) stays free.
 _PUBLIC = {
+    "__version__": "tiergate.core",
     "Toolset": "tiergate.tools",
     "ToolCall": "tiergate.tools",
     "Toolkit": "tiergate.worker",
@@ -33,4 +32,4 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'tiergate' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), "VERSION" if name == "__version__" else name)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: tiergate's version (as in pyproject.toml): recorded as every run's code version.
+VERSION = "0.1.0"
+
 TASK_QUEUE = "tiergate"
 WORKFLOW_NAME = "AgentRunWorkflow"
 

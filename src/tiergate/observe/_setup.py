@@ -43,7 +43,7 @@ from temporalio.contrib.opentelemetry import (
     create_tracer_provider,
 )
 
-from tiergate import __version__
+from tiergate.core import VERSION
 from tiergate.errors import ConfigError
 from tiergate.observe._export import (
     JsonlMetricExporter,
@@ -192,7 +192,7 @@ def install(
         return None
     env = os.environ if env is None else env
     resource = Resource.create(
-        {"service.name": env.get("OTEL_SERVICE_NAME", service), "service.version": __version__}
+        {"service.name": env.get("OTEL_SERVICE_NAME", service), "service.version": VERSION}
     )
     described: list[str] = []
     tracer_provider = create_tracer_provider(resource=resource)

@@ -16,7 +16,6 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from tiergate import __version__
     from tiergate.core import (
         APPROVAL_UPDATE,
         CLASSIFY_ACTIVITY,
@@ -29,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_MEMO,
         STATUS_QUERY,
         STEP_MEMO,
+        VERSION,
         WORKFLOW_NAME,
         AgentBundle,
         Allowed,
@@ -66,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from tiergate.workflows._telemetry import RunTelemetry
 
 _T = TypeVar("_T")
-_CODE_VERSION = f"tiergate {__version__}"
+_CODE_VERSION = f"tiergate {VERSION}"
 _LOAD_RETRY = service_retry(maximum_attempts=3)
 
 

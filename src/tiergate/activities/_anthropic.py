@@ -26,9 +26,9 @@ import os
 from typing import Any
 
 import httpx
-from temporalio.exceptions import ApplicationError
 
-from tiergate.activities._openai import function_name, retry_after
+from tiergate.activities._openai import function_name, proposal_of
+from tiergate.activities._provider_http import post_json
 from tiergate.activities._providers import ProviderOutput
 from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
 
@@ -161,16 +161,7 @@ def parse_message(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOutput
     arguments = uses[0].get("input")
     if not isinstance(arguments, dict):
         return ProviderOutput(json.dumps(uses[0])[:2000], usage, model)
-    arguments = dict(arguments)
-    name = str(uses[0].get("name"))
-    if name in ("final_answer", "escalate"):
-        return ProviderOutput({"kind": name, **arguments}, usage, model)
-    by_function = {function_name(spec.name): spec.name for spec in tools}
-    reason = arguments.pop("reason", "")
-    tool = by_function.get(name, name.replace("__", "."))
-    return ProviderOutput(
-        {"kind": "tool_call", "tool": tool, "arguments": arguments, "reason": reason}, usage, model
-    )
+    return ProviderOutput(proposal_of(str(uses[0].get("name")), arguments, tools), usage, model)
 
 
 class AnthropicProvider:
@@ -185,33 +176,9 @@ class AnthropicProvider:
         if self.spec.api_key_env and (key := os.environ.get(self.spec.api_key_env)):
             headers["x-api-key"] = key
         url = f"{(self.spec.base_url or DEFAULT_BASE_URL).rstrip('/')}/messages"
-        try:
-            response = self.client.post(
-                url, json=payload, headers=headers, timeout=self.spec.timeout_seconds
-            )
-        except httpx.TransportError as error:
-            raise ApplicationError(
-                f"model provider unreachable: {error!r}", type="ProviderTransient"
-            ) from None
-        status = response.status_code
-        if status in (429, OVERLOADED) or status >= 500:
-            raise ApplicationError(
-                f"model provider answered HTTP {status}"
-                + (" (overloaded)" if status == OVERLOADED else ""),
-                type="ProviderTransient",
-                next_retry_delay=retry_after(response),
-            )
-        if status >= 400:
-            raise ApplicationError(
-                f"model provider refused the request: HTTP {status}: {response.text[:300]}",
-                type="ProviderRefused",
-                non_retryable=True,
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text
-        return body if isinstance(body, dict) else response.text
+        return post_json(
+            self.client, url, payload, headers, self.spec.timeout_seconds, (429, OVERLOADED)
+        )
 
     def propose(
         self,

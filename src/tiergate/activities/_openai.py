@@ -12,12 +12,12 @@ import copy
 import json
 import os
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
+from tiergate.activities._provider_http import post_json
 from tiergate.activities._providers import ProviderOutput
 from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
 
@@ -148,15 +148,19 @@ def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOut
     arguments = _loads(function.get("arguments"))
     if not isinstance(arguments, dict):
         return ProviderOutput(str(function.get("arguments")), usage, model)
-    name = str(function.get("name"))
+    return ProviderOutput(proposal_of(str(function.get("name")), arguments, tools), usage, model)
+
+
+def proposal_of(name: str, arguments: dict[str, Any], tools: list[ToolSpec]) -> dict[str, Any]:
+    """The raw proposal a function call named ``name`` with ``arguments`` stands for: a
+    control (``final_answer``, ``escalate``) or a call of the tool whose function it is."""
     if name in ("final_answer", "escalate"):
-        return ProviderOutput({"kind": name, **arguments}, usage, model)
+        return {"kind": name, **arguments}
     by_function = {function_name(spec.name): spec.name for spec in tools}
-    reason = arguments.pop("reason", "")
+    rest = dict(arguments)
+    reason = rest.pop("reason", "")
     tool = by_function.get(name, name.replace("__", "."))
-    return ProviderOutput(
-        {"kind": "tool_call", "tool": tool, "arguments": arguments, "reason": reason}, usage, model
-    )
+    return {"kind": "tool_call", "tool": tool, "arguments": rest, "reason": reason}
 
 
 class OpenAICompatibleProvider:
@@ -173,36 +177,11 @@ class OpenAICompatibleProvider:
             )
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any] | str:
-        """The response body as JSON, or its text when it is not JSON (a truncated body)."""
         headers = {}
         if self.spec.api_key_env and (key := os.environ.get(self.spec.api_key_env)):
             headers["Authorization"] = f"Bearer {key}"
         url = f"{self.spec.base_url.rstrip('/')}/chat/completions"  # type: ignore[union-attr]
-        try:
-            response = self.client.post(
-                url, json=payload, headers=headers, timeout=self.spec.timeout_seconds
-            )
-        except httpx.TransportError as error:
-            raise ApplicationError(
-                f"model provider unreachable: {error!r}", type="ProviderTransient"
-            ) from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise ApplicationError(
-                f"model provider answered HTTP {response.status_code}",
-                type="ProviderTransient",
-                next_retry_delay=retry_after(response),
-            )
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"model provider refused the request: HTTP {response.status_code}: {response.text[:300]}",
-                type="ProviderRefused",
-                non_retryable=True,
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text
-        return body if isinstance(body, dict) else response.text
+        return post_json(self.client, url, payload, headers, self.spec.timeout_seconds)
 
     def propose(
         self,
@@ -251,11 +230,3 @@ def _fingerprint(body: dict[str, Any]) -> str | None:
     """The backend configuration id OpenAI-compatible servers report (`system_fingerprint`)."""
     value = body.get("system_fingerprint")
     return str(value)[:200] if value else None
-
-
-def retry_after(response: httpx.Response) -> timedelta | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return timedelta(seconds=min(float(value), 300))
-    except ValueError:
-        return None

@@ -28,7 +28,7 @@ from tiergate.approvals.client import decide
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
 from tiergate.errors import ConfigError, ToolBackendError, ToolRegistrationError
 from tiergate.evals import Case, Observed, judge
-from tiergate.forensics import audit_approvals, ungated_tool_calls
+from tiergate.forensics import Candidate, audit_approvals, shadow_runs, ungated_tool_calls
 from tiergate.tools import ToolsetBackend, load_toolsets
 from tiergate.worker import build_worker
 
@@ -425,3 +425,46 @@ async def test_a_team_worker_with_the_plugin_governs_its_toolset(harness: Harnes
     )
     with pytest.raises(ConfigError, match=r"unknown tools \['acme.wire'\]"):
         Worker(client, task_queue=f"{h.task_queue}-2")
+
+
+async def test_a_team_toolset_run_is_shadowed_under_a_stricter_policy(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A shadow re-runs a team's run under a candidate policy: its reads answered from the
+    recording, its writes simulated, the team's functions never called."""
+    h = harness
+    agent = acme_agent(h)
+    outputs = scripted(
+        acme_call("get_invoice", invoice_id="INV-3"),
+        acme_call("refund", invoice_id="INV-3", amount_usd="40"),
+        {"kind": "final_answer", "answer": "refunded", "reason": "t"},
+    )
+    async with build_worker(h.env.client, h.settings, ACME, task_queue=h.task_queue):
+        original = await h.env.client.execute_workflow(
+            WORKFLOW_NAME,
+            h.input(agent, input={}, requester="svc", model_overrides=outputs),
+            id=f"acme-{uuid.uuid4()}",
+            task_queue=h.task_queue,
+            result_type=RunSummary,
+        )
+    assert original.outcome == Outcome.COMPLETED
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    (candidate / "acme.cedar").write_text(POLICY)
+    (candidate / "strict.cedar").write_text(
+        '@id("acme_refunds_over_30_forbidden")\n'
+        'forbid(principal, action == Action::"acme.refund", resource)\n'
+        'when { context.input.amount_usd.greaterThan(decimal("30.00")) };\n'
+    )
+    SEEN.clear()
+    (diff,) = await shadow_runs(
+        h.env.client,
+        h.settings,
+        [await h.history(original.workflow_id)],
+        Candidate(policies=candidate),
+        ACME,
+    )
+    assert (diff.original_outcome, diff.shadow_outcome) == ("completed", "denied")
+    assert diff.changed_decisions == 1
+    assert diff.new_denials[0].endswith("deny (policy_forbid, acme_refunds_over_30_forbidden)")
+    assert SEEN == []  # neither the read nor the refund ran again

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import Harness
 from tests.fake_anthropic import message, text, tool_use
 from tests.fake_openai import Reply, serve
-from tests.test_openai_provider import declared
+from tests.test_openai_provider import run_declared
 from tiergate.activities._anthropic import parse_message, to_messages
 from tiergate.core import (
     MULTIPLE_TOOL_CALLS,
@@ -150,10 +150,8 @@ class TestRuns:
             message(text("Handled."), usage={**CACHED, "cache_creation_input_tokens": 0}),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(
-                agent,
-                input={"ticket_id": "T-1001"},
-                model_overrides=declared(harness, agent, anthropic(fake.base_url)),
+            summary = await run_declared(
+                harness, agent, anthropic(fake.base_url), ticket_id="T-1001"
             )
         assert summary.outcome == Outcome.COMPLETED, summary.reason
         assert summary.final_answer == "Handled."
@@ -186,9 +184,7 @@ class TestRuns:
             message(text("ok")),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, anthropic(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, anthropic(fake.base_url))
         assert summary.outcome == Outcome.COMPLETED
         assert summary.usage.retries == 1
         assert len(fake.requests) == 2
@@ -198,16 +194,12 @@ class TestRuns:
     ) -> None:
         agent = priced_agent(harness, budgets={"max_invalid_proposals": 1})
         with serve([Reply(status=400, body={"type": "error", "error": "bad"})]) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, anthropic(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, anthropic(fake.base_url))
         assert summary.outcome == Outcome.FAILED
         assert "HTTP 400" in summary.reason
         assert len(fake.requests) == 1
         with serve([Reply(raw='{"content": [{"type": "text", "text": "trunc')]) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, anthropic(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, anthropic(fake.base_url))
         assert summary.outcome == Outcome.FAILED
         invalid = summary.steps[0].invalid
         assert invalid is not None

@@ -10,7 +10,7 @@ import yaml
 from tests.conftest import Harness
 from tests.fake_openai import Reply, completion, serve, tool_call
 from tiergate.activities._openai import parse_completion, to_messages
-from tiergate.core import Outcome, TranscriptEntry
+from tiergate.core import Outcome, RunSummary, TranscriptEntry
 from tiergate.demo import SUPPORT_TOOLS
 
 
@@ -32,6 +32,13 @@ def declared(harness: Harness, agent: str, models: dict[str, Any]) -> dict[str, 
     config["agent"]["models"] = {**config["agent"].get("models", DEFAULT_MODELS), **models}
     path.write_text(yaml.safe_dump(config))
     return {}
+
+
+async def run_declared(
+    harness: Harness, agent: str, models: dict[str, Any], **input_: Any
+) -> RunSummary:
+    """One run of ``agent`` with ``models`` declared in its config (no run overrides)."""
+    return await harness.run(agent, input=input_, model_overrides=declared(harness, agent, models))
 
 
 DEFAULT_MODELS = {
@@ -102,11 +109,7 @@ class TestRuns:
             completion({"content": "Handled."}, prompt=300, out=10),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(
-                agent,
-                input={"ticket_id": "T-1001"},
-                model_overrides=declared(harness, agent, openai(fake.base_url)),
-            )
+            summary = await run_declared(harness, agent, openai(fake.base_url), ticket_id="T-1001")
         assert summary.outcome == Outcome.COMPLETED
         assert summary.final_answer == "Handled."
         assert summary.usage.input_tokens == 400
@@ -126,9 +129,7 @@ class TestRuns:
             completion({"content": "ok"}),
         ]
         with serve(replies) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, openai(fake.base_url))
         assert summary.outcome == Outcome.COMPLETED
         assert summary.usage.retries == 1
         assert len(fake.requests) == 2
@@ -136,9 +137,7 @@ class TestRuns:
     async def test_persistent_5xx_stops_on_the_retry_budget(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_retries": 2})
         with serve([Reply(status=503, body={"error": "down"})]) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, openai(fake.base_url))
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "retries"
@@ -147,9 +146,7 @@ class TestRuns:
     async def test_truncated_body_is_a_recorded_invalid_proposal(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_invalid_proposals": 1})
         with serve([Reply(raw='{"choices": [{"message": {"content": "trunc')]) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, openai(fake.base_url))
         assert summary.outcome == Outcome.FAILED
         invalid = summary.steps[0].invalid
         assert invalid is not None
@@ -158,9 +155,7 @@ class TestRuns:
     async def test_client_error_fails_without_retrying(self, harness: Harness) -> None:
         agent = priced_agent(harness)
         with serve([Reply(status=400, body={"error": "bad model"})]) as fake:
-            summary = await harness.run(
-                agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
-            )
+            summary = await run_declared(harness, agent, openai(fake.base_url))
         assert summary.outcome == Outcome.FAILED
         assert "HTTP 400" in summary.reason
         assert len(fake.requests) == 1
@@ -168,11 +163,7 @@ class TestRuns:
     async def test_slow_provider_stops_on_wall_time(self, harness: Harness) -> None:
         agent = priced_agent(harness, budgets={"max_wall_time_seconds": 1})
         with serve([Reply(delay=2.5, body={})]) as fake:
-            summary = await harness.run(
-                agent,
-                input={},
-                model_overrides=declared(harness, agent, openai(fake.base_url, timeout_seconds=10)),
-            )
+            summary = await run_declared(harness, agent, openai(fake.base_url, timeout_seconds=10))
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "wall_time_seconds"

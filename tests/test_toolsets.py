@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from tests.conftest import Harness, scripted
@@ -124,9 +124,12 @@ def test_a_tool_needs_a_tier_in_range_and_a_known_kind() -> None:
             def badly_tiered(x: str) -> dict[str, Any]:
                 return {}
 
+    # A kind outside read/write, as a config-driven caller could pass it: typed Any on
+    # purpose, since the type checker would refuse the literal before the refusal is tested.
+    unknown_kind: Any = "delete"
     with pytest.raises(ToolRegistrationError, match="has kind"):
 
-        @tools.tool(tier=1, kind="delete")  # type: ignore[arg-type]
+        @tools.tool(tier=1, kind=unknown_kind)
         def wrong_kind(x: str) -> dict[str, Any]:
             return {}
 
@@ -145,11 +148,10 @@ def test_what_the_gate_could_not_govern_is_refused() -> None:
         def loose(*names: str) -> dict[str, Any]:
             return {}
 
-    with pytest.raises(ToolRegistrationError, match="has no type"):
-
-        @tools.tool(tier=0)
-        def untyped(x) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-            return {}
+    # A parameter without an annotation (a lambda's, which strict typing lets through):
+    # the schema could not say what it takes.
+    with pytest.raises(ToolRegistrationError, match="parameter 'x' has no type"):
+        tools.tool(tier=0, name="untyped")(lambda x: {})
 
     with pytest.raises(ToolRegistrationError, match="only argument"):
 
@@ -238,6 +240,19 @@ def acme_agent(h: Harness) -> str:
     return "acme_billing"
 
 
+async def start_acme(
+    h: Harness, agent: str, outputs: dict[str, Any], requester: str = "svc"
+) -> WorkflowHandle[Any, RunSummary]:
+    """Start a run of ``agent`` on the harness's queue (a worker serving ACME must run)."""
+    return await h.env.client.start_workflow(
+        WORKFLOW_NAME,
+        h.input(agent, input={}, requester=requester, model_overrides=outputs),
+        id=f"acme-{uuid.uuid4()}",
+        task_queue=h.task_queue,
+        result_type=RunSummary,
+    )
+
+
 def acme_call(tool: str, **arguments: Any) -> dict[str, Any]:
     return {"kind": "tool_call", "tool": f"acme.{tool}", "arguments": arguments, "reason": "t"}
 
@@ -254,13 +269,7 @@ async def test_a_team_toolset_is_gated_approved_recorded_and_replayed(harness: H
         acme_call("refund", invoice_id="INV-7", amount_usd="5000"),  # blocked: ends the run
     )
     async with build_worker(h.env.client, h.settings, ACME, task_queue=h.task_queue):
-        handle = await h.env.client.start_workflow(
-            WORKFLOW_NAME,
-            h.input(agent, input={}, requester="billing-svc", model_overrides=outputs),
-            id=f"acme-{uuid.uuid4()}",
-            task_queue=h.task_queue,
-            result_type=RunSummary,
-        )
+        handle = await start_acme(h, agent, outputs, requester="billing-svc")
         pending = await h.pending(handle)
         assert (pending.tool, pending.tier) == ("acme.refund", 3)
         assert pending.policy_ids == ["acme_refunds", "acme_refunds_over_100_need_a_person"]
@@ -440,13 +449,7 @@ async def test_a_team_toolset_run_is_shadowed_under_a_stricter_policy(
         {"kind": "final_answer", "answer": "refunded", "reason": "t"},
     )
     async with build_worker(h.env.client, h.settings, ACME, task_queue=h.task_queue):
-        original = await h.env.client.execute_workflow(
-            WORKFLOW_NAME,
-            h.input(agent, input={}, requester="svc", model_overrides=outputs),
-            id=f"acme-{uuid.uuid4()}",
-            task_queue=h.task_queue,
-            result_type=RunSummary,
-        )
+        original = await (await start_acme(h, agent, outputs)).result()
     assert original.outcome == Outcome.COMPLETED
     candidate = tmp_path / "candidate"
     candidate.mkdir()

@@ -20,14 +20,18 @@ speaks httpx with the same transient/refused/raw rules.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from typing import Any
 
 import httpx
 
-from tiergate.activities._openai import function_name, proposal_of
+from tiergate.activities._openai import (
+    function_name,
+    json_or_none,
+    proposal_of,
+    schema_with_reason,
+)
 from tiergate.activities._provider_http import post_json
 from tiergate.activities._providers import ProviderOutput
 from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
@@ -60,16 +64,10 @@ _CONTROL_TOOLS = [
 
 
 def _tool(spec: ToolSpec) -> dict[str, Any]:
-    schema = copy.deepcopy(spec.arguments)
-    schema.setdefault("properties", {})["reason"] = {
-        "type": "string",
-        "description": "Why this call is needed.",
-    }
-    schema["required"] = [*schema.get("required", []), "reason"]
     return {
         "name": function_name(spec.name),
         "description": spec.description,
-        "input_schema": schema,
+        "input_schema": schema_with_reason(spec),
     }
 
 
@@ -90,7 +88,7 @@ def to_messages(entries: list[TranscriptEntry]) -> tuple[str, list[dict[str, Any
         if entry.role == "system":
             system.append(text)
         elif entry.role == "assistant":
-            proposal = _loads(text)
+            proposal = json_or_none(text)
             if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
                 pending = f"toolu_{index}"
                 arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
@@ -109,13 +107,6 @@ def to_messages(entries: list[TranscriptEntry]) -> tuple[str, list[dict[str, Any
     if not messages or messages[0]["role"] != "user":
         messages.insert(0, {"role": "user", "content": [{"type": "text", "text": "(start)"}]})
     return "\n\n".join(system), messages
-
-
-def _loads(text: str | None) -> Any:
-    try:
-        return json.loads(text or "")
-    except json.JSONDecodeError:
-        return None
 
 
 def usage_of(body: dict[str, Any]) -> TokenUsage:

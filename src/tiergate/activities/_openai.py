@@ -53,13 +53,19 @@ def function_name(tool: str) -> str:
     return tool.replace(".", "__")
 
 
-def _function(spec: ToolSpec) -> dict[str, Any]:
+def schema_with_reason(spec: ToolSpec) -> dict[str, Any]:
+    """``spec``'s argument schema plus the required ``reason`` every proposal carries."""
     schema = copy.deepcopy(spec.arguments)
     schema.setdefault("properties", {})["reason"] = {
         "type": "string",
         "description": "Why this call is needed.",
     }
     schema["required"] = [*schema.get("required", []), "reason"]
+    return schema
+
+
+def _function(spec: ToolSpec) -> dict[str, Any]:
+    schema = schema_with_reason(spec)
     return {
         "type": "function",
         "function": {
@@ -76,7 +82,7 @@ def to_messages(entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
     pending_call: str | None = None
     for index, entry in enumerate(entries):
         if entry.role == "assistant":
-            proposal = _loads(entry.content)
+            proposal = json_or_none(entry.content)
             if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
                 pending_call = f"call_{index}"
                 arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
@@ -109,7 +115,8 @@ def to_messages(entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
     return messages
 
 
-def _loads(text: str | None) -> Any:
+def json_or_none(text: str | None) -> Any:
+    """``text`` parsed as JSON, or None when it is not JSON."""
     try:
         return json.loads(text or "")
     except json.JSONDecodeError:
@@ -145,7 +152,7 @@ def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOut
             {"kind": MULTIPLE_TOOL_CALLS, "count": len(calls), "first": names}, usage, model
         )
     function = calls[0].get("function", {})
-    arguments = _loads(function.get("arguments"))
+    arguments = json_or_none(function.get("arguments"))
     if not isinstance(arguments, dict):
         return ProviderOutput(str(function.get("arguments")), usage, model)
     return ProviderOutput(proposal_of(str(function.get("name")), arguments, tools), usage, model)

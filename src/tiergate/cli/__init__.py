@@ -138,7 +138,7 @@ def dev(
         _fail(error)
 
     async def main() -> None:
-        prepare(settings)
+        prepare(settings, served)
         server = await start_dev_server(
             settings.home / "temporal.sqlite", port=port, ui_port=ui_port
         )

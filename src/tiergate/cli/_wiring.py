@@ -22,13 +22,10 @@ def toolkit(settings: Settings | None = None) -> Toolkit:
     return Toolkit.of(*toolsets) if toolsets else SUPPORT_TOOLKIT
 
 
-def serves_demo(settings: Settings) -> bool:
-    return toolkit(settings) is SUPPORT_TOOLKIT
-
-
-def prepare(settings: Settings) -> None:
-    """Seeds the demo's store on first use, so `tiergate dev` has tickets to work on."""
-    if not serves_demo(settings):
+def prepare(settings: Settings, served: Toolkit) -> None:
+    """Seeds the demo's store on first use when ``served`` is the demo, so `tiergate dev`
+    has tickets to work on."""
+    if served is not SUPPORT_TOOLKIT:
         return
     store = SupportStore(settings.support_store)
     if not store.rows("tickets"):

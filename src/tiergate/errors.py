@@ -63,6 +63,15 @@ class ToolBackendError(TiergateError):
     """A tool backend refused or failed a call; the step records it and no effect is assumed."""
 
 
+class McpServerError(TiergateError):
+    """An MCP server could not be reached, did not answer in time, or broke its session.
+
+    Raised from a tool activity it is a transient fault: the call is retried by the usual
+    table (reads, and writes that honor their idempotency key), then recorded as failed.
+    Raised at worker start it refuses the worker, naming the server.
+    """
+
+
 class CapReachedError(ToolBackendError):
     """A cap's window is used up: the call did nothing. ``cap`` names the cap."""
 

@@ -8,8 +8,10 @@ failing runs later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import structlog
 from temporalio.client import Client
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import Worker, WorkerConfig
+from temporalio.worker import Plugin, Worker, WorkerConfig
 
 from tiergate.activities import (
     AgentActivities,
@@ -35,13 +37,14 @@ from tiergate.activities import (
 )
 from tiergate.approvals import ApproverRegistry
 from tiergate.cluster import connect, data_converter, ensure_search_attributes
-from tiergate.config import AgentCatalog, load_all_agents
+from tiergate.config import AgentCatalog, declared_mcp_servers, load_all_agents
 from tiergate.control import Controls
 from tiergate.core import ModelSpec, ToolSpec
+from tiergate.mcp_servers import McpBackend, McpHub, discover
 from tiergate.observe import plugins as telemetry_plugins
 from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
-from tiergate.tools import ToolRegistry, Toolset, ToolsetBackend
+from tiergate.tools import Tool, ToolCall, ToolRegistry, Toolset, ToolsetBackend
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 _log = structlog.get_logger("tiergate.worker")
@@ -55,11 +58,48 @@ class Toolkit:
         tools: The tools it runs; their specs are pinned into every run it loads.
         backend: Where those tools take effect, made from the worker's settings.
         providers: Model providers it adds, by name, to ``scripted`` and ``openai``.
+        mcp: The MCP sessions of the servers its agents name, once it serves them
+            (`serving_mcp`); closed when the worker shuts down.
     """
 
     tools: ToolRegistry
     backend: Callable[[Settings], ToolBackend]
     providers: Mapping[str, Callable[[ModelSpec], Provider]] = field(default_factory=dict)
+    mcp: McpHub | None = None
+
+    def serving_mcp(self, agents_dir: Path | None) -> Toolkit:
+        """This toolkit plus the listed tools of every MCP server the agent configs in
+        ``agents_dir`` name, discovered now (`McpServerError` or `ToolRegistrationError`
+        naming the server refuses the worker). Without servers, this toolkit unchanged."""
+        servers = declared_mcp_servers(agents_dir)
+        if not servers or self.mcp is not None:
+            return self
+        hub, found = discover(servers)
+        try:
+            tools = ToolRegistry.of([*self.tools, *found])
+        except BaseException:
+            hub.close()
+            raise
+        mcp = McpBackend(hub, found)
+        own = self.backend
+
+        def backend(settings: Settings) -> ToolBackend:
+            return _Routed(mcp, own(settings))
+
+        return dataclasses.replace(self, tools=tools, backend=backend, mcp=hub)
+
+    def close(self) -> None:
+        """Close the MCP sessions, if any (stdio servers' processes end)."""
+        if self.mcp is not None:
+            self.mcp.close()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Around a worker's run: closes the MCP sessions when it stops."""
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.close)
 
     @classmethod
     def of(
@@ -81,6 +121,18 @@ class Toolkit:
             return ToolsetBackend(list(toolsets), loop)
 
         return cls(tools=tools, backend=backend, providers=dict(providers or {}))
+
+
+class _Routed:
+    """MCP tools to their servers, every other tool to the toolkit's own backend."""
+
+    def __init__(self, mcp: McpBackend, own: ToolBackend) -> None:
+        self.mcp = mcp
+        self.own = own
+
+    def run(self, tool: Tool, arguments: Any, call: ToolCall) -> tuple[dict[str, Any], bool]:
+        backend: ToolBackend = self.mcp if tool.name in self.mcp else self.own
+        return backend.run(tool, arguments, call)
 
 
 def model_activities(
@@ -174,12 +226,20 @@ def build_worker(
     task_queue: str | None = None,
     activities: list[Callable[..., Any]] | None = None,
 ) -> Worker:
-    """A worker for ``settings`` serving ``toolkit``; checks every agent config and policy
-    against its tools first, so a bad one refuses the worker instead of failing runs."""
-    load_all_agents(settings.agents_dir, toolkit.tools.specs)
+    """A worker for ``settings`` serving ``toolkit`` and the MCP servers its agents name;
+    checks every agent config and policy against those tools first, so a bad one refuses
+    the worker instead of failing runs. The MCP sessions close when the worker stops."""
+    toolkit = toolkit.serving_mcp(settings.agents_dir)
+    try:
+        load_all_agents(settings.agents_dir, toolkit.tools.specs)
+    except BaseException:
+        toolkit.close()
+        raise
     # Temporal's OpenTelemetry plugin, unless the client already brings it.
     on_client = {type(p) for p in client.config()["plugins"]}
-    plugins = [p for p in telemetry_plugins() if type(p) not in on_client]
+    plugins: list[Plugin] = [p for p in telemetry_plugins() if type(p) not in on_client]
+    if toolkit.mcp is not None:
+        plugins.append(SimplePlugin("tiergate.mcp", run_context=toolkit.running))
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -246,7 +306,8 @@ class TiergatePlugin(SimplePlugin):
 
     On the client it sets tiergate's data converter (pydantic, and the payload codec when
     ``TIERGATE_CODEC_KEYS`` is set). On a worker it adds `AgentRunWorkflow` in tiergate's
-    sandbox and every activity a run needs for the toolsets given (the tool runner verifies
+    sandbox and every activity a run needs for the toolsets given and the MCP servers the
+    agent configs name (the tool runner verifies
     each call against the server, through the worker's own client and task queue), with a
     thread pool for them unless the worker has one; it checks every agent config and policy
     against those tools first, so a bad one refuses the worker. Tracing is Temporal's
@@ -269,10 +330,18 @@ class TiergatePlugin(SimplePlugin):
             data_converter=data_converter(self.settings),
             workflows=[AgentRunWorkflow],
             workflow_runner=workflow_runner(),
+            run_context=self._running,
         )
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        async with self.toolkit.running():
+            yield
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         config = super().configure_worker(config)
+        # The MCP servers the agents name are connected once, by the first worker built.
+        self.toolkit = self.toolkit.serving_mcp(self.settings.agents_dir)
         load_all_agents(self.settings.agents_dir, self.toolkit.tools.specs)
         config["activities"] = [
             *(config.get("activities") or []),

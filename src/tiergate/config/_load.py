@@ -19,6 +19,7 @@ from tiergate.core import (
     AgentBundle,
     AgentConfig,
     AgentFile,
+    McpServer,
     ModelSpec,
     ToolSpec,
 )
@@ -144,7 +145,7 @@ def tool_schemas_hash(config: AgentConfig, tools: Mapping[str, ToolSpec]) -> str
     """sha256 of the allowlisted tools' argument schemas, tiers and kinds."""
     schemas = {
         name: spec.arguments | {"tier": spec.tier, "kind": str(spec.kind)}
-        for name in sorted(config.tools.allowlist)
+        for name in sorted(config.allowed_tools)
         if (spec := tools.get(name)) is not None
     }
     canonical = json.dumps(schemas, sort_keys=True, separators=(",", ":"))
@@ -162,6 +163,15 @@ def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpe
             field="agent.tools.allowlist",
             fix=f"use registered tools: {sorted(tools)}",
         )
+    for server in config.mcp_servers:
+        missing = [name for name in server.tool_names() if name not in tools]
+        if missing:
+            raise ConfigError(
+                f"MCP server {server.name!r} lists tools {missing} this worker does not serve",
+                file=str(source),
+                field="agent.mcp_servers",
+                fix="start the worker with this agents folder, so it connects to the server",
+            )
     models = {
         tier: _inline_script(spec, base, f"agent.models.{tier}.script", str(source))
         for tier, spec in config.models.items()
@@ -182,8 +192,8 @@ def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpe
         config_hash=config.content_hash(),
         source=str(source),
         policy=policy,
-        tools={name: tools[name] for name in config.tools.allowlist},
-        other_tools=sorted(set(tools) - set(config.tools.allowlist)),
+        tools={name: tools[name] for name in config.allowed_tools},
+        other_tools=sorted(set(tools) - set(config.allowed_tools)),
         tool_schemas_hash=tool_schemas_hash(config, tools),
     )
 
@@ -212,8 +222,47 @@ def load_all_agents(
     for folder in [d for d in (PACKAGED_AGENTS, agents_dir) if d is not None]:
         for path in sorted(folder.glob("*.y*ml")):
             config = load_agent_file(path)
-            if folder == PACKAGED_AGENTS and not set(config.tools.allowlist) <= set(tools):
+            if folder == PACKAGED_AGENTS and not set(config.allowed_tools) <= set(tools):
                 continue
             bundle = compile_agent(config, path, tools)
             bundles[bundle.config.name] = bundle
     return bundles
+
+
+def declared_mcp_servers(agents_dir: Path | None) -> list[McpServer]:
+    """The MCP servers the agent configs in ``agents_dir`` name, each once.
+
+    Agents may share a server by declaring it alike (same reach); each may list different
+    tools of it, and the worker serves their union. A shared tool listed differently by two
+    agents, or one server name declared with two reaches, refuses (ConfigError naming both
+    files), since one worker has one session and one spec per tool.
+    """
+    if agents_dir is None:
+        return []
+    merged: dict[str, tuple[McpServer, Path]] = {}
+    for path in sorted(agents_dir.glob("*.y*ml")):
+        for server in load_agent_file(path).mcp_servers:
+            known = merged.get(server.name)
+            if known is None:
+                merged[server.name] = (server, path)
+                continue
+            first, where = known
+            reach = ("command", "url", "env", "headers_env", "cwd", "timeout_seconds")
+            if first.model_dump(include=set(reach)) != server.model_dump(include=set(reach)):
+                raise ConfigError(
+                    f"MCP server {server.name!r} is declared differently in {where}",
+                    file=str(path),
+                    field="agent.mcp_servers",
+                    fix="declare a shared server alike everywhere, or give one another name",
+                )
+            for tool, spec in server.tools.items():
+                if tool in first.tools and first.tools[tool] != spec:
+                    raise ConfigError(
+                        f"MCP tool {server.name}.{tool} is listed differently in {where}",
+                        file=str(path),
+                        field=f"agent.mcp_servers.{server.name}.tools.{tool}",
+                        fix="list a shared tool with the same tier and kind in every agent",
+                    )
+            tools = {**first.tools, **server.tools}
+            merged[server.name] = (first.model_copy(update={"tools": tools}), where)
+    return [server for server, _ in merged.values()]

@@ -70,6 +70,65 @@ class Tools(_Strict):
     )
 
 
+class McpTool(_Strict):
+    """One tool of an MCP server that an agent may use, and how the gate treats it.
+
+    The server's own annotations may make it stricter (see `tiergate.mcp_servers`), never
+    laxer: a tier listed here is the floor.
+    """
+
+    tier: Annotated[int, Field(ge=0, le=4)] = Field(description="Risk tier 0-4 (required).")
+    kind: Literal["read", "write"] = "read"
+    irreversible: bool = False
+    honors_idempotency_key: bool = Field(
+        default=False,
+        description="The server applies a call's `_meta` idempotency key at most once.",
+    )
+    emits: list[str] = Field(default_factory=list)
+    description: str | None = Field(
+        default=None, description="Shown to the model; defaults to the server's description."
+    )
+
+
+class McpServer(_Strict):
+    """A Model Context Protocol server whose listed tools the agent may use (``<name>.<tool>``).
+
+    Exactly one of ``command`` (a process spoken to over stdio) or ``url`` (streamable HTTP).
+    A tool the server offers but ``tools`` does not list is neither offered nor allowed.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,49}$")]
+    command: Annotated[list[str], Field(min_length=1)] | None = None
+    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment of the stdio server's process."
+    )
+    headers_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers and the worker environment variables they are read from.",
+    )
+    cwd: str | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    tools: Annotated[dict[str, McpTool], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_reach(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                f"MCP server {self.name!r} needs exactly one of `command` (stdio) or `url` "
+                "(streamable HTTP)"
+            )
+        if self.headers_env and self.url is None:
+            raise ValueError(f"MCP server {self.name!r}: headers_env applies to a `url` server")
+        if self.env and self.command is None:
+            raise ValueError(f"MCP server {self.name!r}: env applies to a `command` server")
+        return self
+
+    def tool_names(self) -> list[str]:
+        """The governed names of the listed tools, ``<server>.<tool>``."""
+        return [f"{self.name}.{tool}" for tool in self.tools]
+
+
 OnFail = Literal["escalate_to_human", "escalate_to_dual", "block", "block_and_alert"]
 
 
@@ -263,6 +322,10 @@ class AgentConfig(_Strict):
     pricing: dict[str, Price] = Field(default_factory=_default_pricing)
     approvals: Approvals = Approvals()
     limits: Limits = Limits()
+    mcp_servers: list[McpServer] = Field(
+        default_factory=list,
+        description="MCP servers whose listed tools the agent may use besides the allowlist.",
+    )
     on_model_drift: Literal["continue", "stop"] = Field(
         default="continue",
         description="When a model answers as something the pin does not accept: flag the "
@@ -282,9 +345,29 @@ class AgentConfig(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _servers_named_once(self) -> AgentConfig:
+        names = [server.name for server in self.mcp_servers]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"mcp_servers names {twice} more than once; give each server one entry"
+            )
+        return self
+
+    @property
+    def allowed_tools(self) -> list[str]:
+        """Every tool the agent may call: the allowlist, then each MCP server's listed tools."""
+        listed = [name for server in self.mcp_servers for name in server.tool_names()]
+        return list(dict.fromkeys([*self.tools.allowlist, *listed]))
+
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of this config: changes whenever any field changes."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if not self.mcp_servers:
+            # Configs written before MCP servers existed keep the hash their runs recorded.
+            del data["mcp_servers"]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
     @property

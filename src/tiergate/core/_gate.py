@@ -74,7 +74,7 @@ class Gate:
         config = bundle.config
         return cls(
             config.name,
-            config.tools.allowlist,
+            config.allowed_tools,
             bundle.policy,
             bundle.tools,
             detect=detect,

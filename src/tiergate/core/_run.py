@@ -176,7 +176,7 @@ class RunState:
             model=spec.for_step(record.step),
             transcript_head=self.head,
             append=self.append,
-            tools=config.tools.allowlist,
+            tools=config.allowed_tools,
             max_output_tokens=max(1, min(4096, self.ledger.remaining_tokens(config.budgets))),
             previous_record=calls[-1].record_ref if calls else None,
         )

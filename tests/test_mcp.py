@@ -1,0 +1,407 @@
+"""Issue #21, item 2: MCP servers as governed toolsets.
+
+Two real servers: `mcp-server-time` from the package registry (not ours) and the ledger in
+`tests/mcp_ledger.py`, built with the MCP SDK, over stdio and over streamable HTTP. Their
+listed tools are gated, approved, budgeted, recorded, audited and replayed like any tool;
+annotations only raise what the config says; a server that errs, hangs or is down is an
+observation or a retry, never a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.client import WorkflowHandle
+
+from tests.conftest import Harness, scripted
+from tests.test_replay import replayer
+from tiergate.approvals.client import decide
+from tiergate.config import declared_mcp_servers, parse_agent_yaml
+from tiergate.core import WORKFLOW_NAME, ApprovalDecision, McpServer, Outcome, RunSummary, ToolKind
+from tiergate.errors import ConfigError, McpServerError, ToolRegistrationError
+from tiergate.forensics import audit_approvals, ungated_tool_calls
+from tiergate.mcp_servers import ListedTool, McpHub, discover, governed_spec, wire_arguments
+from tiergate.worker import Toolkit, build_worker
+
+LEDGER = str(Path(__file__).with_name("mcp_ledger.py"))
+TIME_SERVER = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
+POLICY = """
+@id("clock")
+permit(principal, action == Action::"time.get_current_time", resource);
+
+@id("ledger_reads")
+permit(principal, action == Action::"ledger.balance", resource);
+
+@id("ledger_transfers")
+permit(principal, action == Action::"ledger.transfer", resource);
+
+@id("outputs")
+permit(principal, action == Action::"tiergate.emit", resource);
+"""
+SLOW_POLICY = """
+@id("ledger_reads")
+permit(principal, action in [Action::"ledger.balance", Action::"ledger.slow"], resource);
+"""
+HTTP_POLICY = """
+@id("ledger_reads")
+permit(principal, action == Action::"ledger.balance", resource);
+
+@id("outputs")
+permit(principal, action == Action::"tiergate.emit", resource);
+"""
+APPROVERS = """
+@id("treasurers_approve_transfers")
+permit(principal, action == Action::"approve", resource == Tool::"ledger.transfer")
+when { principal.roles.contains("treasurer") };
+"""
+RULES = [
+    {
+        "id": "transfers_never_over_50",
+        "tool": "ledger.transfer",
+        "condition": "input.amount <= 50",
+        "on_fail": "block",
+    }
+]
+EMPTY = Toolkit.of()
+
+
+def ledger_server(**fields: Any) -> dict[str, Any]:
+    server: dict[str, Any] = {
+        "name": "ledger",
+        "command": [sys.executable, LEDGER, "stdio"],
+        "tools": {
+            "balance": {"tier": 0},
+            "transfer": {"tier": 3, "kind": "write", "honors_idempotency_key": True},
+        },
+    }
+    server.update(fields)
+    return server
+
+
+def mcp_agent(h: Harness, servers: list[dict[str, Any]], policy: str = POLICY) -> str:
+    name = "treasury"
+    folder = h.home / "agents"
+    folder.mkdir(exist_ok=True)
+    agent = {
+        "name": name,
+        "version": "1",
+        "model_tier": {"executor": "frontier"},
+        "budgets": {"max_denials": 2, "max_retries": 1},
+        "mcp_servers": servers,
+        "policy": {
+            "engine": "cedar",
+            "files": ["treasury.cedar"],
+            "rules": RULES if "transfer" in policy else [],
+        },
+        "approvals": {"policy_files": ["treasury-approvers.cedar"]},
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    (folder / "treasury.cedar").write_text(policy)
+    (folder / "treasury-approvers.cedar").write_text(APPROVERS)
+    return name
+
+
+def step(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"kind": "tool_call", "tool": tool, "arguments": arguments, "reason": "t"}
+
+
+async def start(h: Harness, agent: str, outputs: dict[str, Any]) -> WorkflowHandle[Any, RunSummary]:
+    return await h.env.client.start_workflow(
+        WORKFLOW_NAME,
+        h.input(agent, input={}, requester="treasury-svc", model_overrides=outputs),
+        id=f"mcp-{uuid.uuid4()}",
+        task_queue=h.task_queue,
+        result_type=RunSummary,
+    )
+
+
+# -- specs from listings -----------------------------------------------------------------------
+
+
+def listed(name: str, read_only: bool | None, destructive: bool | None) -> ListedTool:
+    schema = {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]}
+    return ListedTool(name, "does it", schema, read_only, destructive)
+
+
+def test_annotations_raise_a_tier_or_mark_a_write_but_never_lower() -> None:
+    server = McpServer.model_validate(
+        {
+            "name": "s",
+            "command": ["x"],
+            "tools": {"r": {"tier": 0}, "w": {"tier": 3, "kind": "write"}, "q": {"tier": 1}},
+        }
+    )
+    says_reads = governed_spec(server, listed("w", True, False)).spec
+    assert (says_reads.tier, says_reads.kind, says_reads.irreversible) == (3, ToolKind.WRITE, False)
+    writes = governed_spec(server, listed("r", False, None)).spec  # destructive unsaid: true
+    assert (writes.tier, writes.kind, writes.irreversible) == (2, ToolKind.WRITE, False)
+    destroys = governed_spec(server, listed("q", False, True)).spec
+    assert (destroys.tier, destroys.kind, destroys.irreversible) == (2, ToolKind.WRITE, True)
+    harmless = governed_spec(server, listed("q", False, False)).spec
+    assert (harmless.tier, harmless.kind) == (1, ToolKind.WRITE)
+    quiet = governed_spec(server, listed("r", None, None)).spec
+    assert (quiet.tier, quiet.kind) == (0, ToolKind.READ)
+    assert quiet.arguments["additionalProperties"] is False
+    assert quiet.name == "s.r"
+
+
+def test_what_the_gate_cannot_govern_is_refused_naming_server_and_tool() -> None:
+    server = McpServer.model_validate(
+        {"name": "s", "command": ["x"], "tools": {"deep": {"tier": 0}}}
+    )
+    nested = ListedTool(
+        "deep", "", {"type": "object", "properties": {"f": {"type": "object"}}}, True, None
+    )
+    with pytest.raises(ToolRegistrationError, match=r"MCP server 's'.*stop listing deep"):
+        governed_spec(server, nested)
+    emits = McpServer.model_validate(
+        {"name": "s", "command": ["x"], "tools": {"r": {"tier": 0, "emits": ["body"]}}}
+    )
+    with pytest.raises(ToolRegistrationError, match="body"):
+        governed_spec(emits, listed("r", True, None))
+
+
+def test_decimal_text_goes_back_to_the_server_as_json_numbers() -> None:
+    wire = wire_arguments(
+        {"amount": "30.00", "rate": "0.25", "note": None, "to": "A"}, frozenset({"amount", "rate"})
+    )
+    assert wire == {"amount": 30, "rate": 0.25, "to": "A"}
+
+
+def test_a_server_needs_one_reach_tools_and_a_tier() -> None:
+    def parse(server: dict[str, Any]) -> None:
+        text = yaml.safe_dump({"agent": {"name": "a", "mcp_servers": [server]}})
+        parse_agent_yaml(text, "a.yaml")
+
+    with pytest.raises(ConfigError, match="exactly one of `command`"):
+        parse({"name": "s", "tools": {"t": {"tier": 0}}})
+    with pytest.raises(ConfigError, match="exactly one of `command`"):
+        parse({"name": "s", "command": ["x"], "url": "http://h/mcp", "tools": {"t": {"tier": 0}}})
+    with pytest.raises(ConfigError, match=r"mcp_servers\[0\].tools.t.tier"):
+        parse({"name": "s", "command": ["x"], "tools": {"t": {}}})
+    with pytest.raises(ConfigError, match=r"tools.t.tier"):
+        parse({"name": "s", "command": ["x"], "tools": {"t": {"tier": 5}}})
+    with pytest.raises(ConfigError, match="headers_env applies to a `url` server"):
+        parse(
+            {"name": "s", "command": ["x"], "headers_env": {"A": "B"}, "tools": {"t": {"tier": 0}}}
+        )
+    text = yaml.safe_dump(
+        {
+            "agent": {
+                "name": "a",
+                "mcp_servers": [
+                    {"name": "s", "command": ["x"], "tools": {"t": {"tier": 0}}},
+                    {"name": "s", "command": ["y"], "tools": {"t": {"tier": 0}}},
+                ],
+            }
+        }
+    )
+    with pytest.raises(ConfigError, match="more than once"):
+        parse_agent_yaml(text, "a.yaml")
+
+
+def test_agents_share_a_server_declared_alike(tmp_path: Path) -> None:
+    def write(name: str, server: dict[str, Any]) -> None:
+        (tmp_path / f"{name}.yaml").write_text(
+            yaml.safe_dump({"agent": {"name": name, "mcp_servers": [server]}})
+        )
+
+    write("a", {"name": "s", "command": ["x"], "tools": {"t": {"tier": 0}}})
+    write("b", {"name": "s", "command": ["x"], "tools": {"u": {"tier": 2, "kind": "write"}}})
+    (server,) = declared_mcp_servers(tmp_path)
+    assert sorted(server.tools) == ["t", "u"]
+    write("c", {"name": "s", "command": ["x"], "tools": {"t": {"tier": 1}}})
+    with pytest.raises(ConfigError, match=r"s.t is listed differently"):
+        declared_mcp_servers(tmp_path)
+    write("c", {"name": "s", "command": ["other"], "tools": {"t": {"tier": 0}}})
+    with pytest.raises(ConfigError, match="declared differently"):
+        declared_mcp_servers(tmp_path)
+
+
+def test_discovery_refuses_a_missing_tool_or_a_dead_server() -> None:
+    server = McpServer.model_validate(
+        ledger_server(tools={"balance": {"tier": 0}, "wire": {"tier": 4}})
+    )
+    with pytest.raises(ToolRegistrationError, match=r"does not offer \['wire'\]"):
+        discover([server])
+    dead = McpServer.model_validate(
+        {
+            "name": "dead",
+            "command": [sys.executable, "-c", "pass"],
+            "timeout_seconds": 5,
+            "tools": {"t": {"tier": 0}},
+        }
+    )
+    started = time.monotonic()
+    with pytest.raises(McpServerError, match="MCP server 'dead'"):
+        discover([dead])
+    assert time.monotonic() - started < 15
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+async def test_mcp_tools_are_gated_approved_recorded_and_replayed(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    h.registry.add("tess", ["treasurer"], demo_key=True)
+    log = tmp_path / "ledger.jsonl"
+    time_server = {
+        "name": "time",
+        "command": TIME_SERVER,
+        "tools": {"get_current_time": {"tier": 0}},
+    }
+    agent = mcp_agent(h, [time_server, ledger_server(env={"LEDGER_LOG": str(log)})])
+    outputs = scripted(
+        step("time.get_current_time", timezone="UTC"),
+        step("ledger.nested", filter={"a": 1}),  # the server offers it; the config does not list it
+        step("ledger.balance", account="ACC-1"),
+        step("ledger.transfer", account="ACC-1", amount=30),  # tier 3: a treasurer decides
+        step("ledger.transfer", account="ACC-1", amount=500),  # blocked: ends the run
+    )
+    async with build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue):
+        handle = await start(h, agent, outputs)
+        pending = await h.pending(handle)
+        assert (pending.tool, pending.tier) == ("ledger.transfer", 3)
+        await decide(h.env.client, h.registry, handle.id, "tess", ApprovalDecision.APPROVE, "ok")
+        summary = await handle.result()
+    verdicts = [(s.decision.verdict, s.decision.code) for s in summary.steps if s.decision]
+    assert verdicts == [
+        ("allow", "allowed"),
+        ("deny", "unknown_tool"),
+        ("allow", "allowed"),
+        ("allow", "approved"),
+        ("deny", "policy_forbid"),
+    ]
+    assert summary.outcome == Outcome.DENIED, summary.reason
+    results = [s.tool_result for s in summary.steps if s.tool_result is not None]
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert '"balance": 120' in results[1].preview
+    assert '"balance": 90' in results[2].preview
+    (applied,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert applied["amount"] == 30
+    assert applied["meta"]["io.tiergate/run_id"] == handle.id
+    assert applied["meta"]["io.tiergate/idempotency_key"].startswith(handle.id)
+    assert summary.versions is not None
+    assert summary.versions.tool_schemas_hash.startswith("sha256:")
+    history = await h.history(handle.id)
+    assert ungated_tool_calls(history) == []
+    audit = audit_approvals(history)
+    assert audit.ok, audit.findings
+    await replayer().replay_workflow(history)
+
+
+async def test_an_error_result_is_an_observation_and_a_silent_server_is_not_a_hang(
+    harness: Harness,
+) -> None:
+    h = harness
+    server = ledger_server(
+        timeout_seconds=1,
+        tools={"balance": {"tier": 0}, "slow": {"tier": 0}},
+    )
+    agent = mcp_agent(h, [server], SLOW_POLICY)
+    outputs = scripted(
+        step("ledger.balance", account="ACC-404"),
+        step("ledger.slow", seconds=30),
+    )
+    started = time.monotonic()
+    async with build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue):
+        summary = await (await start(h, agent, outputs)).result()
+    assert time.monotonic() - started < 60
+    results = [s.tool_result for s in summary.steps if s.tool_result is not None]
+    assert not results[0].ok
+    assert "no account ACC-404" in (results[0].error or "")
+    assert results[0].attempt == 1  # the server's answer, not retried
+    # The silent call was retried once (max_retries: 1), then the retry budget ended the run.
+    assert summary.outcome == Outcome.BUDGET_EXHAUSTED
+    assert "tool__ledger.slow failed 2 times" in summary.reason
+    assert "did not answer slow within 1s" in summary.reason
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def ledger_over_http() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "LEDGER_TOKEN": "s3cret"}
+    process = subprocess.Popen([sys.executable, LEDGER, "http", str(port)], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_a_streamable_http_server_is_reached_with_headers_from_the_env(
+    harness: Harness, ledger_over_http: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    server = {
+        "name": "ledger",
+        "url": ledger_over_http,
+        "headers_env": {"Authorization": "LEDGER_AUTH"},
+        "tools": {"balance": {"tier": 0}},
+    }
+    agent = mcp_agent(h, [server], HTTP_POLICY)
+    monkeypatch.delenv("LEDGER_AUTH", raising=False)
+    with pytest.raises(McpServerError, match=r"\$LEDGER_AUTH"):
+        build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue)
+    monkeypatch.setenv("LEDGER_AUTH", "Bearer wrong")
+    with pytest.raises(McpServerError, match="MCP server 'ledger'"):
+        build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue)
+    monkeypatch.setenv("LEDGER_AUTH", "Bearer s3cret")
+    outputs = scripted(
+        step("ledger.balance", account="ACC-1"),
+        {"kind": "final_answer", "answer": "120", "reason": "t"},
+    )
+    async with build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue):
+        summary = await (await start(h, agent, outputs)).result()
+    assert summary.outcome == Outcome.COMPLETED, summary.reason
+    (result,) = [s.tool_result for s in summary.steps if s.tool_result is not None]
+    assert result.ok
+    assert '"balance": 120' in result.preview
+    history = await h.history(summary.workflow_id)
+    assert "s3cret" not in json.dumps(history.to_json_dict())
+
+
+def test_sessions_are_reused_replaced_after_a_timeout_and_closed_with_the_hub() -> None:
+    server = McpServer.model_validate(
+        ledger_server(timeout_seconds=1, tools={"balance": {"tier": 0}, "slow": {"tier": 0}})
+    )
+    hub = McpHub([server])
+    hub.listing("ledger")
+    first = hub._sessions["ledger"]
+    hub.call("ledger", "balance", {"account": "ACC-1"}, {})
+    assert hub._sessions["ledger"] is first  # one session serves every call
+    with pytest.raises(McpServerError, match="did not answer slow within 1s"):
+        hub.call("ledger", "slow", {"seconds": 30}, {})
+    answer = hub.call("ledger", "balance", {"account": "ACC-1"}, {})
+    assert answer.structured_content == {"account": "ACC-1", "balance": 120}
+    assert hub._sessions["ledger"] is not first  # the stuck session was replaced
+    hub.close()
+    assert hub._sessions == {}
+    with pytest.raises(McpServerError, match="closed"):
+        hub.call("ledger", "balance", {"account": "ACC-1"}, {})

@@ -25,12 +25,13 @@ import yaml
 from temporalio.client import WorkflowHandle
 
 from tests.conftest import Harness, scripted
+from tests.test_cli import tiergate
 from tests.test_replay import replayer
 from tiergate.approvals.client import decide
 from tiergate.config import declared_mcp_servers, parse_agent_yaml
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, McpServer, Outcome, RunSummary, ToolKind
 from tiergate.errors import ConfigError, McpServerError, ToolRegistrationError
-from tiergate.forensics import audit_approvals, ungated_tool_calls
+from tiergate.forensics import Candidate, audit_approvals, shadow_runs, ungated_tool_calls
 from tiergate.mcp_servers import ListedTool, McpHub, discover, governed_spec, wire_arguments
 from tiergate.worker import Toolkit, build_worker
 
@@ -301,6 +302,24 @@ async def test_mcp_tools_are_gated_approved_recorded_and_replayed(
     audit = audit_approvals(history)
     assert audit.ok, audit.findings
     await replayer().replay_workflow(history)
+    # A shadow under a stricter candidate: the recorded answers stand in, no server is called.
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    (candidate / "treasury.cedar").write_text(
+        POLICY
+        + '@id("transfers_over_20_forbidden")\n'
+        + 'forbid(principal, action == Action::"ledger.transfer", resource)\n'
+        + 'when { context.input.amount.greaterThan(decimal("20.0")) };\n'
+    )
+    served = EMPTY.serving_mcp(h.settings.agents_dir)
+    try:
+        (diff,) = await shadow_runs(
+            h.env.client, h.settings, [history], Candidate(policies=candidate), served
+        )
+    finally:
+        served.close()
+    assert diff.new_denials[0].endswith("deny (policy_forbid, transfers_over_20_forbidden)")
+    assert len(log.read_text().splitlines()) == 1  # the transfer did not run again
 
 
 async def test_an_error_result_is_an_observation_and_a_silent_server_is_not_a_hang(
@@ -405,3 +424,13 @@ def test_sessions_are_reused_replaced_after_a_timeout_and_closed_with_the_hub() 
     assert hub._sessions == {}
     with pytest.raises(McpServerError, match="closed"):
         hub.call("ledger", "balance", {"account": "ACC-1"}, {})
+
+
+async def test_policy_schema_includes_the_listed_tools_of_mcp_servers(tmp_path: Path) -> None:
+    agent = {"name": "treasury", "mcp_servers": [ledger_server()]}
+    (tmp_path / "treasury.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    code, out = await tiergate("policy", "schema", env={"TIERGATE_AGENTS_DIR": str(tmp_path)})
+    assert code == 0, out
+    assert 'action "ledger.transfer"' in out
+    assert 'action "ledger.balance"' in out
+    assert "ledger.nested" not in out  # offered by the server, not listed

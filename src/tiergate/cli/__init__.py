@@ -29,7 +29,7 @@ from tiergate.cli._report import report as report_command
 from tiergate.cli._rollout import rollout_app
 from tiergate.cli._shadow import shadow as shadow_command
 from tiergate.cli._timeline import show_timeline
-from tiergate.cli._wiring import prepare, toolkit
+from tiergate.cli._wiring import prepare, served_specs, toolkit
 from tiergate.cluster import connect, start_dev_server
 from tiergate.config import load_agent
 from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
@@ -306,7 +306,7 @@ def policy_show(config_or_agent: str) -> None:
     """Print the Cedar an agent runs under: its files plus its compiled inline rules."""
     try:
         settings = Settings()
-        bundle = load_agent(config_or_agent, settings.agents_dir, toolkit(settings).tools.specs)
+        bundle = load_agent(config_or_agent, settings.agents_dir, served_specs(settings))
     except TiergateError as error:
         _fail(error)
     print(f"// policy version {bundle.policy.version}\n{bundle.policy.text}")
@@ -315,9 +315,10 @@ def policy_show(config_or_agent: str) -> None:
 @policy_app.command("schema")
 def policy_schema() -> None:
     """Print the Cedar schema generated from the tools this CLI's workers serve (every
-    toolset loaded: TIERGATE_TOOLSETS and installed packages'; else the demo's)."""
+    toolset loaded: TIERGATE_TOOLSETS and installed packages', else the demo's; and the
+    listed tools of the MCP servers the agent configs name)."""
     try:
-        specs = toolkit(Settings()).tools.specs
+        specs = served_specs(Settings())
     except TiergateError as error:
         _fail(error)
     print(cedar_schema(specs.values()), end="")

@@ -114,7 +114,12 @@ async def _shadows(
         if not ids:
             raise HistoryError(f"the query {query!r} matched no finished tiergate runs")
     histories = [await fetch_history(client, i) for i in ids]
-    return await shadow_runs(client, settings, histories, candidate, toolkit(settings))
+    # A candidate compiles against the MCP servers' listed tools too; nothing is called.
+    served = toolkit(settings).serving_mcp(settings.agents_dir)
+    try:
+        return await shadow_runs(client, settings, histories, candidate, served)
+    finally:
+        served.close()
 
 
 def _print(diffs: list[ShadowDiff], as_json: bool) -> None:

@@ -8,6 +8,7 @@ the one place the CLI names it.
 
 from __future__ import annotations
 
+from tiergate.core import ToolSpec
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.settings import Settings
 from tiergate.tools import load_toolsets, offered_toolsets
@@ -20,6 +21,16 @@ def toolkit(settings: Settings | None = None) -> Toolkit:
     named = [t for path in (settings.toolsets if settings else []) for t in load_toolsets(path)]
     toolsets = named + [t for t in offered_toolsets() if t not in named]
     return Toolkit.of(*toolsets) if toolsets else SUPPORT_TOOLKIT
+
+
+def served_specs(settings: Settings) -> dict[str, ToolSpec]:
+    """Every tool spec a worker of this CLI would serve: its toolkit's and the listed tools
+    of the MCP servers the agent configs name (asked of the servers now, then closed)."""
+    served = toolkit(settings).serving_mcp(settings.agents_dir)
+    try:
+        return served.tools.specs
+    finally:
+        served.close()
 
 
 def prepare(settings: Settings, served: Toolkit) -> None:

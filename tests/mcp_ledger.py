@@ -3,7 +3,8 @@
     python tests/mcp_ledger.py stdio
     python tests/mcp_ledger.py http PORT        # streamable HTTP on 127.0.0.1:PORT/mcp
 
-``LEDGER_LOG`` names a file each applied transfer is appended to (one JSON line with the
+``LEDGER_SCHEMA_FILE`` names a file that, when it reads ``2``, gives ``transfer`` a required
+``memo`` (the server's schema changed). ``LEDGER_LOG`` names a file each applied transfer is appended to (one JSON line with the
 ``_meta`` tiergate sent), ``LEDGER_TOKEN`` makes the HTTP server want
 ``Authorization: Bearer <token>``. Transfers apply each idempotency key once.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -37,9 +39,7 @@ def balance(account: str) -> dict[str, Any]:
     return {"account": account, "balance": BALANCES[account]}
 
 
-@ledger.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
-def transfer(account: str, amount: float, ctx: Context) -> dict[str, Any]:
-    """Move money out of an account."""
+def _apply(account: str, amount: float, ctx: Context) -> dict[str, Any]:
     meta = dict(ctx.request_context.meta or {})
     key = str(meta.get("io.tiergate/idempotency_key", ""))
     if key and key in APPLIED:
@@ -54,6 +54,23 @@ def transfer(account: str, amount: float, ctx: Context) -> dict[str, Any]:
         with open(log, "a", encoding="utf-8") as out:
             out.write(json.dumps({"account": account, "amount": amount, "meta": meta}) + "\n")
     return result
+
+
+_WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=True)
+_SCHEMA = os.environ.get("LEDGER_SCHEMA_FILE")
+if _SCHEMA and Path(_SCHEMA).is_file() and Path(_SCHEMA).read_text().strip() == "2":
+
+    @ledger.tool(name="transfer", annotations=_WRITES)
+    def transfer_with_memo(account: str, amount: float, memo: str, ctx: Context) -> dict[str, Any]:
+        """Move money out of an account, saying why (schema 2)."""
+        return _apply(account, amount, ctx)
+
+else:
+
+    @ledger.tool(annotations=_WRITES)
+    def transfer(account: str, amount: float, ctx: Context) -> dict[str, Any]:
+        """Move money out of an account."""
+        return _apply(account, amount, ctx)
 
 
 @ledger.tool(annotations=ToolAnnotations(read_only_hint=True))

@@ -31,7 +31,13 @@ from tiergate.approvals.client import decide
 from tiergate.config import declared_mcp_servers, parse_agent_yaml
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, McpServer, Outcome, RunSummary, ToolKind
 from tiergate.errors import ConfigError, McpServerError, ToolRegistrationError
-from tiergate.forensics import Candidate, audit_approvals, shadow_runs, ungated_tool_calls
+from tiergate.forensics import (
+    Candidate,
+    audit_approvals,
+    read_history,
+    shadow_runs,
+    ungated_tool_calls,
+)
 from tiergate.mcp_servers import ListedTool, McpHub, discover, governed_spec, wire_arguments
 from tiergate.worker import Toolkit, build_worker
 
@@ -53,6 +59,10 @@ permit(principal, action == Action::"tiergate.emit", resource);
 SLOW_POLICY = """
 @id("ledger_reads")
 permit(principal, action in [Action::"ledger.balance", Action::"ledger.slow"], resource);
+"""
+TRANSFER_POLICY = """
+@id("ledger_transfers")
+permit(principal, action == Action::"ledger.transfer", resource);
 """
 HTTP_POLICY = """
 @id("ledger_reads")
@@ -434,3 +444,38 @@ async def test_policy_schema_includes_the_listed_tools_of_mcp_servers(tmp_path: 
     assert 'action "ledger.transfer"' in out
     assert 'action "ledger.balance"' in out
     assert "ledger.nested" not in out  # offered by the server, not listed
+
+
+async def test_a_schema_changed_since_a_run_started_does_not_change_that_run(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A run pinned to the server's first schema, held for approval while the server's
+    ``transfer`` gains a required ``memo``: the worker that now serves the new schema does
+    not trust the run's call, so it never runs, and the history keeps the pinned schema."""
+    h = harness
+    h.registry.add("tess", ["treasurer"], demo_key=True)
+    schema, log = tmp_path / "schema", tmp_path / "ledger.jsonl"
+    schema.write_text("1")
+    server = ledger_server(
+        env={"LEDGER_LOG": str(log), "LEDGER_SCHEMA_FILE": str(schema)},
+        tools={"transfer": {"tier": 3, "kind": "write", "honors_idempotency_key": True}},
+    )
+    agent = mcp_agent(h, [server], TRANSFER_POLICY)
+    outputs = scripted(step("ledger.transfer", account="ACC-1", amount=30))
+    async with build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue):
+        handle = await start(h, agent, outputs)
+        await h.pending(handle)
+    schema.write_text("2")
+    served = EMPTY.serving_mcp(h.settings.agents_dir)
+    served.close()
+    assert "memo" in served.tools.specs["ledger.transfer"].arguments["properties"]
+    async with build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue):
+        await decide(h.env.client, h.registry, handle.id, "tess", ApprovalDecision.APPROVE, "ok")
+        summary = await handle.result()
+    assert summary.outcome == Outcome.FAILED
+    assert "refused by the runner (bundle): this worker has loaded no config" in summary.reason
+    assert not log.exists()  # the transfer never reached the server
+    view = read_history(await h.history(handle.id))
+    (load,) = view.named("agent__load")
+    pinned = load.result["tools"]["ledger.transfer"]["arguments"]
+    assert sorted(pinned["properties"]) == ["account", "amount"]

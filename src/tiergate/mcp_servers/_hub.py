@@ -22,8 +22,8 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-from collections.abc import Coroutine, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import httpx2
@@ -167,9 +167,9 @@ class McpHub:
 
     async def _listing(self, name: str) -> list[ListedTool]:
         session = self._session(name)
-        try:
+        tools, cursor = [], None
+        async with self._guarded(session, "tools/list"):
             client = await session.client()
-            tools, cursor = [], None
             while True:
                 page = await asyncio.wait_for(
                     client.list_tools(cursor=cursor, cache_mode="bypass"),
@@ -179,15 +179,6 @@ class McpHub:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
-        except McpServerError:
-            self._drop(session)
-            raise
-        except Exception as error:
-            self._drop(session)
-            raise McpServerError(
-                f"MCP server {name!r} failed to list its tools: {_describe(error)}",
-                fix=_reach_fix(session.server),
-            ) from None
         return [
             ListedTool(
                 name=tool.name,
@@ -203,26 +194,33 @@ class McpHub:
         self, name: str, tool: str, arguments: dict[str, Any], meta: dict[str, Any]
     ) -> CallToolResult:
         session = self._session(name)
-        timeout = session.server.timeout_seconds
-        try:
+        async with self._guarded(session, tool):
             client = await session.client()
             return await asyncio.wait_for(
-                client.call_tool(tool, arguments, meta=cast(RequestParamsMeta, meta)), timeout
+                client.call_tool(tool, arguments, meta=cast(RequestParamsMeta, meta)),
+                session.server.timeout_seconds,
             )
+
+    @asynccontextmanager
+    async def _guarded(self, session: _Session, what: str) -> AsyncIterator[None]:
+        """Any failure of ``what`` on ``session`` as McpServerError, the session dropped:
+        a server stuck on a call, or a broken connection, gets a fresh session next time."""
+        name, timeout = session.server.name, session.server.timeout_seconds
+        try:
+            yield
         except McpServerError:
             self._drop(session)
             raise
         except TimeoutError:
-            # The server may be stuck on this call; a fresh session serves the next one.
             self._drop(session)
             raise McpServerError(
-                f"MCP server {name!r} did not answer {tool} within {timeout:g}s",
+                f"MCP server {name!r} did not answer {what} within {timeout:g}s",
                 fix="check the server, or raise its timeout_seconds",
             ) from None
         except Exception as error:
             self._drop(session)
             raise McpServerError(
-                f"MCP server {name!r} failed on {tool}: {_describe(error)}",
+                f"MCP server {name!r} failed on {what}: {_describe(error)}",
                 fix=_reach_fix(session.server),
             ) from None
 

@@ -26,8 +26,8 @@ from tests.test_replay import replayer
 from tiergate import TiergatePlugin, ToolCall, Toolkit, Toolset
 from tiergate.approvals.client import decide
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
-from tiergate.errors import ConfigError, ToolBackendError, ToolRegistrationError
-from tiergate.evals import Case, Observed, judge
+from tiergate.errors import ConfigError, EvalError, ToolBackendError, ToolRegistrationError
+from tiergate.evals import Case, Observed, Suite, judge, run_suite
 from tiergate.forensics import Candidate, audit_approvals, shadow_runs, ungated_tool_calls
 from tiergate.tools import ToolsetBackend, load_toolsets
 from tiergate.worker import build_worker
@@ -471,3 +471,121 @@ async def test_a_team_toolset_run_is_shadowed_under_a_stricter_policy(
     assert diff.changed_decisions == 1
     assert diff.new_denials[0].endswith("deny (policy_forbid, acme_refunds_over_30_forbidden)")
     assert SEEN == []  # neither the read nor the refund ran again
+
+
+# -- evals on a team toolset (item 5) ------------------------------------------------------------
+
+ledger = Toolset("ledger")
+#: Each eval case's balances, by the case run's workflow id (what call.run_id carries).
+BALANCES: dict[str, dict[str, int]] = {}
+
+
+@ledger.tool(tier=0)
+def balance(account: str, call: ToolCall) -> dict[str, Any]:
+    """One account's balance."""
+    return {"account": account, "balance": BALANCES[call.run_id][account]}
+
+
+@ledger.tool(tier=2, kind="write", honors_idempotency_key=True)
+def debit(account: str, amount: int, call: ToolCall) -> dict[str, Any]:
+    """Take money from an account."""
+    BALANCES[call.run_id][account] -= amount
+    return {"account": account, "balance": BALANCES[call.run_id][account]}
+
+
+async def seed_ledger(run_id: str, state: dict[str, Any]) -> None:
+    BALANCES[run_id] = dict(state["balances"])
+
+
+ledger.fixture(setup=seed_ledger, final_state=lambda run_id: {"balances": BALANCES[run_id]})
+
+LEDGER_POLICY = """
+@id("ledger_all")
+permit(principal, action in [Action::"ledger.balance", Action::"ledger.debit"], resource);
+
+@id("ledger_outputs")
+permit(principal, action == Action::"tiergate.emit", resource);
+"""
+
+
+def ledger_case(case_id: str, start: int, debit_amount: int, expected: int) -> dict[str, Any]:
+    return {
+        "id": case_id,
+        "input": {},
+        "fixtures": {"ledger": {"balances": {"A": start}}},
+        "model": {
+            "source": "scripted",
+            "script": [
+                {
+                    "kind": "tool_call",
+                    "tool": "ledger.balance",
+                    "arguments": {"account": "A"},
+                    "reason": "t",
+                },
+                {
+                    "kind": "tool_call",
+                    "tool": "ledger.debit",
+                    "arguments": {"account": "A", "amount": debit_amount},
+                    "reason": "t",
+                },
+                {"kind": "final_answer", "answer": "done", "reason": "t"},
+            ],
+        },
+        "expect": {
+            "outcome": "completed",
+            "trajectory": {"in_order": [{"tool": "ledger.balance"}, {"tool": "ledger.debit"}]},
+            "final_state": {"ledger": {"balances": {"A": expected}}},
+        },
+    }
+
+
+async def test_an_eval_suite_seeds_and_reads_a_team_toolset_through_its_fixture(
+    harness: Harness,
+) -> None:
+    h = harness
+    folder = h.home / "agents"
+    folder.mkdir(exist_ok=True)
+    agent = {
+        "name": "ledger_agent",
+        "version": "1",
+        "model_tier": {"executor": "frontier"},
+        "tools": {"allowlist": ["ledger.balance", "ledger.debit"]},
+        "policy": {"engine": "cedar", "files": ["ledger.cedar"]},
+        "approvals": {"policy_files": ["acme-approvers.cedar"]},
+    }
+    (folder / "ledger_agent.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    (folder / "ledger.cedar").write_text(LEDGER_POLICY)
+    (folder / "acme-approvers.cedar").write_text(APPROVERS.replace("acme.refund", "ledger.debit"))
+    suite = Suite.model_validate(
+        {
+            "suite": "ledger",
+            "version": "1",
+            "agent": "ledger_agent",
+            "cases": [
+                ledger_case("debits", 100, 30, 70),  # passes
+                ledger_case("wrong", 100, 30, 50),  # the fixture reads 70: fails, naming it
+            ],
+        }
+    )
+    toolkit = Toolkit.of(ledger)
+    result = await run_suite(suite, h.env.client, h.settings, toolkit, concurrency=2)
+    by_id = {case.id: case for case in result.cases}
+    assert by_id["debits"].passed, by_id["debits"].failures
+    assert by_id["wrong"].failures == [
+        "outcome.final_state: ledger.balances is {'A': 70}; expected {'A': 50}"
+    ]
+    # Each case had its own state: two runs, two seeded ledgers, neither saw the other's debit.
+    assert sorted(b["A"] for b in BALANCES.values()) == [70, 70]
+    # A case naming a toolset without a fixture is refused before anything runs.
+    bare = Suite.model_validate(
+        {
+            "suite": "bare",
+            "version": "1",
+            "agent": "ledger_agent",
+            "cases": [{**ledger_case("x", 1, 1, 0), "fixtures": {"acme": {}}}],
+        }
+    )
+    with pytest.raises(
+        EvalError, match=r"case x, field fixtures.acme: toolset 'acme' has no fixture"
+    ):
+        await run_suite(bare, h.env.client, h.settings, toolkit)

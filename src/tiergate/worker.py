@@ -44,7 +44,7 @@ from tiergate.mcp_servers import McpBackend, McpHub, discover
 from tiergate.observe import plugins as telemetry_plugins
 from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
-from tiergate.tools import Tool, ToolCall, ToolRegistry, Toolset, ToolsetBackend
+from tiergate.tools import CaseFixture, Tool, ToolCall, ToolRegistry, Toolset, ToolsetBackend
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 _log = structlog.get_logger("tiergate.worker")
@@ -58,6 +58,7 @@ class Toolkit:
         tools: The tools it runs; their specs are pinned into every run it loads.
         backend: Where those tools take effect, made from the worker's settings.
         providers: Model providers it adds, by name, to ``scripted`` and ``openai``.
+        fixtures: Each toolset's eval fixture, by toolset name (`Toolset.fixture`).
         mcp: The MCP sessions of the servers its agents name, once it serves them
             (`serving_mcp`); closed when the worker shuts down.
     """
@@ -66,6 +67,7 @@ class Toolkit:
     backend: Callable[[Settings], ToolBackend]
     providers: Mapping[str, Callable[[ModelSpec], Provider]] = field(default_factory=dict)
     mcp: McpHub | None = None
+    fixtures: Mapping[str, CaseFixture] = field(default_factory=dict)
 
     def serving_mcp(self, agents_dir: Path | None) -> Toolkit:
         """This toolkit plus the listed tools of every MCP server the agent configs in
@@ -120,7 +122,8 @@ class Toolkit:
                 loop = None
             return ToolsetBackend(list(toolsets), loop)
 
-        return cls(tools=tools, backend=backend, providers=dict(providers or {}))
+        fixtures = {t.name: t.case_fixture for t in toolsets if t.case_fixture is not None}
+        return cls(tools=tools, backend=backend, providers=dict(providers or {}), fixtures=fixtures)
 
 
 class _Routed:

@@ -28,6 +28,7 @@ class Observed:
     refunds: list[dict[str, Any]] = field(default_factory=list)
     tickets: dict[str, str] = field(default_factory=dict)
     emails: list[dict[str, Any]] = field(default_factory=list)
+    final_state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def judge(case: Case, seen: Observed) -> list[str]:
@@ -227,6 +228,17 @@ def _outcome(case: Case, seen: Observed) -> list[str]:
         failures.append(
             f"outcome.emails_sent: {len(seen.emails)} sent; expected {expect.emails_sent}"
         )
+    for toolset, expected in expect.final_state.items():
+        state = seen.final_state.get(toolset, {})
+        for key, value in expected.items():
+            if key not in state:
+                failures.append(
+                    f"outcome.final_state: {toolset}.{key} is missing; expected {value!r}"
+                )
+            elif state[key] != value:
+                failures.append(
+                    f"outcome.final_state: {toolset}.{key} is {state[key]!r}; expected {value!r}"
+                )
     return failures
 
 

@@ -38,7 +38,7 @@ from tiergate.core import (
     ToolSpec,
 )
 from tiergate.demo import SupportStore
-from tiergate.errors import NotWaitingError
+from tiergate.errors import EvalError, NotWaitingError
 from tiergate.evals._checks import Observed, judge
 from tiergate.evals._suite import Case, Suite
 from tiergate.forensics import ungated_tool_calls
@@ -200,6 +200,8 @@ class _SuiteRun:
         began = time.perf_counter()
         workflow_id = f"eval-{self.suite.suite}-{case.id}-{self.batch}"
         store = self.prepare(case, workflow_id)
+        for toolset, state in case.fixtures.items():
+            await self.toolkit.fixtures[toolset].seed(workflow_id, state)
         run_input = RunInput(
             agent=self.suite.agent,
             input=case.input,
@@ -222,6 +224,10 @@ class _SuiteRun:
             refunds=store.rows("refunds"),
             tickets={t["id"]: t["status"] for t in store.rows("tickets")},
             emails=store.rows("emails"),
+            final_state={
+                toolset: await self.toolkit.fixtures[toolset].read(workflow_id)
+                for toolset in case.expect.final_state
+            },
         )
         return _result(case, workflow_id, summary, judge(case, seen), time.perf_counter() - began)
 
@@ -245,6 +251,28 @@ def _result(
     )
 
 
+def _check_fixtures(suite: Suite, toolkit: Toolkit) -> None:
+    """Every toolset a case seeds or reads has a fixture that can, before anything runs."""
+    for case in suite.cases:
+        for field_name, toolsets in (
+            ("fixtures", case.fixtures),
+            ("expect.final_state", case.expect.final_state),
+        ):
+            for toolset in toolsets:
+                fixture = toolkit.fixtures.get(toolset)
+                reads = field_name == "expect.final_state"
+                if fixture is None or (reads and fixture.final_state is None):
+                    what = "no final_state reader" if fixture is not None else "no fixture"
+                    raise EvalError(
+                        f"toolset {toolset!r} has {what} in this worker (fixtures of: "
+                        f"{sorted(toolkit.fixtures) or 'none'}); give it one with "
+                        f"{toolset}.fixture(setup=..., final_state=...)",
+                        file=suite.source,
+                        case=case.id,
+                        field=f"{field_name}.{toolset}",
+                    )
+
+
 def _suite_run(
     suite: Suite, client: Client, settings: Settings, toolkit: Toolkit, candidate: Candidate
 ) -> _SuiteRun:
@@ -256,6 +284,7 @@ def _suite_run(
     registry = ApproverRegistry(home, admin_key=home / "admin" / "admin.pem")
     for name, roles in suite.approvers.items():
         registry.add(name, roles, demo_key=True)
+    _check_fixtures(suite, toolkit)
     base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
     bundle = candidate_bundle(
         base, candidate, settings.agents_dir, toolkit.tools.specs, shadow=False

@@ -143,6 +143,10 @@ class Expect(_Strict):
     refunds: list[ExpectedRefund] | None = None
     ticket_status: dict[str, str] = Field(default_factory=dict)
     emails_sent: Annotated[int, Field(ge=0)] | None = None
+    final_state: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per toolset, keys its fixture's final_state must hold with these values.",
+    )
     # limits
     max_cost_usd: float | None = None
     max_tokens: int | None = None
@@ -156,6 +160,10 @@ class Case(_Strict):
     tags: list[str] = Field(default_factory=list)
     input: dict[str, Any]
     state: BackendState = Field(default_factory=BackendState)
+    fixtures: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per toolset, the initial state its fixture's setup receives.",
+    )
     model: ModelSource = Field(default_factory=ModelSource)
     approvals: list[Answer] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)

@@ -2,12 +2,14 @@
 toolsets (a team's own functions as tools)."""
 
 from tiergate.tools._call import ToolCall
+from tiergate.tools._fixture import CaseFixture
 from tiergate.tools._loading import ENTRY_POINT_GROUP, load_toolsets, offered_toolsets
 from tiergate.tools._registry import Tool, ToolRegistry
 from tiergate.tools._toolset import Toolset, ToolsetBackend
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "CaseFixture",
     "Tool",
     "ToolCall",
     "ToolRegistry",

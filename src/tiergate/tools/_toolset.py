@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from tiergate.core import ToolKind
 from tiergate.errors import ToolBackendError, ToolRegistrationError
 from tiergate.tools._call import ToolCall
+from tiergate.tools._fixture import CaseFixture
 from tiergate.tools._registry import Tool, ToolRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,6 +72,19 @@ class Toolset:
         self.name = name
         self._tools: dict[str, Tool] = {}
         self._implementations: dict[str, _Implementation] = {}
+        self.case_fixture: CaseFixture | None = None
+
+    def fixture(
+        self,
+        *,
+        setup: Callable[[str, dict[str, Any]], Any],
+        final_state: Callable[[str], Any] | None = None,
+    ) -> CaseFixture:
+        """Give eval suites this toolset's fixture (see `tiergate.tools.CaseFixture`):
+        cases set its initial state under ``fixtures: {<toolset>: ...}`` and check what
+        ``final_state`` returns under ``expect.final_state: {<toolset>: ...}``."""
+        self.case_fixture = CaseFixture(setup, final_state)
+        return self.case_fixture
 
     def tool(
         self,

@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 import yaml
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
 from tests.conftest import Harness, scripted
 from tests.test_cli import tiergate
 from tests.test_replay import replayer
+from tiergate import TiergatePlugin
 from tiergate.approvals.client import decide
 from tiergate.config import declared_mcp_servers, parse_agent_yaml
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, McpServer, Outcome, RunSummary, ToolKind
@@ -479,3 +481,33 @@ async def test_a_schema_changed_since_a_run_started_does_not_change_that_run(
     (load,) = view.named("agent__load")
     pinned = load.result["tools"]["ledger.transfer"]["arguments"]
     assert sorted(pinned["properties"]) == ["account", "amount"]
+
+
+async def test_a_team_worker_with_the_plugin_serves_mcp_servers_and_closes_them(
+    harness: Harness,
+) -> None:
+    h = harness
+    server = ledger_server(tools={"balance": {"tier": 0}})
+    agent = mcp_agent(h, [server], HTTP_POLICY)
+    plugin = TiergatePlugin(settings=h.settings)
+    target = h.env.client.service_client.config.target_host
+    client = await Client.connect(target, plugins=[plugin])
+    outputs = scripted(
+        step("ledger.balance", account="ACC-2"),
+        {"kind": "final_answer", "answer": "5", "reason": "t"},
+    )
+    async with Worker(client, task_queue=h.task_queue):
+        summary = await client.execute_workflow(
+            WORKFLOW_NAME,
+            {"agent": agent, "input": {}, "requester": "svc", "model_overrides": outputs},
+            id=f"mcp-plugin-{uuid.uuid4()}",
+            task_queue=h.task_queue,
+            result_type=RunSummary,
+        )
+        hub = plugin.toolkit.mcp
+        assert hub is not None
+        assert not hub._closed
+    assert summary.outcome == Outcome.COMPLETED, summary.reason
+    (result,) = [s.tool_result for s in summary.steps if s.tool_result is not None]
+    assert '"balance": 5' in result.preview
+    assert hub._closed  # the worker's shutdown closed the sessions

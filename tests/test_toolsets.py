@@ -219,6 +219,37 @@ def test_the_backend_calls_sync_and_async_functions_and_wants_a_dict() -> None:
         ToolsetBackend([odd]).run(tool, tool.args.model_validate({}), call)
 
 
+def test_an_async_function_past_its_deadline_is_cancelled_not_waited_for() -> None:
+    """A hung coroutine on the worker's loop does not hold the activity's thread for ever."""
+    hung = Toolset("hung")
+    cancelled = threading.Event()
+
+    @hung.tool(tier=0)
+    async def wait() -> dict[str, Any]:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {}
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    tool = hung.tools.get("hung.wait")
+    assert tool is not None
+    call = ToolCall(run_id="r", step=1, agent="a", idempotency_key="k-1", credential="c")
+    backend = ToolsetBackend([hung], loop, deadline=lambda: 0.2)
+    with pytest.raises(TimeoutError, match=r"did not return within 0\.2s"):
+        backend.run(tool, tool.args.model_validate({}), call)
+    assert cancelled.wait(5)
+    # Without a worker loop the same deadline holds on a loop of the call's own.
+    with pytest.raises(TimeoutError):
+        ToolsetBackend([hung], deadline=lambda: 0.2).run(tool, tool.args.model_validate({}), call)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
 # -- governed end to end -----------------------------------------------------------------------
 
 

@@ -19,12 +19,14 @@ cannot describe. The tool runner calls the function only after verifying the cal
 executes, then bounds, redacts and records the result like any tool's.
 
 Sync functions run in the tool activity's thread. Async functions run on the worker's event
-loop, so they may share its clients; like any coroutine there they must not block it.
+loop, so they may share its clients; like any coroutine there they must not block it. An
+async function still running when its activity's start-to-close timeout ends is cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import typing
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from temporalio import activity
 
 from tiergate.core import ToolKind
 from tiergate.errors import ToolBackendError, ToolRegistrationError
@@ -168,10 +171,17 @@ class ToolsetBackend:
     """
 
     def __init__(
-        self, toolsets: list[Toolset], loop: asyncio.AbstractEventLoop | None = None
+        self,
+        toolsets: list[Toolset],
+        loop: asyncio.AbstractEventLoop | None = None,
+        deadline: Callable[[], float | None] | None = None,
     ) -> None:
         self.owners = {tool.name: toolset for toolset in toolsets for tool in toolset}
         self.loop = loop
+        # Seconds an async function may take: the activity's start-to-close timeout. After
+        # it the activity has timed out anyway; the coroutine is cancelled so a hung one
+        # does not hold the activity's thread for ever.
+        self.deadline = deadline or _activity_deadline
 
     def run(self, tool: Tool, arguments: BaseModel, call: ToolCall) -> tuple[dict[str, Any], bool]:
         owner = self.owners.get(tool.name)
@@ -184,9 +194,17 @@ class ToolsetBackend:
         return _output(tool.name, result), False
 
     def _wait(self, awaitable: Any) -> Any:
+        seconds = self.deadline()
         if self.loop is not None and self.loop.is_running():
-            return asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self.loop).result()
-        return asyncio.run(_as_coroutine(awaitable))
+            future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self.loop)
+            try:
+                return future.result(timeout=seconds)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise TimeoutError(
+                    f"the tool function did not return within {seconds:g}s"
+                ) from None
+        return asyncio.run(asyncio.wait_for(_as_coroutine(awaitable), seconds))
 
 
 def _describe(
@@ -243,6 +261,13 @@ def _describe(
             fix='set model_config = ConfigDict(extra="forbid") on it',
         )
     return model, _Implementation(function, model_parameter, call_parameter)
+
+
+def _activity_deadline() -> float | None:
+    if not activity.in_activity():
+        return None
+    timeout = activity.info().start_to_close_timeout
+    return timeout.total_seconds() if timeout else None
 
 
 async def _as_coroutine(awaitable: Any) -> Any:

@@ -8,6 +8,7 @@ on a real Temporal dev server.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from decimal import Decimal
@@ -620,3 +621,73 @@ async def test_an_eval_suite_seeds_and_reads_a_team_toolset_through_its_fixture(
         EvalError, match=r"case x, field fixtures.acme: toolset 'acme' has no fixture"
     ):
         await run_suite(bare, h.env.client, h.settings, toolkit)
+
+
+LEDGER_TOOLS = """
+from tiergate import ToolCall, Toolset
+
+ledger = Toolset("ledger")
+BALANCES = {}
+
+
+@ledger.tool(tier=2, kind="write", honors_idempotency_key=True)
+def debit(account: str, amount: int, call: ToolCall) -> dict:
+    BALANCES[call.run_id][account] -= amount
+    return {"balance": BALANCES[call.run_id][account]}
+
+
+ledger.fixture(
+    setup=lambda run_id, state: BALANCES.__setitem__(run_id, dict(state["balances"])),
+    final_state=lambda run_id: {"balances": BALANCES[run_id]},
+)
+"""
+
+
+async def test_tiergate_eval_run_judges_a_team_toolset_by_its_fixture(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    (tmp_path / "ledger_tools.py").write_text(LEDGER_TOOLS)
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    agent = {
+        "name": "ledger_cli",
+        "version": "1",
+        "model_tier": {"executor": "frontier"},
+        "tools": {"allowlist": ["ledger.debit"]},
+        "policy": {"engine": "cedar", "files": ["ledger.cedar"]},
+        "approvals": {"policy_files": ["none.cedar"]},
+    }
+    (agents / "ledger_cli.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    (agents / "ledger.cedar").write_text(
+        LEDGER_POLICY.replace(
+            '[Action::"ledger.balance", Action::"ledger.debit"]', '[Action::"ledger.debit"]'
+        )
+    )
+    (agents / "none.cedar").write_text("")
+    case = ledger_case("debits", 100, 30, 70)
+    case["model"]["script"] = case["model"]["script"][1:]  # the debit, then the answer
+    case["expect"]["trajectory"] = {"in_order": [{"tool": "ledger.debit"}]}
+    wrong = {
+        **case,
+        "id": "wrong",
+        "expect": {**case["expect"], "final_state": {"ledger": {"balances": {"A": 1}}}},
+    }
+    suite = {"suite": "ledger-cli", "version": "1", "agent": "ledger_cli", "cases": [case, wrong]}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    env = {
+        "TIERGATE_HOME": str(tmp_path / "home"),
+        "TIERGATE_AGENTS_DIR": str(agents),
+        "TIERGATE_TOOLSETS": '["ledger_tools:ledger"]',
+    }
+    target = h.env.client.service_client.config.target_host
+    out = tmp_path / "result.json"
+    code, text = await tiergate(
+        "eval", "run", "suite.yaml", "--server", target, "--json", str(out), env=env, cwd=tmp_path
+    )
+    assert code == 1, text  # one case fails, so the suite misses its pass rate
+    cases = {c["id"]: c for c in json.loads(out.read_text())["cases"]}
+    assert cases["debits"]["passed"], cases["debits"]
+    assert cases["wrong"]["failures"] == [
+        "outcome.final_state: ledger.balances is {'A': 70}; expected {'A': 1}"
+    ]

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tiergate import observe as telemetry
 from tiergate.cli._render import console
-from tiergate.cli._wiring import toolkit
+from tiergate.cli._wiring import serving
 from tiergate.cluster import connect, ensure_search_attributes
 from tiergate.core import WORKFLOW_NAME
 from tiergate.errors import HistoryError, TiergateError
@@ -115,11 +115,8 @@ async def _shadows(
             raise HistoryError(f"the query {query!r} matched no finished tiergate runs")
     histories = [await fetch_history(client, i) for i in ids]
     # A candidate compiles against the MCP servers' listed tools too; nothing is called.
-    served = toolkit(settings).serving_mcp(settings.agents_dir)
-    try:
+    with serving(settings) as served:
         return await shadow_runs(client, settings, histories, candidate, served)
-    finally:
-        served.close()
 
 
 def _print(diffs: list[ShadowDiff], as_json: bool) -> None:

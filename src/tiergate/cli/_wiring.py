@@ -8,6 +8,9 @@ the one place the CLI names it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from tiergate.core import ToolSpec
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.settings import Settings
@@ -23,14 +26,21 @@ def toolkit(settings: Settings | None = None) -> Toolkit:
     return Toolkit.of(*toolsets) if toolsets else SUPPORT_TOOLKIT
 
 
-def served_specs(settings: Settings) -> dict[str, ToolSpec]:
-    """Every tool spec a worker of this CLI would serve: its toolkit's and the listed tools
-    of the MCP servers the agent configs name (asked of the servers now, then closed)."""
+@contextmanager
+def serving(settings: Settings) -> Iterator[Toolkit]:
+    """The toolkit plus the listed tools of the MCP servers the agent configs name, for a
+    command that only reads specs (asked of the servers now, sessions closed after)."""
     served = toolkit(settings).serving_mcp(settings.agents_dir)
     try:
-        return served.tools.specs
+        yield served
     finally:
         served.close()
+
+
+def served_specs(settings: Settings) -> dict[str, ToolSpec]:
+    """Every tool spec a worker of this CLI would serve (see `serving`)."""
+    with serving(settings) as served:
+        return served.tools.specs
 
 
 def prepare(settings: Settings, served: Toolkit) -> None:

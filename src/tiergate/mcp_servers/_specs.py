@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tiergate.core import McpServer, McpTool, ToolKind, ToolSpec, compile_arguments
+from tiergate.core import McpServer, ToolKind, ToolSpec, compile_arguments
 from tiergate.errors import ToolRegistrationError
 from tiergate.tools import Tool
 
@@ -42,7 +42,7 @@ def governed_spec(server: McpServer, listed: ListedTool) -> Tool:
     the server, the tool and what to change."""
     config = server.tools[listed.name]
     name = f"{server.name}.{listed.name}"
-    tier, kind, irreversible = _raised(config)
+    tier, kind, irreversible = config.tier, ToolKind(config.kind), config.irreversible
     if listed.read_only is False:
         kind, tier = ToolKind.WRITE, max(tier, 1)
     if kind is ToolKind.WRITE and listed.destructive is not False:
@@ -105,7 +105,3 @@ def _number(value: Any) -> Any:
         return [_number(v) for v in value]
     amount = Decimal(str(value))
     return int(amount) if amount == amount.to_integral_value() else float(amount)
-
-
-def _raised(config: McpTool) -> tuple[int, ToolKind, bool]:
-    return config.tier, ToolKind(config.kind), config.irreversible

@@ -13,6 +13,7 @@ from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tiergate.config import PACKAGED_AGENTS
 from tiergate.core import Outcome, RunSummary
+from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.evals import EvalError, Observed, judge, load_suite
 
 SUITE = Path(__file__).parent.parent / "evals" / "support_refund.yaml"
@@ -47,21 +48,53 @@ def suite_with(case: dict[str, Any], **top: Any) -> dict[str, Any]:
             {
                 "id": "b",
                 "input": {},
-                "expect": {"refunds": [{"order_id": "ORD-0", "amount_usd": "1"}]},
+                "expect": {
+                    "final_state": {
+                        "support": {"refunds": [{"order_id": "ORD-0", "amount_usd": "1.00"}]}
+                    }
+                },
             },
-            "case b, field expect.refunds.0: expects a refund for order ORD-0",
+            "case b, field expect.final_state.support: expects a refund for order ORD-0",
         ),
         (
             {
                 "id": "c",
                 "input": {},
-                "expect": {"refunds": [{"order_id": "ORD-5001", "amount_usd": "99"}]},
+                "expect": {
+                    "final_state": {
+                        "support": {"refunds": [{"order_id": "ORD-5001", "amount_usd": "99.00"}]}
+                    }
+                },
             },
             "whose total is $35.00",
         ),
         (
-            {"id": "d", "input": {}, "expect": {"ticket_status": {"T-0": "resolved"}}},
-            "case d, field expect.ticket_status.T-0",
+            {
+                "id": "d",
+                "input": {},
+                "expect": {"final_state": {"support": {"tickets": {"T-0": "resolved"}}}},
+            },
+            "case d, field expect.final_state.support: expects a status for ticket T-0",
+        ),
+        (
+            {
+                "id": "d2",
+                "input": {},
+                "expect": {
+                    "final_state": {
+                        "support": {"refunds": [{"order_id": "ORD-5001", "amount_usd": "9"}]}
+                    }
+                },
+            },
+            "write refund amounts as the store does, with cents: '9.00'",
+        ),
+        (
+            {"id": "d3", "input": {}, "fixtures": {"support": {"tickets": [{"id": "T-1"}]}}},
+            "case d3, field fixtures.support: tickets.0.body: Field required",
+        ),
+        (
+            {"id": "d4", "input": {}, "fixtures": {"acme": {}}},
+            "case d4, field fixtures.acme: toolset 'acme' has no fixture",
         ),
         (
             {"id": "e", "input": {}, "model": {"source": "cassette", "cassette": "missing.yaml"}},
@@ -82,7 +115,7 @@ def test_bad_suites_are_refused_before_anything_runs(
 ) -> None:
     path = write(tmp_path, suite_with(case))
     with pytest.raises(EvalError) as error:
-        load_suite(path)
+        load_suite(path, SUPPORT_TOOLKIT.fixtures)
     assert f"suite {path}" in str(error.value)
     assert message in str(error.value)
 
@@ -91,11 +124,14 @@ def test_judge_names_the_failed_layer_and_check() -> None:
     suite = load_suite(SUITE)
     case = suite.case("refund-damaged-35")
     summary = RunSummary(workflow_id="w", run_id="r", agent="a", outcome=Outcome.DENIED, reason="x")
-    failures = judge(case, Observed(summary=summary, tickets={"T-1001": "open"}))
+    left = {"support": {"refunds": [], "tickets": {"T-1001": "open"}, "emails_sent": 0}}
+    failures = judge(case, Observed(summary=summary, final_state=left))
     assert failures == [
         "behavior.outcome: denied (x); expected completed",
-        "outcome.refunds: expected ['ORD-5001 $35.00 (damaged)']; got none",
-        "outcome.ticket_status: T-1001 is open; expected resolved",
+        "outcome.final_state: support.refunds is []; expected "
+        "[{'order_id': 'ORD-5001', 'amount_usd': '35.00', 'reason_code': 'damaged'}]",
+        "outcome.final_state: support.tickets is {'T-1001': 'open'}; expected "
+        "{'T-1001': 'resolved'}",
     ]
 
 

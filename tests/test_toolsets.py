@@ -24,9 +24,10 @@ from temporalio.worker import Worker
 from tests.conftest import Harness, scripted
 from tests.test_cli import tiergate
 from tests.test_replay import replayer
-from tiergate import TiergatePlugin, ToolCall, Toolkit, Toolset
+from tiergate import Replayed, TiergatePlugin, ToolCall, Toolkit, Toolset
 from tiergate.approvals.client import decide
-from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Outcome, RunSummary
+from tiergate.control import CapLedger
+from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Cap, Outcome, RunSummary
 from tiergate.errors import ConfigError, EvalError, ToolBackendError, ToolRegistrationError
 from tiergate.evals import Case, Observed, Suite, judge, run_suite
 from tiergate.forensics import Candidate, audit_approvals, shadow_runs, ungated_tool_calls
@@ -691,3 +692,79 @@ async def test_tiergate_eval_run_judges_a_team_toolset_by_its_fixture(
     assert cases["wrong"]["failures"] == [
         "outcome.final_state: ledger.balances is {'A': 70}; expected {'A': 1}"
     ]
+
+
+# -- caps on a team's toolset: counted by the worker's ledger ----------------------------------
+
+ledgered = Toolset("ledgered")
+
+
+@ledgered.tool(tier=1, kind="write", honors_idempotency_key=True)
+def pay(args: RefundArgs, call: ToolCall) -> Any:
+    """Pay out; INV-0 is refused by the backend (nothing paid), INV-9 was paid before."""
+    if args.invoice_id == "INV-0":
+        raise ToolBackendError("invoice INV-0 is closed")
+    if args.invoice_id == "INV-9":
+        return Replayed({"paid_usd": "1.00"})
+    return {"paid_usd": str(args.amount_usd)}
+
+
+DOLLARS = Cap(
+    name="payouts_per_day",
+    tools=["ledgered.pay"],
+    window="day",
+    sum_field="amount_usd",
+    max_sum="100",
+)
+
+
+async def test_a_team_toolsets_caps_are_charged_once_per_key_and_given_back_on_refusal(
+    harness: Harness,
+) -> None:
+    h = harness
+    folder = h.home / "agents"
+    folder.mkdir(exist_ok=True)
+    agent = {
+        "name": "payouts",
+        "version": "1",
+        "model_tier": {"executor": "frontier"},
+        "tools": {"allowlist": ["ledgered.pay"]},
+        "policy": {"engine": "cedar", "files": ["pay.cedar"]},
+        "approvals": {"policy_files": ["acme-approvers.cedar"]},
+        "limits": {"caps": [DOLLARS.model_dump(exclude_none=True)]},
+    }
+    (folder / "payouts.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    (folder / "pay.cedar").write_text(
+        '@id("pay")\npermit(principal, action == Action::"ledgered.pay", resource);\n'
+        '@id("emit")\npermit(principal, action == Action::"tiergate.emit", resource);\n'
+    )
+    (folder / "acme-approvers.cedar").write_text(APPROVERS)
+
+    def pay_call(invoice: str, amount: str) -> dict[str, Any]:
+        arguments = {"invoice_id": invoice, "amount_usd": amount}
+        return {"kind": "tool_call", "tool": "ledgered.pay", "arguments": arguments, "reason": "t"}
+
+    outputs = scripted(
+        pay_call("INV-1", "60"),
+        pay_call("INV-0", "30"),  # refused by the backend: its 30 is given back
+        pay_call("INV-2", "30"),  # 90 of 100
+        pay_call("INV-9", "5"),  # the backend had applied this key already: 95
+        pay_call("INV-3", "20"),  # 115: over the cap, the function never runs; the run ends
+    )
+    async with build_worker(
+        h.env.client, h.settings, Toolkit.of(ledgered), task_queue=h.task_queue
+    ):
+        handle = await start_acme(h, "payouts", outputs)
+        summary = await handle.result()
+    results = [s.tool_result for s in summary.steps if s.tool_result is not None]
+    assert [(r.ok, r.code, r.cap) for r in results] == [
+        (True, None, None),
+        (False, None, None),
+        (True, None, None),
+        (True, None, None),
+        (False, "rate_limited", "payouts_per_day"),
+    ]
+    assert "95.00 of 100 used in this window; this call needs 20.00" in (results[4].error or "")
+    assert [r.replayed for r in results] == [False, False, False, True, False]
+    assert summary.outcome == Outcome.DENIED
+    assert CapLedger(h.settings.caps_path).usage("payouts", DOLLARS) == (3, Decimal("95"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tiergate.tools import ToolCall, Toolset
+    from tiergate.tools import Replayed, ToolCall, Toolset
     from tiergate.worker import TiergatePlugin, Toolkit
 
 #: Public name -> the module that defines it, imported on first use so `import tiergate`
@@ -18,12 +18,13 @@ if TYPE_CHECKING:
 _PUBLIC = {
     "__version__": "tiergate.core",
     "Toolset": "tiergate.tools",
+    "Replayed": "tiergate.tools",
     "ToolCall": "tiergate.tools",
     "Toolkit": "tiergate.worker",
     "TiergatePlugin": "tiergate.worker",
 }
 
-__all__ = ["TiergatePlugin", "ToolCall", "Toolkit", "Toolset"]
+__all__ = ["Replayed", "TiergatePlugin", "ToolCall", "Toolkit", "Toolset"]
 
 
 def __getattr__(name: str) -> Any:

@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         return self.home / "reviews.sqlite"
 
     @property
+    def caps_path(self) -> Path:
+        """The cap ledger of the toolsets this home's workers serve."""
+        return self.home / "caps.sqlite"
+
+    @property
     def support_store(self) -> Path:
         return self.store_path or self.home / "support.sqlite"
 

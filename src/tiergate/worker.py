@@ -38,7 +38,7 @@ from tiergate.activities import (
 from tiergate.approvals import ApproverRegistry
 from tiergate.cluster import connect, data_converter, ensure_search_attributes
 from tiergate.config import AgentCatalog, declared_mcp_servers, load_all_agents
-from tiergate.control import Controls
+from tiergate.control import CapLedger, Controls
 from tiergate.core import ModelSpec, ToolSpec
 from tiergate.mcp_servers import McpBackend, McpHub, discover
 from tiergate.observe import plugins as telemetry_plugins
@@ -109,18 +109,19 @@ class Toolkit:
         *toolsets: Toolset,
         providers: Mapping[str, Callable[[ModelSpec], Provider]] | None = None,
     ) -> Toolkit:
-        """A worker serving ``toolsets``: every call to its toolset's function. Two
-        toolsets offering one tool name are refused (`ToolRegistrationError`)."""
+        """A worker serving ``toolsets``: every call to its toolset's function, its caps
+        charged in the worker home's cap ledger (``caps.sqlite``) first. Two toolsets
+        offering one tool name are refused (`ToolRegistrationError`)."""
         tools = ToolRegistry.of(tool for toolset in toolsets for tool in toolset)
 
-        def backend(_: Settings) -> ToolBackend:
+        def backend(settings: Settings) -> ToolBackend:
             # Made while the worker's activities are built, on its event loop: async tool
             # functions run there.
             try:
                 loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-            return ToolsetBackend(list(toolsets), loop)
+            return ToolsetBackend(list(toolsets), loop, caps=CapLedger(settings.caps_path))
 
         fixtures = {t.name: t.case_fixture for t in toolsets if t.case_fixture is not None}
         return cls(tools=tools, backend=backend, providers=dict(providers or {}), fixtures=fixtures)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.table import Table
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from tiergate.approvals import trusting_dev_admin
 from tiergate.approvals._credentials import Credentials
@@ -26,9 +27,10 @@ from tiergate.demo import (
 )
 from tiergate.errors import NotWaitingError
 from tiergate.observe import install as install_telemetry
+from tiergate.observe import plugins as telemetry_plugins
 from tiergate.settings import Settings
 from tiergate.web import WebContext, WebServer, build_app
-from tiergate.worker import build_worker
+from tiergate.worker import TiergatePlugin
 
 
 async def keep_serving(
@@ -95,7 +97,10 @@ async def demo(settings: Settings, keep: bool) -> int:
     env = server.env
     task_queue = f"tiergate-demo-{uuid.uuid4().hex[:6]}"
     try:
-        async with build_worker(env.client, settings, SUPPORT_TOOLKIT, task_queue=task_queue):
+        # Wired as a team wires its own worker: tiergate's plugin on a plain Temporal Worker.
+        tiergate = TiergatePlugin(toolkit=SUPPORT_TOOLKIT, settings=settings)
+        worker = Worker(env.client, task_queue=task_queue, plugins=[tiergate, *telemetry_plugins()])
+        async with worker:
             started = datetime.now(UTC) - timedelta(minutes=1)
             summaries = await run_scenarios(env.client, task_queue, registry)
             console.print(outcome_table(summaries))

@@ -94,7 +94,7 @@ def eval_run(
     if "log_level" not in settings.model_fields_set:
         settings = settings.model_copy(update={"log_level": "warning"})
     try:
-        suite = load_suite(suite_file)
+        suite = load_suite(suite_file, toolkit(settings).fixtures)
         telemetry.install(settings, service="tiergate-eval")
     except TiergateError as error:
         _fail(error)

@@ -6,6 +6,7 @@ from tiergate.control._caps import (
     cap_window,
     caps_for,
 )
+from tiergate.control._ledger import CapLedger
 from tiergate.control._switch import (
     Controls,
     ControlState,
@@ -14,6 +15,7 @@ from tiergate.control._switch import (
 )
 
 __all__ = [
+    "CapLedger",
     "ControlState",
     "Controls",
     "Switch",

@@ -1,72 +1,83 @@
-"""The support tools' effects on the demo store: what the tool runner hands a verified call to.
+"""Which support store a tool call acts on, and how a write takes effect there.
 
-Reads answer from the store. Writes run inside the store's apply-once table (one effect per
-idempotency key) when the tool's backend honors keys, and count their caps in the same
-transaction, so a refused or retried write counts nothing twice.
+A worker's desk has the store its settings name. An eval case's run has a store of its own,
+set up by the support fixture (`tiergate.demo._cases`) and found by the run's workflow id,
+which every call of that run carries: cases run side by side on one worker without seeing
+each other's writes, and none touches the worker's store.
+
+Writes run inside the store's apply-once table (one effect per idempotency key) when the
+tool honors keys, and count their caps in the same transaction, so a refused or retried
+write counts nothing twice.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from tiergate.control import cap_amount, cap_counter, cap_window
-from tiergate.core import Cap, ToolKind
+from tiergate.core import Cap
 from tiergate.demo._store import SupportStore
 from tiergate.errors import CapReachedError, ToolBackendError
-from tiergate.tools import Tool, ToolCall
+from tiergate.tools import Replayed, ToolCall
 
-Read = Callable[[Any], dict[str, Any]]
-Write = Callable[[sqlite3.Connection, str, Any], dict[str, Any]]
+Effect = Callable[[sqlite3.Connection], dict[str, Any]]
 
 
-class SupportBackend:
-    """The demo's tool backend, on one SupportStore."""
+class SupportDesk:
+    """The support tools' view of their stores: ``store`` is the worker's (None: specs only)."""
 
-    def __init__(self, store: SupportStore) -> None:
-        self.store = store
-        self.reads: dict[str, Read] = {
-            "crm.read_ticket": lambda a: store.read_ticket(a.ticket_id),
-            "orders.get_status": lambda a: store.order_status(a.order_id),
-        }
-        self.writes: dict[str, Write] = {
-            "crm.update_ticket": lambda c, _k, a: SupportStore.update_ticket(
-                c, a.ticket_id, a.status, a.reply
-            ),
-            "payments.issue_refund": lambda c, k, a: SupportStore.issue_refund(
-                c, k, a.order_id, a.amount_usd, a.reason_code
-            ),
-            "email.send": lambda c, k, a: SupportStore.send_email(c, k, a.to, a.subject, a.body),
-            "users.delete_data": lambda c, _k, a: SupportStore.delete_user_data(c, a.user_id),
-            "billing.change_plan": lambda c, k, a: SupportStore.change_plan(
-                c, k, a.customer_id, a.plan
-            ),
-        }
+    # Eval case stores by run id. Run ids are unique, so one table serves every desk of the
+    # process (the fixture that fills it is not told which worker will serve the case).
+    _cases: ClassVar[dict[str, SupportStore]] = {}
+    _cases_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def run(self, tool: Tool, arguments: BaseModel, call: ToolCall) -> tuple[dict[str, Any], bool]:
-        if tool.spec.kind is ToolKind.READ:
-            read = self.reads.get(tool.name)
-            if read is None:
-                raise ToolBackendError(f"the support store has no tool {tool.name}")
-            return read(arguments), False
-        write = self.writes.get(tool.name)
-        if write is None:
-            raise ToolBackendError(f"the support store has no tool {tool.name}")
+    def __init__(self, store: SupportStore | None) -> None:
+        self.default = store
+
+    @classmethod
+    def hold_case(cls, run_id: str, store: SupportStore) -> None:
+        """Calls of run ``run_id`` act on ``store`` from now on."""
+        with cls._cases_lock:
+            cls._cases[run_id] = store
+
+    @classmethod
+    def case(cls, run_id: str) -> SupportStore | None:
+        with cls._cases_lock:
+            return cls._cases.get(run_id)
+
+    def store(self, call: ToolCall) -> SupportStore:
+        """The store ``call`` acts on: its eval case's, else the worker's."""
+        store = self.case(call.run_id) or self.default
+        if store is None:
+            raise ToolBackendError(
+                "this support desk has no store: build it with SupportDesk(store)"
+            )
+        return store
+
+    def write(
+        self, tool: str, call: ToolCall, arguments: BaseModel, effect: Effect, *, once: bool = True
+    ) -> dict[str, Any] | Replayed:
+        """``effect`` in one transaction with the call's cap counts; with ``once``, at most
+        once per idempotency key (a second call with the key gets the first answer back)."""
         amounts = arguments.model_dump(mode="json")
 
-        def effect(conn: sqlite3.Connection) -> dict[str, Any]:
+        def counted(conn: sqlite3.Connection) -> dict[str, Any]:
             for cap in call.caps:
                 _reserve(conn, call.agent, cap, amounts)
-            return write(conn, call.idempotency_key, arguments)
+            return effect(conn)
 
-        if tool.spec.honors_idempotency_key:
-            return self.store.apply_once(call.idempotency_key, tool.name, effect)
-        return self.store.apply_each_time(effect)
+        store = self.store(call)
+        if not once:
+            return store.apply_each_time(counted)[0]
+        answer, replayed = store.apply_once(call.idempotency_key, tool, counted)
+        return Replayed(answer) if replayed else answer
 
 
 def _reserve(conn: sqlite3.Connection, agent: str, cap: Cap, arguments: dict[str, Any]) -> None:

@@ -1,18 +1,21 @@
 """The demo support domain's tools: tickets, orders, refunds, email and user data.
 
-Argument models are strict (extra fields refused, bounded strings) because a proposal that
-does not fit its schema must never reach a backend.
+They are six `Toolset`s (``crm``, ``orders``, ``payments``, ``email``, ``users``,
+``billing``), written as any team writes its own: typed functions on a store the toolsets
+are built around (`support_toolsets`). Argument models are strict (extra fields refused,
+bounded strings) because a proposal that does not fit its schema must never reach a backend.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tiergate.core import ToolKind
-from tiergate.tools import Tool, ToolRegistry
+from tiergate.demo._backend import SupportDesk
+from tiergate.demo._store import SupportStore
+from tiergate.tools import Replayed, ToolCall, ToolRegistry, Toolset
 
 # ASCII digits only: `\d` also matches other scripts' digits ("ORD-５００１"), a look-alike
 # id that passed the schema before the hostile-input drill (tests/test_hostile_input.py).
@@ -68,58 +71,95 @@ class DeleteUserDataArgs(_Args):
     justification: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-SUPPORT_TOOLS = ToolRegistry.of(
-    [
-        Tool.of("crm.read_ticket", 0, ToolKind.READ, ReadTicketArgs, (), "Read a support ticket."),
-        Tool.of(
+Answer = dict[str, Any] | Replayed
+
+
+def support_toolsets(desk: SupportDesk) -> tuple[Toolset, ...]:
+    """The six support toolsets, acting on the stores ``desk`` picks per call."""
+    crm, orders, payments, email, users, billing = (
+        Toolset(name) for name in ("crm", "orders", "payments", "email", "users", "billing")
+    )
+
+    @crm.tool(tier=0)
+    def read_ticket(args: ReadTicketArgs, call: ToolCall) -> dict[str, Any]:
+        """Read a support ticket."""
+        return desk.store(call).read_ticket(args.ticket_id)
+
+    @crm.tool(tier=1, kind="write", emits=("reply",), honors_idempotency_key=True)
+    def update_ticket(args: UpdateTicketArgs, call: ToolCall) -> Answer:
+        """Set a ticket's status and post a reply to the customer."""
+        return desk.write(
             "crm.update_ticket",
-            1,
-            ToolKind.WRITE,
-            UpdateTicketArgs,
-            ("reply",),
-            "Set a ticket's status and post a reply to the customer.",
-            honors_idempotency_key=True,
-        ),
-        Tool.of("orders.get_status", 0, ToolKind.READ, GetOrderStatusArgs, (), "Order status."),
-        Tool.of(
+            call,
+            args,
+            lambda conn: SupportStore.update_ticket(conn, args.ticket_id, args.status, args.reply),
+        )
+
+    @orders.tool(tier=0, name="get_status")
+    def order_status(args: GetOrderStatusArgs, call: ToolCall) -> dict[str, Any]:
+        """Order status."""
+        return desk.store(call).order_status(args.order_id)
+
+    @payments.tool(tier=2, kind="write", irreversible=True, honors_idempotency_key=True)
+    def issue_refund(args: IssueRefundArgs, call: ToolCall) -> Answer:
+        """Refund an order."""
+        return desk.write(
             "payments.issue_refund",
-            2,
-            ToolKind.WRITE,
-            IssueRefundArgs,
-            (),
-            "Refund an order.",
-            irreversible=True,
-            honors_idempotency_key=True,
-        ),
-        Tool.of(
+            call,
+            args,
+            lambda conn: SupportStore.issue_refund(
+                conn, call.idempotency_key, args.order_id, args.amount_usd, args.reason_code
+            ),
+        )
+
+    @email.tool(
+        tier=1,
+        kind="write",
+        name="send",
+        emits=("body",),
+        irreversible=True,
+        honors_idempotency_key=True,
+    )
+    def send_email(args: SendEmailArgs, call: ToolCall) -> Answer:
+        """Send an email."""
+        return desk.write(
             "email.send",
-            1,
-            ToolKind.WRITE,
-            SendEmailArgs,
-            ("body",),
-            "Send an email.",
-            irreversible=True,
-            honors_idempotency_key=True,
-        ),
-        Tool.of(
+            call,
+            args,
+            lambda conn: SupportStore.send_email(
+                conn, call.idempotency_key, args.to, args.subject, args.body
+            ),
+        )
+
+    @users.tool(tier=4, kind="write", irreversible=True, honors_idempotency_key=True)
+    def delete_data(args: DeleteUserDataArgs, call: ToolCall) -> Answer:
+        """Irreversibly delete a user's personal data."""
+        return desk.write(
             "users.delete_data",
-            4,
-            ToolKind.WRITE,
-            DeleteUserDataArgs,
-            (),
-            "Irreversibly delete a user's personal data.",
-            irreversible=True,
-            honors_idempotency_key=True,
-        ),
-        # The billing vendor takes no idempotency key: a retry after a lost response could
-        # change the plan twice (and bill twice), so this write is never retried by itself.
-        Tool.of(
+            call,
+            args,
+            lambda conn: SupportStore.delete_user_data(conn, args.user_id),
+        )
+
+    # The billing vendor takes no idempotency key: a retry after a lost response could
+    # change the plan twice (and bill twice), so this write is never retried by itself.
+    @billing.tool(tier=3, kind="write")
+    def change_plan(args: ChangePlanArgs, call: ToolCall) -> Answer:
+        """Move a customer to another plan (the billing vendor has no idempotency keys)."""
+        return desk.write(
             "billing.change_plan",
-            3,
-            ToolKind.WRITE,
-            ChangePlanArgs,
-            (),
-            "Move a customer to another plan (the billing vendor has no idempotency keys).",
-        ),
-    ]
+            call,
+            args,
+            lambda conn: SupportStore.change_plan(
+                conn, call.idempotency_key, args.customer_id, args.plan
+            ),
+            once=False,
+        )
+
+    return crm, orders, payments, email, users, billing
+
+
+#: The support tools' specs (a desk with no store of its own: for reading specs only).
+SUPPORT_TOOLS = ToolRegistry.of(
+    tool for toolset in support_toolsets(SupportDesk(None)) for tool in toolset
 )

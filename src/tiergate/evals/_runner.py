@@ -1,8 +1,8 @@
 """Running a suite: every case a real governed run, on its own backend state, in parallel.
 
-One worker serves the whole suite. Each case gets its own SQLite backend (seeded with the
-case's initial state), and the tool activities pick the backend by the run's workflow id,
-so cases run side by side without seeing each other's writes. Approvals a case lists are
+One worker serves the whole suite. Before each case runs, every fixture of the toolkit sets
+up that case's state (what the case names for it, else ``{}``), keyed by the run's workflow
+id, which each tool call carries: cases run side by side without seeing each other's writes. Approvals a case lists are
 given through the same signed update the CLI uses, by approvers registered for the suite;
 a hold nobody answers expires at once. The result of each case is judged by `_checks`.
 """
@@ -22,7 +22,14 @@ import yaml
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from tiergate.activities import Answer, ContentStore, ReRunActivities, ToolCallVerifier, ToolRunner
+from tiergate.activities import (
+    Answer,
+    ContentStore,
+    ReRunActivities,
+    ToolBackend,
+    ToolCallVerifier,
+    ToolRunner,
+)
 from tiergate.approvals import ApproverRegistry, dev_admin
 from tiergate.approvals.client import decide, pending_of
 from tiergate.config import load_agent
@@ -37,10 +44,9 @@ from tiergate.core import (
     ToolResult,
     ToolSpec,
 )
-from tiergate.demo import SupportStore
-from tiergate.errors import EvalError, NotWaitingError
+from tiergate.errors import NotWaitingError
 from tiergate.evals._checks import Observed, judge
-from tiergate.evals._suite import Case, Suite
+from tiergate.evals._suite import Case, Suite, check_fixtures
 from tiergate.forensics import ungated_tool_calls
 from tiergate.forensics._shadow import Candidate, candidate_bundle
 from tiergate.settings import Settings
@@ -85,19 +91,6 @@ class SuiteResult(BaseModel):
     tool_calls_per_task: float
     threshold_failures: list[str] = Field(default_factory=list)
     passed: bool
-
-
-def _store(path: Path, case: Case) -> SupportStore:
-    """The case's own backend, seeded with its initial state."""
-    store = SupportStore(path)
-    state = case.state
-    store.seed(
-        demo=state.seed == "demo",
-        tickets=[(t.id, t.customer_id, t.subject, t.body, t.status) for t in state.tickets],
-        orders=[(o.id, o.customer_id, o.status, o.total_usd) for o in state.orders],
-        users=[(u.id, u.email, u.name) for u in state.users],
-    )
-    return store
 
 
 def _overrides(case: Case, bundle: AgentBundle, base: Path) -> dict[str, Any]:
@@ -159,6 +152,7 @@ class _SuiteRun:
     content: ContentStore
     registry: ApproverRegistry
     reruns: ReRunActivities
+    backend: ToolBackend
     task_queue: str = field(default_factory=lambda: f"tiergate-eval-{uuid.uuid4().hex[:8]}")
     batch: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
@@ -172,11 +166,10 @@ class _SuiteRun:
             update={"config": config.model_copy(update={"approvals": quick})}
         )
 
-    def prepare(self, case: Case, workflow_id: str) -> SupportStore:
-        """The case's own backend, seeded, and the run pinned to answer from it."""
-        path = self.home / "cases" / f"{case.id}.sqlite"
-        store = _store(path, case)
-        backend = self.toolkit.backend(self.settings.model_copy(update={"store_path": path}))
+    async def prepare(self, case: Case, workflow_id: str) -> AgentBundle:
+        """The case's state set up by every fixture, and the run pinned to answer from it."""
+        for name, fixture in self.toolkit.fixtures.items():
+            await fixture.seed(workflow_id, case.fixtures.get(name, {}))
         bundle = self.case_bundle(case)
         # The case's tool calls are verified as production's are, against the case's bundle.
         verifier = ToolCallVerifier(
@@ -192,16 +185,22 @@ class _SuiteRun:
             lambda: self.registry.trusted(self.settings.registry_admins),
             frozenset,
         )
-        runner = ToolRunner(self.toolkit.tools, backend, self.content, verifier)
+        runner = ToolRunner(self.toolkit.tools, self.backend, self.content, verifier)
         self.reruns.add(workflow_id, bundle, _answer_with(runner, self.toolkit))
-        return store
+        return bundle
+
+    def known_ids(self, case: Case) -> dict[str, set[str]]:
+        known: dict[str, set[str]] = {}
+        for name, fixture in self.toolkit.fixtures.items():
+            if fixture.known_ids is not None:
+                for argument, ids in fixture.known_ids(case.fixtures.get(name, {})).items():
+                    known.setdefault(argument, set()).update(ids)
+        return known
 
     async def run(self, case: Case) -> CaseResult:
         began = time.perf_counter()
         workflow_id = f"eval-{self.suite.suite}-{case.id}-{self.batch}"
-        store = self.prepare(case, workflow_id)
-        for toolset, state in case.fixtures.items():
-            await self.toolkit.fixtures[toolset].seed(workflow_id, state)
+        bundle = await self.prepare(case, workflow_id)
         run_input = RunInput(
             agent=self.suite.agent,
             input=case.input,
@@ -221,9 +220,8 @@ class _SuiteRun:
         seen = Observed(
             summary=summary,
             ungated=ungated_tool_calls(await handle.fetch_history()),
-            refunds=store.rows("refunds"),
-            tickets={t["id"]: t["status"] for t in store.rows("tickets")},
-            emails=store.rows("emails"),
+            known_ids=self.known_ids(case),
+            emitted=_emitted(summary, bundle.tools),
             final_state={
                 toolset: await self.toolkit.fixtures[toolset].read(workflow_id)
                 for toolset in case.expect.final_state
@@ -251,26 +249,19 @@ def _result(
     )
 
 
-def _check_fixtures(suite: Suite, toolkit: Toolkit) -> None:
-    """Every toolset a case seeds or reads has a fixture that can, before anything runs."""
-    for case in suite.cases:
-        for field_name, toolsets in (
-            ("fixtures", case.fixtures),
-            ("expect.final_state", case.expect.final_state),
-        ):
-            for toolset in toolsets:
-                fixture = toolkit.fixtures.get(toolset)
-                reads = field_name == "expect.final_state"
-                if fixture is None or (reads and fixture.final_state is None):
-                    what = "no final_state reader" if fixture is not None else "no fixture"
-                    raise EvalError(
-                        f"toolset {toolset!r} has {what} in this worker (fixtures of: "
-                        f"{sorted(toolkit.fixtures) or 'none'}); give it one with "
-                        f"{toolset}.fixture(setup=..., final_state=...)",
-                        file=suite.source,
-                        case=case.id,
-                        field=f"{field_name}.{toolset}",
-                    )
+def _emitted(summary: RunSummary, tools: dict[str, ToolSpec]) -> list[tuple[str, str]]:
+    """What the run's executed calls sent to people: each tool's ``emits`` arguments."""
+    sent = []
+    for step in summary.steps:
+        if step.tool_result is None or not step.tool_result.ok or step.decision is None:
+            continue
+        tool = step.decision.tool or ""
+        spec = tools.get(tool)
+        arguments = step.decision.arguments or {}
+        for name in spec.emits if spec is not None else ():
+            if isinstance(arguments.get(name), str):
+                sent.append((f"step {step.step} {tool} {name}", arguments[name]))
+    return sent
 
 
 def _suite_run(
@@ -284,7 +275,7 @@ def _suite_run(
     registry = ApproverRegistry(home, admin_key=home / "admin" / "admin.pem")
     for name, roles in suite.approvers.items():
         registry.add(name, roles, demo_key=True)
-    _check_fixtures(suite, toolkit)
+    check_fixtures(suite, toolkit.fixtures)
     base = load_agent(suite.agent, settings.agents_dir, toolkit.tools.specs)
     bundle = candidate_bundle(
         base, candidate, settings.agents_dir, toolkit.tools.specs, shadow=False
@@ -299,6 +290,7 @@ def _suite_run(
         content=ContentStore(home / "content"),
         registry=registry,
         reruns=ReRunActivities(bundle.tools),
+        backend=toolkit.backend(settings),
     )
 
 
@@ -313,7 +305,7 @@ async def run_suite(
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> SuiteResult:
     """Runs every case of ``suite`` against the server behind ``client``, with ``toolkit``'s
-    tools, each case on its own backend (the demo store, seeded with the case's state)."""
+    tools, each case on the state its toolsets' fixtures set up for it."""
     candidate = candidate or Candidate()
     run = _suite_run(suite, client, settings, toolkit, candidate)
     gate = asyncio.Semaphore(max(1, concurrency))

@@ -1,6 +1,7 @@
 """The eval suite format: versioned cases with known-good outcomes, checked before anything runs.
 
-A suite is YAML. Each case gives the run's input, the initial state of the tool backends,
+A suite is YAML. Each case gives the run's input, the initial state of the tool backends
+(per toolset, through its fixture),
 where the model's answers come from, the approvals people would give, and checks in the
 seed's three layers — schema, behavior, outcome — plus cost, token and step limits. A suite
 that names an unknown check, expects a state its own initial state makes impossible, or
@@ -9,7 +10,7 @@ points at a missing cassette is refused with the file, the case and the field.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,54 +18,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tiergate.core import ModelSpec, Outcome
-from tiergate.demo import DEMO_ORDERS, DEMO_TICKETS, DEMO_USERS
 from tiergate.errors import EvalError
+from tiergate.tools import CaseFixture
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Ticket(_Strict):
-    id: str
-    customer_id: str = "C-1"
-    subject: str = "Support request"
-    body: str
-    status: str = "open"
-
-
-class Order(_Strict):
-    id: str
-    customer_id: str = "C-1"
-    status: str = "delivered"
-    total_usd: str
-
-
-class User(_Strict):
-    id: str
-    email: str
-    name: str
-
-
-class BackendState(_Strict):
-    """The tool backends before the case runs: the demo data, plus or instead of these rows."""
-
-    seed: Literal["demo", "empty"] = "demo"
-    tickets: list[Ticket] = Field(default_factory=list)
-    orders: list[Order] = Field(default_factory=list)
-    users: list[User] = Field(default_factory=list)
-
-    def ticket_ids(self) -> set[str]:
-        demo = {t[0] for t in DEMO_TICKETS} if self.seed == "demo" else set()
-        return demo | {t.id for t in self.tickets}
-
-    def order_totals(self) -> dict[str, Decimal]:
-        demo = {o[0]: Decimal(o[3]) for o in DEMO_ORDERS} if self.seed == "demo" else {}
-        return demo | {o.id: Decimal(o.total_usd) for o in self.orders}
-
-    def user_ids(self) -> set[str]:
-        demo = {u[0] for u in DEMO_USERS} if self.seed == "demo" else set()
-        return demo | {u.id for u in self.users}
 
 
 class ModelSource(_Strict):
@@ -87,12 +46,6 @@ class Answer(_Strict):
     approver: str
     decision: Literal["approve", "deny"] = "approve"
     justification: str = "eval"
-
-
-class ExpectedRefund(_Strict):
-    order_id: str
-    amount_usd: str
-    reason_code: str | None = None
 
 
 class ExpectedApprovals(_Strict):
@@ -129,7 +82,10 @@ class Expect(_Strict):
 
     # schema
     valid_proposals: bool = True
-    ids_exist: bool = True
+    ids_exist: bool = Field(
+        default=True,
+        description="Every id a proposal names is one the case's fixtures know (their known_ids).",
+    )
     # behavior
     outcome: Outcome | list[Outcome] | None = None
     prohibited_tools: list[str] = Field(default_factory=list)
@@ -140,12 +96,11 @@ class Expect(_Strict):
     no_pii_in_outputs: bool = True
     trajectory: Trajectory | None = None
     # outcome
-    refunds: list[ExpectedRefund] | None = None
-    ticket_status: dict[str, str] = Field(default_factory=dict)
-    emails_sent: Annotated[int, Field(ge=0)] | None = None
     final_state: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per toolset, keys its fixture's final_state must hold with these values.",
+        description="Per toolset, what its fixture's final_state must hold: a mapping holds "
+        "at least the keys given (each matching), a list matches item by item, anything else "
+        "is equal.",
     )
     # limits
     max_cost_usd: float | None = None
@@ -159,10 +114,9 @@ class Case(_Strict):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     input: dict[str, Any]
-    state: BackendState = Field(default_factory=BackendState)
     fixtures: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per toolset, the initial state its fixture's setup receives.",
+        description="Per toolset, the initial state its fixture's setup receives ({} if unsaid).",
     )
     model: ModelSource = Field(default_factory=ModelSource)
     approvals: list[Answer] = Field(default_factory=list)
@@ -200,8 +154,9 @@ def _location(loc: tuple[int | str, ...], data: dict[str, Any]) -> tuple[str | N
     return None, ".".join(str(p) for p in loc)
 
 
-def load_suite(path: Path) -> Suite:
-    """Parses and checks a suite file; every problem is an EvalError naming where it is."""
+def load_suite(path: Path, fixtures: Mapping[str, CaseFixture] | None = None) -> Suite:
+    """Parses and checks a suite file (and its cases' fixture states, given the fixtures a
+    worker offers); every problem is an EvalError naming where it is."""
     file = str(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -225,7 +180,51 @@ def load_suite(path: Path) -> Suite:
         )
         raise EvalError(message, file=file, case=case, field=field) from None
     check_suite(suite, path.parent)
+    if fixtures is not None:
+        check_fixtures(suite, fixtures)
     return suite
+
+
+def check_fixtures(suite: Suite, fixtures: Mapping[str, CaseFixture]) -> None:
+    """Every toolset a case seeds or reads has a fixture that can, and every fixture finds
+    its case possible (its ``check``), before anything runs."""
+    for case in suite.cases:
+        for field_name, toolsets in (
+            ("fixtures", case.fixtures),
+            ("expect.final_state", case.expect.final_state),
+        ):
+            for toolset in toolsets:
+                fixture = fixtures.get(toolset)
+                reads = field_name == "expect.final_state"
+                if fixture is None or (reads and fixture.final_state is None):
+                    what = "no final_state reader" if fixture is not None else "no fixture"
+                    raise EvalError(
+                        f"toolset {toolset!r} has {what} in this worker (fixtures of: "
+                        f"{sorted(fixtures) or 'none'}); give it one with "
+                        f"{toolset}.fixture(setup=..., final_state=...)",
+                        file=suite.source,
+                        case=case.id,
+                        field=f"{field_name}.{toolset}",
+                    )
+        for name, fixture in fixtures.items():
+            if fixture.check is None:
+                continue
+            expected = case.expect.final_state.get(name, {})
+            try:
+                fixture.check(case.fixtures.get(name, {}), expected)
+            except ValueError as error:
+                field = "expect.final_state" if name in case.expect.final_state else "fixtures"
+                raise EvalError(
+                    _reason(error), file=suite.source, case=case.id, field=f"{field}.{name}"
+                ) from None
+
+
+def _reason(error: ValueError) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return str(error)
 
 
 def check_suite(suite: Suite, base: Path) -> None:
@@ -236,34 +235,6 @@ def check_suite(suite: Suite, base: Path) -> None:
         if case.id in seen:
             raise EvalError("duplicate case id", file=file, case=case.id, field="id")
         seen.add(case.id)
-        expect, state = case.expect, case.state
-        totals = state.order_totals()
-        for index, refund in enumerate(expect.refunds or []):
-            field = f"expect.refunds.{index}"
-            if refund.order_id not in totals:
-                raise EvalError(
-                    f"expects a refund for order {refund.order_id}, which the case's initial "
-                    "state does not have",
-                    file=file,
-                    case=case.id,
-                    field=field,
-                )
-            if Decimal(refund.amount_usd) > totals[refund.order_id]:
-                raise EvalError(
-                    f"expects a refund of ${refund.amount_usd} on order {refund.order_id} whose "
-                    f"total is ${totals[refund.order_id]}: the backend refuses that",
-                    file=file,
-                    case=case.id,
-                    field=field,
-                )
-        for ticket in expect.ticket_status:
-            if ticket not in state.ticket_ids():
-                raise EvalError(
-                    f"expects a status for ticket {ticket}, which the initial state does not have",
-                    file=file,
-                    case=case.id,
-                    field=f"expect.ticket_status.{ticket}",
-                )
         for answer in case.approvals:
             if answer.approver not in suite.approvers:
                 raise EvalError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tiergate.core import Cap
 
@@ -26,3 +27,15 @@ class ToolCall:
     idempotency_key: str
     credential: str
     caps: tuple[Cap, ...] = ()
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a tool function returns when its call's idempotency key was already applied:
+    ``output`` is the first application's answer. The run's record marks the call a replay
+    (``ToolResult.replayed``), so an operator can tell a retried write from a second one.
+
+    Return the output itself (a dict or pydantic model) when the call took effect now.
+    """
+
+    output: Any

@@ -10,23 +10,33 @@ read it back:
 
 ``run_id`` is the case run's workflow id, which every `ToolCall` of that run carries as
 ``call.run_id``: a backend that keys its state by it keeps cases running side by side apart.
-Either function may be async.
+Either function may be async. Every case of a suite gets ``setup``, with ``{}`` when it
+names no state for the fixture, so no case acts on the worker's own backend.
+
+Two optional, pure hooks let a suite be refused before anything runs and let proposals be
+checked against the case's data:
+
+    def check(state: dict, expected: dict) -> None: ...  # raise ValueError: impossible case
+    def known_ids(state: dict) -> dict[str, set[str]]: ...  # argument name -> ids that exist
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
 class CaseFixture:
-    """``setup(run_id, state)`` before a case's run, ``final_state(run_id)`` after it."""
+    """``setup(run_id, state)`` before a case's run, ``final_state(run_id)`` after it;
+    ``check(state, expected_final_state)`` and ``known_ids(state)`` when the suite loads."""
 
     setup: Callable[[str, dict[str, Any]], Any]
     final_state: Callable[[str], Any] | None = None
+    check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    known_ids: Callable[[dict[str, Any]], Mapping[str, Collection[str]]] | None = None
 
     async def seed(self, run_id: str, state: dict[str, Any]) -> None:
         done = self.setup(run_id, state)

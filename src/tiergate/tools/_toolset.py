@@ -16,7 +16,8 @@ parameters required). A parameter annotated `ToolCall` receives the verified cal
 step, idempotency key and scoped credential. Registration refuses, naming the fix, a tool
 without a tier, a tier outside 0-4, an ``emits`` field the schema lacks, or a parameter it
 cannot describe. The tool runner calls the function only after verifying the call where it
-executes, then bounds, redacts and records the result like any tool's.
+executes, then bounds, redacts and records the result like any tool's. A function that
+finds its call's idempotency key already applied returns `Replayed(first_answer)`.
 
 Sync functions run in the tool activity's thread. Async functions run on the worker's event
 loop, so they may share its clients; like any coroutine there they must not block it. An
@@ -29,16 +30,17 @@ import asyncio
 import concurrent.futures
 import inspect
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from temporalio import activity
 
+from tiergate.control import CapLedger
 from tiergate.core import ToolKind
 from tiergate.errors import ToolBackendError, ToolRegistrationError
-from tiergate.tools._call import ToolCall
+from tiergate.tools._call import Replayed, ToolCall
 from tiergate.tools._fixture import CaseFixture
 from tiergate.tools._registry import Tool, ToolRegistry
 
@@ -82,11 +84,13 @@ class Toolset:
         *,
         setup: Callable[[str, dict[str, Any]], Any],
         final_state: Callable[[str], Any] | None = None,
+        check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+        known_ids: Callable[[dict[str, Any]], Mapping[str, Collection[str]]] | None = None,
     ) -> CaseFixture:
         """Give eval suites this toolset's fixture (see `tiergate.tools.CaseFixture`):
         cases set its initial state under ``fixtures: {<toolset>: ...}`` and check what
         ``final_state`` returns under ``expect.final_state: {<toolset>: ...}``."""
-        self.case_fixture = CaseFixture(setup, final_state)
+        self.case_fixture = CaseFixture(setup, final_state, check, known_ids)
         return self.case_fixture
 
     def tool(
@@ -167,7 +171,10 @@ class ToolsetBackend:
     """Toolsets as a worker's tool backend: each verified call goes to its function.
 
     Async functions run on ``loop``, the worker's (the tool activity's thread waits for
-    them); without one, on a loop of their own per call.
+    them); without one, on a loop of their own per call. With ``caps``, the call's caps are
+    charged there before the function runs (see `tiergate.control.CapLedger`) and given
+    back when it refuses the call; without, the functions count them (``call.caps``) in
+    their own transaction, as the demo's store does.
     """
 
     def __init__(
@@ -175,9 +182,11 @@ class ToolsetBackend:
         toolsets: list[Toolset],
         loop: asyncio.AbstractEventLoop | None = None,
         deadline: Callable[[], float | None] | None = None,
+        caps: CapLedger | None = None,
     ) -> None:
         self.owners = {tool.name: toolset for toolset in toolsets for tool in toolset}
         self.loop = loop
+        self.caps = caps
         # Seconds an async function may take: the activity's start-to-close timeout. After
         # it the activity has timed out anyway; the coroutine is cancelled so a hung one
         # does not hold the activity's thread for ever.
@@ -187,10 +196,20 @@ class ToolsetBackend:
         owner = self.owners.get(tool.name)
         if owner is None:
             raise ToolBackendError(f"no toolset of this worker has {tool.name}")
-        result = owner.invoke(tool.name, arguments, call)
-        if inspect.isawaitable(result):
-            result = self._wait(result)
-        # A function cannot tell the runner it replayed a key: it applies each key once.
+        charged = self.caps is not None and bool(call.caps)
+        if self.caps is not None and charged:
+            amounts = arguments.model_dump(mode="json")
+            self.caps.charge(call.agent, call.caps, amounts, call.idempotency_key)
+        try:
+            result = owner.invoke(tool.name, arguments, call)
+            if inspect.isawaitable(result):
+                result = self._wait(result)
+        except ToolBackendError:
+            if self.caps is not None and charged:
+                self.caps.refund(call.idempotency_key)
+            raise
+        if isinstance(result, Replayed):
+            return _output(tool.name, result.output), True
         return _output(tool.name, result), False
 
     def _wait(self, awaitable: Any) -> Any:

@@ -47,6 +47,7 @@ def agent(steps: int) -> dict[str, Any]:
             "version": "bench-1",
             "model_tier": {"executor": "frontier"},
             "tools": {"allowlist": ["crm.read_ticket", "orders.get_status"]},
+            "policy": {"files": ["support.cedar"]},
             "budgets": {
                 "max_total_tokens": 100_000_000,
                 "max_model_calls": steps + 5,

@@ -94,6 +94,7 @@ AGENT = {
         "version": "bench-1",
         "model_tier": {"executor": "frontier"},
         "tools": {"allowlist": ["crm.read_ticket", "orders.get_status"]},
+        "policy": {"files": ["support.cedar"]},
     }
 }
 

@@ -48,6 +48,7 @@ def agent(name: str, steps: int) -> dict[str, Any]:
             "name": name,
             "model_tier": {"executor": "frontier"},
             "tools": {"allowlist": ["crm.read_ticket", "orders.get_status"]},
+            "policy": {"files": ["support.cedar"]},
             "budgets": {
                 "max_total_tokens": 10_000_000,
                 "max_model_calls": steps + 5,

@@ -42,6 +42,7 @@ AGENT = {
         "model_tier": {"executor": "frontier"},
         "tools": {"allowlist": ["payments.issue_refund"]},
         "policy": {
+            "files": ["support.cedar"],
             "rules": [
                 {
                     "id": "refund_cap",
@@ -49,9 +50,12 @@ AGENT = {
                     "condition": "input.amount_usd <= 50",
                     "on_fail": "escalate_to_human",
                 }
-            ]
+            ],
         },
-        "approvals": {"tier3": {"sla_seconds": 86400, "expiry_seconds": 172800}},
+        "approvals": {
+            "policy_files": ["approvers.cedar"],
+            "tier3": {"sla_seconds": 86400, "expiry_seconds": 172800},
+        },
     }
 }
 

@@ -149,6 +149,7 @@ def agent_config(name: str, **overrides: Any) -> dict[str, Any]:
         "tools": {"allowlist": ALL_TOOLS},
         "policy": {
             "engine": "cedar",
+            "files": ["support.cedar"],
             "rules": [
                 {
                     "id": "refund_cap",
@@ -164,7 +165,9 @@ def agent_config(name: str, **overrides: Any) -> dict[str, Any]:
             ],
         },
     }
-    agent.update(overrides)
+    # The demo's approver policies unless the test names its own.
+    approvals = {"policy_files": ["approvers.cedar"], **overrides.pop("approvals", {})}
+    agent.update(overrides, approvals=approvals)
     return {"agent": agent}
 
 

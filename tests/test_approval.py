@@ -69,7 +69,7 @@ def refund_context(approvers: RegistrySnapshot) -> ApprovalContext:
         first_run_id="first-1",
         agent=bundle.config.name,
         registry=approvers,
-        approvers=ApproverGate(bundle.approver_policy),
+        approvers=ApproverGate(bundle.approver_policy, bundle.tools),
         gate=Gate.of(bundle, detect=pii_kinds),
         answer_ttl=timedelta(minutes=15),
     )

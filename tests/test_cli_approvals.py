@@ -80,6 +80,9 @@ async def test_list_show_approve_and_exit_codes(env: WorkflowEnvironment, harnes
         code, out = await tiergate("approvals", "list", "--json", env=settings)
         assert code == 0
         assert handle.id in [p["run_id"] for p in json.loads(out)]
+        code, out = await tiergate("approvals", "list", env=settings)
+        assert code == 0
+        assert "amount_usd=400.00" in out
 
         code, out = await tiergate("approvals", "show", handle.id, env=settings)
         assert code == 0

@@ -154,7 +154,20 @@ class TestOutputRules:
 
 def test_seed_config_with_cedar_engine_gates_calls() -> None:
     text = (Path(__file__).parent / "data" / "seed_agent_config.yaml").read_text()
-    config = parse_agent_yaml(text.replace('engine: "opa"', 'engine: "cedar"'), "seed")
+    cedar = text.replace('engine: "opa"', 'engine: "cedar"')
+    # As written it names no policy file: it loads, and nothing is permitted (no default
+    # borrows another domain's policies).
+    config = parse_agent_yaml(cedar, "seed")
+    bundle = compile_agent(config, PACKAGED_AGENTS / "seed.yaml", SUPPORT_TOOLS.specs)
+    closed = Gate(
+        config.name, config.tools.allowlist, bundle.policy, SUPPORT_TOOLS.specs, detect=pii_kinds
+    )
+    assert refund(closed, "20").verdict == Verdict.DENY
+    assert bundle.approver_policy.text.strip() == ""
+    # Naming the demo's policy, it gates as the article says.
+    config = parse_agent_yaml(
+        cedar.replace('engine: "cedar"', 'engine: "cedar"\n    files: ["support.cedar"]'), "seed"
+    )
     bundle = compile_agent(config, PACKAGED_AGENTS / "seed.yaml", SUPPORT_TOOLS.specs)
     gate = Gate(
         config.name, config.tools.allowlist, bundle.policy, SUPPORT_TOOLS.specs, detect=pii_kinds

@@ -59,3 +59,11 @@ def test_json_strings_are_redacted_structurally() -> None:
 def test_bad_pattern_is_a_clear_config_error() -> None:
     with pytest.raises(ValidationError, match="'broken' is not a valid regular expression"):
         RedactionConfig(patterns={"broken": "(unclosed"})
+
+
+def test_a_call_in_one_line_is_masked_sorted_and_bounded() -> None:
+    line = Redactor().line({"to": "pat@example.com", "body": f"card {CARD}", "n": 3})
+    assert line == "body=card [REDACTED:card_number], n=3, to=[REDACTED:email]"
+    long = Redactor().line({"text": "x" * 500}, limit=40)
+    assert len(long) == 40
+    assert long.endswith("…")

@@ -27,10 +27,25 @@ from tests.test_replay import replayer
 from tiergate import Replayed, TiergatePlugin, ToolCall, Toolkit, Toolset
 from tiergate.approvals.client import decide
 from tiergate.control import CapLedger
-from tiergate.core import WORKFLOW_NAME, ApprovalDecision, Cap, Outcome, RunSummary
-from tiergate.errors import ConfigError, EvalError, ToolBackendError, ToolRegistrationError
+from tiergate.core import (
+    WORKFLOW_NAME,
+    ApprovalDecision,
+    ApproverGate,
+    Cap,
+    Outcome,
+    RunSummary,
+    approver_schema,
+)
+from tiergate.errors import (
+    ConfigError,
+    EvalError,
+    PolicyError,
+    ToolBackendError,
+    ToolRegistrationError,
+)
 from tiergate.evals import Case, Observed, Suite, judge, run_suite
 from tiergate.forensics import Candidate, audit_approvals, shadow_runs, ungated_tool_calls
+from tiergate.policies import build_bundle
 from tiergate.tools import ToolsetBackend, load_toolsets
 from tiergate.worker import build_worker
 
@@ -768,3 +783,54 @@ async def test_a_team_toolsets_caps_are_charged_once_per_key_and_given_back_on_r
     assert [r.replayed for r in results] == [False, False, False, True, False]
     assert summary.outcome == Outcome.DENIED
     assert CapLedger(h.settings.caps_path).usage("payouts", DOLLARS) == (3, Decimal("95"))
+
+
+# -- approver policies see a team tool's arguments ---------------------------------------------
+
+CLERKS = """
+@id("clerks_approve_small_acme_refunds")
+permit(principal, action == Action::"approve", resource == Tool::"acme.refund")
+when {
+  principal.roles.contains("clerk") &&
+  context.input has amount_usd && context.input.amount_usd.lessThanOrEqual(decimal("200.00"))
+};
+"""
+
+
+def test_approver_policies_bound_a_team_tool_by_its_arguments() -> None:
+    specs = ACME.tools.specs
+    schema = approver_schema(specs.values())
+    assert '"amount_usd"?: __cedar::decimal' in schema
+    assert '"invoice_id"?: String' in schema
+    gate = ApproverGate(build_bundle([("clerks.cedar", CLERKS)], schema), specs)
+
+    def may(amount: str, roles: tuple[str, ...] = ("clerk",)) -> tuple[bool, list[str]]:
+        arguments = {"invoice_id": "INV-1", "amount_usd": amount}
+        return gate.may_decide("c", list(roles), "acme_billing", "acme.refund", 3, arguments)
+
+    assert may("150.00") == (True, ["clerks_approve_small_acme_refunds"])
+    assert may("200.01") == (False, [])
+    assert may("150.00", roles=("intern",)) == (False, [])
+    assert may("1e3") == (False, [])  # not a decimal Cedar holds: fails closed
+    # A new policy reads arguments under `input` only; the top-level copies exist for
+    # policies pinned by runs started before `input` (tests/histories replay them).
+    top_level = CLERKS.replace("context.input has amount_usd && context.input", "context")
+    with pytest.raises(PolicyError):
+        build_bundle([("old.cedar", top_level)], schema)
+
+    # One argument two tools type differently is left out of the schema: a policy reading
+    # it is refused at load instead of meaning two things.
+    other = Toolset("other")
+
+    @other.tool(tier=0)
+    def lookup(invoice_id: int) -> dict[str, Any]:
+        return {}
+
+    both = [*specs.values(), *other.tools.specs.values()]
+    assert "invoice_id" not in approver_schema(both)
+    naming = (
+        '@id("by_invoice")\npermit(principal, action == Action::"approve", resource) '
+        'when { context.input.invoice_id == "INV-1" };'
+    )
+    with pytest.raises(PolicyError):
+        build_bundle([("x.cedar", naming)], approver_schema(both))

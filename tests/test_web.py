@@ -355,6 +355,8 @@ async def test_one_time_links_history_and_the_rows_fragment(site: Site) -> None:
         run_id = await site.start(REFUND_400)
         rows = await client.get("/queue/rows")
         assert f'data-run="{run_id}"' in rows.text
+        # The row shows the call itself, whatever the tool (no column named for one domain).
+        assert "amount_usd=400.00, order_id=ORD-5002, reason_code=not_delivered" in rows.text
         denied = await decide(client, run_id, site.passkeys["lead"], "deny", "no carrier claim yet")
         assert "Denied: the run resumes (denied)" in denied.text
         await site.harness.env.client.get_workflow_handle(run_id).result()

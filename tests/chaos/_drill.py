@@ -256,6 +256,7 @@ class Drill:
                 },
                 "policy": {
                     "engine": "cedar",
+                    "files": ["support.cedar"],
                     "rules": [
                         {
                             "id": "refund_cap",
@@ -265,6 +266,7 @@ class Drill:
                         }
                     ],
                 },
+                "approvals": {"policy_files": ["approvers.cedar"]},
             }
         }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import WorkflowHistory
 
@@ -33,6 +34,7 @@ from tiergate.cluster import connect
 from tiergate.core import ApprovalDecision, ApprovalReceipt, PendingAction
 from tiergate.errors import ApprovalRefusedError, ApproverError, NotWaitingError, ReviewError
 from tiergate.forensics import audit_approvals
+from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
 from tiergate.web import TLS, WebContext, WebServer, build_app
 
@@ -252,13 +254,13 @@ def _left(until: str) -> str:
     return "[red]overdue[/red]" if seconds < 0 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _pending_row(p: PendingAction) -> dict[str, Any]:
+def _pending_row(p: PendingAction, redactor: Redactor) -> dict[str, Any]:
     return {
         "run_id": p.run_id,
         "agent": p.agent,
         "step": p.step,
         "tool": p.tool,
-        "amount_usd": p.arguments.get("amount_usd"),
+        "call": redactor.line(p.arguments),
         "tier": p.tier,
         "age": _age(p.waiting_since),
         "sla_left": _left(p.sla_at),
@@ -270,23 +272,25 @@ def _pending_row(p: PendingAction) -> dict[str, Any]:
 @approvals_app.command("list")
 def approvals_list(as_json: JsonFlag = False) -> None:
     """Pending approvals across runs (from Temporal visibility)."""
+    settings = Settings()
+    redactor = Redactor(settings.redaction)
 
     async def main() -> list[PendingAction]:
-        return await list_pending(await connect(Settings()))
+        return await list_pending(await connect(settings))
 
     pending = asyncio.run(main())
     if as_json:
         print(json.dumps([p.model_dump(mode="json") for p in pending], indent=2))
         return
-    table = Table("run", "agent", "tool", "amount $", "tier", "age", "SLA left", "approvals")
+    table = Table("run", "agent", "tool", "call", "tier", "age", "SLA left", "approvals")
     for p in pending:
-        row = _pending_row(p)
+        row = _pending_row(p, redactor)
         tier = f"[red]{p.tier}[/red]" if p.tier >= 4 else str(p.tier)
         table.add_row(
             p.run_id,
             p.agent,
             p.tool,
-            str(row["amount_usd"] or ""),
+            escape(row["call"]),
             tier,
             row["age"],
             row["sla_left"],

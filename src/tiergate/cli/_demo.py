@@ -16,14 +16,15 @@ from tiergate.approvals.client import pending_of
 from tiergate.cli._render import console, step_line
 from tiergate.cli._report import build_report, print_report
 from tiergate.cluster import free_port, start_dev_server
-from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
+from tiergate.core import WORKFLOW_NAME, RunSummary
 from tiergate.demo import (
-    DEMO_AGENT,
     SCENARIOS,
     SUPPORT_TOOLKIT,
+    WAITING_SCENARIO,
     SupportStore,
     register_demo_approvers,
     run_scenarios,
+    scenario_input,
 )
 from tiergate.errors import NotWaitingError
 from tiergate.observe import install as install_telemetry
@@ -39,8 +40,8 @@ async def keep_serving(
     """`demo --keep`: one refund left waiting, and the approvals page to approve it from."""
     waiting = await client.start_workflow(
         WORKFLOW_NAME,
-        RunInput(agent=DEMO_AGENT, input={"ticket_id": "T-1002"}, requester="demo").model_dump(),
-        id=f"demo-T-1002-waiting-{uuid.uuid4().hex[:6]}",
+        scenario_input(WAITING_SCENARIO),
+        id=f"demo-{WAITING_SCENARIO.ticket}-waiting-{uuid.uuid4().hex[:6]}",
         task_queue=task_queue,
         result_type=RunSummary,
     )
@@ -110,10 +111,7 @@ async def demo(settings: Settings, keep: bool) -> int:
             print_report(
                 await build_report(demo_settings, started, None, ids=batch, show_progress=False)
             )
-            refunds = SupportStore(settings.support_store).rows("refunds")
-            console.print(
-                f"refunds in the store: {[(r['order_id'], r['amount_usd']) for r in refunds]}"
-            )
+            console.print(SupportStore(settings.support_store).refunds_line())
             console.print(f"Temporal Web UI: {server.ui_url}/namespaces/default/workflows")
             described = ", ".join(installed.described) if installed else "telemetry off"
             console.print(f"telemetry: {described}; logs: {settings.log_file}")

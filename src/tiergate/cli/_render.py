@@ -22,7 +22,7 @@ def _what(record: StepRecord) -> str:
 
 
 def step_line(record: StepRecord) -> str:
-    """`crm.read_ticket: allow` — one step as the demo table shows it."""
+    """`acme.get_invoice: allow` — one step as the demo table shows it."""
     decision = record.decision
     if decision is None:
         return _what(record)

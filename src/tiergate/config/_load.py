@@ -15,13 +15,13 @@ import yaml
 from pydantic import ValidationError
 
 from tiergate.core import (
-    APPROVER_SCHEMA,
     AgentBundle,
     AgentConfig,
     AgentFile,
     McpServer,
     ModelSpec,
     ToolSpec,
+    approver_schema,
 )
 from tiergate.errors import ConfigError
 from tiergate.policies import build_bundle, cedar_schema, compile_rules, read_policy_file
@@ -186,13 +186,14 @@ def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpe
         read_policy_file(_resolve(f, base, PACKAGED_POLICIES))
         for f in config.approvals.policy_files
     ]
+    allowed = {name: tools[name] for name in config.allowed_tools}
     return AgentBundle(
-        approver_policy=build_bundle(approver_sources, APPROVER_SCHEMA),
+        approver_policy=build_bundle(approver_sources, approver_schema(allowed.values())),
         config=config,
         config_hash=config.content_hash(),
         source=str(source),
         policy=policy,
-        tools={name: tools[name] for name in config.allowed_tools},
+        tools=allowed,
         other_tools=sorted(set(tools) - set(config.allowed_tools)),
         tool_schemas_hash=tool_schemas_hash(config, tools),
     )

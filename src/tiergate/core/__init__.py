@@ -43,8 +43,8 @@ from tiergate.core._approval import (
     regate_edit,
 )
 from tiergate.core._approvers import (
-    APPROVER_SCHEMA,
     ApproverGate,
+    approver_schema,
 )
 from tiergate.core._arguments import (
     ArgumentSchema,
@@ -219,7 +219,6 @@ __all__ = [
     "APPROVAL_LEVELS",
     "APPROVAL_UPDATE",
     "APPROVERS_SNAPSHOT_ACTIVITY",
-    "APPROVER_SCHEMA",
     "APPROVER_STATUS_ACTIVITY",
     "CLASSIFY_ACTIVITY",
     "CONTROLS_MEMO",
@@ -345,6 +344,7 @@ __all__ = [
     "accepts",
     "answer_cost",
     "apply_answer",
+    "approver_schema",
     "b64url",
     "call_digest",
     "canonical_json",

@@ -32,11 +32,12 @@ class ModelTiers(_Strict):
 class Prompt(_Strict):
     """A versioned prompt; the version is recorded on every run it produced."""
 
-    version: str = "builtin-1"
+    version: str = "builtin-2"
     text: str = (
-        "You are a customer-support agent. Use the tools to resolve the ticket. Every tool call "
-        "you propose is checked by policy before it runs; give a short reason for each call. "
-        "When done, give a final answer; if you cannot proceed safely, escalate."
+        "You are an agent that acts through the tools you are given. Use them to complete the "
+        "task. Every tool call you propose is checked by policy before it runs; give a short "
+        "reason for each call. When done, give a final answer; if you cannot proceed safely, "
+        "escalate."
     )
 
 
@@ -144,8 +145,9 @@ class PolicyRule(_Strict):
 class Policy(_Strict):
     engine: str = "cedar"
     files: list[str] = Field(
-        default_factory=lambda: ["support.cedar"],
-        description="Cedar files, relative to the config file or to tiergate's policies/.",
+        default_factory=list,
+        description="Cedar files, relative to the config file or to the demo's policies/. "
+        "None: no call is permitted (Cedar denies what no policy permits).",
     )
     rules: list[PolicyRule] = Field(default_factory=list)
 
@@ -284,7 +286,8 @@ class Approvals(_Strict):
             leaked from one session cannot be held back and used much later.
     """
 
-    policy_files: list[str] = Field(default_factory=lambda: ["approvers.cedar"])
+    # None: nobody may answer, so a held call expires undecided (fails closed).
+    policy_files: list[str] = Field(default_factory=list)
     tier3: TierApproval = TierApproval(sla_seconds=4 * 3600, expiry_seconds=24 * 3600)
     tier4: TierApproval = TierApproval(sla_seconds=24 * 3600, expiry_seconds=72 * 3600)
     on_deny: Literal["continue", "escalate"] = "continue"

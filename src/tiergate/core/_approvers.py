@@ -2,32 +2,55 @@
 
 The request is `principal = Approver::"name"` (attribute `roles`), `action = Action::"approve"`
 (the authority to approve is also the authority to deny), `resource = Tool::"<tool>"`, and the
-context carries the tier, the agent and, for money-moving tools, the amount.
+context carries the tier, the agent and the call's validated arguments (`input`), so a policy
+can bound what one role may approve: `context.input has amount &&
+context.input.amount.lessThanOrEqual(decimal("500.00"))`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import cedarpy
 
-from tiergate.core._cedar import PolicyBundle, parsed_policies, to_cedar_value
+from tiergate.core._cedar import PolicyBundle, parsed_policies, to_cedar_record
+from tiergate.core._tools import ToolSpec
 
-APPROVER_SCHEMA = """entity Approver = { "roles": Set<String> };
-entity Tool;
-action "approve" appliesTo {
-  principal: Approver, resource: Tool,
-  context: { "tier": Long, "agent": String, "amount_usd"?: __cedar::decimal }
-};
-"""
+
+def approver_schema(tools: Iterable[ToolSpec]) -> str:
+    """The approver policies' Cedar schema for these tools.
+
+    One ``approve`` action serves every tool, so ``context.input`` has every tool's
+    arguments, each optional (a policy asks ``context.input has x`` first). An argument two
+    tools type differently is left out: a policy naming it fails validation instead of
+    meaning one thing for one tool and another for the other.
+    """
+    types: dict[str, str | None] = {}
+    for spec in tools:
+        for name, (ctype, _) in spec.argument_schema.cedar.items():
+            ctype = "__cedar::decimal" if ctype == "decimal" else ctype
+            types[name] = ctype if types.get(name, ctype) == ctype else None
+    attributes = ", ".join(f'"{name}"?: {ctype}' for name, ctype in sorted(types.items()) if ctype)
+    return (
+        'entity Approver = { "roles": Set<String> };\n'
+        "entity Tool;\n"
+        'action "approve" appliesTo {\n'
+        "  principal: Approver, resource: Tool,\n"
+        f'  context: {{ "tier": Long, "agent": String, "input": {{ {attributes} }} }}\n'
+        "};\n"
+    )
+
+
+_CONTEXT_KEYS = frozenset({"tier", "agent", "input"})
 
 
 class ApproverGate:
-    """Evaluates approver policies pinned for a run."""
+    """Evaluates approver policies pinned for a run, on the run's pinned tool specs."""
 
-    def __init__(self, bundle: PolicyBundle) -> None:
+    def __init__(self, bundle: PolicyBundle, tools: Mapping[str, ToolSpec]) -> None:
         self.bundle = bundle
+        self.tools = tools
         self._policies = parsed_policies(bundle.text)
 
     def may_decide(
@@ -40,12 +63,14 @@ class ApproverGate:
         arguments: dict[str, Any],
     ) -> tuple[bool, list[str]]:
         """Whether ``approver`` may approve or deny this action, and the policies that said so."""
-        context: dict[str, Any] = {"tier": tier, "agent": agent}
-        if "amount_usd" in arguments:
-            try:
-                context["amount_usd"] = to_cedar_value(Decimal(str(arguments["amount_usd"])))
-            except InvalidOperation:
-                return False, []
+        spec = self.tools.get(tool)
+        decimals = spec.argument_schema.decimals if spec is not None else frozenset()
+        record = to_cedar_record(arguments, decimals) if spec is not None else {}
+        # Runs pinned before `input` existed carry approver policies that read an argument
+        # at the top of the context (`context.amount_usd`); they must decide on replay as
+        # they did. The schema new policies are checked against has no such attributes.
+        legacy = {k: v for k, v in record.items() if k not in _CONTEXT_KEYS}
+        context = {**legacy, "tier": tier, "agent": agent, "input": record}
         request = {
             "principal": {"type": "Approver", "id": approver},
             "action": {"type": "Action", "id": "approve"},

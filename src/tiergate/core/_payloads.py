@@ -71,7 +71,7 @@ class RunInput(_Payload):
 
     Attributes:
         agent: Name of an agent config known to the worker.
-        input: The task, as plain JSON (for the support agent: ``{"ticket_id": "T-1001"}``).
+        input: The task, as plain JSON (e.g. ``{"invoice_id": "INV-7"}``).
         requester: Who asked for the run; recorded and never allowed to approve its actions.
         model_overrides: Replace a tier's model for this run (evals, shadow runs, tests).
         agent_version: Load this version of the agent (rollouts); default: the only one.

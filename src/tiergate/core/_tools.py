@@ -29,7 +29,7 @@ class ToolSpec(BaseModel):
     """A tool as the gate sees it.
 
     Attributes:
-        name: Stable dotted name, ``<toolset>.<tool>`` (``payments.issue_refund``); also
+        name: Stable dotted name, ``<toolset>.<tool>`` (``acme.refund``); also
             the Cedar action id and the suffix of the activity name ``tool__<name>``.
         tier: Registered risk tier 0-4. It is the floor: policies may raise it, never lower it.
         kind: Read or write. Writes carry an idempotency key applied once by the backend.

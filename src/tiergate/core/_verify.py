@@ -235,7 +235,7 @@ def _released(
         tier=tier,
         arguments=call.arguments,
         registry=registry,
-        approvers=ApproverGate(bundle.approver_policy),
+        approvers=ApproverGate(bundle.approver_policy, bundle.tools),
         agent=bundle.config.name,
         digest_of=lambda edited: edit_digest(spec, edited),
     )

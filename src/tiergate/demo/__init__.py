@@ -14,10 +14,12 @@ from tiergate.demo._scenarios import (
     DEMO_AGENT,
     DEMO_APPROVERS,
     SCENARIOS,
+    WAITING_SCENARIO,
     Scenario,
     approve_when_waiting,
     register_demo_approvers,
     run_scenarios,
+    scenario_input,
 )
 from tiergate.demo._store import DEMO_ORDERS, DEMO_TICKETS, DEMO_USERS, SupportStore
 from tiergate.demo._toolkit import SUPPORT_TOOLKIT
@@ -33,6 +35,7 @@ __all__ = [
     "SUPPORT_FIXTURE",
     "SUPPORT_TOOLKIT",
     "SUPPORT_TOOLS",
+    "WAITING_SCENARIO",
     "DemoProvider",
     "Scenario",
     "SupportDesk",
@@ -41,5 +44,6 @@ __all__ = [
     "approve_when_waiting",
     "register_demo_approvers",
     "run_scenarios",
+    "scenario_input",
     "support_toolsets",
 ]

@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio.client import Client
 
@@ -61,6 +62,16 @@ SCENARIOS = [
 ]
 
 
+#: What `tiergate demo --keep` leaves waiting for the approvals page.
+WAITING_SCENARIO = SCENARIOS[1]
+
+
+def scenario_input(scenario: Scenario) -> dict[str, Any]:
+    """The run input (as the workflow takes it) of ``scenario``."""
+    run = RunInput(agent=scenario.agent, input={"ticket_id": scenario.ticket}, requester="demo")
+    return run.model_dump()
+
+
 def register_demo_approvers(settings: Settings) -> ApproverRegistry:
     """A fresh registry with the demo approvers, each with their own key pair (labelled
     demo: made and kept on this host), endorsed by the home's dev administrator — which
@@ -106,7 +117,7 @@ async def run_scenarios(
     handles = [
         await client.start_workflow(
             WORKFLOW_NAME,
-            RunInput(agent=s.agent, input={"ticket_id": s.ticket}, requester="demo").model_dump(),
+            scenario_input(s),
             id=f"demo-{s.ticket}-{batch}",
             task_queue=task_queue,
             result_type=RunSummary,

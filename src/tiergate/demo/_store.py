@@ -304,6 +304,10 @@ class SupportStore:
             raise ToolBackendError(f"user {user_id} does not exist")
         return {"user_id": user_id, "deleted": True}
 
+    def refunds_line(self) -> str:
+        """The refunds made, in one line (what the demo prints after its runs)."""
+        return f"refunds in the store: {[(r['order_id'], r['amount_usd']) for r in self.rows('refunds')]}"
+
     def rows(self, table: str) -> list[dict[str, Any]]:
         """All rows of a table, for outcome checks in tests, evals and the demo."""
         if table not in _RESET:

@@ -30,7 +30,7 @@ def cedar_schema(tools: Iterable[ToolSpec]) -> str:
 
 
 def record_type(spec: ToolSpec) -> str:
-    """The Cedar record type of a tool's arguments, e.g. `{ "amount_usd": __cedar::decimal }`."""
+    """The Cedar record type of a tool's arguments, e.g. `{ "invoice_id": String, "amount": __cedar::decimal }`."""
     attributes = []
     for name, (ctype, optional) in spec.argument_schema.cedar.items():
         ctype = "__cedar::decimal" if ctype == "decimal" else ctype

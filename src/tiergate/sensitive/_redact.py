@@ -105,6 +105,13 @@ class Redactor:
             text = step(text)
         return text
 
+    def line(self, arguments: dict[str, Any], limit: int = 120) -> str:
+        """``name=value, ...`` of ``arguments``, masked and cut to ``limit`` characters: a
+        call shown in one line (an approval queue's row)."""
+        shown = self.value(arguments)
+        text = ", ".join(f"{name}={shown[name]}" for name in sorted(shown))
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
     def value(self, value: Any, field: str | None = None) -> Any:
         """A copy of ``value`` (str, dict, list, scalars) with sensitive parts masked.
 

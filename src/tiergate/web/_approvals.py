@@ -43,7 +43,6 @@ _NOT_WAITING = "This run is no longer waiting: it was decided or moved on. Nothi
 _SORTS = {
     "agent": lambda r: r["agent"],
     "tool": lambda r: r["tool"],
-    "amount": lambda r: float(r["amount"] or 0),
     "tier": lambda r: -r["tier"],
     "age": lambda r: -r["age_seconds"],
 }
@@ -59,7 +58,7 @@ def _signed_in(request: Request) -> tuple[WebContext, Session] | Response:
     return request.app.state.context, session
 
 
-def _row(p: PendingAction, now: datetime) -> dict[str, Any]:
+def _row(p: PendingAction, now: datetime, redactor: Redactor) -> dict[str, Any]:
     sla = datetime.fromisoformat(p.sla_at) if p.sla_at else None
     left = int((sla - now).total_seconds()) if sla else None
     overdue = p.escalated or (left is not None and left < 0)
@@ -68,7 +67,7 @@ def _row(p: PendingAction, now: datetime) -> dict[str, Any]:
         "run_id": p.run_id,
         "agent": p.agent,
         "tool": p.tool,
-        "amount": p.arguments.get("amount_usd", ""),
+        "call": redactor.line(p.arguments),
         "tier": p.tier,
         "age": age(p.waiting_since, now),
         "age_seconds": (now - since).total_seconds(),
@@ -82,8 +81,9 @@ def _row(p: PendingAction, now: datetime) -> dict[str, Any]:
 async def _visible(web: WebContext, session: Session, request: Request) -> list[dict[str, Any]]:
     """What waits that this approver may decide, filtered and sorted as the query asks."""
     now = datetime.now(UTC)
+    redactor = Redactor(web.settings.redaction)
     rows = [
-        _row(p, now)
+        _row(p, now, redactor)
         for p in await list_pending(web.client)
         if await web.may_decide(session.approver, p)
     ]

@@ -141,7 +141,7 @@ class WebContext:
                 bundle = read_history(await fetch_history(self.client, run_id)).pinned_bundle()
             except TiergateError:
                 return None
-            gate = self.gates[run_id] = ApproverGate(bundle.approver_policy)
+            gate = self.gates[run_id] = ApproverGate(bundle.approver_policy, bundle.tools)
             while len(self.gates) > MAX_CACHED_RUNS:
                 self.gates.popitem(last=False)
         self.gates.move_to_end(run_id)

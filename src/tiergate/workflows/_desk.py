@@ -58,7 +58,7 @@ class ApprovalDesk:
         self.bundle = bundle
         self.gate = gate
         self.requester = requester
-        self.approvers = ApproverGate(bundle.approver_policy)
+        self.approvers = ApproverGate(bundle.approver_policy, bundle.tools)
         self.registry = RegistrySnapshot()
         self.pending: PendingAction | None = None
         self.wait: ApprovalWait | None = None

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,16 @@ from tests.test_replay import replayer
 from tiergate import TiergatePlugin
 from tiergate.approvals.client import decide
 from tiergate.config import declared_mcp_servers, parse_agent_yaml
-from tiergate.core import WORKFLOW_NAME, ApprovalDecision, McpServer, Outcome, RunSummary, ToolKind
+from tiergate.control import CapLedger
+from tiergate.core import (
+    WORKFLOW_NAME,
+    ApprovalDecision,
+    Cap,
+    McpServer,
+    Outcome,
+    RunSummary,
+    ToolKind,
+)
 from tiergate.errors import ConfigError, McpServerError, ToolRegistrationError
 from tiergate.forensics import (
     Candidate,
@@ -102,7 +112,12 @@ def ledger_server(**fields: Any) -> dict[str, Any]:
     return server
 
 
-def mcp_agent(h: Harness, servers: list[dict[str, Any]], policy: str = POLICY) -> str:
+def mcp_agent(
+    h: Harness,
+    servers: list[dict[str, Any]],
+    policy: str = POLICY,
+    caps: list[dict[str, Any]] | None = None,
+) -> str:
     name = "treasury"
     folder = h.home / "agents"
     folder.mkdir(exist_ok=True)
@@ -118,6 +133,7 @@ def mcp_agent(h: Harness, servers: list[dict[str, Any]], policy: str = POLICY) -
             "rules": RULES if "transfer" in policy else [],
         },
         "approvals": {"policy_files": ["treasury-approvers.cedar"]},
+        "limits": {"caps": caps or []},
     }
     (folder / f"{name}.yaml").write_text(yaml.safe_dump({"agent": agent}))
     (folder / "treasury.cedar").write_text(policy)
@@ -511,3 +527,33 @@ async def test_a_team_worker_with_the_plugin_serves_mcp_servers_and_closes_them(
     (result,) = [s.tool_result for s in summary.steps if s.tool_result is not None]
     assert '"balance": 5' in result.preview
     assert hub._closed  # the worker's shutdown closed the sessions
+
+
+async def test_an_mcp_tools_caps_are_charged_and_given_back_when_the_server_refuses(
+    harness: Harness,
+) -> None:
+    h = harness
+    cap = {"name": "balance_reads", "tools": ["ledger.balance"], "window": "day", "max_calls": 2}
+    time_server = {
+        "name": "time",
+        "command": TIME_SERVER,
+        "tools": {"get_current_time": {"tier": 0}},
+    }
+    agent = mcp_agent(h, [time_server, ledger_server()], caps=[cap])
+    outputs = scripted(
+        step("ledger.balance", account="ACC-1"),
+        step("ledger.balance", account="ACC-404"),  # an error result: its charge is given back
+        step("ledger.balance", account="ACC-2"),
+        step("ledger.balance", account="ACC-3"),  # the third read of the day: rate_limited
+    )
+    async with build_worker(h.env.client, h.settings, EMPTY, task_queue=h.task_queue):
+        summary = await (await start(h, agent, outputs)).result()
+    results = [s.tool_result for s in summary.steps if s.tool_result is not None]
+    assert [(r.ok, r.code) for r in results] == [
+        (True, None),
+        (False, None),
+        (True, None),
+        (False, "rate_limited"),
+    ]
+    used = CapLedger(h.settings.caps_path).usage("treasury", Cap.model_validate(cap))
+    assert used == (2, Decimal(0))

@@ -44,7 +44,15 @@ from tiergate.mcp_servers import McpBackend, McpHub, discover
 from tiergate.observe import plugins as telemetry_plugins
 from tiergate.sensitive import Redactor
 from tiergate.settings import Settings
-from tiergate.tools import CaseFixture, Tool, ToolCall, ToolRegistry, Toolset, ToolsetBackend
+from tiergate.tools import (
+    CaseFixture,
+    Tool,
+    ToolCall,
+    ToolRegistry,
+    Toolset,
+    ToolsetBackend,
+    charged,
+)
 from tiergate.workflows import AgentRunWorkflow, workflow_runner
 
 _log = structlog.get_logger("tiergate.worker")
@@ -86,7 +94,7 @@ class Toolkit:
         own = self.backend
 
         def backend(settings: Settings) -> ToolBackend:
-            return _Routed(mcp, own(settings))
+            return _Routed(mcp, own(settings), CapLedger(settings.caps_path))
 
         return dataclasses.replace(self, tools=tools, backend=backend, mcp=hub)
 
@@ -128,15 +136,19 @@ class Toolkit:
 
 
 class _Routed:
-    """MCP tools to their servers, every other tool to the toolkit's own backend."""
+    """MCP tools to their servers (caps charged in the worker's ledger first: tiergate is
+    not in a server's transaction), every other tool to the toolkit's own backend."""
 
-    def __init__(self, mcp: McpBackend, own: ToolBackend) -> None:
+    def __init__(self, mcp: McpBackend, own: ToolBackend, caps: CapLedger) -> None:
         self.mcp = mcp
         self.own = own
+        self.caps = caps
 
     def run(self, tool: Tool, arguments: Any, call: ToolCall) -> tuple[dict[str, Any], bool]:
-        backend: ToolBackend = self.mcp if tool.name in self.mcp else self.own
-        return backend.run(tool, arguments, call)
+        if tool.name not in self.mcp:
+            return self.own.run(tool, arguments, call)
+        with charged(self.caps, call, arguments):
+            return self.mcp.run(tool, arguments, call)
 
 
 def model_activities(

@@ -23,7 +23,7 @@ from typing import Any
 
 from tiergate.control._caps import cap_amount, cap_counter, cap_window
 from tiergate.core import Cap
-from tiergate.errors import CapReachedError
+from tiergate.errors import CapReachedError, ToolBackendError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cap_usage (
@@ -109,6 +109,22 @@ class CapLedger:
                 conn.execute(
                     "INSERT INTO cap_charges VALUES (?, ?, ?)", (key, counter, str(amount))
                 )
+
+    @contextmanager
+    def charging(
+        self, agent: str, caps: tuple[Cap, ...], arguments: dict[str, Any], key: str
+    ) -> Iterator[None]:
+        """Around a call's effect: charged first (`charge`), given back if the backend
+        refuses it (`ToolBackendError`: nothing took effect); nothing to do without caps."""
+        if not caps:
+            yield
+            return
+        self.charge(agent, caps, arguments, key)
+        try:
+            yield
+        except ToolBackendError:
+            self.refund(key)
+            raise
 
     def refund(self, key: str) -> None:
         """Give back what call ``key`` was charged (it took no effect)."""

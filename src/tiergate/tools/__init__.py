@@ -5,7 +5,7 @@ from tiergate.tools._call import Replayed, ToolCall
 from tiergate.tools._fixture import CaseFixture
 from tiergate.tools._loading import ENTRY_POINT_GROUP, load_toolsets, offered_toolsets
 from tiergate.tools._registry import Tool, ToolRegistry
-from tiergate.tools._toolset import Toolset, ToolsetBackend
+from tiergate.tools._toolset import Toolset, ToolsetBackend, charged
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -16,6 +16,7 @@ __all__ = [
     "ToolRegistry",
     "Toolset",
     "ToolsetBackend",
+    "charged",
     "load_toolsets",
     "offered_toolsets",
 ]

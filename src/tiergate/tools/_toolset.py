@@ -31,6 +31,7 @@ import concurrent.futures
 import inspect
 import typing
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -196,18 +197,10 @@ class ToolsetBackend:
         owner = self.owners.get(tool.name)
         if owner is None:
             raise ToolBackendError(f"no toolset of this worker has {tool.name}")
-        charged = self.caps is not None and bool(call.caps)
-        if self.caps is not None and charged:
-            amounts = arguments.model_dump(mode="json")
-            self.caps.charge(call.agent, call.caps, amounts, call.idempotency_key)
-        try:
+        with charged(self.caps, call, arguments):
             result = owner.invoke(tool.name, arguments, call)
             if inspect.isawaitable(result):
                 result = self._wait(result)
-        except ToolBackendError:
-            if self.caps is not None and charged:
-                self.caps.refund(call.idempotency_key)
-            raise
         if isinstance(result, Replayed):
             return _output(tool.name, result.output), True
         return _output(tool.name, result), False
@@ -224,6 +217,17 @@ class ToolsetBackend:
                     f"the tool function did not return within {seconds:g}s"
                 ) from None
         return asyncio.run(asyncio.wait_for(_as_coroutine(awaitable), seconds))
+
+
+def charged(
+    caps: CapLedger | None, call: ToolCall, arguments: BaseModel
+) -> AbstractContextManager[None]:
+    """Around a call's effect: its caps charged in ``caps`` (see `CapLedger.charging`);
+    nothing without a ledger, for a backend that counts them itself."""
+    if caps is None:
+        return nullcontext()
+    amounts = arguments.model_dump(mode="json")
+    return caps.charging(call.agent, call.caps, amounts, call.idempotency_key)
 
 
 def _describe(

@@ -140,6 +140,10 @@ async def start_time_skipping() -> WorkflowEnvironment:
     return environment
 
 
+#: `models` for a team's test agent: offline, each run brings its script (`scripted`).
+OFFLINE = {"frontier": {"provider": "scripted", "model": "demo-frontier", "script": []}}
+
+
 def agent_config(name: str, **overrides: Any) -> dict[str, Any]:
     """A test agent: every support tool, the seed's rules, no router; override any field."""
     agent: dict[str, Any] = {

@@ -26,7 +26,7 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from tests.conftest import Harness, scripted
+from tests.conftest import OFFLINE, Harness, scripted
 from tests.test_cli import tiergate
 from tests.test_replay import replayer
 from tiergate import TiergatePlugin
@@ -125,6 +125,7 @@ def mcp_agent(
         "name": name,
         "version": "1",
         "model_tier": {"executor": "frontier"},
+        "models": OFFLINE,
         "budgets": {"max_denials": 2, "max_retries": 1},
         "mcp_servers": servers,
         "policy": {

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from tests.conftest import Harness, scripted
+from tests.conftest import OFFLINE, Harness, scripted
 from tests.test_cli import tiergate
 from tests.test_replay import replayer
 from tiergate import Replayed, TiergatePlugin, ToolCall, Toolkit, Toolset
@@ -277,6 +277,7 @@ def acme_agent(h: Harness) -> str:
         "name": "acme_billing",
         "version": "1",
         "model_tier": {"executor": "frontier"},
+        "models": OFFLINE,
         "tools": {"allowlist": ["acme.get_invoice", "acme.refund"]},
         # The team's own policies: none of the demo's files.
         "policy": {"engine": "cedar", "files": ["acme.cedar"], "rules": RULES},
@@ -597,6 +598,7 @@ async def test_an_eval_suite_seeds_and_reads_a_team_toolset_through_its_fixture(
         "name": "ledger_agent",
         "version": "1",
         "model_tier": {"executor": "frontier"},
+        "models": OFFLINE,
         "tools": {"allowlist": ["ledger.balance", "ledger.debit"]},
         "policy": {"engine": "cedar", "files": ["ledger.cedar"]},
         "approvals": {"policy_files": ["acme-approvers.cedar"]},
@@ -670,6 +672,7 @@ async def test_tiergate_eval_run_judges_a_team_toolset_by_its_fixture(
         "name": "ledger_cli",
         "version": "1",
         "model_tier": {"executor": "frontier"},
+        "models": OFFLINE,
         "tools": {"allowlist": ["ledger.debit"]},
         "policy": {"engine": "cedar", "files": ["ledger.cedar"]},
         "approvals": {"policy_files": ["none.cedar"]},
@@ -743,6 +746,7 @@ async def test_a_team_toolsets_caps_are_charged_once_per_key_and_given_back_on_r
         "name": "payouts",
         "version": "1",
         "model_tier": {"executor": "frontier"},
+        "models": OFFLINE,
         "tools": {"allowlist": ["ledgered.pay"]},
         "policy": {"engine": "cedar", "files": ["pay.cedar"]},
         "approvals": {"policy_files": ["acme-approvers.cedar"]},
@@ -834,3 +838,22 @@ def test_approver_policies_bound_a_team_tool_by_its_arguments() -> None:
     )
     with pytest.raises(PolicyError):
         build_bundle([("x.cedar", naming)], approver_schema(both))
+
+
+async def test_a_worker_refuses_an_agent_whose_model_it_cannot_call(harness: Harness) -> None:
+    h = harness
+    acme_agent(h)
+    path = h.home / "agents" / "acme_billing.yaml"
+    config = yaml.safe_load(path.read_text())
+    del config["agent"]["models"]  # the default is the demo's offline model
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as error:
+        build_worker(h.env.client, h.settings, ACME, task_queue=h.task_queue)
+    assert "field agent.models.small" in str(error.value)
+    assert "provider 'demo', which this worker lacks" in str(error.value)
+    with pytest.raises(ConfigError, match="provider 'demo'"):
+        Worker(
+            h.env.client,
+            task_queue=h.task_queue,
+            plugins=[TiergatePlugin([acme], settings=h.settings)],
+        )

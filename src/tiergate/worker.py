@@ -39,7 +39,8 @@ from tiergate.approvals import ApproverRegistry
 from tiergate.cluster import connect, data_converter, ensure_search_attributes
 from tiergate.config import AgentCatalog, declared_mcp_servers, load_all_agents
 from tiergate.control import CapLedger, Controls
-from tiergate.core import ModelSpec, ToolSpec
+from tiergate.core import AgentBundle, ModelSpec, ToolSpec
+from tiergate.errors import ConfigError
 from tiergate.mcp_servers import McpBackend, McpHub, discover
 from tiergate.observe import plugins as telemetry_plugins
 from tiergate.sensitive import Redactor
@@ -151,6 +152,26 @@ class _Routed:
             return self.mcp.run(tool, arguments, call)
 
 
+_BUILT_IN_PROVIDERS = ("scripted", "openai", "anthropic")
+
+
+def check_providers(bundles: Mapping[str, AgentBundle], toolkit: Toolkit) -> None:
+    """Every model an agent names has a provider on this worker, or ConfigError naming the
+    agent's file and tier: a team's agent that omits ``models`` (whose default is the demo's
+    offline model) refuses the worker instead of failing its first run."""
+    known = [*_BUILT_IN_PROVIDERS, *sorted(toolkit.providers)]
+    for bundle in bundles.values():
+        for tier, spec in bundle.config.models.items():
+            if spec.provider not in known:
+                raise ConfigError(
+                    f"agent {bundle.config.name} calls provider {spec.provider!r}, which this "
+                    f"worker lacks (it has {', '.join(known)})",
+                    file=bundle.source,
+                    field=f"agent.models.{tier}",
+                    fix=f"set models.{tier}: {{provider: openai | anthropic | scripted, model: ...}}",
+                )
+
+
 def model_activities(
     settings: Settings,
     content: ContentStore,
@@ -247,7 +268,7 @@ def build_worker(
     the worker instead of failing runs. The MCP sessions close when the worker stops."""
     toolkit = toolkit.serving_mcp(settings.agents_dir)
     try:
-        load_all_agents(settings.agents_dir, toolkit.tools.specs)
+        check_providers(load_all_agents(settings.agents_dir, toolkit.tools.specs), toolkit)
     except BaseException:
         toolkit.close()
         raise
@@ -358,7 +379,8 @@ class TiergatePlugin(SimplePlugin):
         config = super().configure_worker(config)
         # The MCP servers the agents name are connected once, by the first worker built.
         self.toolkit = self.toolkit.serving_mcp(self.settings.agents_dir)
-        load_all_agents(self.settings.agents_dir, self.toolkit.tools.specs)
+        bundles = load_all_agents(self.settings.agents_dir, self.toolkit.tools.specs)
+        check_providers(bundles, self.toolkit)
         config["activities"] = [
             *(config.get("activities") or []),
             *build_activities(config["client"], self.settings, self.toolkit, config["task_queue"]),

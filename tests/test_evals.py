@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,8 @@ from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tiergate.config import PACKAGED_AGENTS
 from tiergate.core import Outcome, RunSummary
-from tiergate.demo import SUPPORT_TOOLKIT
-from tiergate.evals import EvalError, Observed, judge, load_suite
+from tiergate.demo import SUPPORT_FIXTURE, SUPPORT_TOOLKIT, SupportDesk, SupportStore
+from tiergate.evals import EvalError, Observed, judge, load_suite, run_suite
 
 SUITE = Path(__file__).parent.parent / "evals" / "support_refund.yaml"
 
@@ -208,3 +209,30 @@ async def test_eval_cli_bad_input(tmp_path: Path) -> None:
     assert code == 2
     assert "unknown check or field 'nope'" in text
     assert "Traceback" not in text
+
+
+async def test_each_case_runs_on_a_store_of_its_own_dropped_once_judged(harness: Harness) -> None:
+    h = harness
+    suite = load_suite(SUITE, SUPPORT_TOOLKIT.fixtures)
+    picked = suite.model_copy(
+        update={"cases": [suite.case("refund-damaged-35"), suite.case("refund-wrong-item-20")]}
+    )
+    seen: list[Path] = []
+    setup = SUPPORT_TOOLKIT.fixtures["support"].setup
+
+    def remember(run_id: str, state: dict[str, Any]) -> None:
+        setup(run_id, state)
+        store = SupportDesk.case(run_id)
+        assert store is not None
+        seen.append(store.path)
+
+    spying = dataclasses.replace(SUPPORT_FIXTURE, setup=remember)
+    toolkit = dataclasses.replace(SUPPORT_TOOLKIT, fixtures={"support": spying})
+    result = await run_suite(picked, h.env.client, h.settings, toolkit, concurrency=2)
+    assert [c.passed for c in result.cases] == [True, True], result.cases
+    assert len(set(seen)) == 2
+    for case in result.cases:
+        assert SupportDesk.case(case.workflow_id) is None
+    assert not any(path.exists() for path in seen)
+    # The worker's own store was never touched by a case.
+    assert SupportStore(h.settings.support_store).rows("refunds") == []

@@ -588,24 +588,39 @@ def ledger_case(case_id: str, start: int, debit_amount: int, expected: int) -> d
     }
 
 
+def team_agent(
+    folder: Path, name: str, tools: list[str], policy: str, approvers: str = "", **fields: Any
+) -> str:
+    """Write a team's agent into ``folder``: offline models, its own Cedar file and approver
+    file (no demo policy), and any other config ``fields``."""
+    folder.mkdir(exist_ok=True)
+    agent = {
+        "name": name,
+        "version": "1",
+        "model_tier": {"executor": "frontier"},
+        "models": OFFLINE,
+        "tools": {"allowlist": tools},
+        "policy": {"engine": "cedar", "files": [f"{name}.cedar"]},
+        "approvals": {"policy_files": [f"{name}-approvers.cedar"]},
+        **fields,
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump({"agent": agent}))
+    (folder / f"{name}.cedar").write_text(policy)
+    (folder / f"{name}-approvers.cedar").write_text(approvers)
+    return name
+
+
 async def test_an_eval_suite_seeds_and_reads_a_team_toolset_through_its_fixture(
     harness: Harness,
 ) -> None:
     h = harness
-    folder = h.home / "agents"
-    folder.mkdir(exist_ok=True)
-    agent = {
-        "name": "ledger_agent",
-        "version": "1",
-        "model_tier": {"executor": "frontier"},
-        "models": OFFLINE,
-        "tools": {"allowlist": ["ledger.balance", "ledger.debit"]},
-        "policy": {"engine": "cedar", "files": ["ledger.cedar"]},
-        "approvals": {"policy_files": ["acme-approvers.cedar"]},
-    }
-    (folder / "ledger_agent.yaml").write_text(yaml.safe_dump({"agent": agent}))
-    (folder / "ledger.cedar").write_text(LEDGER_POLICY)
-    (folder / "acme-approvers.cedar").write_text(APPROVERS.replace("acme.refund", "ledger.debit"))
+    team_agent(
+        h.home / "agents",
+        "ledger_agent",
+        ["ledger.balance", "ledger.debit"],
+        LEDGER_POLICY,
+        APPROVERS.replace("acme.refund", "ledger.debit"),
+    )
     suite = Suite.model_validate(
         {
             "suite": "ledger",
@@ -667,23 +682,10 @@ async def test_tiergate_eval_run_judges_a_team_toolset_by_its_fixture(
     h = harness
     (tmp_path / "ledger_tools.py").write_text(LEDGER_TOOLS)
     agents = tmp_path / "agents"
-    agents.mkdir()
-    agent = {
-        "name": "ledger_cli",
-        "version": "1",
-        "model_tier": {"executor": "frontier"},
-        "models": OFFLINE,
-        "tools": {"allowlist": ["ledger.debit"]},
-        "policy": {"engine": "cedar", "files": ["ledger.cedar"]},
-        "approvals": {"policy_files": ["none.cedar"]},
-    }
-    (agents / "ledger_cli.yaml").write_text(yaml.safe_dump({"agent": agent}))
-    (agents / "ledger.cedar").write_text(
-        LEDGER_POLICY.replace(
-            '[Action::"ledger.balance", Action::"ledger.debit"]', '[Action::"ledger.debit"]'
-        )
+    debits_only = LEDGER_POLICY.replace(
+        '[Action::"ledger.balance", Action::"ledger.debit"]', '[Action::"ledger.debit"]'
     )
-    (agents / "none.cedar").write_text("")
+    team_agent(agents, "ledger_cli", ["ledger.debit"], debits_only)
     case = ledger_case("debits", 100, 30, 70)
     case["model"]["script"] = case["model"]["script"][1:]  # the debit, then the answer
     case["expect"]["trajectory"] = {"in_order": [{"tool": "ledger.debit"}]}
@@ -740,24 +742,14 @@ async def test_a_team_toolsets_caps_are_charged_once_per_key_and_given_back_on_r
     harness: Harness,
 ) -> None:
     h = harness
-    folder = h.home / "agents"
-    folder.mkdir(exist_ok=True)
-    agent = {
-        "name": "payouts",
-        "version": "1",
-        "model_tier": {"executor": "frontier"},
-        "models": OFFLINE,
-        "tools": {"allowlist": ["ledgered.pay"]},
-        "policy": {"engine": "cedar", "files": ["pay.cedar"]},
-        "approvals": {"policy_files": ["acme-approvers.cedar"]},
-        "limits": {"caps": [DOLLARS.model_dump(exclude_none=True)]},
-    }
-    (folder / "payouts.yaml").write_text(yaml.safe_dump({"agent": agent}))
-    (folder / "pay.cedar").write_text(
+    team_agent(
+        h.home / "agents",
+        "payouts",
+        ["ledgered.pay"],
         '@id("pay")\npermit(principal, action == Action::"ledgered.pay", resource);\n'
-        '@id("emit")\npermit(principal, action == Action::"tiergate.emit", resource);\n'
+        '@id("emit")\npermit(principal, action == Action::"tiergate.emit", resource);\n',
+        limits={"caps": [DOLLARS.model_dump(exclude_none=True)]},
     )
-    (folder / "acme-approvers.cedar").write_text(APPROVERS)
 
     def pay_call(invoice: str, amount: str) -> dict[str, Any]:
         arguments = {"invoice_id": invoice, "amount_usd": amount}

@@ -48,6 +48,12 @@ class SupportDesk:
             cls._cases[run_id] = store
 
     @classmethod
+    def drop_case(cls, run_id: str) -> SupportStore | None:
+        """Calls of run ``run_id`` no longer have a store of their own."""
+        with cls._cases_lock:
+            return cls._cases.pop(run_id, None)
+
+    @classmethod
     def case(cls, run_id: str) -> SupportStore | None:
         with cls._cases_lock:
             return cls._cases.get(run_id)

@@ -120,6 +120,14 @@ def final_state(run_id: str) -> dict[str, Any]:
     }
 
 
+def teardown(run_id: str) -> None:
+    """Run ``run_id``'s store is forgotten and its files removed."""
+    store = SupportDesk.drop_case(run_id)
+    if store is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+
+
 def check(state: dict[str, Any], expected: dict[str, Any]) -> None:
     """Refuses a case that cannot pass whatever the agent does (ValueError naming why)."""
     initial = SupportState.model_validate(state)
@@ -157,4 +165,4 @@ def known_ids(state: dict[str, Any]) -> dict[str, set[str]]:
 
 
 #: The support demo's eval fixture, ``support`` in a suite (its six toolsets share it).
-SUPPORT_FIXTURE = CaseFixture(setup, final_state, check, known_ids)
+SUPPORT_FIXTURE = CaseFixture(setup, final_state, check, known_ids, teardown)

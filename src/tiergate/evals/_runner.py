@@ -200,6 +200,15 @@ class _SuiteRun:
     async def run(self, case: Case) -> CaseResult:
         began = time.perf_counter()
         workflow_id = f"eval-{self.suite.suite}-{case.id}-{self.batch}"
+        try:
+            summary, seen = await self._observe(case, workflow_id)
+        finally:
+            for fixture in self.toolkit.fixtures.values():
+                await fixture.release(workflow_id)
+        return _result(case, workflow_id, summary, judge(case, seen), time.perf_counter() - began)
+
+    async def _observe(self, case: Case, workflow_id: str) -> tuple[RunSummary, Observed]:
+        """The case's run, to its end, and what it left behind."""
         bundle = await self.prepare(case, workflow_id)
         run_input = RunInput(
             agent=self.suite.agent,
@@ -217,7 +226,7 @@ class _SuiteRun:
         answering = asyncio.create_task(_answer(self.client, self.registry, workflow_id, case))
         summary = await handle.result()
         answering.cancel()
-        seen = Observed(
+        return summary, Observed(
             summary=summary,
             ungated=ungated_tool_calls(await handle.fetch_history()),
             known_ids=self.known_ids(case),
@@ -227,7 +236,6 @@ class _SuiteRun:
                 for toolset in case.expect.final_state
             },
         )
-        return _result(case, workflow_id, summary, judge(case, seen), time.perf_counter() - began)
 
 
 def _result(

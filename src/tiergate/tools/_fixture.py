@@ -18,6 +18,8 @@ checked against the case's data:
 
     def check(state: dict, expected: dict) -> None: ...  # raise ValueError: impossible case
     def known_ids(state: dict) -> dict[str, set[str]]: ...  # argument name -> ids that exist
+
+and ``teardown(run_id)``, called once the case is judged, frees what ``setup`` made.
 """
 
 from __future__ import annotations
@@ -37,11 +39,18 @@ class CaseFixture:
     final_state: Callable[[str], Any] | None = None
     check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
     known_ids: Callable[[dict[str, Any]], Mapping[str, Collection[str]]] | None = None
+    teardown: Callable[[str], Any] | None = None
 
     async def seed(self, run_id: str, state: dict[str, Any]) -> None:
         done = self.setup(run_id, state)
         if inspect.isawaitable(done):
             await done
+
+    async def release(self, run_id: str) -> None:
+        if self.teardown is not None:
+            done = self.teardown(run_id)
+            if inspect.isawaitable(done):
+                await done
 
     async def read(self, run_id: str) -> dict[str, Any]:
         """The backend's state after the run; {} without a reader."""

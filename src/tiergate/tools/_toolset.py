@@ -87,11 +87,12 @@ class Toolset:
         final_state: Callable[[str], Any] | None = None,
         check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
         known_ids: Callable[[dict[str, Any]], Mapping[str, Collection[str]]] | None = None,
+        teardown: Callable[[str], Any] | None = None,
     ) -> CaseFixture:
         """Give eval suites this toolset's fixture (see `tiergate.tools.CaseFixture`):
         cases set its initial state under ``fixtures: {<toolset>: ...}`` and check what
         ``final_state`` returns under ``expect.final_state: {<toolset>: ...}``."""
-        self.case_fixture = CaseFixture(setup, final_state, check, known_ids)
+        self.case_fixture = CaseFixture(setup, final_state, check, known_ids, teardown)
         return self.case_fixture
 
     def tool(

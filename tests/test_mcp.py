@@ -26,7 +26,7 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from tests.conftest import OFFLINE, Harness, scripted
+from tests.conftest import OFFLINE, Harness, final, scripted
 from tests.test_cli import tiergate
 from tests.test_replay import replayer
 from tiergate import TiergatePlugin
@@ -43,6 +43,7 @@ from tiergate.core import (
     ToolKind,
 )
 from tiergate.errors import ConfigError, McpServerError, ToolRegistrationError
+from tiergate.evals import Suite, run_suite
 from tiergate.forensics import (
     Candidate,
     audit_approvals,
@@ -558,3 +559,49 @@ async def test_an_mcp_tools_caps_are_charged_and_given_back_when_the_server_refu
     ]
     used = CapLedger(h.settings.caps_path).usage("treasury", Cap.model_validate(cap))
     assert used == (2, Decimal(0))
+
+
+async def test_an_eval_suite_judges_an_mcp_agents_trajectory(harness: Harness) -> None:
+    h = harness
+    time_server = {
+        "name": "time",
+        "command": TIME_SERVER,
+        "tools": {"get_current_time": {"tier": 0}},
+    }
+    agent = mcp_agent(h, [time_server, ledger_server()])
+    reads = [
+        step("ledger.balance", account="ACC-1"),
+        step("time.get_current_time", timezone="UTC"),
+        final("ACC-1 holds 120"),
+    ]
+    case = {
+        "id": "reads",
+        "input": {},
+        "model": {"source": "scripted", "script": reads},
+        "expect": {
+            "outcome": "completed",
+            "trajectory": {
+                "in_order": [
+                    {"tool": "ledger.balance", "arguments": {"account": "ACC-*"}},
+                    {"tool": "time.*"},
+                ],
+                "never": [{"tool": "ledger.transfer"}],
+            },
+        },
+    }
+    backwards = {**case, "id": "backwards", "model": {"source": "scripted", "script": reads[1:]}}
+    suite = Suite.model_validate(
+        {"suite": "mcp", "version": "1", "agent": agent, "cases": [case, backwards]}
+    )
+    served = EMPTY.serving_mcp(h.settings.agents_dir)
+    try:
+        result = await run_suite(suite, h.env.client, h.settings, served, concurrency=2)
+    finally:
+        served.close()
+    passed = {c.id: (c.passed, c.failures) for c in result.cases}
+    assert passed["reads"] == (True, [])
+    assert passed["backwards"][0] is False
+    assert (
+        "behavior.trajectory.in_order: no ledger.balance(account=ACC-*)"
+        in (passed["backwards"][1][0])
+    )

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from tiergate import observe as telemetry
 from tiergate.cli._render import console
-from tiergate.cli._wiring import toolkit
+from tiergate.cli._wiring import serving, toolkit
 from tiergate.cluster import connect, start_dev_server
 from tiergate.errors import TiergateError
 from tiergate.evals import (
@@ -120,16 +120,18 @@ async def _run(
         transient=True,
     ) as progress:
         task = progress.add_task("cases", total=len(suite.cases))
-        async with _server(settings, server) as client:
-            return await run_suite(
-                suite,
-                client,
-                settings,
-                toolkit(settings),
-                candidate=candidate,
-                concurrency=concurrency,
-                on_case=lambda _: progress.advance(task),
-            )
+        # The agent's MCP servers are connected for the suite and closed after it.
+        with serving(settings) as served:
+            async with _server(settings, server) as client:
+                return await run_suite(
+                    suite,
+                    client,
+                    settings,
+                    served,
+                    candidate=candidate,
+                    concurrency=concurrency,
+                    on_case=lambda _: progress.advance(task),
+                )
 
 
 def _report(result: SuiteResult, concurrency: int) -> None:

@@ -1,31 +1,37 @@
-"""Sensitive data: finding it (cards, secrets, emails, phones) and masking it, one layer for logs, spans, records and previews."""
+"""Sensitive data: finding it (cards, SSNs, IBANs, phones, emails, secrets) and masking it, one layer for logs, spans, records and previews."""
 
 from tiergate.sensitive._detect import (
     EMAIL,
-    PHONE,
-    SECRET,
+    KINDS,
+    Finding,
     card_numbers,
+    find,
     luhn_valid,
     pii_kinds,
 )
+from tiergate.sensitive._detect_v1 import pii_kinds as pii_kinds_v1
 from tiergate.sensitive._redact import (
     DEFAULT_REDACTOR,
     DEFAULT_SECRET_FIELDS,
     PiiKind,
     RedactionConfig,
     Redactor,
+    field_key,
 )
 
 __all__ = [
     "DEFAULT_REDACTOR",
     "DEFAULT_SECRET_FIELDS",
     "EMAIL",
-    "PHONE",
-    "SECRET",
+    "KINDS",
+    "Finding",
     "PiiKind",
     "RedactionConfig",
     "Redactor",
     "card_numbers",
+    "field_key",
+    "find",
     "luhn_valid",
     "pii_kinds",
+    "pii_kinds_v1",
 ]

@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tiergate.sensitive._detect import EMAIL, PHONE, SECRET, card_numbers
+from tiergate.sensitive._detect import find
 
-PiiKind = Literal["card_number", "secret", "email", "phone"]
-_ALL_KINDS: list[PiiKind] = ["card_number", "secret", "email", "phone"]
+PiiKind = Literal["card_number", "email", "iban", "phone", "secret", "ssn"]
+_ALL_KINDS: list[PiiKind] = ["card_number", "email", "iban", "phone", "secret", "ssn"]
 
-#: Field names whose values are masked whole, whatever they contain (case-insensitive).
+#: Field names whose values are masked whole, whatever they contain. A field matches a rule
+#: when its name, split at case changes, dashes and underscores, ends with the rule's
+#: (`Redactor.secret_field`).
 DEFAULT_SECRET_FIELDS = (
     "api_key",
-    "apikey",
     "authorization",
+    "cookie",
+    "credential",
+    "credentials",
+    "passwd",
+    "private_key",
+    "pin",
     "password",
     "secret",
     "token",
@@ -35,6 +41,7 @@ DEFAULT_SECRET_FIELDS = (
     "refresh_token",
     "card_number",
     "cvv",
+    "cvc",
     "ssn",
 )
 
@@ -82,28 +89,40 @@ class Redactor:
         self.config = config or RedactionConfig()
 
     @cached_property
-    def _steps(self) -> list[Callable[[str], str]]:
-        # Card numbers first: they also match the phone pattern.
-        steps: list[Callable[[str], str]] = []
-        kinds = set(self.config.kinds)
-        if "card_number" in kinds:
-            steps.append(_mask_cards)
-        for kind, pattern in (("secret", SECRET), ("email", EMAIL), ("phone", PHONE)):
-            if kind in kinds:
-                steps.append(_sub(pattern, _mask(kind)))
-        for name, expression in self.config.patterns.items():
-            steps.append(_sub(re.compile(expression), _mask(name)))
-        return steps
+    def _kinds(self) -> frozenset[str]:
+        return frozenset(self.config.kinds)
+
+    @cached_property
+    def _patterns(self) -> list[tuple[re.Pattern[str], str]]:
+        return [(re.compile(p), _mask(name)) for name, p in self.config.patterns.items()]
 
     @cached_property
     def _fields(self) -> frozenset[str]:
-        return frozenset(f.lower() for f in (*DEFAULT_SECRET_FIELDS, *self.config.fields))
+        return frozenset(field_key(f) for f in (*DEFAULT_SECRET_FIELDS, *self.config.fields))
 
     def text(self, text: str) -> str:
         """``text`` with every configured kind and pattern masked."""
-        for step in self._steps:
-            text = step(text)
+        pieces, position = [], 0
+        for finding in find(text):
+            if finding.kind not in self._kinds or finding.end <= position:
+                continue
+            # Findings of two kinds may overlap (an email beside a phone): mask their union.
+            start = max(finding.start, position)
+            if start > position:
+                pieces.append(text[position:start])
+            pieces.append(_mask(finding.kind) if start == finding.start else "")
+            position = finding.end
+        text = "".join(pieces) + text[position:] if pieces else text
+        for pattern, mask in self._patterns:
+            text = pattern.sub(mask, text)
         return text
+
+    def secret_field(self, field: str) -> bool:
+        """Whether values under ``field`` are masked whole: its name, split at case changes,
+        dashes and underscores, ends with a rule's (``user_password``, ``cardNumber``,
+        ``x-api-key``, ``session_token``)."""
+        tokens = _name_tokens(field)
+        return any("".join(tokens[i:]) in self._fields for i in range(len(tokens)))
 
     def line(self, arguments: dict[str, Any], limit: int = 120) -> str:
         """``name=value, ...`` of ``arguments``, masked and cut to ``limit`` characters: a
@@ -118,7 +137,7 @@ class Redactor:
         A value under a sensitive field name is masked whole. A string that holds a JSON
         object or list is redacted structurally, so field rules reach inside it too.
         """
-        if field is not None and field.lower() in self._fields and value not in (None, ""):
+        if field is not None and value not in (None, "") and self.secret_field(field):
             return _mask(field.lower())
         if isinstance(value, str):
             return self._string(value)
@@ -139,14 +158,17 @@ class Redactor:
         return self.text(text)
 
 
-def _sub(pattern: re.Pattern[str], mask: str) -> Callable[[str], str]:
-    return lambda text: pattern.sub(mask, text)
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
-def _mask_cards(text: str) -> str:
-    for card in card_numbers(text):
-        text = text.replace(card, _mask("card_number"))
-    return text
+def _name_tokens(name: str) -> list[str]:
+    return [t.lower() for t in _CAMEL.findall(name)]
+
+
+def field_key(name: str) -> str:
+    """A field rule's name as matched: its tokens joined (``api_key``, ``apiKey`` and
+    ``api-key`` are one rule)."""
+    return "".join(_name_tokens(name))
 
 
 DEFAULT_REDACTOR = Redactor()

@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/telemetry_overhead.py --runs $${BENCH_TELEMETRY_RUNS:-60} --rounds 3
 	$(BIN)/python bench/replay_forensics.py --runs 20 --repeat 3
 	$(BIN)/python bench/eval_suite.py
+	$(BIN)/python bench/detector_cost.py
 	$(BIN)/python bench/_table.py
 
 # Reliability drills at full size (about 10 minutes): worker kill -9 at every kind of moment,

@@ -198,6 +198,35 @@ def _evals(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _detector(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, t in r["texts"].items():
+        rows.append(
+            (
+                "detector cost",
+                f"µs per kB, {name.replace('_', ' ')}",
+                f"{t['new_us_per_kb']}",
+                f"{t['old_us_per_kb']} (first detector)",
+                f"{t['ratio']:.2f}",
+                "measured (linear: 1 MB test)",
+                "reported",
+            )
+        )
+    rule = r["output_rule_per_emitting_call_us"]
+    rows.append(
+        (
+            "detector cost",
+            "µs per emitting call, output rule (1 kB body)",
+            f"{rule['new']}",
+            f"{rule['old']} (first detector)",
+            f"{rule['new'] / rule['old']:.2f}",
+            "measured",
+            "reported",
+        )
+    )
+    return rows
+
+
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("overhead", _overhead),
     ("gate_latency", _gate),
@@ -207,6 +236,7 @@ SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("telemetry_overhead", _telemetry),
     ("replay_forensics", _replay),
     ("eval_suite", _evals),
+    ("detector_cost", _detector),
 ]
 
 

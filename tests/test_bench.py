@@ -22,6 +22,7 @@ QUICK = {
     "telemetry_overhead.py": ["--runs", "3", "--rounds", "1"],
     "replay_forensics.py": ["--runs", "2", "--repeat", "1", "--timeline-steps", "5"],
     "eval_suite.py": ["--concurrency", "8"],
+    "detector_cost.py": ["--iterations", "5", "--rounds", "1"],
 }
 
 

@@ -67,3 +67,17 @@ def test_a_call_in_one_line_is_masked_sorted_and_bounded() -> None:
     long = Redactor().line({"text": "x" * 500}, limit=40)
     assert len(long) == 40
     assert long.endswith("…")
+
+
+def test_an_approver_sees_where_an_email_goes_but_not_who() -> None:
+    approver = Redactor(partial_emails=True)
+    assert approver.text("to pat@customers.example.com") == "to p…@customers.example.com"
+    assert approver.text(f"card {CARD}") == "card [REDACTED:card_number]"
+    assert Redactor().text("to pat@customers.example.com") == "to [REDACTED:email]"
+
+
+def test_configured_patterns_and_fields_reach_previews_without_a_builtin_kind() -> None:
+    redactor = Redactor(RedactionConfig(patterns={"ticket_pin": r"PIN-\d{4}"}, fields=["dob"]))
+    shown = redactor.value({"note": "PIN-1234", "dateOfBirth": "x", "dob": "1990-01-01"})
+    assert shown == {"note": "[REDACTED:ticket_pin]", "dateOfBirth": "x", "dob": "[REDACTED:dob]"}
+    assert redactor.kinds_in({"body": "4111\t1111\t1111\t1111"}) == ["card_number"]

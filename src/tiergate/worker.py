@@ -235,6 +235,7 @@ def build_activities(
         content,
         verifier,
         CredentialBroker.from_home(settings.home),
+        Redactor(settings.redaction),
     )
     return [
         approvals.snapshot,

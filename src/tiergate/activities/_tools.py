@@ -30,7 +30,7 @@ from tiergate.core import (
     tool_activity_name,
 )
 from tiergate.errors import CapReachedError, ToolBackendError
-from tiergate.sensitive import DEFAULT_REDACTOR, pii_kinds
+from tiergate.sensitive import DEFAULT_REDACTOR, Redactor
 from tiergate.tools import Tool, ToolCall, ToolRegistry
 
 
@@ -54,8 +54,11 @@ class ToolRunner:
         content: ContentStore,
         verifier: ToolCallVerifier,
         broker: CredentialBroker | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.tools = tools
+        # The worker's configured redactor (TIERGATE_REDACTION): what a preview may show.
+        self.redactor = redactor or DEFAULT_REDACTOR
         self.backend = backend
         self.content = content
         self.verifier = verifier
@@ -123,12 +126,15 @@ class ToolRunner:
         self, output: dict[str, Any], replayed: bool, attempt: int, admitted: dict[str, Any]
     ) -> ToolResult:
         text = json.dumps(output, sort_keys=True, default=str)
-        kinds = pii_kinds(text)
+        # Found in the values as written (JSON escapes would hide a tab between a card's
+        # groups), masked by the worker's configured redactor, patterns and fields included.
+        kinds = self.redactor.kinds_in(output)
+        shown = json.dumps(self.redactor.value(output), sort_keys=True, default=str)
         return ToolResult(
             ok=True,
             output_ref=self.content.put(text.encode()),
             output_size=len(text),
-            preview=(DEFAULT_REDACTOR.text(text) if kinds else text)[:MAX_PREVIEW_CHARS],
+            preview=shown[:MAX_PREVIEW_CHARS],
             contains_pii=bool(kinds),
             pii_kinds=kinds,
             replayed=replayed,

@@ -273,7 +273,7 @@ def _pending_row(p: PendingAction, redactor: Redactor) -> dict[str, Any]:
 def approvals_list(as_json: JsonFlag = False) -> None:
     """Pending approvals across runs (from Temporal visibility)."""
     settings = Settings()
-    redactor = Redactor(settings.redaction)
+    redactor = Redactor(settings.redaction, partial_emails=True)
 
     async def main() -> list[PendingAction]:
         return await list_pending(await connect(settings))

@@ -85,8 +85,12 @@ def _mask(kind: str) -> str:
 class Redactor:
     """Masks sensitive values in text and in nested JSON-like data."""
 
-    def __init__(self, config: RedactionConfig | None = None) -> None:
+    def __init__(
+        self, config: RedactionConfig | None = None, *, partial_emails: bool = False
+    ) -> None:
         self.config = config or RedactionConfig()
+        # For an approver, who must see where an email goes: `p…@customers.example.com`.
+        self.partial_emails = partial_emails
 
     @cached_property
     def _kinds(self) -> frozenset[str]:
@@ -110,12 +114,19 @@ class Redactor:
             start = max(finding.start, position)
             if start > position:
                 pieces.append(text[position:start])
-            pieces.append(_mask(finding.kind) if start == finding.start else "")
+            written = text[finding.start : finding.end]
+            pieces.append(self._masked(finding.kind, written) if start == finding.start else "")
             position = finding.end
         text = "".join(pieces) + text[position:] if pieces else text
         for pattern, mask in self._patterns:
             text = pattern.sub(mask, text)
         return text
+
+    def _masked(self, kind: str, written: str) -> str:
+        if kind == "email" and self.partial_emails and "@" in written:
+            local, domain = written.rsplit("@", 1)
+            return f"{local[:1]}…@{domain}"
+        return _mask(kind)
 
     def secret_field(self, field: str) -> bool:
         """Whether values under ``field`` are masked whole: its name, split at case changes,
@@ -130,6 +141,25 @@ class Redactor:
         shown = self.value(arguments)
         text = ", ".join(f"{name}={shown[name]}" for name in sorted(shown))
         return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    def kinds_in(self, value: Any) -> list[str]:
+        """The kinds found in every string of ``value`` (as written, not JSON-escaped: a
+        tab between a card's groups is a tab), sorted. Field rules mask a value but do not
+        make it a finding: a ``next_page_token`` is masked, not a reason to withhold a page."""
+        kinds: set[str] = set()
+        self._collect(value, kinds)
+        return sorted(kinds)
+
+    def _collect(self, value: Any, kinds: set[str]) -> None:
+        if isinstance(value, str):
+            kinds.update(f.kind for f in find(value) if f.kind in self._kinds)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._collect(str(key), kinds)
+                self._collect(item, kinds)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self._collect(item, kinds)
 
     def value(self, value: Any, field: str | None = None) -> Any:
         """A copy of ``value`` (str, dict, list, scalars) with sensitive parts masked.

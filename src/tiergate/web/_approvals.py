@@ -81,7 +81,7 @@ def _row(p: PendingAction, now: datetime, redactor: Redactor) -> dict[str, Any]:
 async def _visible(web: WebContext, session: Session, request: Request) -> list[dict[str, Any]]:
     """What waits that this approver may decide, filtered and sorted as the query asks."""
     now = datetime.now(UTC)
-    redactor = Redactor(web.settings.redaction)
+    redactor = Redactor(web.settings.redaction, partial_emails=True)
     rows = [
         _row(p, now, redactor)
         for p in await list_pending(web.client)
@@ -135,7 +135,7 @@ async def _approval_page(
     status: int = 200,
 ) -> Response:
     chain = await fetch_run_chain(web.client, pending.run_id)
-    redactor = Redactor(web.settings.redaction)
+    redactor = Redactor(web.settings.redaction, partial_emails=True)
     ui = f"{web.ui_url or ''}/namespaces/{web.settings.namespace}/workflows/{pending.run_id}"
     return page(
         "approval.html",

@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         tool_activity_name,
     )
     from tiergate.errors import RunInputError, TiergateError
-    from tiergate.sensitive import pii_kinds
+    from tiergate.sensitive import pii_kinds, pii_kinds_v1
     from tiergate.workflows._activity import budgeted_activity
     from tiergate.workflows._attributes import AGENT_ATTRIBUTE
     from tiergate.workflows._carry import should_continue
@@ -67,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
 
 _T = TypeVar("_T")
 _CODE_VERSION = f"tiergate {VERSION}"
+#: The patch new runs record when their gate uses the detector of issue #22 (`sensitive._detect`).
+DETECTOR_PATCH = "tiergate-detector-2"
 _LOAD_RETRY = service_retry(maximum_attempts=3)
 
 
@@ -187,7 +189,10 @@ class AgentRunWorkflow:
         return bundle
 
     def _start(self, bundle: AgentBundle, run_input: RunInput, carry: RunCarry | None) -> RunState:
-        gate = Gate.of(bundle, detect=pii_kinds)
+        # Runs recorded before the current detector keep deciding with the one they ran
+        # with, so their histories replay; new runs record the patch and use today's.
+        detect = pii_kinds if workflow.patched(DETECTOR_PATCH) else pii_kinds_v1
+        gate = Gate.of(bundle, detect=detect)
         try:
             state = RunState(bundle, run_input, gate, workflow.info().start_time)
         except RunInputError as error:

@@ -41,6 +41,10 @@ PASSTHROUGH_MODULES = (
     "tiergate.workflows._telemetry",
     # Passkey answers are verified in the workflow (WebAuthn and what it imports).
     "webauthn",
+    # The detector's libraries (phone numbers, SSN and IBAN checks); phonenumbers loads a
+    # region's metadata on first use, under a lock the sandbox would refuse to create.
+    "phonenumbers",
+    "stdnum",
     "OpenSSL",
     "pyasn1",
     "pyasn1_modules",

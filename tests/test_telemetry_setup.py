@@ -19,7 +19,7 @@ from tiergate.cluster import free_port
 from tiergate.config import parse_agent_yaml
 from tiergate.errors import ConfigError
 from tiergate.observe import JsonlSpanExporter, SafeSpanExporter, exporter_choice
-from tiergate.sensitive import Redactor
+from tiergate.sensitive import RedactionConfig, Redactor
 
 
 @pytest.mark.parametrize(
@@ -108,6 +108,27 @@ def test_every_exporter_sees_redacted_spans() -> None:
     assert span.attributes == {
         "note": "card [REDACTED:card_number]",
         "password": "[REDACTED:password]",
+    }
+
+
+def test_spans_are_masked_by_the_configured_redactor_with_every_kind() -> None:
+    memory = InMemorySpanExporter()
+    config = RedactionConfig(patterns={"ticket_pin": r"PIN-\d{4}"}, fields=["dob"])
+    exporter = SafeSpanExporter(memory, Redactor(config), "memory")
+    exporter.export(
+        make_spans(
+            1,
+            note="PIN-1234, SSN 123-45-6789, 4111.1111.1111.1111, call 555-123-4567",
+            userPassword="hunter2",
+            dob="1990-01-01",
+        )
+    )
+    (span,) = memory.get_finished_spans()
+    assert span.attributes == {
+        "note": "[REDACTED:ticket_pin], SSN [REDACTED:ssn], [REDACTED:card_number], call "
+        "[REDACTED:phone]",
+        "userPassword": "[REDACTED:userpassword]",
+        "dob": "[REDACTED:dob]",
     }
 
 

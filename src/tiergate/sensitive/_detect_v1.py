@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from tiergate.sensitive._detect import luhn_valid  # the same checksum, one copy
+
 # Every pattern here runs over whole tool outputs of any size, so each must stay linear in
 # the text: a pattern tried from every position of a long run (`[...]+@` on four megabytes of
 # "x", `sk-[...]{16,}\b` on "sk-sk-sk-...") is quadratic and stalls the tool activity for
@@ -25,17 +27,6 @@ PHONE = re.compile(
 SECRET = re.compile(
     r"\b(?:sk-[A-Za-z0-9_-]{16}[A-Za-z0-9_-]*+|AKIA[0-9A-Z]{16}\b|ghp_[A-Za-z0-9]{30}[A-Za-z0-9]*+)"
 )
-
-
-def luhn_valid(digits: str) -> bool:
-    """True for digit strings passing the Luhn checksum used by payment card numbers."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 def card_numbers(text: str) -> list[str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -218,3 +221,31 @@ def test_both_otlp_protocols_build_exporters(tmp_path: Path) -> None:
     assert isinstance(_span_exporter(kind, protocol, tmp_path / "s"), OTLPSpanExporter)
     assert _metric_exporter("otlp", "grpc", tmp_path / "m") is not None
     assert _span_exporter("none", None, tmp_path / "s") is None
+
+
+LOGGING = """
+import sys
+import structlog
+from tiergate.observe import install
+from tiergate.settings import Settings
+install(Settings(telemetry=False), log_stream=sys.stdout)
+structlog.get_logger("t").warning(
+    "step", note="PIN-1234, SSN 123-45-6789, 4111.1111.1111.1111", userPassword="hunter2"
+)
+"""
+
+
+def test_logs_are_masked_by_the_configured_redactor_with_every_kind(tmp_path: Path) -> None:
+    # `install` sets the process's logging once: a process of its own for this setting.
+    env = {
+        **os.environ,
+        "TIERGATE_HOME": str(tmp_path),
+        "TIERGATE_REDACTION": json.dumps({"patterns": {"ticket_pin": r"PIN-\d{4}"}}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", LOGGING], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(text) for text in done.stdout.splitlines() if text.startswith("{")]
+    assert line["note"] == "[REDACTED:ticket_pin], SSN [REDACTED:ssn], [REDACTED:card_number]"
+    assert line["userPassword"] == "[REDACTED:userpassword]"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Captured, Harness, call, final, scripted
+from tiergate.activities import ContentStore, read_exchanges
 from tiergate.config import PACKAGED_AGENTS, load_agent
 from tiergate.core import Gate, Outcome, ToolCallProposal
 from tiergate.demo import SUPPORT_TOOLS
@@ -118,3 +119,20 @@ async def test_a_preview_in_history_uses_the_configured_patterns_with_no_builtin
     assert b"T-9" in stored  # the bytes are readable: the checks below can fail
     assert b"PIN-1234" not in stored
     assert b"123456789" not in stored
+
+
+async def test_prompt_records_use_the_configured_patterns_and_every_kind(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIERGATE_REDACTION", json.dumps({"patterns": {"ticket_pin": r"PIN-\d{4}"}}))
+    h = harness
+    agent = h.add_agent("records")
+    note = "PIN-1234, SSN 123-45-6789, card 4111.1111.1111.1111, +44 20 7946 0958"
+    summary = await h.run(agent, input={"note": note}, model_overrides=scripted(final()))
+    (model_call,) = summary.model_calls
+    assert model_call.record_ref
+    (record,) = read_exchanges(ContentStore(h.settings.content_dir), model_call.record_ref)
+    sent = json.dumps(record["messages"])
+    assert "4111" not in sent
+    for mask in ("ticket_pin", "ssn", "card_number", "phone"):
+        assert f"[REDACTED:{mask}]" in sent, sent

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, CDPSession, Page, async_playwright
 
-from tests.conftest import Harness, call, final, scripted
+from tests.conftest import Harness, agent_config, call, final, scripted
 from tests.passkeys import SoftPasskey
 from tests.test_cli import TIERGATE
 from tiergate.approvals._credentials import Credentials
@@ -83,7 +83,18 @@ async def site(harness: Harness) -> AsyncIterator[Site]:
         # Web-only approvers: no key of theirs on this host, a passkey enrolled later.
         harness.registry.add(name, role)
         credentials.set_password(name, PASSWORDS[name])
-    agent = harness.add_agent("webbed")
+    rules = agent_config("webbed")["agent"]["policy"]["rules"]
+    # Receipts wait for a lead, so the page shows an email's destination to an approver.
+    receipts = {
+        "id": "receipts_need_a_lead",
+        "tool": "email.send",
+        "condition": 'input.subject != "Receipt"',
+        "on_fail": "escalate_to_human",
+    }
+    agent = harness.add_agent(
+        "webbed",
+        policy={"engine": "cedar", "files": ["support.cedar"], "rules": [*rules, receipts]},
+    )
     context = WebContext(harness.env.client, harness.settings, ui_url="http://ui.example")
     async with harness.worker(), WebServer(build_app(context), port=free_port()) as server:
         softs = {name: SoftPasskey(server.url) for name in ("lead", "fin")}
@@ -345,6 +356,22 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
     # No approver's private key was ever written on this host (the harness's operator
     # keeps its demo key under keys/operators/).
     assert list((site.harness.home / "keys").glob("*.pem")) == []
+
+
+async def test_an_approver_sees_where_an_email_goes_but_not_to_whom(site: Site) -> None:
+    receipt = call(
+        "email.send", to="pat@customers.example.com", subject="Receipt", body="Your receipt."
+    )
+    run_id = await site.start(receipt)
+    async with signed_in(site, "lead") as client:
+        rows = (await client.get("/queue/rows")).text
+        page = (await client.get(f"/approvals/{run_id}")).text
+    for html in (rows, page):
+        assert "p…@customers.example.com" in html
+        assert "pat@customers.example.com" not in html
+    assert "Your receipt." in page  # what the detector does not find is shown as proposed
+    # Nothing left waiting for the tests after this one (the queue is the namespace's).
+    await site.harness.env.client.get_workflow_handle(run_id).terminate("test done")
 
 
 async def test_one_time_links_history_and_the_rows_fragment(site: Site) -> None:

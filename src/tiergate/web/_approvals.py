@@ -143,7 +143,9 @@ async def _approval_page(
         session=session,
         title=f"Approve {pending.tool}",
         pending=pending,
-        arguments=json.dumps(redactor.value(pending.arguments), indent=2, sort_keys=True),
+        arguments=json.dumps(
+            redactor.value(pending.arguments), indent=2, sort_keys=True, ensure_ascii=False
+        ),
         already=session.approver in pending.approved_by,
         has_passkey=bool(
             usable(web.approvers().approvers.get(session.approver), RelyingParty.of(request, web))

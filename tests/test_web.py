@@ -466,6 +466,25 @@ async def enroll_in_browser(page: Page, site: Site, name: str) -> str:
     return key_id
 
 
+async def test_chromium_shows_an_approver_where_an_email_goes_not_to_whom(
+    site: Site, browser: Browser
+) -> None:
+    receipt = call(
+        "email.send", to="pat@customers.example.com", subject="Receipt", body="Your receipt."
+    )
+    run_id = await site.start(receipt)
+    page = await (await browser.new_context()).new_page()
+    await sign_in(page, site, "lead")
+    row = page.locator(f'#rows tr[data-run="{run_id}"] td.call')
+    await row.wait_for()
+    assert "to=p…@customers.example.com" in await row.inner_text()
+    await page.goto(f"{site.browser_url}/approvals/{run_id}")
+    shown = await page.locator("#arguments").inner_text()
+    assert '"to": "p…@customers.example.com"' in shown
+    assert "pat@" not in await page.content()
+    await site.harness.env.client.get_workflow_handle(run_id).terminate("test done")
+
+
 async def test_approve_a_large_refund_with_a_passkey(site: Site, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page, cdp, authenticator = await with_authenticator(browser)

@@ -86,8 +86,7 @@ async def test_a_governed_run_blocks_and_masks_them(harness: Harness, captured: 
     assert pii_kinds(result.preview or "") == []
     logs = captured.log_text()
     spans = json.dumps([dict(s.attributes or {}) for s in captured.spans(summary.workflow_id)])
-    history = await h.history(summary.workflow_id)
-    stored = b"".join(event.SerializeToString() for event in history.events)
+    stored = await stored_history(h, summary.workflow_id)
     assert b"T-9" in stored
     for text in MISSES:
         assert text not in logs
@@ -97,10 +96,24 @@ async def test_a_governed_run_blocks_and_masks_them(harness: Harness, captured: 
         assert text.encode() not in stored  # as UTF-8
 
 
-async def test_a_preview_in_history_uses_the_configured_patterns_with_no_builtin_kind(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pin_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers of the test mask a configured pattern (`TIERGATE_REDACTION`)."""
     monkeypatch.setenv("TIERGATE_REDACTION", json.dumps({"patterns": {"ticket_pin": r"PIN-\d{4}"}}))
+
+
+async def stored_history(h: Harness, workflow_id: str) -> bytes:
+    """Every payload of a run's history as the server stores it (JSON inside protobuf)."""
+    history = await h.history(workflow_id)
+    stored = b"".join(event.SerializeToString() for event in history.events)
+    assert workflow_id.encode() in stored  # the bytes are readable: absence checks can fail
+    return stored
+
+
+@pytest.mark.usefixtures("pin_rule")
+async def test_a_preview_in_history_uses_the_configured_patterns_with_no_builtin_kind(
+    harness: Harness,
+) -> None:
     h = harness
     agent = h.add_agent("a")
     h.store.seed(demo=True, tickets=[("T-9", "C-1", "s", "my PIN-1234, ssn 123456789", "open")])
@@ -113,18 +126,14 @@ async def test_a_preview_in_history_uses_the_configured_patterns_with_no_builtin
     assert "PIN-1234" not in (result.preview or "")
     assert "[REDACTED:ticket_pin]" in (result.preview or "")
     assert "123456789" not in (result.preview or "")
-    # Every payload of the run's history, as the server stores it (JSON inside protobuf).
-    history = await h.history(summary.workflow_id)
-    stored = b"".join(event.SerializeToString() for event in history.events)
-    assert b"T-9" in stored  # the bytes are readable: the checks below can fail
+    stored = await stored_history(h, summary.workflow_id)
+    assert b"T-9" in stored
     assert b"PIN-1234" not in stored
     assert b"123456789" not in stored
 
 
-async def test_prompt_records_use_the_configured_patterns_and_every_kind(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TIERGATE_REDACTION", json.dumps({"patterns": {"ticket_pin": r"PIN-\d{4}"}}))
+@pytest.mark.usefixtures("pin_rule")
+async def test_prompt_records_use_the_configured_patterns_and_every_kind(harness: Harness) -> None:
     h = harness
     agent = h.add_agent("records")
     note = "PIN-1234, SSN 123-45-6789, card 4111.1111.1111.1111, +44 20 7946 0958"

@@ -133,7 +133,7 @@ def find(text: str) -> list[Finding]:
     # Phones are looked for with every other number blanked out (same length, so spans
     # hold): a card's or an SSN's digits are not read as, or glued to, a phone number.
     found += _phones(_blanked(norm.text, [f for f in found if f.kind != "email"]))
-    return _merged([norm.original(f) for f in found])
+    return _merged([Finding(*norm.original(f.start, f.end), f.kind) for f in found])
 
 
 def pii_kinds(text: str) -> list[str]:

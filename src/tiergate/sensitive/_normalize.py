@@ -12,10 +12,6 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from tiergate.sensitive._detect import Finding
 
 
 @dataclass(frozen=True)
@@ -27,13 +23,13 @@ class Normalized:
     starts: list[int] | None
     length: int
 
-    def original(self, finding: Finding) -> Finding:
-        """``finding`` with its span in the original text."""
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that normalized ``[start, end)`` came from."""
         if self.starts is None:
-            return finding
-        start = self.starts[finding.start] if finding.start < len(self.starts) else self.length
-        end = self.starts[finding.end] if finding.end < len(self.starts) else self.length
-        return type(finding)(start, max(end, start + 1), finding.kind)
+            return start, end
+        first = self.starts[start] if start < len(self.starts) else self.length
+        last = self.starts[end] if end < len(self.starts) else self.length
+        return first, max(last, first + 1)
 
 
 @lru_cache(maxsize=4096)

@@ -49,19 +49,24 @@ def test_concurrent_charges_never_exceed_the_cap(tmp_path: Path) -> None:
     path = tmp_path / "caps.sqlite"
     cap = Cap(name="calls", tools=["t.x"], window="day", max_calls=5)
     admitted: list[str] = []
+    failed: list[BaseException] = []
 
     def call(index: int) -> None:
-        # A ledger per thread, as workers sharing a home each open their own.
+        # A ledger per thread, as workers sharing a home each open their own (the first
+        # ones at once, on a file that does not exist yet).
         try:
             CapLedger(path).charge("a", (cap,), {}, f"k{index}", NOON)
             admitted.append(f"k{index}")
         except CapReachedError:
             pass
+        except BaseException as error:  # a thread's error would otherwise only be a warning
+            failed.append(error)
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert failed == []
     assert len(admitted) == 5
     assert CapLedger(path).usage("a", cap, NOON) == (5, Decimal(0))

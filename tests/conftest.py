@@ -12,7 +12,7 @@ import io
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tests.postgres import PostgresCluster
 from tiergate import observe as telemetry
 from tiergate.approvals import ApproverRegistry, dev_admin
 from tiergate.approvals.client import pending_of
@@ -48,6 +49,7 @@ from tiergate.core import (
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.errors import NotWaitingError
 from tiergate.settings import Settings
+from tiergate.state import close_database
 from tiergate.worker import build_worker
 
 ALL_TOOLS = [
@@ -274,6 +276,29 @@ class Harness:
 
     async def history(self, workflow_id: str) -> WorkflowHistory:
         return await self.env.client.get_workflow_handle(workflow_id).fetch_history()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster per session (Debian's initdb and pg_ctl)."""
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh shared store of each kind: a SQLite file, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+        yield url
+        close_database(url)
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    with cluster.fresh() as url:
+        yield url
 
 
 @pytest.fixture

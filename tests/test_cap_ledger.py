@@ -1,25 +1,28 @@
-"""The cap ledger that counts a team toolset's caps: once per key, given back on refusal."""
+"""The cap ledger that counts a team toolset's caps: once per key, given back on refusal,
+in the shared store (SQLite and PostgreSQL alike), across processes."""
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 from datetime import UTC, datetime
 from decimal import Decimal
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
 
 from tiergate.control import CapLedger
 from tiergate.core import Cap
-from tiergate.errors import CapReachedError
+from tiergate.errors import CapReachedError, ToolBackendError
+from tiergate.state import open_database
 
 CALLS = Cap(name="calls", tools=["t.x"], window="day", max_calls=2)
 DOLLARS = Cap(name="dollars", tools=["t.x"], window="day", sum_field="usd", max_sum="10")
 NOON = datetime(2026, 12, 3, 12, tzinfo=UTC)
 
 
-def test_a_key_is_charged_once_and_a_refused_call_counts_nothing(tmp_path: Path) -> None:
-    ledger = CapLedger(tmp_path / "caps.sqlite")
+def test_a_key_is_charged_once_and_a_refused_call_counts_nothing(database_url: str) -> None:
+    ledger = CapLedger(open_database(database_url))
     ledger.charge("a", (CALLS, DOLLARS), {"usd": "4"}, "k1", NOON)
     ledger.charge("a", (CALLS, DOLLARS), {"usd": "4"}, "k1", NOON)  # a retry of the step
     assert ledger.usage("a", CALLS, NOON) == (1, Decimal(0))
@@ -45,28 +48,51 @@ def test_a_key_is_charged_once_and_a_refused_call_counts_nothing(tmp_path: Path)
     assert ledger.usage("a", CALLS, tomorrow) == (0, Decimal(0))
 
 
-def test_concurrent_charges_never_exceed_the_cap(tmp_path: Path) -> None:
-    path = tmp_path / "caps.sqlite"
+def _charge_in_a_process(url: str, keys: list[str], out: Queue[str]) -> None:
+    """A worker process of its own: opens the store (migrating it, maybe with others at
+    once) and charges its calls; reports what was admitted."""
     cap = Cap(name="calls", tools=["t.x"], window="day", max_calls=5)
-    admitted: list[str] = []
-    failed: list[BaseException] = []
-
-    def call(index: int) -> None:
-        # A ledger per thread, as workers sharing a home each open their own (the first
-        # ones at once, on a file that does not exist yet).
+    ledger = CapLedger(open_database(url))
+    for key in keys:
         try:
-            CapLedger(path).charge("a", (cap,), {}, f"k{index}", NOON)
-            admitted.append(f"k{index}")
+            ledger.charge("a", (cap,), {}, key, NOON)
+            out.put(key)
         except CapReachedError:
-            pass
-        except BaseException as error:  # a thread's error would otherwise only be a warning
-            failed.append(error)
+            out.put("refused")
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failed == []
+
+def test_processes_charging_at_once_never_pass_the_cap(database_url: str) -> None:
+    """Four processes, five calls each, on one store that none of them has opened yet."""
+    spawn = multiprocessing.get_context("spawn")
+    out: Queue[str] = spawn.Queue()
+    processes = [
+        spawn.Process(
+            target=_charge_in_a_process,
+            args=(database_url, [f"p{p}-k{i}" for i in range(5)], out),
+        )
+        for p in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    answers = [out.get(timeout=10) for _ in range(20)]
+    admitted = [a for a in answers if a != "refused"]
     assert len(admitted) == 5
-    assert CapLedger(path).usage("a", cap, NOON) == (5, Decimal(0))
+    cap = Cap(name="calls", tools=["t.x"], window="day", max_calls=5)
+    assert CapLedger(open_database(database_url)).usage("a", cap, NOON) == (5, Decimal(0))
+
+
+def test_a_reservation_settles_on_an_answer_and_stays_when_the_outcome_is_unknown(
+    tmp_path: Path,
+) -> None:
+    ledger = CapLedger(open_database(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+    with ledger.charging("a", (CALLS,), {}, "acted"):
+        pass
+    with pytest.raises(ToolBackendError), ledger.charging("a", (CALLS,), {}, "refused"):
+        raise ToolBackendError("the backend said no")
+    with pytest.raises(TimeoutError), ledger.charging("a", (CALLS,), {}, "lost"):
+        raise TimeoutError("no answer: it may have acted")
+    assert ledger.usage("a", CALLS) == (2, Decimal(0))  # acted + lost; refused given back
+    assert [key for key, _, _ in ledger.unsettled()] == ["lost"]

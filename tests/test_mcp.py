@@ -557,7 +557,7 @@ async def test_an_mcp_tools_caps_are_charged_and_given_back_when_the_server_refu
         (True, None),
         (False, "rate_limited"),
     ]
-    used = CapLedger(h.settings.caps_path).usage("treasury", Cap.model_validate(cap))
+    used = CapLedger(h.settings.database()).usage("treasury", Cap.model_validate(cap))
     assert used == (2, Decimal(0))
 
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
 from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tiergate.config import PACKAGED_AGENTS
-from tiergate.core import RunInput
-from tiergate.rollout import Criteria, Rollout, VersionFigures, judge, route, start_run
+from tiergate.core import RunInput, RunSummary
+from tiergate.rollout import (
+    Criteria,
+    Rollout,
+    RolloutStore,
+    VersionFigures,
+    judge,
+    route,
+    start_run,
+)
+from tiergate.state import open_database
 from tiergate.workflows import AGENT_VERSION_ATTRIBUTE
 
 AGENT = "support_refund_agent"
@@ -79,24 +91,30 @@ async def cli(h: Harness, *args: str) -> str:
 
 
 async def versions_of(h: Harness, inputs: list[dict[str, Any]]) -> list[str]:
-    """Starts a run per input through the rollout (no worker: routing is all we look at)."""
-    queue = f"unserved-{uuid.uuid4().hex[:6]}"
-    handles = [
-        await start_run(
-            h.env.client,
-            h.settings,
-            RunInput(agent=AGENT, input=data),
-            f"route-{uuid.uuid4().hex[:10]}",
-            task_queue=queue,
-        )
-        for data in inputs
-    ]
-    versions = []
-    for handle in handles:
-        described = await handle.describe()
-        versions.append(described.typed_search_attributes.get(AGENT_VERSION_ATTRIBUTE) or "")
-        await handle.terminate("routing test")
-    return versions
+    """Starts a run per input and reads the version its load activity routed it to (the
+    runs are terminated once routed: routing is all we look at)."""
+
+    async def routed(handle: WorkflowHandle[Any, RunSummary]) -> str:
+        async with asyncio.timeout(60):
+            while True:
+                described = await handle.describe()
+                if version := described.typed_search_attributes.get(AGENT_VERSION_ATTRIBUTE):
+                    await handle.terminate("routing test")
+                    return version
+                await asyncio.sleep(0.05)
+
+    async with h.worker():
+        handles = [
+            await start_run(
+                h.env.client,
+                h.settings,
+                RunInput(agent=AGENT, input=data),
+                f"route-{uuid.uuid4().hex[:10]}",
+                task_queue=h.task_queue,
+            )
+            for data in inputs
+        ]
+        return list(await asyncio.gather(*(routed(handle) for handle in handles)))
 
 
 async def test_canary_share_over_200_runs_then_rollback_and_promote(harness: Harness) -> None:
@@ -141,8 +159,9 @@ async def test_canary_share_over_200_runs_then_rollback_and_promote(harness: Har
     out = await cli(harness, "promote", AGENT, "--force")
     assert "2.0.0 is now the primary (was 1.0.0)" in out
     assert set(await versions_of(harness, customers[:30])) == {"2.0.0"}
-    state = json.loads((harness.home / "rollouts.json").read_text())[AGENT]
-    assert [e["action"] for e in state["events"]] == ["start", "rollback", "start", "promote"]
+    state = RolloutStore(harness.settings.database()).get(AGENT)
+    assert state is not None
+    assert [e.action for e in state.events] == ["start", "rollback", "start", "promote"]
 
 
 async def test_unforced_promotion_needs_the_criteria(harness: Harness) -> None:
@@ -234,9 +253,7 @@ async def test_several_versions_without_a_rollout_is_a_clear_error(harness: Harn
 
 
 def test_rollout_state_is_kept_per_agent(tmp_path: Path) -> None:
-    from tiergate.rollout import RolloutStore
-
-    store = RolloutStore(tmp_path / "rollouts.json")
+    store = RolloutStore(open_database(f"sqlite:///{tmp_path / 'state.sqlite'}"))
     store.put(Rollout(agent="a", primary="1"))
     store.put(Rollout(agent="b", primary="7", candidate="8", mode="canary", share=0.1))
     assert store.get("a") == Rollout(agent="a", primary="1")

@@ -778,7 +778,7 @@ async def test_a_team_toolsets_caps_are_charged_once_per_key_and_given_back_on_r
     assert "95.00 of 100 used in this window; this call needs 20.00" in (results[4].error or "")
     assert [r.replayed for r in results] == [False, False, False, True, False]
     assert summary.outcome == Outcome.DENIED
-    assert CapLedger(h.settings.caps_path).usage("payouts", DOLLARS) == (3, Decimal("95"))
+    assert CapLedger(h.settings.database()).usage("payouts", DOLLARS) == (3, Decimal("95"))
 
 
 # -- approver policies see a team tool's arguments ---------------------------------------------

@@ -129,6 +129,11 @@ class ReviewError(TiergateError):
     """A review cannot be found or recorded."""
 
 
+class StateError(TiergateError):
+    """tiergate's shared store (``TIERGATE_DATABASE_URL``) is misnamed, unreachable, or
+    kept a transaction from committing; names the database (password masked)."""
+
+
 class RolloutError(TiergateError):
     """A rollout command that cannot apply (no candidate, unknown agent, bad share)."""
 

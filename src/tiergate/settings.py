@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from tiergate.core import TASK_QUEUE
 from tiergate.sensitive import RedactionConfig
+from tiergate.state import Database, open_database
 
 
 class Settings(BaseSettings):
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
         namespace: Temporal namespace.
         task_queue: Task queue the worker polls and runs are started on.
         home: Folder for local state: dev server database, content store, demo store.
+        database_url: The shared store of what tiergate keeps beside Temporal (kill switch,
+            rollouts, cap counters): ``postgresql://USER:PASSWORD@HOST:PORT/DB`` for a fleet
+            of workers on many hosts, ``sqlite:///PATH`` for one machine. Unset: SQLite in
+            ``home`` (``tiergate.sqlite``), the embedded default. A secret (it may hold a
+            password).
         agents_dir: Extra folder of agent configs (tiergate's own agents are always known).
         store_path: SQLite file of the support domain's tool backends.
         notify_url: Webhook that receives a JSON notice when an approval passes its SLA.
@@ -97,6 +103,7 @@ class Settings(BaseSettings):
     namespace: str = "default"
     task_queue: str = TASK_QUEUE
     home: Path = Path(".tiergate")
+    database_url: SecretStr | None = None
     agents_dir: Path | None = None
     store_path: Path | None = None
     notify_url: str | None = None
@@ -178,13 +185,20 @@ class Settings(BaseSettings):
         return self.registry_dir or self.home
 
     @property
-    def reviews_path(self) -> Path:
-        return self.home / "reviews.sqlite"
+    def database_target(self) -> str:
+        """The URL of the shared store (``database_url``, else SQLite in ``home``)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        path = self.home / "tiergate.sqlite"
+        return f"sqlite:///{path}"
+
+    def database(self) -> Database:
+        """The shared store, opened once per process and migrated to this version."""
+        return open_database(self.database_target)
 
     @property
-    def caps_path(self) -> Path:
-        """The cap ledger of the toolsets this home's workers serve."""
-        return self.home / "caps.sqlite"
+    def reviews_path(self) -> Path:
+        return self.home / "reviews.sqlite"
 
     @property
     def support_store(self) -> Path:

@@ -38,7 +38,7 @@ from tiergate.activities import (
 from tiergate.approvals import ApproverRegistry
 from tiergate.cluster import connect, data_converter, ensure_search_attributes
 from tiergate.config import AgentCatalog, declared_mcp_servers, load_all_agents
-from tiergate.control import CapLedger, Controls
+from tiergate.control import CapLedger, Controls, RolloutStore
 from tiergate.core import AgentBundle, ModelSpec, ToolSpec
 from tiergate.errors import ConfigError
 from tiergate.mcp_servers import McpBackend, McpHub, discover
@@ -95,7 +95,7 @@ class Toolkit:
         own = self.backend
 
         def backend(settings: Settings) -> ToolBackend:
-            return _Routed(mcp, own(settings), CapLedger(settings.caps_path))
+            return _Routed(mcp, own(settings), CapLedger(settings.database()))
 
         return dataclasses.replace(self, tools=tools, backend=backend, mcp=hub)
 
@@ -130,7 +130,7 @@ class Toolkit:
                 loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-            return ToolsetBackend(list(toolsets), loop, caps=CapLedger(settings.caps_path))
+            return ToolsetBackend(list(toolsets), loop, caps=CapLedger(settings.database()))
 
         fixtures = {t.name: t.case_fixture for t in toolsets if t.case_fixture is not None}
         return cls(tools=tools, backend=backend, providers=dict(providers or {}), fixtures=fixtures)
@@ -217,7 +217,8 @@ def build_activities(
         ReviewStore(settings.reviews_path),
         settings.registry_admins,
     )
-    controls = Controls(settings.home)
+    database = settings.database()
+    controls = Controls(database)
     verifier = ToolCallVerifier(
         client,
         task_queue or settings.task_queue,
@@ -249,6 +250,7 @@ def build_activities(
             lambda: ApproverRegistry(settings.registry_home, "operators", seen=seen).trusted(
                 settings.registry_admins
             ),
+            RolloutStore(database),
         ).load,
         models.propose,
         models.classify,

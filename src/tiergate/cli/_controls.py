@@ -95,7 +95,7 @@ def agent_pause(agent: str, reason: Reason = "", as_: As = None) -> None:
     """Hold every running run of AGENT at its next gate and refuse new runs."""
     settings = Settings()
     by = operator(as_)
-    Controls(settings.home).pause(agent, by, reason)
+    Controls(settings.database()).pause(agent, by, reason)
     command = ControlCommand(action="pause", by=by, reason=reason)
     _apply(settings, command, agent, f"{agent} paused")
 
@@ -104,8 +104,9 @@ def agent_pause(agent: str, reason: Reason = "", as_: As = None) -> None:
 def agent_resume(agent: str, reason: Reason = "", as_: As = None) -> None:
     """Let AGENT's runs go on and new ones start."""
     settings = Settings()
-    Controls(settings.home).resume(agent)
-    command = ControlCommand(action="resume", by=operator(as_), reason=reason)
+    by = operator(as_)
+    Controls(settings.database()).resume(agent, by)
+    command = ControlCommand(action="resume", by=by, reason=reason)
     _apply(settings, command, agent, f"{agent} resumed")
 
 
@@ -114,7 +115,7 @@ def tool_disable(tool: str, reason: Reason = "", as_: As = None) -> None:
     """Make every gate deny TOOL at once (running runs and new ones)."""
     settings = Settings()
     by = operator(as_)
-    Controls(settings.home).disable(tool, by, reason)
+    Controls(settings.database()).disable(tool, by, reason)
     command = ControlCommand(action="disable_tool", tool=tool, by=by, reason=reason)
     _apply(settings, command, None, f"{tool} disabled")
 
@@ -123,8 +124,9 @@ def tool_disable(tool: str, reason: Reason = "", as_: As = None) -> None:
 def tool_enable(tool: str, reason: Reason = "", as_: As = None) -> None:
     """Allow TOOL again (its policies decide as before)."""
     settings = Settings()
-    Controls(settings.home).enable(tool)
-    command = ControlCommand(action="enable_tool", tool=tool, by=operator(as_), reason=reason)
+    by = operator(as_)
+    Controls(settings.database()).enable(tool, by)
+    command = ControlCommand(action="enable_tool", tool=tool, by=by, reason=reason)
     _apply(settings, command, None, f"{tool} enabled")
 
 

@@ -73,12 +73,19 @@ def rollout_start(
     if version == primary:
         _fail(RolloutError(f"{candidate} is already the primary version of {agent}"))
     assert primary is not None
-    rollout = existing or Rollout(agent=agent, primary=primary)
-    rollout.primary, rollout.candidate, rollout.key = primary, version, key
-    rollout.mode = "canary" if mode == "canary" else "shadow"
-    rollout.share = share if mode == "canary" else 0.0
-    rollout.log("start", f"{mode} of {version} beside {primary}, share {rollout.share}, key {key}")
-    store_for(settings).put(rollout)
+    chosen = primary
+
+    def start(current: Rollout | None) -> Rollout:
+        rollout = current or Rollout(agent=agent, primary=chosen)
+        rollout.primary, rollout.candidate, rollout.key = chosen, version, key
+        rollout.mode = "canary" if mode == "canary" else "shadow"
+        rollout.share = share if mode == "canary" else 0.0
+        rollout.log(
+            "start", f"{mode} of {version} beside {chosen}, share {rollout.share}, key {key}"
+        )
+        return rollout
+
+    store_for(settings).change(agent, start)
     console.print(f"{agent}: {mode} of {version} beside primary {primary}")
 
 
@@ -177,14 +184,26 @@ def rollout_promote(
         if rollout.mode == "canary" and not result.ready:
             unmet = ", ".join(v.name for v in result.verdicts if not v.ok)
             _fail(RolloutError(f"promotion criteria not met ({unmet})", fix="wait, or --force"))
-    previous = rollout.primary
-    rollout.primary, rollout.candidate = rollout.candidate or previous, None
-    rollout.mode, rollout.share = "off", 0.0
-    rollout.log(
-        "promote", f"{rollout.primary} replaces {previous}" + (" (forced)" if force else "")
-    )
-    store_for(settings).put(rollout)
-    console.print(f"{agent}: {rollout.primary} is now the primary (was {previous})")
+    checked = rollout.candidate
+    assert checked is not None  # _current refuses a rollout without one
+
+    def promote(current: Rollout | None) -> Rollout:
+        if current is None or current.candidate != checked:
+            raise RolloutError(
+                f"agent {agent}'s rollout changed while it was checked", fix="promote again"
+            )
+        previous = current.primary
+        current.primary, current.candidate = checked, None
+        current.mode, current.share = "off", 0.0
+        current.log("promote", f"{checked} replaces {previous}" + (" (forced)" if force else ""))
+        return current
+
+    try:
+        before = rollout.primary
+        store_for(settings).change(agent, promote)
+    except RolloutError as error:
+        _fail(error)
+    console.print(f"{agent}: {checked} is now the primary (was {before})")
 
 
 @rollout_app.command("rollback")
@@ -193,7 +212,12 @@ def rollout_rollback(agent: str) -> None:
     settings = Settings()
     rollout = _current(settings, agent)
     dropped = rollout.candidate
-    rollout.candidate, rollout.mode, rollout.share = None, "off", 0.0
-    rollout.log("rollback", f"{dropped} withdrawn; {rollout.primary} serves every run")
-    store_for(settings).put(rollout)
+
+    def rollback(current: Rollout | None) -> Rollout:
+        assert current is not None  # rollouts are never deleted
+        current.candidate, current.mode, current.share = None, "off", 0.0
+        current.log("rollback", f"{dropped} withdrawn; {current.primary} serves every run")
+        return current
+
+    store_for(settings).change(agent, rollback)
     console.print(f"{agent}: candidate {dropped} rolled back; {rollout.primary} serves every run")

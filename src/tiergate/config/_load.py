@@ -100,7 +100,8 @@ def agent_versions(name: str, agents_dir: Path | None) -> list[str]:
     for folder in [d for d in (agents_dir, PACKAGED_AGENTS) if d is not None]:
         for path in sorted(folder.glob("*.y*ml")):
             config = load_agent_file(path)
-            if config.name == name:
+            # A version in both folders is one version (the agents folder's file wins).
+            if config.name == name and config.effective_version not in found:
                 found.append(config.effective_version)
     return found
 

@@ -1,80 +1,40 @@
-"""A cap ledger for backends tiergate cannot count inside: a team's own tool functions.
+"""A cap ledger for backends tiergate cannot count inside: a team's own tools and MCP tools.
 
-The demo's store counts caps in the same transaction as the effect. A team's function calls
-its own API, whose transaction tiergate is not part of, so the worker counts the call here
-first, once per idempotency key, and gives the count back when the function refuses the
-call (`ToolBackendError`: nothing took effect). Any other failure keeps the count, since the
-effect may have happened: a crash between count and effect costs a count, never an uncounted
-effect. A retry of the step (same key) is not counted again, even in a later window.
+Where tiergate owns the backend (the demo's store), caps are counted in the same transaction
+as the effect, so count and effect cannot part. A team's function or MCP server acts in its
+own system, whose transaction tiergate is not part of, so the worker counts *by
+reservation*, in the shared store every worker of the fleet uses:
 
-One SQLite file per worker home (WAL): the workers sharing that home share the counts.
+- **reserve** before the call, once per idempotency key (a retry of the step, even in a
+  later window, is not counted again); a reservation that would pass a cap refuses the call
+  before anything acts (`CapReachedError`);
+- **settle** when the backend answers: kept and marked ``settled`` when it acted, given back
+  when it refused (`ToolBackendError`: nothing took effect);
+- **keep** the reservation when the outcome is unknown (a crash, a timeout, a broken
+  session): the effect may have happened, so a lost answer costs a count, never an
+  uncounted effect. Such reservations stay ``reserved`` (`CapLedger.unsettled`), for an
+  operator to look at.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from tiergate.control._caps import cap_amount, cap_counter, cap_window
 from tiergate.core import Cap
 from tiergate.errors import CapReachedError, ToolBackendError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cap_usage (
-  counter TEXT PRIMARY KEY, calls INTEGER NOT NULL, total TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cap_charges (
-  idempotency_key TEXT NOT NULL, counter TEXT NOT NULL, amount TEXT NOT NULL,
-  PRIMARY KEY (idempotency_key, counter));
-"""
+from tiergate.state import Database, Tx
 
 
 class CapLedger:
-    """Counts of an agent's caps per window, charged per idempotency key."""
+    """Counts of agents' caps per window, reserved per idempotency key, in ``database``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            # Switching to WAL takes the file whole and SQLite's busy timeout does not wait
-            # for it: workers opening one new ledger at once would see "database is locked".
-            # Once the file is WAL (it stays so) nobody needs to switch it again.
-            for attempt in range(50):
-                try:
-                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                        conn.execute("PRAGMA journal_mode=WAL")
-                    conn.executescript(_SCHEMA)
-                    break
-                except sqlite3.OperationalError as error:
-                    if "locked" not in str(error) or attempt == 49:
-                        raise
-                    time.sleep(0.02)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._writer, self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            yield conn
-        finally:
-            conn.close()
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def charge(
         self,
@@ -84,22 +44,19 @@ class CapLedger:
         key: str,
         now: datetime | None = None,
     ) -> None:
-        """Count the call ``key`` against every cap in ``caps``, or raise CapReachedError
+        """Reserve the call ``key`` against every cap in ``caps``, or raise CapReachedError
         naming the first one it would exceed (then nothing is counted). A key already
-        charged is not charged again."""
+        reserved is not reserved again."""
         moment = now or datetime.now(UTC)
-        with self._transaction() as conn:
-            if conn.execute(
-                "SELECT 1 FROM cap_charges WHERE idempotency_key = ?", (key,)
-            ).fetchone():
+
+        def work(tx: Tx) -> None:
+            if tx.one("SELECT 1 FROM cap_charges WHERE idempotency_key = ?", (key,)):
                 return
             for cap in caps:
                 window = cap_window(cap, moment)
                 counter = cap_counter(agent, cap, window)
                 amount = cap_amount(cap, arguments)
-                row = conn.execute(
-                    "SELECT calls, total FROM cap_usage WHERE counter = ?", (counter,)
-                ).fetchone()
+                row = tx.one("SELECT calls, total FROM cap_usage WHERE counter = ?", (counter,))
                 calls, total = (row[0], Decimal(row[1])) if row else (0, Decimal(0))
                 if cap.max_calls is not None and calls + 1 > cap.max_calls:
                     raise CapReachedError(
@@ -113,21 +70,25 @@ class CapLedger:
                         f"{total} of {cap.max_sum} used in this window; this call needs "
                         f"{amount} ({cap.window} window {window})",
                     )
-                conn.execute(
-                    "INSERT INTO cap_usage VALUES (?, 1, ?) ON CONFLICT(counter) DO UPDATE "
-                    "SET calls = calls + 1, total = excluded.total",
+                tx.execute(
+                    "INSERT INTO cap_usage VALUES (?, 1, ?) ON CONFLICT (counter) DO UPDATE "
+                    "SET calls = cap_usage.calls + 1, total = excluded.total",
                     (counter, str(total + amount)),
                 )
-                conn.execute(
-                    "INSERT INTO cap_charges VALUES (?, ?, ?)", (key, counter, str(amount))
+                tx.execute(
+                    "INSERT INTO cap_charges VALUES (?, ?, ?, 'reserved', ?)",
+                    (key, counter, str(amount), moment.isoformat()),
                 )
+
+        self.database.transaction(work)
 
     @contextmanager
     def charging(
         self, agent: str, caps: tuple[Cap, ...], arguments: dict[str, Any], key: str
     ) -> Iterator[None]:
-        """Around a call's effect: charged first (`charge`), given back if the backend
-        refuses it (`ToolBackendError`: nothing took effect); nothing to do without caps."""
+        """Around a call's effect: reserved first (`charge`), settled when the backend
+        answers, given back if it refuses (`ToolBackendError`), kept reserved when the
+        outcome is unknown (any other exception); nothing to do without caps."""
         if not caps:
             yield
             return
@@ -137,29 +98,48 @@ class CapLedger:
         except ToolBackendError:
             self.refund(key)
             raise
+        self.settle(key)
+
+    def settle(self, key: str) -> None:
+        """Mark what call ``key`` reserved as spent (the backend acted)."""
+        self.database.transaction(
+            lambda tx: tx.execute(
+                "UPDATE cap_charges SET state = 'settled' WHERE idempotency_key = ?", (key,)
+            )
+        )
 
     def refund(self, key: str) -> None:
-        """Give back what call ``key`` was charged (it took no effect)."""
-        with self._transaction() as conn:
-            charges = conn.execute(
+        """Give back what call ``key`` reserved (it took no effect)."""
+
+        def work(tx: Tx) -> None:
+            charges = tx.all(
                 "SELECT counter, amount FROM cap_charges WHERE idempotency_key = ?", (key,)
-            ).fetchall()
+            )
             for counter, amount in charges:
-                row = conn.execute(
-                    "SELECT calls, total FROM cap_usage WHERE counter = ?", (counter,)
-                ).fetchone()
+                row = tx.one("SELECT calls, total FROM cap_usage WHERE counter = ?", (counter,))
                 if row is not None:
-                    conn.execute(
+                    tx.execute(
                         "UPDATE cap_usage SET calls = ?, total = ? WHERE counter = ?",
                         (max(0, row[0] - 1), str(Decimal(row[1]) - Decimal(amount)), counter),
                     )
-            conn.execute("DELETE FROM cap_charges WHERE idempotency_key = ?", (key,))
+            tx.execute("DELETE FROM cap_charges WHERE idempotency_key = ?", (key,))
+
+        self.database.transaction(work)
 
     def usage(self, agent: str, cap: Cap, now: datetime | None = None) -> tuple[int, Decimal]:
         """(calls, sum) counted against ``agent``'s ``cap`` in the window of ``now``."""
         counter = cap_counter(agent, cap, cap_window(cap, now or datetime.now(UTC)))
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT calls, total FROM cap_usage WHERE counter = ?", (counter,)
-            ).fetchone()
+        row = self.database.transaction(
+            lambda tx: tx.one("SELECT calls, total FROM cap_usage WHERE counter = ?", (counter,))
+        )
         return (row[0], Decimal(row[1])) if row else (0, Decimal(0))
+
+    def unsettled(self) -> list[tuple[str, str, str]]:
+        """(idempotency key, counter, reserved at) of reservations whose outcome is unknown."""
+        rows = self.database.transaction(
+            lambda tx: tx.all(
+                "SELECT idempotency_key, counter, charged_at FROM cap_charges "
+                "WHERE state = 'reserved' ORDER BY charged_at"
+            )
+        )
+        return [(str(a), str(b), str(c)) for a, b, c in rows]

@@ -163,6 +163,7 @@ from tiergate.core._payloads import (
     TranscriptEntry,
     cut,
     read_run_input,
+    routing_keys,
 )
 from tiergate.core._proposal import (
     MAX_ARGUMENTS_BYTES,
@@ -372,6 +373,7 @@ __all__ = [
     "regate_edit",
     "released_by",
     "review_item",
+    "routing_keys",
     "sampled",
     "to_cedar_record",
     "to_cedar_value",

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tiergate.core._answers import RegistrySnapshot
 from tiergate.core._cedar import PolicyBundle
-from tiergate.core._payloads import Cap, ModelSpec
+from tiergate.core._payloads import Cap, ModelSpec, Routing
 from tiergate.core._tools import ToolSpec
 
 
@@ -408,6 +408,8 @@ class AgentBundle(BaseModel):
             offline model (a script): on in dev, tests, evals and shadows, off by default.
         operators: The operator registry when the run started: whose signed kill-switch
             commands it obeys.
+        routing: Which rollout variant the load activity chose for the run, and why (None
+            in histories from before routing moved into the run).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -423,3 +425,4 @@ class AgentBundle(BaseModel):
     disabled_tools: list[str] = Field(default_factory=list)
     offline_model_overrides: bool = False
     operators: RegistrySnapshot = Field(default_factory=RegistrySnapshot)
+    routing: Routing | None = None

@@ -6,6 +6,7 @@ later without breaking running workflows. Their names are in `tiergate.core.name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -74,8 +75,12 @@ class RunInput(_Payload):
         input: The task, as plain JSON (e.g. ``{"invoice_id": "INV-7"}``).
         requester: Who asked for the run; recorded and never allowed to approve its actions.
         model_overrides: Replace a tier's model for this run (evals, shadow runs, tests).
-        agent_version: Load this version of the agent (rollouts); default: the only one.
-        routing: Which rollout variant served the run, and why.
+        agent_version: Load this version of the agent, bypassing its rollout (shadows,
+            evals); default: the version the agent's rollout routes the run to inside the
+            run, else its only version.
+        routing: Which rollout variant served the run, and why, as chosen by a client
+            (histories from before routing moved into the run; new runs record it in their
+            load activity's result).
         continue_as_new_after_events: Continue as new once the history has this many events
             (default 8,000, below Temporal's 10,240 warning); tests and benchmarks lower it.
     """
@@ -139,9 +144,34 @@ class ControlCommand(_Payload):
         return f"tiergate-control-v1\n{canonical_json(body)}".encode()
 
 
+#: The longest input value a canary is sticky by (longer ones route by run id).
+ROUTING_KEY_LIMIT = 200
+
+
+def routing_keys(run_input: Mapping[str, Any]) -> dict[str, str]:
+    """The top-level fields of a run's input a canary can be sticky by: scalars (text,
+    numbers, booleans) up to `ROUTING_KEY_LIMIT` characters, as text. What the run gives its
+    load activity to route by, so the whole input is not copied into the history again."""
+    keys = {}
+    for name, value in run_input.items():
+        if isinstance(value, str | int | float | bool) and len(str(value)) <= ROUTING_KEY_LIMIT:
+            keys[name] = str(value)
+    return keys
+
+
 class LoadAgentInput(_Payload):
+    """What the run asks its load activity for.
+
+    Attributes:
+        agent: The agent's name.
+        version: The version the run's input pins (shadows, evals, a backend's choice);
+            None: the agent's rollout decides, else its only version.
+        route_keys: The run input's fields a canary may be sticky by (`routing_keys`).
+    """
+
     agent: str
     version: str | None = None
+    route_keys: dict[str, str] = Field(default_factory=dict)
 
 
 class Routing(_Payload):

@@ -418,6 +418,6 @@ class RunState:
             approval_wait_seconds=round(self.waited_seconds, 3),
             budget_stop=stop.budget_stop,
             alerts=sorted(set(self.alerts)),
-            routing=self.input.routing,
+            routing=self.bundle.routing or self.input.routing,
             previous_run_ids=self.previous_run_ids,
         )

@@ -1,5 +1,6 @@
 """Shadow and canary rollouts of agent versions, with promotion criteria from the runs."""
 
+from tiergate.control import Criteria, Rollout, RolloutStore, bucket, route
 from tiergate.errors import RolloutError
 from tiergate.rollout._client import (
     ShadowStats,
@@ -12,7 +13,6 @@ from tiergate.rollout._client import (
     status,
     store_for,
 )
-from tiergate.rollout._state import Criteria, Rollout, RolloutStore, bucket, route
 
 __all__ = [
     "Criteria",

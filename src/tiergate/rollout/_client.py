@@ -1,9 +1,10 @@
 """Starting runs through a rollout, and judging the candidate against the primary.
 
-`start_run` is how backends (and `tiergate run start`) should start runs: it applies the
-agent's rollout, records the version and the reason in the run's input, and tags the run
-in visibility (`TiergateAgentVersion`, `TiergateVariant`) so each version's figures can be
-read back from the runs themselves.
+`start_run` is a convenience for starting runs (`tiergate run start` uses it): it refuses a
+paused agent or an oversized input before Temporal is asked. Routing is not decided here:
+each run's load activity applies the agent's rollout, records the version and the reason in
+the history and tags the run in visibility (`TiergateAgentVersion`, `TiergateVariant`), so
+each version's figures can be read back from the runs themselves, whoever started them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tiergate.config import agent_versions, find_agent, load_agent_file
-from tiergate.control import Controls
+from tiergate.control import Controls, Criteria, Rollout, RolloutStore
 from tiergate.core import (
     LARGE_INPUT_FIX,
     WORKFLOW_NAME,
@@ -28,14 +29,13 @@ from tiergate.errors import PayloadTooLargeError, RolloutError
 from tiergate.forensics import fetch_history
 from tiergate.forensics._shadow import Candidate, shadow_runs
 from tiergate.report import collect, compute
-from tiergate.rollout._state import Criteria, Rollout, RolloutStore, route
 from tiergate.settings import Settings
 from tiergate.worker import Toolkit
-from tiergate.workflows import AGENT_ATTRIBUTE, AGENT_VERSION_ATTRIBUTE, VARIANT_ATTRIBUTE
+from tiergate.workflows import AGENT_ATTRIBUTE, AGENT_VERSION_ATTRIBUTE
 
 
 def store_for(settings: Settings) -> RolloutStore:
-    return RolloutStore(settings.home / "rollouts.json")
+    return RolloutStore(settings.database())
 
 
 def resolve_version(settings: Settings, agent: str, version: str | None = None) -> str:
@@ -62,34 +62,35 @@ async def start_run(
     workflow_id: str,
     task_queue: str | None = None,
 ) -> WorkflowHandle[Any, RunSummary]:
-    """Starts a run of ``request.agent`` on the version its rollout routes it to."""
+    """Starts a run of ``request.agent``; its load activity routes it through the agent's
+    rollout, as it does a run started by any other client.
+
+    Refused here early, as a convenience, when the input is too large for Temporal, the
+    agent is paused, or it has several versions and no rollout (the run's load activity
+    would refuse the last two too, in its history).
+    """
     # Refused here, before Temporal's own 2 MB payload limit answers with a gRPC error.
     if too_large := oversized_run_input(request.model_dump()):
         raise PayloadTooLargeError(too_large, fix=LARGE_INPUT_FIX)
-    if switch := Controls(settings.home).read().paused_agents.get(request.agent):
+    if switch := Controls(settings.database()).read().paused_agents.get(request.agent):
         raise RolloutError(
             f"agent {request.agent} is paused (by {switch.by} at {switch.at[:19]}: "
             f"{switch.reason or 'no reason given'}); new runs are refused",
             fix=f"tiergate agent resume {request.agent}",
         )
-    rollout = store_for(settings).get(request.agent)
-    version, routing = route(rollout, request.input, workflow_id)
-    version = resolve_version(settings, request.agent, version)
-    routed = request.model_copy(update={"agent_version": version, "routing": routing})
-    attributes = TypedSearchAttributes(
-        [
-            SearchAttributePair(AGENT_ATTRIBUTE, request.agent),
-            SearchAttributePair(AGENT_VERSION_ATTRIBUTE, version),
-            SearchAttributePair(VARIANT_ATTRIBUTE, routing.variant),
-        ]
-    )
+    if request.agent_version is not None:
+        resolve_version(settings, request.agent, request.agent_version)
+    elif store_for(settings).get(request.agent) is None:
+        resolve_version(settings, request.agent)  # several versions need a rollout
     return await client.start_workflow(
         WORKFLOW_NAME,
-        routed.model_dump(),
+        request.model_dump(),
         id=workflow_id,
         task_queue=task_queue or settings.task_queue,
         result_type=RunSummary,
-        search_attributes=attributes,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(AGENT_ATTRIBUTE, request.agent)]
+        ),
     )
 
 

@@ -53,12 +53,17 @@ with workflow.unsafe.imports_passed_through():
         Stop,
         ToolCallProposal,
         ToolResult,
+        routing_keys,
         tool_activity_name,
     )
     from tiergate.errors import RunInputError, TiergateError
     from tiergate.sensitive import pii_kinds, pii_kinds_v1
     from tiergate.workflows._activity import budgeted_activity
-    from tiergate.workflows._attributes import AGENT_ATTRIBUTE
+    from tiergate.workflows._attributes import (
+        AGENT_ATTRIBUTE,
+        AGENT_VERSION_ATTRIBUTE,
+        VARIANT_ATTRIBUTE,
+    )
     from tiergate.workflows._carry import should_continue
     from tiergate.workflows._desk import ApprovalDesk
     from tiergate.workflows._input import carried_from_here, input_error, parsed_input
@@ -69,6 +74,9 @@ _T = TypeVar("_T")
 _CODE_VERSION = f"tiergate {VERSION}"
 #: The patch new runs record when their gate uses the detector of issue #22 (`sensitive._detect`).
 DETECTOR_PATCH = "tiergate-detector-2"
+#: The patch new runs record when they tag their visibility with the version and variant
+#: their load activity routed them to (before, `start_run` tagged them at start).
+ROUTING_PATCH = "tiergate-routing-in-run"
 _LOAD_RETRY = service_retry(maximum_attempts=3)
 
 
@@ -181,7 +189,11 @@ class AgentRunWorkflow:
     async def _load(self, run_input: RunInput) -> AgentBundle:
         bundle: AgentBundle = await workflow.execute_activity(
             LOAD_AGENT_ACTIVITY,
-            LoadAgentInput(agent=run_input.agent, version=run_input.agent_version),
+            LoadAgentInput(
+                agent=run_input.agent,
+                version=run_input.agent_version,
+                route_keys=routing_keys(run_input.input),
+            ),
             result_type=AgentBundle,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_LOAD_RETRY,
@@ -200,8 +212,17 @@ class AgentRunWorkflow:
         self._desk = ApprovalDesk(bundle, gate, run_input.requester)
         name = bundle.config.name
         # start_run sets the agent attribute at start; a run does not write it twice.
-        if workflow.info().typed_search_attributes.get(AGENT_ATTRIBUTE) != name:
+        attributes = workflow.info().typed_search_attributes
+        if attributes.get(AGENT_ATTRIBUTE) != name:
             workflow.upsert_search_attributes([AGENT_ATTRIBUTE.value_set(name)])
+        if bundle.routing is not None and carry is None and workflow.patched(ROUTING_PATCH):
+            # Rollout figures are read back from these, whoever started the run.
+            tags = [
+                AGENT_VERSION_ATTRIBUTE.value_set(bundle.config.effective_version),
+                VARIANT_ATTRIBUTE.value_set(bundle.routing.variant),
+            ]
+            if any(attributes.get(tag.key) != tag.value for tag in tags):
+                workflow.upsert_search_attributes(tags)
         versions = state.versions(_CODE_VERSION).model_dump(mode="json")
         workflow.upsert_memo({RUN_MEMO: {"versions": versions}})
         if carry is not None:

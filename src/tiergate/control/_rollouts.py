@@ -5,23 +5,21 @@ new run goes to the primary and the candidate re-runs finished primary runs with
 simulated (`tiergate.forensics` shadows). In *canary* mode a share of new runs goes to the
 candidate, sticky by a key of the run's input (a customer id), so one customer does not
 flip between versions. Promotion criteria compare the candidate with the primary on the
-runs themselves. Routing and criteria are pure; the state is a small JSON file under the
-tiergate home, changed only by `tiergate rollout`.
+runs themselves. Routing and criteria are pure; the state is in the shared store (`tiergate.state`), read
+by every worker's load activity and changed only by `tiergate rollout`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from tiergate.core import Routing
+from tiergate.state import Database, Tx
 
 
 class Criteria(BaseModel):
@@ -69,9 +67,10 @@ def bucket(agent: str, key: str) -> float:
 
 
 def route(
-    rollout: Rollout | None, run_input: dict[str, Any], fallback_key: str
+    rollout: Rollout | None, run_input: Mapping[str, Any], fallback_key: str
 ) -> tuple[str | None, Routing]:
-    """(agent version, routing) for a new run of ``rollout.agent`` with ``run_input``."""
+    """(agent version, routing) for a new run of ``rollout.agent`` with ``run_input``
+    (the input itself or its `routing_keys`: both route alike)."""
     if rollout is None:
         return None, Routing(variant="primary", reason="no rollout: the agent's only version")
     if rollout.mode != "canary" or rollout.candidate is None:
@@ -95,25 +94,56 @@ def route(
 
 
 class RolloutStore:
-    """Rollouts by agent, in one JSON file (written atomically)."""
+    """Rollouts by agent in the shared store: the state of each, and its event list."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
-    def _read(self) -> dict[str, Rollout]:
-        if not self.path.exists():
-            return {}
-        data = json.loads(self.path.read_text(encoding="utf-8"))
-        return {name: Rollout.model_validate(value) for name, value in data.items()}
+    @staticmethod
+    def _read(tx: Tx, agent: str) -> Rollout | None:
+        row = tx.one("SELECT body FROM rollouts WHERE agent = ?", (agent,))
+        if row is None:
+            return None
+        events = tx.all(
+            "SELECT at, action, detail FROM rollout_events WHERE agent = ? ORDER BY id",
+            (agent,),
+        )
+        rollout = Rollout.model_validate_json(row[0])
+        rollout.events = [
+            Event(at=at, action=action, detail=detail) for at, action, detail in events
+        ]
+        return rollout
 
     def get(self, agent: str) -> Rollout | None:
-        return self._read().get(agent)
+        return self.database.transaction(lambda tx: self._read(tx, agent))
+
+    def change(self, agent: str, edit: Callable[[Rollout | None], Rollout]) -> Rollout:
+        """``edit`` applied to ``agent``'s current rollout in one transaction (run again if a
+        concurrent change wins), so two operators never lose each other's change; events
+        ``edit`` logs are appended to the list."""
+
+        def work(tx: Tx) -> Rollout:
+            current = self._read(tx, agent)
+            known = len(current.events) if current else 0
+            rollout = edit(current.model_copy(deep=True) if current else None)
+            if rollout.agent != agent:
+                raise ValueError(f"a change of {agent}'s rollout returned {rollout.agent}'s")
+            body = rollout.model_dump_json(exclude={"events"})
+            tx.execute(
+                "INSERT INTO rollouts VALUES (?, ?) ON CONFLICT (agent) "
+                "DO UPDATE SET body = excluded.body",
+                (agent, body),
+            )
+            for event in rollout.events[known:]:
+                tx.execute(
+                    "INSERT INTO rollout_events (agent, at, action, detail) VALUES (?, ?, ?, ?)",
+                    (agent, event.at, event.action, event.detail),
+                )
+            return rollout
+
+        return self.database.transaction(work)
 
     def put(self, rollout: Rollout) -> None:
-        rollouts = self._read()
-        rollouts[rollout.agent] = rollout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({k: v.model_dump(mode="json") for k, v in rollouts.items()}, out, indent=2)
-        os.replace(tmp, self.path)
+        """Store ``rollout`` as read and changed by the caller: its events past those stored
+        are appended. Prefer `change`, which cannot lose a concurrent change."""
+        self.change(rollout.agent, lambda _current: rollout)

@@ -1,0 +1,90 @@
+"""The shared store's schema, as numbered migrations applied once each, in order.
+
+`migrate` runs at every open: it applies what the database lacks, under one lock (SQLite's
+write lock, a PostgreSQL advisory lock), so processes starting together migrate once. A
+database newer than this code (a version it does not know) is refused rather than written
+to by code that does not understand it. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from tiergate.errors import StateError
+
+if TYPE_CHECKING:
+    from tiergate.state._database import Database, Tx
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Statements in the SQL both dialects share; ``{serial}`` is an auto-numbered key."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "kill switch, rollouts, cap ledger",
+        (
+            # The kill switch: one row per paused agent or disabled tool, and every change.
+            """CREATE TABLE switches (
+                 kind TEXT NOT NULL, name TEXT NOT NULL,
+                 switched_at TEXT NOT NULL, switched_by TEXT NOT NULL, reason TEXT NOT NULL,
+                 PRIMARY KEY (kind, name))""",
+            """CREATE TABLE switch_events (
+                 id {serial}, at TEXT NOT NULL, action TEXT NOT NULL, name TEXT NOT NULL,
+                 by_whom TEXT NOT NULL, reason TEXT NOT NULL)""",
+            # Rollouts: the current state of each agent's, and its event list.
+            "CREATE TABLE rollouts (agent TEXT PRIMARY KEY, body TEXT NOT NULL)",
+            """CREATE TABLE rollout_events (
+                 id {serial}, agent TEXT NOT NULL, at TEXT NOT NULL, action TEXT NOT NULL,
+                 detail TEXT NOT NULL)""",
+            "CREATE INDEX rollout_events_agent ON rollout_events (agent, id)",
+            # Caps: counts per window, and what each call (by idempotency key) reserved.
+            """CREATE TABLE cap_usage (
+                 counter TEXT PRIMARY KEY, calls INTEGER NOT NULL, total TEXT NOT NULL)""",
+            """CREATE TABLE cap_charges (
+                 idempotency_key TEXT NOT NULL, counter TEXT NOT NULL, amount TEXT NOT NULL,
+                 state TEXT NOT NULL, charged_at TEXT NOT NULL,
+                 PRIMARY KEY (idempotency_key, counter))""",
+        ),
+    ),
+)
+
+_SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
+
+
+def migrate(database: Database) -> int:
+    """Apply every migration ``database`` lacks; the schema version it is at after."""
+
+    def work(tx: Tx) -> int:
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS tiergate_schema ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        have = {row[0] for row in tx.all("SELECT version FROM tiergate_schema")}
+        known = {m.version for m in MIGRATIONS}
+        if unknown := sorted(have - known):
+            raise StateError(
+                f"{database.shown} is at schema version {max(unknown)}, newer than this "
+                f"tiergate knows (up to {max(known)})",
+                fix="upgrade tiergate on this host to the version the fleet runs",
+            )
+        for migration in MIGRATIONS:
+            if migration.version in have:
+                continue
+            for statement in migration.statements:
+                tx.execute(statement.replace("{serial}", _SERIAL[tx.dialect]))
+            tx.execute(
+                "INSERT INTO tiergate_schema VALUES (?, ?, ?)",
+                (migration.version, migration.name, datetime.now(UTC).isoformat()),
+            )
+        return max(known)
+
+    return database.schema_transaction(work)

@@ -39,7 +39,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
-from tiergate.activities import ContentStore, ToolCallVerifier, ToolRunner
+from tiergate.activities import ToolCallVerifier, ToolRunner, content_store
 from tiergate.cluster import start_dev_server
 from tiergate.config import load_agent
 from tiergate.core import (
@@ -144,7 +144,7 @@ def bare_activities(client: Client, settings: Settings, queue: str) -> list[Any]
     runner = ToolRunner(
         SUPPORT_TOOLS,
         SUPPORT_TOOLKIT.backend(settings),
-        ContentStore(settings.content_dir),
+        content_store(settings),
         ToolCallVerifier(
             client, queue, lambda *_: None, lambda _: None, RegistrySnapshot, frozenset
         ),

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHandle
 from tests.conftest import Harness, call, final, scripted
 from tests.fake_openai import completion, serve
 from tests.test_openai_provider import declared, openai, priced_agent
-from tiergate.activities import ContentStore
+from tiergate.activities import content_store
 from tiergate.approvals.client import decide
 from tiergate.core import ApprovalDecision, Outcome, RunSummary, Verdict
 
@@ -89,5 +89,5 @@ async def test_a_multi_megabyte_answer_is_a_typed_invalid_proposal(
     assert invalid is not None
     assert invalid.code == "too_large"
     assert len(invalid.excerpt or "") < 2_000
-    whole = ContentStore(harness.settings.content_dir).get(invalid.ref or "")
+    whole = content_store(harness.settings).get(invalid.ref or "")
     assert huge in whole.decode()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Captured, Harness, call, final, scripted
-from tiergate.activities import ContentStore, read_exchanges
+from tiergate.activities import content_store, read_exchanges
 from tiergate.config import PACKAGED_AGENTS, load_agent
 from tiergate.core import Gate, Outcome, ToolCallProposal
 from tiergate.demo import SUPPORT_TOOLS
@@ -140,7 +140,7 @@ async def test_prompt_records_use_the_configured_patterns_and_every_kind(harness
     summary = await h.run(agent, input={"note": note}, model_overrides=scripted(final()))
     (model_call,) = summary.model_calls
     assert model_call.record_ref
-    (record,) = read_exchanges(ContentStore(h.settings.content_dir), model_call.record_ref)
+    (record,) = read_exchanges(content_store(h.settings), model_call.record_ref)
     sent = json.dumps(record["messages"])
     assert "4111" not in sent
     for mask in ("ticket_pin", "ssn", "card_number", "phone"):

@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tests.conftest import Captured, Harness, call, final, scripted
-from tiergate.activities import ContentStore, read_exchanges
+from tiergate.activities import content_store, read_exchanges
 from tiergate.approvals.client import decide
 from tiergate.core import REQUIRED_LOG_FIELDS, ApprovalDecision, Outcome, RunSummary
 
@@ -345,7 +345,7 @@ async def test_prompt_response_records_are_redacted_and_chained(harness: Harness
     calls = summary.model_calls
     assert [c.purpose for c in calls] == ["propose"] * len(summary.steps)
     assert all(c.record_ref for c in calls)
-    content = ContentStore(harness.settings.content_dir)
+    content = content_store(harness.settings)
     records = read_exchanges(content, calls[-1].record_ref)
     assert [r["step"] for r in records] == [c.step for c in calls]
     assert [r["usage"]["input_tokens"] for r in records] == [c.input_tokens for c in calls]

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
             of workers on many hosts, ``sqlite:///PATH`` for one machine. Unset: SQLite in
             ``home`` (``tiergate.sqlite``), the embedded default. A secret (it may hold a
             password).
+        content_url: Where transcripts and large results go: unset, files under ``home``
+            (one machine); ``database``, the shared store; or a ``postgresql://`` /
+            ``sqlite:///`` URL of a database of their own, or ``file:///PATH``.
         agents_dir: Extra folder of agent configs (tiergate's own agents are always known).
         store_path: SQLite file of the support domain's tool backends.
         notify_url: Webhook that receives a JSON notice when an approval passes its SLA.
@@ -104,6 +107,7 @@ class Settings(BaseSettings):
     task_queue: str = TASK_QUEUE
     home: Path = Path(".tiergate")
     database_url: SecretStr | None = None
+    content_url: SecretStr | None = None
     agents_dir: Path | None = None
     store_path: Path | None = None
     notify_url: str | None = None

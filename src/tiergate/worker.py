@@ -33,6 +33,7 @@ from tiergate.activities import (
     ToolBackend,
     ToolCallVerifier,
     ToolRunner,
+    content_store,
     declared_models,
 )
 from tiergate.approvals import ApproverRegistry
@@ -197,7 +198,7 @@ def build_activities(
     """Every activity a run needs, for a worker serving ``toolkit`` on ``task_queue``
     (default: the settings'). Call it inside the worker's event loop: the tool runner asks
     the server, through ``client``, which run scheduled each call."""
-    content = ContentStore(settings.content_dir)
+    content = content_store(settings)
     specs = toolkit.tools.specs
     catalog = AgentCatalog(settings.agents_dir, specs)
     models = model_activities(

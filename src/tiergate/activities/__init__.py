@@ -8,7 +8,10 @@ from tiergate.activities._approvals import (
 )
 from tiergate.activities._content import (
     ContentStore,
+    DatabaseContentStore,
+    FileContentStore,
     Transcript,
+    content_store,
 )
 from tiergate.activities._identity import (
     DEFAULT_TTL_SECONDS,
@@ -67,6 +70,8 @@ __all__ = [
     "ContentStore",
     "CredentialBroker",
     "CredentialVerifier",
+    "DatabaseContentStore",
+    "FileContentStore",
     "ModelActivities",
     "ModelVet",
     "OpenAICompatibleProvider",
@@ -79,6 +84,7 @@ __all__ = [
     "ToolCallVerifier",
     "ToolRunner",
     "Transcript",
+    "content_store",
     "count_tokens",
     "declared_models",
     "function_name",

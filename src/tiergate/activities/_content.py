@@ -1,8 +1,10 @@
 """A content-addressed store for transcripts and large results.
 
 Only hashes and sizes go into Temporal history, so a model activity's input stays the same
-size however long the conversation gets. Writes are atomic renames of files named by their
-sha256, so concurrent workers and retried activities can write the same content safely.
+size however long the conversation gets. Blobs are named by their sha256, so concurrent
+workers and retried activities can write the same content safely. On one machine they are
+files under the home; a fleet keeps them where every worker reads them (the shared
+database, `content_store`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,48 @@ import json
 import os
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tiergate.core import TranscriptEntry
+from tiergate.errors import StateError
+from tiergate.state import Database, masked, open_database
+
+if TYPE_CHECKING:
+    from tiergate.settings import Settings
 
 
-class ContentStore:
-    """Blobs by sha256 under one directory (``ab/cdef...``)."""
+class ContentStore(ABC):
+    """Blobs by their sha256 (hex). Content never changes under a name, so writing the same
+    blob twice, from any number of workers, is harmless, and a read may be cached."""
+
+    @abstractmethod
+    def put(self, data: bytes) -> str:
+        """Store ``data``; its sha256 (the ref every reader finds it by)."""
+
+    @abstractmethod
+    def has(self, ref: str) -> bool: ...
+
+    @abstractmethod
+    def get(self, ref: str) -> bytes:
+        """The blob named ``ref`` (`KeyError` when this store has none)."""
+
+    def put_json(self, value: Any) -> str:
+        return self.put(
+            json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+        )
+
+    def get_json(self, ref: str) -> Any:
+        return json.loads(self.get(ref))
+
+
+class FileContentStore(ContentStore):
+    """Blobs under one directory (``ab/cdef...``): one machine's, the embedded default.
+    Writes are atomic renames, so concurrent workers and retried activities can write the
+    same content safely."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -44,15 +79,62 @@ class ContentStore:
         return self._path(ref).exists()
 
     def get(self, ref: str) -> bytes:
-        return self._path(ref).read_bytes()
+        try:
+            return self._path(ref).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(ref) from None
 
-    def put_json(self, value: Any) -> str:
-        return self.put(
-            json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+class DatabaseContentStore(ContentStore):
+    """Blobs in a table of the shared store (`tiergate.state`): every worker of a fleet
+    reads what any other wrote, with nothing but the database shared."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def put(self, data: bytes) -> str:
+        ref = hashlib.sha256(data).hexdigest()
+        self.database.transaction(
+            lambda tx: tx.execute(
+                "INSERT INTO content VALUES (?, ?, ?) ON CONFLICT (ref) DO NOTHING",
+                (ref, len(data), data),
+            )
         )
+        return ref
 
-    def get_json(self, ref: str) -> Any:
-        return json.loads(self.get(ref))
+    def has(self, ref: str) -> bool:
+        row = self.database.transaction(
+            lambda tx: tx.one("SELECT 1 FROM content WHERE ref = ?", (ref,))
+        )
+        return row is not None
+
+    def get(self, ref: str) -> bytes:
+        row = self.database.transaction(
+            lambda tx: tx.one("SELECT data FROM content WHERE ref = ?", (ref,))
+        )
+        if row is None:
+            raise KeyError(ref)
+        return bytes(row[0])
+
+
+def content_store(settings: Settings) -> ContentStore:
+    """The content store ``settings`` name (``TIERGATE_CONTENT_URL``): unset, files under
+    the home; ``database``, the shared store (``TIERGATE_DATABASE_URL``); a
+    ``sqlite:///`` or ``postgresql://`` URL, that database; ``file:///PATH``, files there."""
+    if settings.content_url is None:
+        return FileContentStore(settings.content_dir)
+    url = settings.content_url.get_secret_value()
+    if url == "database":
+        return DatabaseContentStore(settings.database())
+    scheme = urlsplit(url).scheme
+    if scheme == "file":
+        return FileContentStore(Path(url.removeprefix("file://")))
+    if scheme in ("sqlite", "postgresql", "postgres"):
+        return DatabaseContentStore(open_database(url))
+    raise StateError(
+        f"TIERGATE_CONTENT_URL={masked(url)!r}: unknown kind of store {scheme!r}",
+        fix="use database (the shared store), a postgresql:// or sqlite:/// URL, or file:///PATH",
+    )
 
 
 class Transcript:

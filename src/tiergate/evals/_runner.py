@@ -25,6 +25,7 @@ from temporalio.client import Client
 from tiergate.activities import (
     Answer,
     ContentStore,
+    FileContentStore,
     ReRunActivities,
     ToolBackend,
     ToolCallVerifier,
@@ -295,7 +296,7 @@ def _suite_run(
         toolkit=toolkit,
         bundle=bundle,
         home=home,
-        content=ContentStore(home / "content"),
+        content=FileContentStore(home / "content"),
         registry=registry,
         reruns=ReRunActivities(bundle.tools),
         backend=toolkit.backend(settings),

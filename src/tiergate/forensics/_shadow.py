@@ -35,7 +35,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
-from tiergate.activities import ContentStore, ReRunActivities
+from tiergate.activities import ContentStore, ReRunActivities, content_store
 from tiergate.config import load_agent
 from tiergate.core import (
     WORKFLOW_NAME,
@@ -254,7 +254,7 @@ async def shadow_runs(
     """Shadows of every (finished) run in ``histories`` under ``candidate``, and their diffs.
     ``toolkit``'s tools compile a candidate agent version; its model providers serve the
     shadows beside scripted and openai (its backend is never touched: writes are simulated)."""
-    content = ContentStore(settings.content_dir)
+    content = content_store(settings)
     reruns = ReRunActivities({})
     plans = []
     for history in histories:

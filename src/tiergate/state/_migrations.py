@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Migration:
-    """Statements in the SQL both dialects share; ``{serial}`` is an auto-numbered key."""
+    """Statements in the SQL both dialects share; ``{serial}`` is an auto-numbered key,
+    ``{blob}`` a column of bytes."""
 
     version: int
     name: str
@@ -55,9 +56,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                  PRIMARY KEY (idempotency_key, counter))""",
         ),
     ),
+    Migration(
+        2,
+        "content store",
+        (
+            # Transcripts and large results by sha256, for workers sharing only the database.
+            "CREATE TABLE content (ref TEXT PRIMARY KEY, size BIGINT NOT NULL, data {blob} NOT NULL)",
+        ),
+    ),
 )
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
+_BLOB = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 
 
 def migrate(database: Database) -> int:
@@ -80,7 +90,11 @@ def migrate(database: Database) -> int:
             if migration.version in have:
                 continue
             for statement in migration.statements:
-                tx.execute(statement.replace("{serial}", _SERIAL[tx.dialect]))
+                tx.execute(
+                    statement.replace("{serial}", _SERIAL[tx.dialect]).replace(
+                        "{blob}", _BLOB[tx.dialect]
+                    )
+                )
             tx.execute(
                 "INSERT INTO tiergate_schema VALUES (?, ?, ?)",
                 (migration.version, migration.name, datetime.now(UTC).isoformat()),

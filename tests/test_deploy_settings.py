@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from tiergate.cluster import AesGcmCodec, connect, data_converter, free_port
 from tiergate.core import WORKFLOW_NAME, RunInput, RunSummary
 from tiergate.demo import SUPPORT_TOOLKIT
 from tiergate.errors import ConfigError
+from tiergate.report import collect, compute
 from tiergate.settings import Settings
 from tiergate.web import WebContext, WebServer, build_app
 from tiergate.worker import build_worker
@@ -121,6 +123,14 @@ async def test_encrypted_history_holds_no_plaintext_and_still_reads(
         )
     assert summary.outcome.value == "completed"
     raw = (await harness.env.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+    # A reader without the keys (the report, rollout figures) counts the run apart.
+    (facts,) = await collect(
+        harness.env.client, since=datetime.now(UTC) - timedelta(hours=1), ids=[workflow_id]
+    )
+    assert facts.unreadable is not None
+    assert facts.summary is None
+    figures = compute([facts], datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+    assert (figures.runs, figures.unreadable, figures.finished) == (1, 1, 0)
     for plaintext in (
         "read the ticket first",
         "You resolve customer-support tickets",

@@ -180,7 +180,7 @@ async def test_unforced_promotion_needs_the_criteria(harness: Harness) -> None:
         "0.5",
     )
     code, out = await tiergate("rollout", "promote", AGENT, env=env(harness))
-    assert code == 2
+    assert code == 2, out
     assert "promotion criteria not met (" in out
 
 

@@ -87,7 +87,16 @@ def print_report(report: Report) -> None:
     head.add_column("figure")
     head.add_column("value")
     rows = [
-        ("runs", f"{report.runs} ({report.finished} finished, {report.running} running)"),
+        (
+            "runs",
+            f"{report.runs} ({report.finished} finished, {report.running} running"
+            + (
+                f", {report.unreadable} not readable without their codec keys"
+                if report.unreadable
+                else ""
+            )
+            + ")",
+        ),
         ("outcomes", ", ".join(f"{k} {v}" for k, v in report.outcomes.items()) or "–"),
         ("success rate", rate),
         ("total cost", f"${report.cost_usd_total:.5f}"),

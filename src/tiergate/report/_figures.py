@@ -43,6 +43,9 @@ class RunFacts(BaseModel):
     summary: RunSummary | None = None
     pending: PendingAction | None = None
     failure: str | None = None
+    #: Why its result could not be read here (payloads encrypted with keys this reader
+    #: lacks): such a run counts in ``runs`` and ``unreadable``, in no figure.
+    unreadable: str | None = None
 
     @property
     def outcome(self) -> str | None:
@@ -84,6 +87,7 @@ class Report(BaseModel):
     runs: int = 0
     finished: int = 0
     running: int = 0
+    unreadable: int = 0
     outcomes: dict[str, int] = Field(default_factory=dict)
     success_rate: float | None = None
     cost_usd_total: float = 0.0
@@ -146,7 +150,8 @@ def compute(
     facts: list[RunFacts], since: datetime, until: datetime, agent: str | None = None
 ) -> Report:
     """The report's figures over ``facts`` (already limited to the window and agent)."""
-    finished = [f for f in facts if f.state == "finished"]
+    readable = [f for f in facts if f.unreadable is None]
+    finished = [f for f in readable if f.state == "finished"]
     summaries = [f.summary for f in finished if f.summary is not None]
     completed = [s for s in summaries if s.outcome == Outcome.COMPLETED]
     outcomes = Counter(f.outcome for f in finished if f.outcome)
@@ -176,7 +181,8 @@ def compute(
         agent=agent,
         runs=len(facts),
         finished=len(finished),
-        running=len(facts) - len(finished),
+        running=len(readable) - len(finished),
+        unreadable=len(facts) - len(readable),
         outcomes=dict(sorted(outcomes.items())),
         success_rate=len(completed) / len(finished) if finished else None,
         cost_usd_total=round(sum(s.cost_usd for s in summaries), 8),

@@ -121,3 +121,25 @@ async def test_the_page_and_the_worker_share_no_writable_state(tmp_path: Path) -
         assert "TIERGATE_ADMIN_KEY" not in services[name]["environment"]
     assert services["admin"]["environment"]["TIERGATE_ADMIN_KEY"] == "/admin/admin.pem"
     assert services["admin"]["profiles"] == ["admin"]
+
+
+async def test_workers_and_the_page_reach_the_shared_store_in_postgres(tmp_path: Path) -> None:
+    """Issue #23: the kill switch, rollouts, caps and content live in the stack's
+    PostgreSQL (a `tiergate` database its init script makes), not in a volume."""
+    folder = stack(tmp_path)
+    code, out = await compose(folder, "--env-file", "deploy/tiergate.env", "config")
+    assert code == 0, out
+    services = yaml.safe_load(out)["services"]
+    for name in ("worker", "approvals-web"):
+        environment = services[name]["environment"]
+        url = environment["TIERGATE_DATABASE_URL"]
+        assert re.fullmatch(r"postgresql://temporal:change-me@postgresql:5432/tiergate", url)
+        assert environment["TIERGATE_CONTENT_URL"] == "database"
+    assert "postgresql" in services["worker"]["depends_on"]
+    init = (ROOT / "deploy" / "postgres-init" / "10-tiergate.sql").read_text()
+    assert "CREATE DATABASE tiergate;" in init
+    assert any(
+        "/docker-entrypoint-initdb.d" in str(volume)
+        for volume in services["postgresql"]["volumes"]
+    )
+    assert "'.[postgres]'" in (ROOT / "Dockerfile").read_text()

@@ -281,7 +281,7 @@ async def test_tier_two_actions_are_sampled_for_review(approvers: Harness) -> No
     )
     from tiergate.activities import ReviewStore
 
-    queued = ReviewStore(h.settings.reviews_path).list()
+    queued = ReviewStore(h.settings.database()).list()
     assert [(q["run_id"], q["step"], q["tool"]) for q in queued] == [
         (summary.workflow_id, 1, "payments.issue_refund")
     ]

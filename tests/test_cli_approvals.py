@@ -132,7 +132,7 @@ async def test_list_show_approve_and_exit_codes(env: WorkflowEnvironment, harnes
 
 
 async def test_reviews_list_show_flag(harness: Harness) -> None:
-    store = ReviewStore(harness.settings.reviews_path)
+    store = ReviewStore(harness.settings.database())
     item = ReviewItem(
         run_id="r-1",
         agent="a",

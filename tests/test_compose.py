@@ -139,7 +139,6 @@ async def test_workers_and_the_page_reach_the_shared_store_in_postgres(tmp_path:
     init = (ROOT / "deploy" / "postgres-init" / "10-tiergate.sql").read_text()
     assert "CREATE DATABASE tiergate;" in init
     assert any(
-        "/docker-entrypoint-initdb.d" in str(volume)
-        for volume in services["postgresql"]["volumes"]
+        "/docker-entrypoint-initdb.d" in str(volume) for volume in services["postgresql"]["volumes"]
     )
     assert "'.[postgres]'" in (ROOT / "Dockerfile").read_text()

@@ -201,10 +201,6 @@ class Settings(BaseSettings):
         return open_database(self.database_target)
 
     @property
-    def reviews_path(self) -> Path:
-        return self.home / "reviews.sqlite"
-
-    @property
     def support_store(self) -> Path:
         return self.store_path or self.home / "support.sqlite"
 

@@ -212,13 +212,13 @@ def build_activities(
     # What the worker has taken from the registry is remembered in its own home, so a
     # registry file rolled back to an older endorsed state is not believed.
     seen = settings.home / "registry-seen"
+    database = settings.database()
     approvals = ApprovalActivities(
         ApproverRegistry(settings.registry_home, seen=seen),
         settings.notify_url,
-        ReviewStore(settings.reviews_path),
+        ReviewStore(database),
         settings.registry_admins,
     )
-    database = settings.database()
     controls = Controls(database)
     verifier = ToolCallVerifier(
         client,
@@ -306,7 +306,7 @@ def edge_worker(
     *,
     content: ContentStore,
     approvals_home: Path,
-    reviews_path: Path,
+    reviews: ReviewStore,
     max_workers: int = 8,
 ) -> Worker:
     """A private worker for re-runs (evals, shadows): each run's bundle and tool answers
@@ -316,7 +316,7 @@ def edge_worker(
         settings, content, reruns.specs, providers, reruns.declared_models, offline_ok=True
     )
     approvals = ApprovalActivities(
-        ApproverRegistry(approvals_home), None, ReviewStore(reviews_path), settings.registry_admins
+        ApproverRegistry(approvals_home), None, reviews, settings.registry_admins
     )
     return Worker(
         client,

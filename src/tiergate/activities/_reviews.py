@@ -1,49 +1,45 @@
-"""The post-hoc review queue of sampled tier-2 actions (SQLite)."""
+"""The post-hoc review queue of sampled tier-2 actions, in the shared store."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tiergate.core import ReviewItem
 from tiergate.errors import ReviewError
+from tiergate.state import Database, Tx
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reviews (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER NOT NULL,
-  agent TEXT NOT NULL, tool TEXT NOT NULL, item TEXT NOT NULL, created_at TEXT NOT NULL,
-  verdict TEXT, reviewer TEXT, note TEXT, reviewed_at TEXT, UNIQUE (run_id, step));
-"""
+_COLUMNS = (
+    "id",
+    "run_id",
+    "step",
+    "agent",
+    "tool",
+    "item",
+    "created_at",
+    "verdict",
+    "reviewer",
+    "note",
+    "reviewed_at",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM reviews"
 
 
 class ReviewStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+    """The review queue in the shared store: every worker queues into one, any reviewer
+    reads it."""
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def add(self, item: ReviewItem) -> int:
         """Queue ``item``; queuing the same run and step again returns the first id."""
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO reviews (run_id, step, agent, tool, item, created_at) "
-                "VALUES (?,?,?,?,?,?)",
+
+        def work(tx: Tx) -> int:
+            tx.execute(
+                "INSERT INTO reviews (run_id, step, agent, tool, item, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step) DO NOTHING",
                 (
                     item.run_id,
                     item.step,
@@ -53,34 +49,38 @@ class ReviewStore:
                     datetime.now(UTC).isoformat(),
                 ),
             )
-            row = conn.execute(
+            row = tx.one(
                 "SELECT id FROM reviews WHERE run_id = ? AND step = ?", (item.run_id, item.step)
-            ).fetchone()
-        return int(row["id"])
+            )
+            assert row is not None  # inserted or already there, in this transaction
+            return int(row[0])
+
+        return self.database.transaction(work)
 
     def list(self, include_reviewed: bool = False) -> list[dict[str, Any]]:
-        query = "SELECT * FROM reviews" + ("" if include_reviewed else " WHERE verdict IS NULL")
-        with self._connect() as conn:
-            return [self._row(r) for r in conn.execute(query + " ORDER BY id")]
+        query = _SELECT + ("" if include_reviewed else " WHERE verdict IS NULL") + " ORDER BY id"
+        rows = self.database.transaction(lambda tx: tx.all(query))
+        return [self._row(r) for r in rows]
 
     def get(self, review_id: int) -> dict[str, Any]:
-        with self._connect() as conn:
-            row = conn.execute("SELECT * FROM reviews WHERE id = ?", (review_id,)).fetchone()
+        row = self.database.transaction(lambda tx: tx.one(_SELECT + " WHERE id = ?", (review_id,)))
         if row is None:
             raise ReviewError(f"no review {review_id}", fix="see `tiergate reviews list`")
         return self._row(row)
 
     def flag(self, review_id: int, reviewer: str, verdict: str, note: str) -> dict[str, Any]:
         self.get(review_id)
-        with self._connect() as conn:
-            conn.execute(
-                "UPDATE reviews SET verdict = ?, reviewer = ?, note = ?, reviewed_at = ? WHERE id = ?",
+        self.database.transaction(
+            lambda tx: tx.execute(
+                "UPDATE reviews SET verdict = ?, reviewer = ?, note = ?, reviewed_at = ? "
+                "WHERE id = ?",
                 (verdict, reviewer, note, datetime.now(UTC).isoformat(), review_id),
             )
+        )
         return self.get(review_id)
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> dict[str, Any]:
-        data = dict(row)
+    def _row(row: tuple[Any, ...]) -> dict[str, Any]:
+        data = dict(zip(_COLUMNS, row, strict=True))
         data["item"] = json.loads(data["item"])
         return data

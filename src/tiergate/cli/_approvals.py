@@ -401,7 +401,7 @@ def approvals_deny(
 
 
 def _reviews() -> ReviewStore:
-    return ReviewStore(Settings().reviews_path)
+    return ReviewStore(Settings().database())
 
 
 @reviews_app.command("list")

@@ -103,7 +103,7 @@ def eval_run(
         result = asyncio.run(_run(suite, settings, server, candidate, concurrency))
     except TiergateError as error:
         _fail(error)
-    ResultStore(settings.home / "evals.sqlite").append(result)
+    ResultStore(settings.database()).append(result)
     if json_out is not None:
         json_out.write_text(result.model_dump_json(indent=2), encoding="utf-8")
     _report(result, concurrency)
@@ -180,7 +180,7 @@ def eval_history(
     limit: int = 100,
 ) -> None:
     """The suite's results over time, from the results store."""
-    rows = ResultStore(Settings().home / "evals.sqlite").history(suite, limit)
+    rows = ResultStore(Settings().database()).history(suite, limit)
     if not rows:
         _fail(ValueError(f"no results for suite {suite!r}; run `tiergate eval run` first"))
     table = Table(title=f"suite {suite}: results over time")

@@ -1,28 +1,19 @@
 """Suite results over time, and comparing two runs of a suite case by case.
 
 Every `tiergate eval run` appends one row (suite and agent versions, model ids, policy hash,
-figures, and the full result) to a SQLite file under the tiergate home, so a slow drift in
+figures, and the full result) to the shared store, so a slow drift in
 pass rate or cost shows up in `tiergate eval history` even when no single run fails.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from tiergate.evals._runner import SuiteResult
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS suite_runs (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT NOT NULL, suite_version TEXT NOT NULL,
-  agent TEXT NOT NULL, agent_version TEXT NOT NULL, model_ids TEXT NOT NULL,
-  policy_version TEXT NOT NULL, started_at TEXT NOT NULL, pass_rate REAL NOT NULL,
-  cost_per_task_usd REAL NOT NULL, tokens_per_task REAL NOT NULL,
-  tool_calls_per_task REAL NOT NULL, passed INTEGER NOT NULL, result TEXT NOT NULL);
-"""
+from tiergate.state import Database
 
 
 class HistoryRow(BaseModel):
@@ -39,15 +30,15 @@ class HistoryRow(BaseModel):
 
 
 class ResultStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with sqlite3.connect(path) as conn:
-            conn.executescript(_SCHEMA)
+    """Suite results in the shared store, so every host's `tiergate eval run` adds to one
+    history."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def append(self, result: SuiteResult) -> None:
-        with sqlite3.connect(self.path) as conn:
-            conn.execute(
+        self.database.transaction(
+            lambda tx: tx.execute(
                 "INSERT INTO suite_runs (suite, suite_version, agent, agent_version, model_ids, "
                 "policy_version, started_at, pass_rate, cost_per_task_usd, tokens_per_task, "
                 "tool_calls_per_task, passed, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -67,15 +58,17 @@ class ResultStore:
                     result.model_dump_json(),
                 ),
             )
+        )
 
     def history(self, suite: str, limit: int = 100) -> list[HistoryRow]:
-        with sqlite3.connect(self.path) as conn:
-            rows = conn.execute(
+        rows = self.database.transaction(
+            lambda tx: tx.all(
                 "SELECT started_at, suite_version, agent_version, model_ids, policy_version, "
                 "pass_rate, cost_per_task_usd, tokens_per_task, tool_calls_per_task, passed "
                 "FROM suite_runs WHERE suite = ? ORDER BY id DESC LIMIT ?",
                 (suite, limit),
-            ).fetchall()
+            )
+        )
         return [
             HistoryRow(
                 started_at=r[0],

@@ -27,6 +27,7 @@ from tiergate.activities import (
     ContentStore,
     FileContentStore,
     ReRunActivities,
+    ReviewStore,
     ToolBackend,
     ToolCallVerifier,
     ToolRunner,
@@ -51,6 +52,7 @@ from tiergate.evals._suite import Case, Suite, check_fixtures
 from tiergate.forensics import ungated_tool_calls
 from tiergate.forensics._shadow import Candidate, candidate_bundle
 from tiergate.settings import Settings
+from tiergate.state import open_database
 from tiergate.worker import Toolkit, edge_worker
 
 _EXPIRE_AT_ONCE = TierApproval(sla_seconds=0.05, expiry_seconds=0.1)
@@ -335,7 +337,7 @@ async def run_suite(
         toolkit.providers,
         content=run.content,
         approvals_home=run.home,
-        reviews_path=run.home / "reviews.sqlite",
+        reviews=ReviewStore(open_database(f"sqlite:///{run.home / 'state.sqlite'}")),
         max_workers=16,
     ):
         results = list(await asyncio.gather(*(one(case) for case in suite.cases)))

@@ -35,7 +35,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
-from tiergate.activities import ContentStore, ReRunActivities, content_store
+from tiergate.activities import ContentStore, ReRunActivities, ReviewStore, content_store
 from tiergate.config import load_agent
 from tiergate.core import (
     WORKFLOW_NAME,
@@ -54,6 +54,7 @@ from tiergate.forensics._reader import read_history
 from tiergate.forensics._shadow_diff import ShadowDiff, diff_runs
 from tiergate.policies import build_bundle, compile_rules, read_policy_file
 from tiergate.settings import Settings
+from tiergate.state import open_database
 from tiergate.worker import Toolkit, edge_worker
 from tiergate.workflows import SHADOW_ATTRIBUTE
 
@@ -270,7 +271,11 @@ async def shadow_runs(
         toolkit.providers,
         content=content,
         approvals_home=settings.home,
-        reviews_path=Path(tempfile.mkdtemp(prefix="tiergate-shadow-")) / "reviews.sqlite",
+        reviews=ReviewStore(
+            open_database(
+                f"sqlite:///{Path(tempfile.mkdtemp(prefix='tiergate-shadow-'))}/state.sqlite"
+            )
+        ),
     ):
         shadows = await asyncio.gather(*(_run_shadow(client, task_queue, p) for p in plans))
     return [

@@ -64,6 +64,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE content (ref TEXT PRIMARY KEY, size BIGINT NOT NULL, data {blob} NOT NULL)",
         ),
     ),
+    Migration(
+        3,
+        "review queue",
+        (
+            """CREATE TABLE reviews (
+                 id {serial}, run_id TEXT NOT NULL, step INTEGER NOT NULL, agent TEXT NOT NULL,
+                 tool TEXT NOT NULL, item TEXT NOT NULL, created_at TEXT NOT NULL,
+                 verdict TEXT, reviewer TEXT, note TEXT, reviewed_at TEXT,
+                 UNIQUE (run_id, step))""",
+        ),
+    ),
+    Migration(
+        4,
+        "eval results",
+        (
+            """CREATE TABLE suite_runs (
+                 id {serial}, suite TEXT NOT NULL, suite_version TEXT NOT NULL,
+                 agent TEXT NOT NULL, agent_version TEXT NOT NULL, model_ids TEXT NOT NULL,
+                 policy_version TEXT NOT NULL, started_at TEXT NOT NULL,
+                 pass_rate DOUBLE PRECISION NOT NULL, cost_per_task_usd DOUBLE PRECISION NOT NULL,
+                 tokens_per_task DOUBLE PRECISION NOT NULL,
+                 tool_calls_per_task DOUBLE PRECISION NOT NULL, passed INTEGER NOT NULL,
+                 result TEXT NOT NULL)""",
+            "CREATE INDEX suite_runs_suite ON suite_runs (suite, id)",
+        ),
+    ),
 )
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}

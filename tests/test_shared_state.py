@@ -1,0 +1,138 @@
+"""The shared store: one schema on SQLite and PostgreSQL alike, migrated once however many
+processes open it at once, and stores whose concurrent writers lose nothing."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+from pathlib import Path
+
+import pytest
+
+from tiergate.activities import ReviewStore
+from tiergate.control import Controls, Rollout, RolloutStore
+from tiergate.core import ReviewItem
+from tiergate.errors import StateError
+from tiergate.state import MIGRATIONS, close_database, open_database
+
+
+def schema_versions(url: str) -> list[int]:
+    rows = open_database(url).transaction(
+        lambda tx: tx.all("SELECT version FROM tiergate_schema ORDER BY version")
+    )
+    return [row[0] for row in rows]
+
+
+def _open_in_a_process(url: str) -> None:
+    open_database(url)
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(database_url: str) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=_open_in_a_process, args=(database_url,)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    assert schema_versions(database_url) == [m.version for m in MIGRATIONS]
+    close_database(database_url)
+    assert schema_versions(database_url) == [m.version for m in MIGRATIONS]  # again: no-op
+
+
+def test_a_store_newer_than_this_code_is_refused(database_url: str) -> None:
+    open_database(database_url).transaction(
+        lambda tx: tx.execute(
+            "INSERT INTO tiergate_schema VALUES (?, ?, ?)", (999, "from the future", "now")
+        )
+    )
+    close_database(database_url)
+    with pytest.raises(StateError, match="schema version 999, newer than this tiergate knows"):
+        open_database(database_url)
+
+
+def test_the_kill_switch_keeps_every_change_with_who(database_url: str) -> None:
+    controls = Controls(open_database(database_url))
+    controls.pause("refunds", "ana", "incident 7")
+    controls.pause("refunds", "bo", "still on")  # a second pause replaces the first
+    controls.disable("payments.issue_refund", "ana")
+    state = controls.read()
+    assert state.paused_agents["refunds"].by == "bo"
+    assert set(state.disabled_tools) == {"payments.issue_refund"}
+    controls.resume("refunds", "ana")
+    controls.enable("payments.issue_refund", "ana")
+    assert controls.read().paused_agents == {}
+    assert controls.read().disabled_tools == {}
+    assert [(e.action, e.by, e.reason) for e in controls.events()] == [
+        ("pause", "ana", "incident 7"),
+        ("pause", "bo", "still on"),
+        ("disable", "ana", ""),
+        ("resume", "ana", ""),
+        ("enable", "ana", ""),
+    ]
+
+
+def _log_rollout_events(url: str, writer: int) -> None:
+    store = RolloutStore(open_database(url))
+    for n in range(10):
+
+        def edit(current: Rollout | None, n: int = n) -> Rollout:
+            rollout = current or Rollout(agent="a", primary="1")
+            rollout.share = round((writer * 10 + n) / 100, 2)
+            rollout.log("share", f"writer {writer} change {n}")
+            return rollout
+
+        store.change("a", edit)
+
+
+def test_operators_changing_one_rollout_at_once_lose_no_change(database_url: str) -> None:
+    open_database(database_url)  # migrated first, so the writers only contend on the rollout
+    spawn = multiprocessing.get_context("spawn")
+    processes = [
+        spawn.Process(target=_log_rollout_events, args=(database_url, w)) for w in range(3)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    rollout = RolloutStore(open_database(database_url)).get("a")
+    assert rollout is not None
+    details = sorted(e.detail for e in rollout.events)
+    assert details == sorted(f"writer {w} change {n}" for w in range(3) for n in range(10))
+
+
+def test_the_review_queue_takes_a_step_once(database_url: str) -> None:
+    reviews = ReviewStore(open_database(database_url))
+    item = ReviewItem(
+        run_id="r1",
+        agent="a",
+        step=2,
+        tool="t.x",
+        arguments={},
+        call_digest="d",
+        policy_ids=["p"],
+        policy_version="v",
+        reason="why",
+        result_preview="ok",
+    )
+    first = reviews.add(item)
+    assert reviews.add(item) == first  # the retried activity queues nothing new
+    reviews.flag(first, "rita", "ok", "looks right")
+    assert reviews.list() == []
+    (done,) = reviews.list(include_reviewed=True)
+    assert (done["reviewer"], done["verdict"], done["item"]["tool"]) == ("rita", "ok", "t.x")
+
+
+def test_bad_urls_name_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="unknown scheme 'mysql'"):
+        open_database("mysql://root:pw@localhost/x")
+    with pytest.raises(StateError, match="names no file"):
+        open_database("sqlite:///")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StateError) as refused:
+        open_database(f"postgresql://u:hunter2@127.0.0.1:{port}/db")
+    assert "cannot reach postgresql://u:***@127.0.0.1" in str(refused.value)
+    assert "hunter2" not in str(refused.value)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
 
 from tiergate.activities import ReviewStore
+from tiergate.approvals import Credentials
 from tiergate.control import Controls, Rollout, RolloutStore
 from tiergate.core import ReviewItem
 from tiergate.errors import StateError
@@ -136,3 +138,33 @@ def test_bad_urls_name_what_is_wrong(tmp_path: Path) -> None:
         open_database(f"postgresql://u:hunter2@127.0.0.1:{port}/db")
     assert "cannot reach postgresql://u:***@127.0.0.1" in str(refused.value)
     assert "hunter2" not in str(refused.value)
+
+
+def _redeem_in_a_process(url: str, token: str, out: Queue[str]) -> None:
+    out.put(Credentials(open_database(url)).redeem_token(token) or "refused")
+
+
+def test_a_sign_in_link_works_once_however_many_replicas_redeem_it(database_url: str) -> None:
+    credentials = Credentials(open_database(database_url))
+    token = credentials.issue_token("lead", minutes=5)
+    spawn = multiprocessing.get_context("spawn")
+    out: Queue[str] = spawn.Queue()
+    processes = [
+        spawn.Process(target=_redeem_in_a_process, args=(database_url, token, out))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    assert sorted(out.get(timeout=10) for _ in range(4)) == ["lead", *["refused"] * 3]
+    expired = credentials.issue_token("lead", minutes=-1)
+    assert credentials.redeem_token(expired) is None
+    credentials.set_password("lead", "a-long-password")
+    assert credentials.verify_password("lead", "a-long-password")
+    assert not credentials.verify_password("lead", "another-password")
+    stored = open_database(database_url).transaction(
+        lambda tx: tx.all("SELECT token_hash FROM signin_tokens")
+    )
+    assert token not in {row[0] for row in stored}  # only hashes are kept

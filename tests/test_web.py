@@ -78,7 +78,7 @@ async def site(harness: Harness) -> AsyncIterator[Site]:
         "p2": ["privacy_officer"],
         "fin": ["intern"],
     }
-    credentials = Credentials(harness.home)
+    credentials = Credentials(harness.settings.database())
     for name, role in roles.items():
         # Web-only approvers: no key of theirs on this host, a passkey enrolled later.
         harness.registry.add(name, role)
@@ -375,7 +375,7 @@ async def test_an_approver_sees_where_an_email_goes_but_not_to_whom(site: Site) 
 
 
 async def test_one_time_links_history_and_the_rows_fragment(site: Site) -> None:
-    token = Credentials(site.harness.home).issue_token("lead", minutes=5)
+    token = Credentials(site.harness.settings.database()).issue_token("lead", minutes=5)
     async with httpx.AsyncClient(base_url=site.url) as client:
         assert (await client.get("/queue/rows")).status_code == 401
         assert (await client.get(f"/signin/token/{token}")).status_code == 303
@@ -598,8 +598,10 @@ async def test_approver_credentials_from_the_cli(site: Site) -> None:
         ["approvers", "password", "lead", "--password-stdin"], "a-new-secret-pw\n", env
     )
     assert code == 0, out
-    assert Credentials(site.harness.home).verify_password("lead", "a-new-secret-pw")
-    assert not Credentials(site.harness.home).verify_password("lead", PASSWORDS["lead"])
+    assert Credentials(site.harness.settings.database()).verify_password("lead", "a-new-secret-pw")
+    assert not Credentials(site.harness.settings.database()).verify_password(
+        "lead", PASSWORDS["lead"]
+    )
     code, out = await tiergate_input(
         ["approvers", "password", "lead", "--password-stdin"], "short\n", env
     )

@@ -108,7 +108,7 @@ async def test_an_unknown_name_costs_the_same_scrypt_work(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness.registry.add("lead", ["support_lead"], demo_key=True)
-    Credentials(harness.home).set_password("lead", "lead-password-1")
+    Credentials(harness.settings.database()).set_password("lead", "lead-password-1")
     app = build_app(WebContext(harness.env.client, harness.settings))
     calls: list[int] = []
     real: Callable[..., bytes] = hashlib.scrypt

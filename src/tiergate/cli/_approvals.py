@@ -507,7 +507,7 @@ def approvers_password(
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
-        Credentials(Settings().home).set_password(name, password)
+        Credentials(Settings().database()).set_password(name, password)
     except ValueError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
@@ -522,7 +522,7 @@ def approvers_token(
     if name not in _registry().snapshot().approvers:
         console.print(f"[red]error:[/red] no approver named {name!r}; add them first")
         raise typer.Exit(2)
-    token = Credentials(Settings().home).issue_token(name, minutes)
+    token = Credentials(Settings().database()).issue_token(name, minutes)
     print(f"/signin/token/{token}")
 
 

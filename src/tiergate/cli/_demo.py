@@ -51,7 +51,7 @@ async def keep_serving(
             break
         except NotWaitingError:
             await asyncio.sleep(0.1)
-    credentials = Credentials(settings.home)
+    credentials = Credentials(settings.database())
     # The demo's approvers are labeled demo keys: the page may sign with them (via demo).
     app = build_app(WebContext(client, settings, ui_url=ui_url, demo_keys=True))
     async with WebServer(app, port=free_port()) as web:

@@ -90,6 +90,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX suite_runs_suite ON suite_runs (suite, id)",
         ),
     ),
+    Migration(
+        5,
+        "web sign-in credentials",
+        (
+            # scrypt hashes, and one-time sign-in tokens by their sha256 (never the token).
+            """CREATE TABLE web_passwords (
+                 name TEXT PRIMARY KEY, hash TEXT NOT NULL, set_at TEXT NOT NULL)""",
+            """CREATE TABLE signin_tokens (
+                 token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+        ),
+    ),
 )
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}

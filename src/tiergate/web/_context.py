@@ -108,7 +108,7 @@ class WebContext:
 
     @property
     def credentials(self) -> Credentials:
-        return Credentials(self.settings.home)
+        return Credentials(self.settings.database())
 
     async def may_decide(self, approver: str, pending: PendingAction) -> bool:
         """The approver policy the run pinned, applied as the workflow will apply it."""

@@ -3,8 +3,10 @@ processes open it at once, and stores whose concurrent writers lose nothing."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import socket
+import sqlite3
 from multiprocessing.queues import Queue
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from tiergate.approvals import Credentials
 from tiergate.control import Controls, Rollout, RolloutStore
 from tiergate.core import ReviewItem
 from tiergate.errors import StateError
+from tiergate.settings import Settings
 from tiergate.state import MIGRATIONS, close_database, open_database
 
 
@@ -168,3 +171,49 @@ def test_a_sign_in_link_works_once_however_many_replicas_redeem_it(database_url:
         lambda tx: tx.all("SELECT token_hash FROM signin_tokens")
     )
     assert token not in {row[0] for row in stored}  # only hashes are kept
+
+
+def test_an_upgraded_home_keeps_its_pauses_counts_reviews_and_passwords(tmp_path: Path) -> None:
+    """The files a home kept before the shared store move into it once, so an upgrade
+    lifts no pause, resets no cap and locks no approver out."""
+    home = tmp_path / "home"
+    home.mkdir()
+    switch = {"at": "2026-12-01T10:00:00+00:00", "by": "ana", "reason": "incident 7"}
+    (home / "controls.json").write_text(
+        json.dumps({"paused_agents": {"refunds": switch}, "disabled_tools": {"email.send": switch}})
+    )
+    rollout = Rollout(agent="refunds", primary="1", candidate="2", mode="canary", share=0.1)
+    rollout.log("start", "canary of 2")
+    (home / "rollouts.json").write_text(json.dumps({"refunds": rollout.model_dump(mode="json")}))
+    old = Credentials(open_database(f"sqlite:///{tmp_path / 'scratch.sqlite'}"))
+    old.set_password("lead", "lead-password-1")
+    (stored,) = old.database.transaction(lambda tx: tx.all("SELECT hash FROM web_passwords"))
+    (home / "credentials.json").write_text(
+        json.dumps({"lead": {"password": stored[0], "tokens": {}}})
+    )
+    with sqlite3.connect(home / "caps.sqlite") as conn:
+        conn.executescript(
+            "CREATE TABLE cap_usage (counter TEXT PRIMARY KEY, calls INTEGER, total TEXT);"
+            "CREATE TABLE cap_charges (idempotency_key TEXT, counter TEXT, amount TEXT);"
+            "INSERT INTO cap_usage VALUES ('refunds|day|2026-12-03', 3, '120');"
+            "INSERT INTO cap_charges VALUES ('k1', 'refunds|day|2026-12-03', '40');"
+        )
+    conn.close()
+
+    database = Settings(home=home).database()
+
+    state = Controls(database).read()
+    assert state.paused_agents["refunds"].reason == "incident 7"
+    assert set(state.disabled_tools) == {"email.send"}
+    moved = RolloutStore(database).get("refunds")
+    assert moved is not None
+    assert (moved.candidate, [e.action for e in moved.events]) == ("2", ["start"])
+    assert Credentials(database).verify_password("lead", "lead-password-1")
+    usage = database.transaction(lambda tx: tx.all("SELECT counter, calls, total FROM cap_usage"))
+    assert usage == [("refunds|day|2026-12-03", 3, "120")]
+    assert sorted(p.name for p in home.iterdir() if p.suffix == ".imported") == [
+        "caps.sqlite.imported",
+        "controls.json.imported",
+        "credentials.json.imported",
+        "rollouts.json.imported",
+    ]

@@ -22,7 +22,10 @@ from pydantic_settings import (
 
 from tiergate.core import TASK_QUEUE
 from tiergate.sensitive import RedactionConfig
-from tiergate.state import Database, open_database
+from tiergate.state import Database, import_home, open_database
+
+#: Homes whose legacy files this process has looked for (once is enough).
+_IMPORTED: set[Path] = set()
 
 
 class Settings(BaseSettings):
@@ -197,8 +200,13 @@ class Settings(BaseSettings):
         return f"sqlite:///{path}"
 
     def database(self) -> Database:
-        """The shared store, opened once per process and migrated to this version."""
-        return open_database(self.database_target)
+        """The shared store, opened once per process and migrated to this version; files
+        this home kept before the store existed are moved into it the first time."""
+        database = open_database(self.database_target)
+        if self.home not in _IMPORTED:
+            _IMPORTED.add(self.home)
+            import_home(database, self.home)
+        return database
 
     @property
     def support_store(self) -> Path:

@@ -9,6 +9,7 @@ from tiergate.state._database import (
     masked,
     open_database,
 )
+from tiergate.state._legacy import import_home
 from tiergate.state._migrations import MIGRATIONS, Migration, migrate
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Tx",
     "close_all",
     "close_database",
+    "import_home",
     "masked",
     "migrate",
     "open_database",

@@ -227,6 +227,32 @@ def _detector(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _shared_state(r: dict[str, Any]) -> list[Row]:
+    rate = r["runs_per_second"]
+    return [
+        (
+            "shared state",
+            "runs/s, state and content in PostgreSQL vs the SQLite default",
+            f"{rate['postgresql']}",
+            f"{rate['sqlite']} (SQLite)",
+            f"{r['ratio_postgresql_over_sqlite']:.3f} "
+            f"(paired {r['median_paired_ratio_postgresql_over_sqlite']:.3f})",
+            "measured",
+            "reported",
+        ),
+        (
+            "shared state",
+            "runs/s, state and content in PostgreSQL vs bare Temporal",
+            f"{rate['postgresql']}",
+            f"{rate['bare']} (bare)",
+            f"{r['ratio_postgresql_over_bare']:.3f} "
+            f"(paired {r['median_paired_ratio_postgresql_over_bare']:.3f})",
+            "measured",
+            "reported",
+        ),
+    ]
+
+
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("overhead", _overhead),
     ("gate_latency", _gate),
@@ -237,6 +263,7 @@ SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("replay_forensics", _replay),
     ("eval_suite", _evals),
     ("detector_cost", _detector),
+    ("shared_state", _shared_state),
 ]
 
 

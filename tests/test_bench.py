@@ -23,6 +23,7 @@ QUICK = {
     "replay_forensics.py": ["--runs", "2", "--repeat", "1", "--timeline-steps", "5"],
     "eval_suite.py": ["--concurrency", "8"],
     "detector_cost.py": ["--iterations", "5", "--rounds", "1"],
+    "shared_state.py": ["--runs", "3", "--rounds", "1"],
 }
 
 

@@ -145,9 +145,7 @@ def bare_activities(client: Client, settings: Settings, queue: str) -> list[Any]
         SUPPORT_TOOLS,
         SUPPORT_TOOLKIT.backend(settings),
         content_store(settings),
-        ToolCallVerifier(
-            client, queue, lambda *_: None, lambda _: None, RegistrySnapshot, frozenset
-        ),
+        ToolCallVerifier(client, queue, lambda *_: None, lambda _: None, RegistrySnapshot),
     )
     bundle = load_agent("bench5", settings.agents_dir, SUPPORT_TOOLS.specs)
     return [a for a in every if _name(a) not in tools] + [

@@ -228,8 +228,7 @@ def build_activities(
         lambda: ApproverRegistry(settings.registry_home, seen=seen).trusted(
             settings.registry_admins
         ),
-        lambda: frozenset(controls.read().disabled_tools),
-        lambda: frozenset(controls.read().paused_agents),
+        controls.switches,
     )
     runner = ToolRunner(
         toolkit.tools,

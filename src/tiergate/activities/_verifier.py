@@ -38,6 +38,10 @@ BundleSource = Callable[[str, str, str], AgentBundle | None]
 _DESCRIBE_TIMEOUT_SECONDS = 10.0
 
 
+#: The worker's kill switch as the runner reads it: (disabled tools, paused agents).
+Switches = tuple[frozenset[str], frozenset[str]]
+
+
 class ToolCallVerifier:
     """Verifies each tool call where it executes (see `tiergate.core.verify_tool_call`).
 
@@ -52,30 +56,29 @@ class ToolCallVerifier:
         bundles: BundleSource,
         specs: Callable[[str], ToolSpec | None],
         registry: Callable[[], RegistrySnapshot],
-        disabled_tools: Callable[[], frozenset[str]],
-        paused_agents: Callable[[], frozenset[str]] = frozenset,
+        switches: Callable[[], Switches] = lambda: (frozenset(), frozenset()),
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.bundles = bundles
         self.specs = specs
         self.registry = registry
-        self.disabled_tools = disabled_tools
-        self.paused_agents = paused_agents
+        self.switches = switches
         self.loop = asyncio.get_running_loop()
 
     def verify(self, call: ToolCallInput) -> VerifiedCall:
         """The verified call, or a non-retryable ``UnverifiedToolCall`` error naming the
         check that failed (nothing has acted)."""
         execution = self._execution()
+        disabled_tools, paused_agents = self.switches()  # one read of the kill switch
         trusted = Trusted(
             task_queue=self.task_queue,
             bundle=self.bundles(call.agent, call.config_hash, call.policy_version),
             spec=self.specs(call.tool),
             registry=self.registry(),
-            disabled_tools=self.disabled_tools(),
+            disabled_tools=disabled_tools,
             detect=pii_kinds,
-            paused_agents=self.paused_agents(),
+            paused_agents=paused_agents,
         )
         try:
             return verify_tool_call(call, execution, trusted)

@@ -59,6 +59,11 @@ class Controls:
             target[name] = Switch(at=at, by=by, reason=reason)
         return state
 
+    def switches(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(disabled tools, paused agents), in one read."""
+        state = self.read()
+        return frozenset(state.disabled_tools), frozenset(state.paused_agents)
+
     def events(self, limit: int = 100) -> list[SwitchEvent]:
         """The newest ``limit`` changes, oldest first."""
         rows = self.database.transaction(

@@ -186,7 +186,6 @@ class _SuiteRun:
             ),
             self.toolkit.tools.specs.get,
             lambda: self.registry.trusted(self.settings.registry_admins),
-            frozenset,
         )
         runner = ToolRunner(self.toolkit.tools, self.backend, self.content, verifier)
         self.reruns.add(workflow_id, bundle, _answer_with(runner, self.toolkit))

@@ -85,6 +85,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
     }
     if settings.database_url is not None:
         env["TIERGATE_DATABASE_URL"] = settings.database_url.get_secret_value()
+    if settings.content_url is not None:
+        env["TIERGATE_CONTENT_URL"] = settings.content_url.get_secret_value()
     return env
 
 

@@ -82,7 +82,7 @@ class FileContentStore(ContentStore):
         try:
             return self._path(ref).read_bytes()
         except FileNotFoundError:
-            raise KeyError(ref) from None
+            raise KeyError(missing(ref, f"files under {self.root}")) from None
 
 
 class DatabaseContentStore(ContentStore):
@@ -113,8 +113,16 @@ class DatabaseContentStore(ContentStore):
             lambda tx: tx.one("SELECT data FROM content WHERE ref = ?", (ref,))
         )
         if row is None:
-            raise KeyError(ref)
+            raise KeyError(missing(ref, self.database.shown))
         return bytes(row[0])
+
+
+def missing(ref: str, where: str) -> str:
+    """Why a blob is not found: most often, workers that do not share one content store."""
+    return (
+        f"content {ref} is not in {where}: every worker of a fleet must use one content "
+        "store (TIERGATE_CONTENT_URL=database, or a mount they share)"
+    )
 
 
 def content_store(settings: Settings) -> ContentStore:

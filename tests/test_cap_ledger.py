@@ -3,7 +3,6 @@ in the shared store (SQLite and PostgreSQL alike), across processes."""
 
 from __future__ import annotations
 
-import multiprocessing
 from datetime import UTC, datetime
 from decimal import Decimal
 from multiprocessing.queues import Queue
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import in_processes, new_queue
 from tiergate.control import CapLedger
 from tiergate.core import Cap
 from tiergate.errors import CapReachedError, ToolBackendError
@@ -63,20 +63,11 @@ def _charge_in_a_process(url: str, keys: list[str], out: Queue[str]) -> None:
 
 def test_processes_charging_at_once_never_pass_the_cap(database_url: str) -> None:
     """Four processes, five calls each, on one store that none of them has opened yet."""
-    spawn = multiprocessing.get_context("spawn")
-    out: Queue[str] = spawn.Queue()
-    processes = [
-        spawn.Process(
-            target=_charge_in_a_process,
-            args=(database_url, [f"p{p}-k{i}" for i in range(5)], out),
-        )
-        for p in range(4)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
+    out: Queue[str] = new_queue()
+    in_processes(
+        _charge_in_a_process,
+        [(database_url, [f"p{p}-k{i}" for i in range(5)], out) for p in range(4)],
+    )
     answers = [out.get(timeout=10) for _ in range(20)]
     admitted = [a for a in answers if a != "refused"]
     assert len(admitted) == 5

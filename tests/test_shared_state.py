@@ -4,7 +4,6 @@ processes open it at once, and stores whose concurrent writers lose nothing."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import socket
 import sqlite3
 from multiprocessing.queues import Queue
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import in_processes, new_queue
 from tiergate.activities import ReviewStore
 from tiergate.approvals import Credentials
 from tiergate.control import Controls, Rollout, RolloutStore
@@ -33,13 +33,7 @@ def _open_in_a_process(url: str) -> None:
 
 
 def test_processes_opening_a_new_store_at_once_migrate_it_once(database_url: str) -> None:
-    spawn = multiprocessing.get_context("spawn")
-    processes = [spawn.Process(target=_open_in_a_process, args=(database_url,)) for _ in range(4)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
+    in_processes(_open_in_a_process, [(database_url,) for _ in range(4)])
     assert schema_versions(database_url) == [m.version for m in MIGRATIONS]
     close_database(database_url)
     assert schema_versions(database_url) == [m.version for m in MIGRATIONS]  # again: no-op
@@ -92,15 +86,7 @@ def _log_rollout_events(url: str, writer: int) -> None:
 
 def test_operators_changing_one_rollout_at_once_lose_no_change(database_url: str) -> None:
     open_database(database_url)  # migrated first, so the writers only contend on the rollout
-    spawn = multiprocessing.get_context("spawn")
-    processes = [
-        spawn.Process(target=_log_rollout_events, args=(database_url, w)) for w in range(3)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
+    in_processes(_log_rollout_events, [(database_url, w) for w in range(3)])
     rollout = RolloutStore(open_database(database_url)).get("a")
     assert rollout is not None
     details = sorted(e.detail for e in rollout.events)
@@ -150,17 +136,8 @@ def _redeem_in_a_process(url: str, token: str, out: Queue[str]) -> None:
 def test_a_sign_in_link_works_once_however_many_replicas_redeem_it(database_url: str) -> None:
     credentials = Credentials(open_database(database_url))
     token = credentials.issue_token("lead", minutes=5)
-    spawn = multiprocessing.get_context("spawn")
-    out: Queue[str] = spawn.Queue()
-    processes = [
-        spawn.Process(target=_redeem_in_a_process, args=(database_url, token, out))
-        for _ in range(4)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
+    out: Queue[str] = new_queue()
+    in_processes(_redeem_in_a_process, [(database_url, token, out) for _ in range(4)])
     assert sorted(out.get(timeout=10) for _ in range(4)) == ["lead", *["refused"] * 3]
     expired = credentials.issue_token("lead", minutes=-1)
     assert credentials.redeem_token(expired) is None

@@ -105,7 +105,7 @@ def stats_ms(values: list[float]) -> dict[str, float]:
 
 def signers(settings: Settings) -> dict[str, tuple[str, Signer]]:
     """The two ways an answer is proved, each for an approver of its own."""
-    registry = ApproverRegistry(settings.home)
+    registry = ApproverRegistry.of(settings)
     registry.add("bench-lead", ["support_lead"], demo_key=True)
     key = registry.private_key("bench-lead")
     registry.add("bench-web", ["support_lead"])

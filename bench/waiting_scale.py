@@ -151,7 +151,7 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
         conn.executemany(
             "INSERT INTO orders VALUES (?, 'C-9', 'delivered', '1000.00')", [(o,) for o in orders]
         )
-    registry = ApproverRegistry(home)
+    registry = ApproverRegistry.of(settings)
     registry.add("bench-lead", ["support_lead"], demo_key=True)
     key = registry.private_key("bench-lead")
     server = await start_dev_server(None, ui=False)

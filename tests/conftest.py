@@ -251,11 +251,11 @@ class Harness:
 
     @property
     def registry(self) -> ApproverRegistry:
-        return ApproverRegistry(self.home)
+        return ApproverRegistry.of(self.settings)
 
     @property
     def operators(self) -> ApproverRegistry:
-        return ApproverRegistry(self.home, "operators")
+        return ApproverRegistry.of(self.settings, "operators")
 
     async def control(self, workflow_id: str, action: str, tool: str | None = None) -> None:
         """Send ``action`` to a run as operator ``oncall`` (registered for every harness)."""

@@ -38,8 +38,8 @@ async def test_exported_history_alone_verifies_every_approval(
 ) -> None:
     run_id = await finished_dual_run(harness)
     exported = (await harness.history(run_id)).to_json()
-    # Nothing else survives: no registry file, no keys, no worker.
-    (harness.home / "approvers.json").unlink()
+    # Nothing else survives: no registry, no keys, no worker.
+    harness.registry.clear()
     audit = audit_approvals(WorkflowHistory.from_json(run_id, exported))
     assert audit.ok, audit.findings
     subjects = [f.subject for f in audit.findings]

@@ -11,7 +11,6 @@ administrator-endorsed registry.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import agent_config, call, final, scripted
 from tests.postgres import PostgresCluster
 from tests.test_routing_in_run import host, worker_process
-from tiergate.approvals import ApproverRegistry, dev_admin
+from tiergate.approvals import ApproverRegistry
 from tiergate.approvals.client import decide, pending_of
 from tiergate.core import WORKFLOW_NAME, ApprovalDecision, RunInput, RunSummary
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
@@ -41,15 +40,14 @@ async def test_one_run_is_served_end_to_end_by_two_worker_homes(
     queue = f"tq-{uuid.uuid4()}"
     address = env.client.service_client.config.target_host
     with postgres.fresh() as url:
-        a, b = (host(tmp_path / name, url, queue, address) for name in ("host-a", "host-b"))
-        # One administrator for the fleet (host A's), its endorsed registry copied to B.
-        admins = [dev_admin(a.home)]
-        a = a.model_copy(update={"registry_admins": admins, "content_url": SecretStr("database")})
-        b = b.model_copy(update={"registry_admins": admins, "content_url": SecretStr("database")})
-        ApproverRegistry(a.home).add("lead", ["support_lead"], demo_key=True)
-        for name in ("approvers.json", "registry-changes.jsonl"):
-            if (a.home / name).exists():
-                shutil.copy(a.home / name, b.home / name)
+        # One administrator for the fleet (host A's); the registry is in the shared store.
+        a, b = (
+            host(tmp_path / name, url, queue, address, admin=tmp_path / "host-a").model_copy(
+                update={"content_url": SecretStr("database")}
+            )
+            for name in ("host-a", "host-b")
+        )
+        ApproverRegistry.of(a).add("lead", ["support_lead"], demo_key=True)
         for settings in (a, b):
             assert settings.agents_dir is not None
             (settings.agents_dir / "fleet.yaml").write_text(yaml.safe_dump(agent_config("fleet")))
@@ -80,7 +78,7 @@ async def test_one_run_is_served_end_to_end_by_two_worker_homes(
         async with worker_process(b):
             await decide(
                 env.client,
-                ApproverRegistry(a.home),
+                ApproverRegistry.of(a),
                 workflow_id,
                 "lead",
                 ApprovalDecision.APPROVE,

@@ -191,8 +191,10 @@ async def test_two_worker_homes_share_one_postgres_store(
     with postgres.fresh() as url:
         address = env.client.service_client.config.target_host
         here, there, laptop = (
-            host(tmp_path / name, url, queue, address) for name in ("host-a", "host-b", "laptop")
+            host(tmp_path / name, url, queue, address, admin=tmp_path / "laptop")
+            for name in ("host-a", "host-b", "laptop")
         )
+        fleet_admin(laptop)
         await tiergate_ok(laptop, "agent", "pause", AGENT, "--reason", "fleet-wide")
         async with build_worker(env.client, here, SUPPORT_TOOLKIT):
             await refused_paused(env, queue)
@@ -206,6 +208,12 @@ async def test_two_worker_homes_share_one_postgres_store(
                     assert summary["outcome"] == "denied"
         events = Controls(laptop.database()).events()
         assert [(e.action, e.by) for e in events] == [("pause", "oncall"), ("resume", "oncall")]
+
+
+def fleet_admin(settings: Settings) -> None:
+    """``settings``' home holds the fleet's administrator key: it registers operator
+    ``oncall`` in the shared registry, with a demo key kept in that home."""
+    ApproverRegistry.of(settings, "operators").add("oncall", ["operator"], demo_key=True)
 
 
 async def refused_paused(env: WorkflowEnvironment, queue: str) -> None:
@@ -241,19 +249,17 @@ async def worker_process(settings: Settings) -> AsyncIterator[None]:
         await asyncio.wait_for(process.wait(), 30)
 
 
-def host(home: Path, database_url: str, queue: str, address: str) -> Settings:
-    """A host's settings: a home of its own (agents, demo store, administrator), the store
-    shared."""
+def host(home: Path, database_url: str, queue: str, address: str, admin: Path) -> Settings:
+    """A host's settings: a home of its own (agents, demo store), the store shared, trusting
+    the fleet's one administrator (whose key is in ``admin``: `fleet_admin`)."""
     (home / "agents").mkdir(parents=True)
     shutil.copy(PACKAGED_AGENTS / f"{AGENT}.yaml", home / "agents" / f"{AGENT}.yaml")
     SupportStore(home / "support.sqlite").seed_demo()
-    dev_admin(home)
-    ApproverRegistry(home, "operators").add("oncall", ["operator"], demo_key=True)
     return Settings(
         temporal_address=address,
         home=home,
         agents_dir=home / "agents",
-        registry_admins=[dev_admin(home)],
+        registry_admins=[dev_admin(admin)],
         offline_model_overrides=True,
         database_url=database_url,
         task_queue=queue,

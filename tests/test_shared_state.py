@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.passkeys import SoftPasskey
 from tests.processes import in_processes, new_queue
 from tiergate.activities import ReviewStore
-from tiergate.approvals import Credentials
+from tiergate.approvals import (
+    ApproverRegistry,
+    Credentials,
+    dev_admin,
+    generate_key,
+    public_key_text,
+)
+from tiergate.approvals._enrollments import MAX_WAITING, PasskeyEnrollments
 from tiergate.control import Controls, Rollout, RolloutStore
 from tiergate.core import ReviewItem
 from tiergate.errors import StateError
@@ -150,6 +158,51 @@ def test_a_sign_in_link_works_once_however_many_replicas_redeem_it(database_url:
     assert token not in {row[0] for row in stored}  # only hashes are kept
 
 
+def _change_the_registry(url: str, admin_key: str, home: str, writer: int) -> None:
+    registry = ApproverRegistry(open_database(url), home=Path(home), admin_key=Path(admin_key))
+    for i in range(4):
+        registry.add(f"w{writer}-{i}", ["support_lead"], public_key_text(generate_key()))
+    # Every writer also edits one shared entry: a read-modify-write of the same row.
+    registry.add_passkey("shared", SoftPasskey("https://approvals.example.com").passkey())
+
+
+def test_administrators_changing_the_registry_at_once_lose_no_change(
+    database_url: str, tmp_path: Path
+) -> None:
+    admin_key = tmp_path / "admin" / "admin.pem"
+    admin = dev_admin(tmp_path)
+    registry = ApproverRegistry(open_database(database_url), home=tmp_path)
+    registry.add("shared", ["finance"])
+    in_processes(
+        _change_the_registry,
+        [(database_url, str(admin_key), str(tmp_path / f"p{w}"), w) for w in range(3)],
+    )
+    trusted = registry.trusted([admin]).approvers
+    assert set(trusted) == {"shared"} | {f"w{w}-{i}" for w in range(3) for i in range(4)}
+    assert len(trusted["shared"].passkeys) == 3
+    ops = [c["op"] for c in registry.changes()]
+    assert ops.count("add") == 13
+    assert ops.count("add_passkey") == 3
+
+
+def test_a_passkey_enrolled_on_one_replica_waits_for_every_administrator(
+    database_url: str,
+) -> None:
+    page, admin = (
+        PasskeyEnrollments(open_database(database_url)),
+        PasskeyEnrollments(open_database(database_url)),
+    )
+    keys = [SoftPasskey("https://approvals.example.com").passkey() for _ in range(MAX_WAITING + 1)]
+    for passkey in keys:
+        page.add("lead", passkey)
+    waiting = admin.of("lead")
+    assert waiting == keys[1:]  # the oldest went: at most MAX_WAITING wait
+    assert admin.find("lead", keys[2].key_id) == keys[2]
+    admin.remove("lead", keys[2].key_id)
+    assert keys[2] not in page.of("lead")
+    assert set(page.all()) == {"lead"}
+
+
 def test_an_upgraded_home_keeps_its_pauses_counts_reviews_and_passwords(tmp_path: Path) -> None:
     """The files a home kept before the shared store move into it once, so an upgrade
     lifts no pause, resets no cap and locks no approver out."""
@@ -194,3 +247,39 @@ def test_an_upgraded_home_keeps_its_pauses_counts_reviews_and_passwords(tmp_path
         "credentials.json.imported",
         "rollouts.json.imported",
     ]
+
+
+def test_an_upgraded_home_keeps_its_registry_and_enrollments(tmp_path: Path) -> None:
+    """The registries' files (in the home, or in the old ``registry_dir``) and waiting
+    passkey enrollments move into the store once, endorsements intact."""
+    home, folder = tmp_path / "home", tmp_path / "registry"
+    folder.mkdir()
+    admin = dev_admin(home)
+    scratch = open_database(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
+    made = {
+        kind: ApproverRegistry(scratch, kind, home=home).add(name, [role], demo_key=True)[0]
+        for kind, name, role in (
+            ("approvers", "alice", "support_lead"),
+            ("operators", "oncall", "operator"),
+        )
+    }
+    (home / "approvers.json").write_text(json.dumps({"alice": made["approvers"].model_dump()}))
+    (folder / "operators.json").write_text(json.dumps({"oncall": made["operators"].model_dump()}))
+    assert made["approvers"].endorsement is not None
+    change = {"registry": "approvers", "op": "add", "by": made["approvers"].endorsement.by}
+    line = {**change, "at": made["approvers"].changed_at, "entry": made["approvers"].model_dump()}
+    (home / "registry-changes.jsonl").write_text(json.dumps(line) + "\n")
+    passkey = SoftPasskey("https://approvals.example.com").passkey()
+    (home / "passkey-enrollments.json").write_text(json.dumps({"bob": [passkey.model_dump()]}))
+
+    settings = Settings(home=home, registry_dir=folder)
+    database = settings.database()
+
+    assert ApproverRegistry.of(settings).trusted([admin]).approvers == {"alice": made["approvers"]}
+    operators = ApproverRegistry.of(settings, "operators").trusted([admin]).approvers
+    assert operators == {"oncall": made["operators"]}
+    changes = ApproverRegistry.of(settings).changes()
+    assert [(c["op"], c["name"], c["by"]) for c in changes] == [("add", "alice", change["by"])]
+    assert PasskeyEnrollments(database).of("bob") == [passkey]
+    assert (folder / "operators.json.imported").exists()
+    assert not (home / "approvers.json").exists()

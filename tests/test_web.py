@@ -26,7 +26,6 @@ from tests.conftest import Harness, agent_config, call, final, scripted
 from tests.passkeys import SoftPasskey
 from tests.test_cli import TIERGATE
 from tiergate.approvals._credentials import Credentials
-from tiergate.approvals._enrollments import PasskeyEnrollments
 from tiergate.approvals.client import build_request, pending_of, submit
 from tiergate.cluster import free_port
 from tiergate.core import ApprovalDecision, Outcome, RunSummary, from_b64url
@@ -157,11 +156,38 @@ async def test_sign_in_wrong_password_csrf_and_rate_limit(site: Site) -> None:
 async def test_expired_session_and_signout(site: Site) -> None:
     async with signed_in(site, "lead") as client:
         assert (await client.get("/")).status_code == 200
-        for session in site.context.sessions.values():
-            session.expires = 0
+        session = site.context.sessions.current(client.cookies["tg_session"])
+        assert session is not None
+        assert session.approver == "lead"
+        site.context.sessions.expire(session)
         response = await client.get("/")
         assert response.status_code == 401
         assert "Your session has expired" in response.text
+
+
+async def test_a_session_signed_in_on_one_replica_serves_on_another(site: Site) -> None:
+    """Sessions live in the shared store: a second page process with nothing but the same
+    settings serves the signed-in approver, and signing out there ends it here too."""
+    replica = WebContext(site.harness.env.client, site.harness.settings)
+    async with (
+        WebServer(build_app(replica), port=free_port()) as other,
+        signed_in(site, "lead") as client,
+    ):
+        cookie = {"tg_session": client.cookies["tg_session"]}
+        async with httpx.AsyncClient(base_url=other.url, cookies=cookie) as there:
+            page = await there.get("/")
+            assert page.status_code == 200
+            assert "lead" in page.text
+            # The form token is the session's, whichever replica rendered the form.
+            assert form_csrf(page.text) == form_csrf((await client.get("/")).text)
+            out = await there.post("/signout", data={"csrf": form_csrf(page.text)})
+            assert out.status_code == 303
+        response = await client.get("/")
+        assert response.status_code == 401
+    stored = site.harness.settings.database().transaction(
+        lambda tx: tx.all("SELECT sid_hash FROM web_sessions")
+    )
+    assert cookie["tg_session"] not in {row[0] for row in stored}  # only hashes are kept
 
 
 async def review(client: httpx.AsyncClient, run_id: str) -> dict[str, str]:
@@ -330,7 +356,7 @@ async def test_an_approver_without_an_endorsed_passkey_cannot_decide(site: Site)
         )
         assert code == 0, out
         assert enrolled["key_id"] in out
-        assert PasskeyEnrollments(site.harness.home).of("p1") == []
+        assert site.context.enrollments.of("p1") == []
         assert 'id="enroll-passkey"' not in (await p1.get("/")).text
         assert 'id="decide"' in (await p1.get(f"/approvals/{run_id}")).text
         # The run pinned the registry when its wait began, before the endorsement: the
@@ -457,7 +483,7 @@ async def enroll_in_browser(page: Page, site: Site, name: str) -> str:
     await page.click("#enroll")
     await page.wait_for_selector("#enrolled:not([hidden])", timeout=15_000)
     key_id = await page.locator("#enrolled-key").inner_text()
-    waiting = PasskeyEnrollments(site.harness.home).find(name, key_id)
+    waiting = site.context.enrollments.find(name, key_id)
     assert waiting is not None
     assert waiting.origin == site.browser_url
     site.harness.registry.add_passkey(name, waiting)

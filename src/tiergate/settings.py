@@ -25,7 +25,7 @@ from tiergate.sensitive import RedactionConfig
 from tiergate.state import Database, import_home, open_database
 
 #: Homes whose legacy files this process has looked for (once is enough).
-_IMPORTED: set[Path] = set()
+_IMPORTED: set[tuple[str, Path]] = set()
 
 
 class Settings(BaseSettings):
@@ -76,11 +76,10 @@ class Settings(BaseSettings):
             serve, with those installed packages offer (entry points ``tiergate.toolsets``);
             with none at all they serve the support demo. JSON list in
             ``TIERGATE_TOOLSETS``; ``--toolset`` adds to it.
-        registry_dir: Where the approver and operator registries live (``approvers.json``,
-            ``operators.json`` and their change log), when not under ``home``. The compose
-            stack mounts one registry volume read-only into the worker and the page, each
-            of which keeps the rest of its state in a volume of its own, and only the
-            administrator's container writes it.
+        registry_dir: Where the approver and operator registries' files were kept before
+            they moved into the shared store (``approvers.json``, ``operators.json`` and
+            their change log), when not under ``home``: imported once, like the home's own
+            legacy files (`tiergate.state.import_home`). Nothing reads it after.
         web_origin: The approvals page's origin as browsers reach it
             (``https://approvals.example.com``): passkeys are made for its host name and
             verified against it. Unset: taken from each request (fine for dev on
@@ -188,7 +187,8 @@ class Settings(BaseSettings):
 
     @property
     def registry_home(self) -> Path:
-        """Where `ApproverRegistry` reads and writes: ``registry_dir``, else ``home``."""
+        """Where the registries' legacy files are imported from: ``registry_dir``, else
+        ``home``."""
         return self.registry_dir or self.home
 
     @property
@@ -203,9 +203,10 @@ class Settings(BaseSettings):
         """The shared store, opened once per process and migrated to this version; files
         this home kept before the store existed are moved into it the first time."""
         database = open_database(self.database_target)
-        if self.home not in _IMPORTED:
-            _IMPORTED.add(self.home)
-            import_home(database, self.home)
+        for folder in dict.fromkeys((self.home, self.registry_home)):
+            if (self.database_target, folder) not in _IMPORTED:
+                _IMPORTED.add((self.database_target, folder))
+                import_home(database, folder)
         return database
 
     @property

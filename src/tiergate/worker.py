@@ -210,11 +210,11 @@ def build_activities(
         settings.offline_model_overrides,
     )
     # What the worker has taken from the registry is remembered in its own home, so a
-    # registry file rolled back to an older endorsed state is not believed.
+    # registry rolled back to an older endorsed state is not believed.
     seen = settings.home / "registry-seen"
     database = settings.database()
     approvals = ApprovalActivities(
-        ApproverRegistry(settings.registry_home, seen=seen),
+        ApproverRegistry.of(settings, seen=seen),
         settings.notify_url,
         ReviewStore(database),
         settings.registry_admins,
@@ -225,9 +225,7 @@ def build_activities(
         task_queue or settings.task_queue,
         catalog.trusted,
         specs.get,
-        lambda: ApproverRegistry(settings.registry_home, seen=seen).trusted(
-            settings.registry_admins
-        ),
+        lambda: ApproverRegistry.of(settings, seen=seen).trusted(settings.registry_admins),
         controls.switches,
     )
     runner = ToolRunner(
@@ -247,7 +245,7 @@ def build_activities(
             catalog,
             controls,
             settings.offline_model_overrides,
-            lambda: ApproverRegistry(settings.registry_home, "operators", seen=seen).trusted(
+            lambda: ApproverRegistry.of(settings, "operators", seen=seen).trusted(
                 settings.registry_admins
             ),
             RolloutStore(database),
@@ -304,7 +302,7 @@ def edge_worker(
     providers: Mapping[str, Callable[[ModelSpec], Provider]],
     *,
     content: ContentStore,
-    approvals_home: Path,
+    registry: ApproverRegistry,
     reviews: ReviewStore,
     max_workers: int = 8,
 ) -> Worker:
@@ -314,9 +312,7 @@ def edge_worker(
     models = model_activities(
         settings, content, reruns.specs, providers, reruns.declared_models, offline_ok=True
     )
-    approvals = ApprovalActivities(
-        ApproverRegistry(approvals_home), None, reviews, settings.registry_admins
-    )
+    approvals = ApprovalActivities(registry, None, reviews, settings.registry_admins)
     return Worker(
         client,
         task_queue=task_queue,

@@ -52,6 +52,7 @@ from tiergate.core import (
 from tiergate.demo import SupportStore
 from tiergate.errors import ApprovalRefusedError, NotWaitingError
 from tiergate.forensics import audit_approvals, decode, ungated_tool_calls
+from tiergate.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = [
@@ -229,7 +230,7 @@ class Drill:
             ],
         )
         dev_admin(self.home)  # the drill's administrator: its workers trust it
-        registry = ApproverRegistry(self.home)
+        registry = ApproverRegistry.of(Settings(home=self.home))
         for name, roles in APPROVERS.items():
             registry.add(name, roles, demo_key=True)
         agents = self.home / "agents"
@@ -321,7 +322,7 @@ class Drill:
     async def answer_pending(self) -> None:
         """One pass of the approvers over everything that waits, through signed updates."""
         assert self.client is not None
-        registry = ApproverRegistry(self.home)
+        registry = ApproverRegistry.of(Settings(home=self.home))
         try:
             waiting = await list_pending(self.client, limit=1000)
         except RPCError:

@@ -11,15 +11,13 @@ stack); the administrator compares its key id with the one the approver's page s
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from tiergate.core import Passkey, b64url, from_b64url
 from tiergate.core._digest import canonical_json
 from tiergate.errors import ApproverError
+from tiergate.state import Database, Tx
 
 #: Enrollments one approver may have waiting; the oldest goes first.
 MAX_WAITING = 5
@@ -43,41 +41,59 @@ def read_enrollment_code(code: str) -> tuple[str, Passkey]:
 
 
 class PasskeyEnrollments:
-    """``<home>/passkey-enrollments.json``: name -> passkeys enrolled, not yet endorsed."""
+    """Passkeys enrolled and not yet endorsed, by approver name, in the shared store: any
+    replica of the page takes an enrollment and any administrator's machine sees it."""
 
-    def __init__(self, home: Path) -> None:
-        self.path = home / "passkey-enrollments.json"
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def all(self) -> dict[str, list[Passkey]]:
-        if not self.path.exists():
-            return {}
-        data = json.loads(self.path.read_text(encoding="utf-8"))
-        return {name: [Passkey.model_validate(p) for p in keys] for name, keys in data.items()}
+        rows = self.database.transaction(
+            lambda tx: tx.all("SELECT name, body FROM passkey_enrollments ORDER BY id")
+        )
+        entries: dict[str, list[Passkey]] = {}
+        for name, body in rows:
+            entries.setdefault(str(name), []).append(Passkey.model_validate_json(body))
+        return entries
 
     def of(self, name: str) -> list[Passkey]:
-        return self.all().get(name, [])
+        rows = self.database.transaction(
+            lambda tx: tx.all(
+                "SELECT body FROM passkey_enrollments WHERE name = ? ORDER BY id", (name,)
+            )
+        )
+        return [Passkey.model_validate_json(body) for (body,) in rows]
 
     def add(self, name: str, passkey: Passkey) -> None:
-        entries = self.all()
-        entries[name] = [*entries.get(name, []), passkey][-MAX_WAITING:]
-        self._write(entries)
+        """Keeps ``passkey`` waiting for ``name``; beyond `MAX_WAITING`, the oldest goes."""
+
+        def work(tx: Tx) -> None:
+            tx.execute(
+                "INSERT INTO passkey_enrollments (name, credential_id, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (name, credential_id) DO UPDATE SET body = excluded.body",
+                (name, passkey.credential_id, passkey.model_dump_json()),
+            )
+            ids = [
+                row[0]
+                for row in tx.all(
+                    "SELECT id FROM passkey_enrollments WHERE name = ? ORDER BY id DESC", (name,)
+                )
+            ]
+            for stale in ids[MAX_WAITING:]:
+                tx.execute("DELETE FROM passkey_enrollments WHERE id = ?", (stale,))
+
+        self.database.transaction(work)
 
     def remove(self, name: str, key: str) -> None:
         """Drops ``name``'s enrollment whose key id or credential id is ``key``."""
-        entries = self.all()
-        kept = [p for p in entries.get(name, []) if key not in (p.key_id, p.credential_id)]
-        if kept:
-            entries[name] = kept
-        else:
-            entries.pop(name, None)
-        self._write(entries)
+        found = self.find(name, key)
+        if found is not None:
+            self.database.transaction(
+                lambda tx: tx.execute(
+                    "DELETE FROM passkey_enrollments WHERE name = ? AND credential_id = ?",
+                    (name, found.credential_id),
+                )
+            )
 
     def find(self, name: str, key: str) -> Passkey | None:
         return next((p for p in self.of(name) if key in (p.key_id, p.credential_id)), None)
-
-    def _write(self, entries: dict[str, list[Passkey]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({k: [p.model_dump() for p in v] for k, v in entries.items()}, out, indent=2)
-        os.replace(tmp, self.path)

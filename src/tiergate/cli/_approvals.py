@@ -60,7 +60,7 @@ KeyOption = Annotated[
 
 
 def _registry() -> ApproverRegistry:
-    return ApproverRegistry(Settings().registry_home)
+    return ApproverRegistry.of(Settings())
 
 
 def _new_key(path: Path) -> str:
@@ -174,8 +174,8 @@ approvers_app.add_typer(passkeys_app, name="passkeys")
 
 @passkeys_app.command("waiting")
 def passkeys_waiting() -> None:
-    """Passkeys enrolled on this home's web page that no administrator has endorsed yet."""
-    waiting = PasskeyEnrollments(Settings().home).all()
+    """Passkeys enrolled on the web page that no administrator has endorsed yet."""
+    waiting = PasskeyEnrollments(Settings().database()).all()
     if not waiting:
         console.print("no enrollment is waiting")
     for name, passkeys in waiting.items():
@@ -193,7 +193,7 @@ def passkeys_endorse(
     """Endorse a passkey ``name`` enrolled: from then on it proves their answers. Compare its
     key id with the one on the approver's own screen first: a compromised page could have
     enrolled a passkey of its own."""
-    enrollments = PasskeyEnrollments(Settings().home)
+    enrollments = PasskeyEnrollments(Settings().database())
     try:
         passkey = enrollments.find(name, enrollment)
         if passkey is None:
@@ -352,7 +352,7 @@ def _answer(
         key = (
             read_private_key(key_path)
             if key_path
-            else ApproverRegistry(settings.registry_home).private_key(approver)
+            else ApproverRegistry.of(settings).private_key(approver)
         )
         client = await connect(settings)
         pending = await pending_of(client, run_id)

@@ -82,7 +82,7 @@ def operator(name: str | None) -> str:
 
 def _apply(settings: Settings, command: ControlCommand, agent: str | None, what: str) -> None:
     try:
-        key = ApproverRegistry(settings.registry_home, "operators").private_key(command.by)
+        key = ApproverRegistry.of(settings, "operators").private_key(command.by)
         count = asyncio.run(_signal_running(settings, command, agent, key))
     except TiergateError as error:
         console.print(f"[red]error:[/red] {error}")
@@ -137,7 +137,7 @@ operators_app = typer.Typer(
 
 
 def _operators() -> ApproverRegistry:
-    return ApproverRegistry(Settings().registry_home, "operators")
+    return ApproverRegistry.of(Settings(), "operators")
 
 
 @operators_app.command("add")

@@ -76,10 +76,10 @@ def register_demo_approvers(settings: Settings) -> ApproverRegistry:
     """A fresh registry with the demo approvers, each with their own key pair (labelled
     demo: made and kept on this host), endorsed by the home's dev administrator — which
     ``settings`` must trust (`trusting_dev_admin`) for the workers to take them."""
-    (settings.home / "approvers.json").unlink(missing_ok=True)
+    registry = ApproverRegistry.of(settings)
+    registry.clear()
     shutil.rmtree(settings.home / "keys", ignore_errors=True)
     dev_admin(settings.home)
-    registry = ApproverRegistry(settings.home)
     for name, roles in DEMO_APPROVERS.items():
         registry.add(name, roles, demo_key=True)
     return registry

@@ -279,10 +279,14 @@ def _suite_run(
 ) -> _SuiteRun:
     home = settings.home / "evals" / f"{suite.suite}-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)
-    # The suite's approvers live in its private home, endorsed by that home's own dev
-    # administrator, which only the suite's private worker trusts.
+    # The suite's approvers live in its private home's own store, endorsed by that home's
+    # own dev administrator, which only the suite's private worker trusts.
     settings = settings.model_copy(update={"registry_admins": [dev_admin(home)]})
-    registry = ApproverRegistry(home, admin_key=home / "admin" / "admin.pem")
+    registry = ApproverRegistry(
+        open_database(f"sqlite:///{home / 'state.sqlite'}"),
+        home=home,
+        admin_key=home / "admin" / "admin.pem",
+    )
     for name, roles in suite.approvers.items():
         registry.add(name, roles, demo_key=True)
     check_fixtures(suite, toolkit.fixtures)
@@ -335,8 +339,8 @@ async def run_suite(
         run.reruns,
         toolkit.providers,
         content=run.content,
-        approvals_home=run.home,
-        reviews=ReviewStore(open_database(f"sqlite:///{run.home / 'state.sqlite'}")),
+        registry=run.registry,
+        reviews=ReviewStore(run.registry.database),
         max_workers=16,
     ):
         results = list(await asyncio.gather(*(one(case) for case in suite.cases)))

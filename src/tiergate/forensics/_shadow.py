@@ -36,6 +36,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from tiergate.activities import ContentStore, ReRunActivities, ReviewStore, content_store
+from tiergate.approvals import ApproverRegistry
 from tiergate.config import load_agent
 from tiergate.core import (
     WORKFLOW_NAME,
@@ -270,7 +271,7 @@ async def shadow_runs(
         reruns,
         toolkit.providers,
         content=content,
-        approvals_home=settings.home,
+        registry=ApproverRegistry.of(settings),
         reviews=ReviewStore(
             open_database(
                 f"sqlite:///{Path(tempfile.mkdtemp(prefix='tiergate-shadow-'))}/state.sqlite"

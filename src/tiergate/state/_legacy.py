@@ -1,8 +1,10 @@
 """Moving a home's files from before the shared store into it, once.
 
 Before #23 a tiergate home kept its state in files: `controls.json`, `rollouts.json`,
-`credentials.json`, `caps.sqlite`, `reviews.sqlite`, `evals.sqlite`. An upgrade must not
-quietly lift a pause, forget a cap's count, drop queued reviews or lock approvers out, so
+`credentials.json`, `caps.sqlite`, `reviews.sqlite`, `evals.sqlite`, the registries
+(`approvers.json`, `operators.json`, `registry-changes.jsonl`) and
+`passkey-enrollments.json`. An upgrade must not quietly lift a pause, forget a cap's
+count, drop queued reviews, lose an approver or revive a revoked one, so
 the first open of the store from such a home copies each file in (rows already in the store
 win) and renames it to ``NAME.imported``, which nothing reads again.
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tiergate.errors import StateError
 from tiergate.state._database import Database, Tx
 
 _REVIEW_COLUMNS = (
@@ -38,6 +42,12 @@ def import_home(database: Database, home: Path) -> list[str]:
             path.rename(claimed)
         except FileNotFoundError:
             continue
+        except OSError as error:
+            raise StateError(
+                f"cannot move {path} into the shared store: {error.strerror}",
+                fix="let this host write that folder for one start (each file is renamed "
+                "NAME.imported once copied), or run any tiergate command there that can",
+            ) from None
         rows = load(claimed)
 
         def work(tx: Tx, rows: Rows = rows) -> None:
@@ -159,6 +169,56 @@ def _evals(path: Path) -> Rows:
     ]
 
 
+def _registry(kind: str) -> Callable[[Path], Rows]:
+    def load(path: Path) -> Rows:
+        return [
+            (
+                "INSERT INTO registry_entries VALUES (?, ?, ?) "
+                "ON CONFLICT (registry, name) DO NOTHING",
+                (kind, name, json.dumps(entry)),
+            )
+            for name, entry in json.loads(path.read_text(encoding="utf-8")).items()
+        ]
+
+    return load
+
+
+def _registry_changes(path: Path) -> Rows:
+    rows: Rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        change = json.loads(line)
+        entry = change.get("entry", {})
+        rows.append(
+            (
+                "INSERT INTO registry_changes (registry, op, name, by_whom, at, entry) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    change["registry"],
+                    change["op"],
+                    entry.get("name", ""),
+                    change["by"],
+                    change["at"],
+                    json.dumps(entry),
+                ),
+            )
+        )
+    return rows
+
+
+def _enrollments(path: Path) -> Rows:
+    return [
+        (
+            "INSERT INTO passkey_enrollments (name, credential_id, body) VALUES (?, ?, ?) "
+            "ON CONFLICT (name, credential_id) DO NOTHING",
+            (name, passkey["credential_id"], json.dumps(passkey)),
+        )
+        for name, passkeys in json.loads(path.read_text(encoding="utf-8")).items()
+        for passkey in passkeys
+    ]
+
+
 _IMPORTS = {
     "controls.json": _controls,
     "rollouts.json": _rollouts,
@@ -166,4 +226,8 @@ _IMPORTS = {
     "caps.sqlite": _caps,
     "reviews.sqlite": _reviews,
     "evals.sqlite": _evals,
+    "approvers.json": _registry("approvers"),
+    "operators.json": _registry("operators"),
+    "registry-changes.jsonl": _registry_changes,
+    "passkey-enrollments.json": _enrollments,
 }

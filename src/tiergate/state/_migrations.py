@@ -101,6 +101,28 @@ MIGRATIONS: tuple[Migration, ...] = (
                  token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_at TEXT NOT NULL)""",
         ),
     ),
+    Migration(
+        6,
+        "registries, passkey enrollments, web sessions",
+        (
+            # Approver and operator entries, each as endorsed by an administrator (JSON).
+            """CREATE TABLE registry_entries (
+                 registry TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+                 PRIMARY KEY (registry, name))""",
+            """CREATE TABLE registry_changes (
+                 id {serial}, registry TEXT NOT NULL, op TEXT NOT NULL, name TEXT NOT NULL,
+                 by_whom TEXT NOT NULL, at TEXT NOT NULL, entry TEXT NOT NULL)""",
+            # Passkeys enrolled on the page and not yet endorsed.
+            """CREATE TABLE passkey_enrollments (
+                 id {serial}, name TEXT NOT NULL, credential_id TEXT NOT NULL,
+                 body TEXT NOT NULL, UNIQUE (name, credential_id))""",
+            # Signed-in approvers of the page, by the sha256 of the cookie's session id.
+            """CREATE TABLE web_sessions (
+                 sid_hash TEXT PRIMARY KEY, approver TEXT NOT NULL, csrf TEXT NOT NULL,
+                 expires_at DOUBLE PRECISION NOT NULL, enrolling TEXT,
+                 prepared TEXT NOT NULL)""",
+        ),
+    ),
 )
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}

@@ -229,7 +229,7 @@ async def approval_challenge(request: Request) -> Response:
     prepared = build_request(
         pending, session.approver, ApprovalDecision(decision), justification, via="web"
     )
-    session.prepare(run_id, prepared)
+    web.sessions.prepare(session, run_id, prepared)
     return JSONResponse({"publicKey": assertion_options(prepared, passkeys, rp)})
 
 
@@ -250,7 +250,7 @@ async def approval_post(request: Request) -> Response:
     form = await request.form()
     if form.get("demo") == "1" and _demo_signing(web, session):
         return await _demo_answer(web, request, session, pending, form)
-    prepared = session.prepared.pop(run_id, None)
+    prepared = web.sessions.take_prepared(session, run_id)
     refused = _refusal(session, pending, str(form.get("digest", "")), str(form.get("decision", "")))
     if refused is None and prepared is None:
         refused = "Approve or deny with your passkey (the page needs JavaScript).", 400

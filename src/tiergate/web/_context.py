@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals._credentials import Credentials
+from tiergate.approvals._enrollments import PasskeyEnrollments
 from tiergate.core import (
     APPROVERS_SNAPSHOT_ACTIVITY,
     ApproverGate,
@@ -91,16 +92,21 @@ class WebContext:
     settings: Settings
     ui_url: str | None = None
     demo_keys: bool = False
-    sessions: SessionStore = field(default_factory=SessionStore)
     limiter: Limiter = field(default_factory=Limiter)
     gates: OrderedDict[str, ApproverGate] = field(default_factory=OrderedDict)
 
     @property
     def registry(self) -> ApproverRegistry:
         # What the page has taken is remembered in its own home (`RegistryMemory`).
-        return ApproverRegistry(
-            self.settings.registry_home, seen=self.settings.home / "registry-seen"
-        )
+        return ApproverRegistry.of(self.settings, seen=self.settings.home / "registry-seen")
+
+    @property
+    def sessions(self) -> SessionStore:
+        return SessionStore(self.settings.database())
+
+    @property
+    def enrollments(self) -> PasskeyEnrollments:
+        return PasskeyEnrollments(self.settings.database())
 
     def approvers(self) -> RegistrySnapshot:
         """The registry's endorsed entries: who may sign in and decide."""

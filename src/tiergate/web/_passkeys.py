@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tiergate.approvals._enrollments import PasskeyEnrollments, enrollment_code
+from tiergate.approvals._enrollments import enrollment_code
 from tiergate.core import ApprovalRequest, Approver, Passkey, b64url, challenge_for, from_b64url
 from tiergate.web._context import WebContext
 from tiergate.web._pages import page, signin_page
@@ -75,7 +75,7 @@ async def passkey_page(request: Request) -> Response:
     entry = web.approvers().approvers.get(session.approver)
     waiting = [
         {"key_id": p.key_id, "code": enrollment_code(session.approver, p), "at": p.created_at}
-        for p in PasskeyEnrollments(web.settings.home).of(session.approver)
+        for p in web.enrollments.of(session.approver)
         if entry is None or p.credential_id not in {k.credential_id for k in entry.passkeys}
     ]
     return page(
@@ -104,7 +104,7 @@ async def enroll_options(request: Request) -> Response:
     )
 
     entry = web.approvers().approvers.get(session.approver)
-    known = usable(entry, rp) + PasskeyEnrollments(web.settings.home).of(session.approver)
+    known = usable(entry, rp) + web.enrollments.of(session.approver)
     options = generate_registration_options(
         rp_id=rp.rp_id,
         rp_name="tiergate approvals",
@@ -119,7 +119,7 @@ async def enroll_options(request: Request) -> Response:
         ],
         timeout=TIMEOUT_MS,
     )
-    session.enrolling = options.challenge
+    web.sessions.start_enrolling(session, options.challenge)
     return JSONResponse({"publicKey": json.loads(options_to_json(options))})
 
 
@@ -132,7 +132,7 @@ async def enroll(request: Request) -> Response:
     from webauthn import verify_registration_response
     from webauthn.helpers.exceptions import WebAuthnException
 
-    challenge, session.enrolling = session.enrolling, None
+    challenge = web.sessions.take_enrolling(session)
     if challenge is None:
         return _error("start the enrollment again", 409)
     rp = RelyingParty.of(request, web)
@@ -154,7 +154,7 @@ async def enroll(request: Request) -> Response:
         origin=rp.origin,
         created_at=datetime.now(UTC).isoformat(),
     )
-    PasskeyEnrollments(web.settings.home).add(session.approver, passkey)
+    web.enrollments.add(session.approver, passkey)
     return JSONResponse(
         {"key_id": passkey.key_id, "code": enrollment_code(session.approver, passkey)}
     )

@@ -58,7 +58,7 @@ async def signin_token(request: Request) -> Response:
 
 async def signout(request: Request) -> Response:
     """Ends the session (its form token was checked by `CsrfProtection`)."""
-    context(request).sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+    context(request).sessions.close(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -257,11 +257,12 @@ def test_an_upgraded_home_keeps_its_registry_and_enrollments(tmp_path: Path) -> 
     admin = dev_admin(home)
     scratch = open_database(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
     made = {
-        kind: ApproverRegistry(scratch, kind, home=home).add(name, [role], demo_key=True)[0]
-        for kind, name, role in (
-            ("approvers", "alice", "support_lead"),
-            ("operators", "oncall", "operator"),
-        )
+        "approvers": ApproverRegistry(scratch, "approvers", home=home).add(
+            "alice", ["support_lead"], demo_key=True
+        )[0],
+        "operators": ApproverRegistry(scratch, "operators", home=home).add(
+            "oncall", ["operator"], demo_key=True
+        )[0],
     }
     (home / "approvers.json").write_text(json.dumps({"alice": made["approvers"].model_dump()}))
     (folder / "operators.json").write_text(json.dumps({"oncall": made["operators"].model_dump()}))

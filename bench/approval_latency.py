@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -211,10 +210,10 @@ async def bare_latencies(client: Client, runs: int) -> list[float]:
 async def main(runs: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tiergate-bench-"))
     settings = trusting_dev_admin(Settings(offline_model_overrides=True, home=home))
-    SupportStore(settings.support_store).seed_demo()
     # One large order so every benchmark refund ($60: tier 3 under refund_cap) really applies.
-    with sqlite3.connect(settings.support_store) as conn:
-        conn.execute("INSERT INTO orders VALUES ('ORD-9000', 'C-9', 'delivered', '1000000.00')")
+    SupportStore(settings.support_store).seed(
+        demo=True, orders=[("ORD-9000", "C-9", "delivered", "1000000.00")]
+    )
     server = await start_dev_server(home / "temporal.sqlite", ui=False)
     try:
         bare = await bare_latencies(server.env.client, runs)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import sys
 import tempfile
 import time
@@ -144,13 +143,11 @@ async def main(runs: int, baseline_runs: int, drain_timeout: float) -> dict[str,
     settings = trusting_dev_admin(
         Settings(offline_model_overrides=True, home=home, agents_dir=home / "agents")
     )
-    SupportStore(settings.support_store).seed_demo()
-    with sqlite3.connect(settings.support_store) as conn:
-        orders = [order_of(BASE_ORDERS, i) for i in range(baseline_runs)]
-        orders += [order_of(WAIT_ORDERS, i) for i in range(runs)]
-        conn.executemany(
-            "INSERT INTO orders VALUES (?, 'C-9', 'delivered', '1000.00')", [(o,) for o in orders]
-        )
+    orders = [order_of(BASE_ORDERS, i) for i in range(baseline_runs)]
+    orders += [order_of(WAIT_ORDERS, i) for i in range(runs)]
+    SupportStore(settings.support_store).seed(
+        demo=True, orders=[(o, "C-9", "delivered", "1000.00") for o in orders]
+    )
     registry = ApproverRegistry.of(settings)
     registry.add("bench-lead", ["support_lead"], demo_key=True)
     key = registry.private_key("bench-lead")

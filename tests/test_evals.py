@@ -224,6 +224,7 @@ async def test_each_case_runs_on_a_store_of_its_own_dropped_once_judged(harness:
         setup(run_id, state)
         store = SupportDesk.case(run_id)
         assert store is not None
+        assert store.path is not None
         seen.append(store.path)
 
     spying = dataclasses.replace(SUPPORT_FIXTURE, setup=remember)

@@ -1,19 +1,23 @@
-"""The support backend applies each idempotency key once."""
+"""The support backend applies each idempotency key once, on SQLite and on PostgreSQL, and
+workers sharing one store apply a key once and count a cap together."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import pytest
 
+from tests.processes import in_processes, new_queue
 from tiergate.demo import SupportStore
-from tiergate.errors import ToolBackendError
+from tiergate.errors import CapReachedError, ToolBackendError
+from tiergate.state import Tx
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SupportStore:
-    s = SupportStore(tmp_path / "s.sqlite")
+def store(database_url: str) -> SupportStore:
+    s = SupportStore(database_url)
     s.seed_demo()
     return s
 
@@ -52,3 +56,50 @@ def test_refunds_cannot_exceed_the_order(store: SupportStore) -> None:
     refund(store, "a", "30.00")
     with pytest.raises(ToolBackendError, match=r"5\.00 of 35\.00"):
         refund(store, "b", "10.00")
+
+
+def test_a_path_is_a_sqlite_store(tmp_path: Path) -> None:
+    store = SupportStore(tmp_path / "s.sqlite")
+    assert store.path == tmp_path / "s.sqlite"
+    store.seed_demo()
+    assert (tmp_path / "s.sqlite").exists()
+
+
+def _refund_keys(url: str, out: Queue[bool]) -> None:
+    store = SupportStore(url)
+    for i in range(5):
+        out.put(refund(store, f"run/9/step-{i}", "1.00")[1])
+
+
+def test_workers_sharing_a_store_apply_each_key_once(store: SupportStore) -> None:
+    """Four processes apply the same five keys at once: five refunds, fifteen replays."""
+    out: Queue[bool] = new_queue()
+    in_processes(_refund_keys, [(store.url, out) for _ in range(4)])
+    replays = [out.get(timeout=10) for _ in range(20)]
+    assert replays.count(False) == 5
+    assert len(store.rows("refunds")) == 5
+
+
+def _capped_refunds(url: str, writer: int, out: Queue[str]) -> None:
+    store = SupportStore(url)
+    for i in range(5):
+        key = f"run/{writer}/step-{i}"
+
+        def effect(tx: Tx, key: str = key) -> dict[str, object]:
+            SupportStore.reserve(tx, "cap|refunds|day", Decimal(1), 8, None, "refunds")
+            return SupportStore.issue_refund(tx, key, "ORD-5003", Decimal("1.00"), "late")
+
+        try:
+            store.apply_once(key, "payments.issue_refund", effect)
+            out.put("applied")
+        except CapReachedError:
+            out.put("capped")
+
+
+def test_a_cap_counts_every_worker_sharing_the_store(store: SupportStore) -> None:
+    """Twenty refunds from four processes against a cap of eight: eight apply."""
+    out: Queue[str] = new_queue()
+    in_processes(_capped_refunds, [(store.url, w, out) for w in range(4)])
+    outcomes = [out.get(timeout=10) for _ in range(20)]
+    assert outcomes.count("applied") == 8
+    assert len(store.rows("refunds")) == 8

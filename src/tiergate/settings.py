@@ -45,7 +45,12 @@ class Settings(BaseSettings):
             (one machine); ``database``, the shared store; or a ``postgresql://`` /
             ``sqlite:///`` URL of a database of their own, or ``file:///PATH``.
         agents_dir: Extra folder of agent configs (tiergate's own agents are always known).
-        store_path: SQLite file of the support domain's tool backends.
+        store_path: SQLite file of the support demo's tool backends (default under home).
+        store_url: The support demo's backend as a database URL instead: a
+            ``postgresql://`` database the workers of a fleet share (so a refund one worker
+            applied is known to all, and caps count every worker's calls), or
+            ``sqlite:///PATH``. A secret. Never tiergate's own store: the demo stands for
+            a team's backend, which keeps its own database.
         notify_url: Webhook that receives a JSON notice when an approval passes its SLA.
         telemetry: Off (``TIERGATE_TELEMETRY=false``) installs no tracer, meter or log setup.
         spans_file / metrics_file: Where spans and metrics go when no ``OTEL_*`` exporter
@@ -112,6 +117,7 @@ class Settings(BaseSettings):
     content_url: SecretStr | None = None
     agents_dir: Path | None = None
     store_path: Path | None = None
+    store_url: SecretStr | None = None
     notify_url: str | None = None
     telemetry: bool = True
     spans_file: Path | None = None
@@ -210,8 +216,11 @@ class Settings(BaseSettings):
         return database
 
     @property
-    def support_store(self) -> Path:
-        return self.store_path or self.home / "support.sqlite"
+    def support_store(self) -> str:
+        """The support demo's store, as `SupportStore` takes it (a URL)."""
+        if self.store_url is not None:
+            return self.store_url.get_secret_value()
+        return f"sqlite:///{self.store_path or self.home / 'support.sqlite'}"
 
     @property
     def content_dir(self) -> Path:

@@ -1,7 +1,8 @@
 """The support demo, built on tiergate's public API like any team's own agent would be.
 
-Its tools are six `Toolset`s built around the SQLite store they act on
-(`support_toolsets(SupportDesk(SupportStore(path)))`; their specs: `SUPPORT_TOOLS`), with an
+Its tools are six `Toolset`s built around the store they act on, a SQLite file or a
+PostgreSQL database (`support_toolsets(SupportDesk(SupportStore(url)))`; their specs:
+`SUPPORT_TOOLS`), with an
 eval fixture (`SUPPORT_FIXTURE`, ``support`` in a suite), the offline rule-based model
 (`DemoProvider`, provider ``demo``), and its agents and policies (`agents/`, `policies/`).
 `SUPPORT_TOOLKIT` is all of it as a worker serves it.

@@ -12,7 +12,6 @@ write counts nothing twice.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,9 +24,10 @@ from tiergate.control import cap_amount, cap_counter, cap_window
 from tiergate.core import Cap
 from tiergate.demo._store import SupportStore
 from tiergate.errors import CapReachedError, ToolBackendError
+from tiergate.state import Tx
 from tiergate.tools import Replayed, ToolCall
 
-Effect = Callable[[sqlite3.Connection], dict[str, Any]]
+Effect = Callable[[Tx], dict[str, Any]]
 
 
 class SupportDesk:
@@ -74,10 +74,10 @@ class SupportDesk:
         once per idempotency key (a second call with the key gets the first answer back)."""
         amounts = arguments.model_dump(mode="json")
 
-        def counted(conn: sqlite3.Connection) -> dict[str, Any]:
+        def counted(tx: Tx) -> dict[str, Any]:
             for cap in call.caps:
-                _reserve(conn, call.agent, cap, amounts)
-            return effect(conn)
+                _reserve(tx, call.agent, cap, amounts)
+            return effect(tx)
 
         store = self.store(call)
         if not once:
@@ -86,11 +86,11 @@ class SupportDesk:
         return Replayed(answer) if replayed else answer
 
 
-def _reserve(conn: sqlite3.Connection, agent: str, cap: Cap, arguments: dict[str, Any]) -> None:
+def _reserve(tx: Tx, agent: str, cap: Cap, arguments: dict[str, Any]) -> None:
     window = cap_window(cap, datetime.now(UTC))
     try:
         SupportStore.reserve(
-            conn,
+            tx,
             cap_counter(agent, cap, window),
             cap_amount(cap, arguments),
             cap.max_calls,

@@ -68,6 +68,8 @@ def masked(url: str) -> str:
 
 
 def connect(url: str) -> Database:
+    """The database at ``url``, as it is: not migrated, not shared with other callers
+    (`open_database` is tiergate's own store). For a backend that keeps its own schema."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path.
@@ -96,8 +98,9 @@ class _SqliteTx:
         self.conn.execute(sql, params)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self.conn.execute(sql, params).fetchone()
-        return row
+        # Read to the end: an INSERT ... RETURNING is not finished until its cursor is.
+        rows = self.conn.execute(sql, params).fetchall()
+        return tuple(rows[0]) if rows else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(sql, params).fetchall())

@@ -23,7 +23,7 @@ import psycopg
 from tiergate.state import close_database
 
 
-def _binary(name: str) -> str:
+def binary(name: str) -> str:
     found = shutil.which(name) or next(
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
     )
@@ -51,10 +51,10 @@ class PostgresCluster:
             self._as = ["runuser", "-u", "postgres", "--"]
             self.root.chmod(0o755)
             shutil.chown(self.root, "postgres")
-        self._run(_binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "tiergate")
+        self._run(binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "tiergate")
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
         self._run(
-            _binary("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
+            binary("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
             "-l", str(self.root / "server.log"), "start",
         )  # fmt: skip
 
@@ -82,6 +82,22 @@ class PostgresCluster:
             close_database(url)
             self._admin(f"DROP DATABASE {name} WITH (FORCE)")
 
+    @contextmanager
+    def role(self, database_url: str) -> Iterator[str]:
+        """A new login role, and the URL of ``database_url``'s database as that role;
+        whatever it was granted there is dropped with it afterwards."""
+        name = f"r_{uuid.uuid4().hex[:12]}"
+        database = database_url.rsplit("/", 1)[1]
+        self._admin(f"CREATE ROLE {name} LOGIN")
+        url = f"postgresql://{name}@127.0.0.1:{self.port}/{database}"
+        try:
+            yield url
+        finally:
+            close_database(url)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(f"DROP OWNED BY {name}")
+            self._admin(f"DROP ROLE {name}")
+
     def stop(self) -> None:
-        self._run(_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        self._run(binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -3,6 +3,7 @@ workers sharing one store apply a key once and count a cap together."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -16,10 +17,11 @@ from tiergate.state import Tx
 
 
 @pytest.fixture
-def store(database_url: str) -> SupportStore:
+def store(database_url: str) -> Iterator[SupportStore]:
     s = SupportStore(database_url)
     s.seed_demo()
-    return s
+    yield s
+    s.close()
 
 
 def refund(store: SupportStore, key: str, amount: str = "10.00") -> tuple[dict[str, object], bool]:

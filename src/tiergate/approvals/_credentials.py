@@ -1,6 +1,6 @@
 """Web sign-in credentials of approvers: scrypt password hashes and one-time sign-in tokens.
 
-Kept apart from the registry (`approvers.json`), whose snapshot is pinned into every run's
+Kept apart from the registry's entries, whose snapshot is pinned into every run's
 history: a password hash must never reach a history. They live in the shared store
 (`tiergate.state`), which workers and the page reach with their own credentials.
 """

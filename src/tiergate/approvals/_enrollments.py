@@ -3,9 +3,10 @@
 An enrollment gives the page nothing to sign with: the passkey's private key stays in the
 approver's authenticator, and the public key counts only once an administrator has endorsed
 it into the registry (`ApproverRegistry.add_passkey`), with the key the page does not hold.
-Each enrollment is also a short code (`enrollment_code`) the approver can hand to the
-administrator when the page and the administrator's machine share no files (the compose
-stack); the administrator compares its key id with the one the approver's page showed.
+Enrollments wait in the shared store, where `tiergate approvers passkeys waiting` finds
+them; each is also a short code (`enrollment_code`) the approver can hand to an
+administrator whose machine does not reach that store. Either way the administrator
+compares its key id with the one the approver's page showed.
 """
 
 from __future__ import annotations

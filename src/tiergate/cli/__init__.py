@@ -28,6 +28,7 @@ from tiergate.cli._replay import replay as replay_command
 from tiergate.cli._report import report as report_command
 from tiergate.cli._rollout import rollout_app
 from tiergate.cli._shadow import shadow as shadow_command
+from tiergate.cli._store import store_app
 from tiergate.cli._timeline import show_timeline
 from tiergate.cli._wiring import prepare, served_specs, toolkit
 from tiergate.cluster import connect, start_dev_server
@@ -65,6 +66,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(agent_app, name="agent")
 app.add_typer(tool_app, name="tool")
 app.add_typer(operators_app, name="operators")
+app.add_typer(store_app, name="store")
 
 app.command("report")(report_command)
 app.command("replay")(replay_command)

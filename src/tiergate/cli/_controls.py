@@ -1,7 +1,7 @@
 """`tiergate agent pause|resume` and `tiergate tool disable|enable`: the kill switch.
 
-Each command changes the worker's controls file (`controls.json`, checked by the load
-activity and by the tool runner) and tells every running run with a `control` signal
+Each command changes the kill switch in the shared store (`tiergate.control.Controls`,
+checked by every worker's load activity and tool runner) and tells every running run with a `control` signal
 signed by the operator's key, one per run, bound to that run's execution: a run ignores
 unsigned commands. The operator is ``--as``, else ``TIERGATE_OPERATOR``, else the login.
 """

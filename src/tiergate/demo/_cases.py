@@ -123,6 +123,8 @@ def final_state(run_id: str) -> dict[str, Any]:
 def teardown(run_id: str) -> None:
     """Run ``run_id``'s store is forgotten and its files removed."""
     store = SupportDesk.drop_case(run_id)
+    if store is not None:
+        store.close()
     if store is not None and store.path is not None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{store.path}{suffix}").unlink(missing_ok=True)

@@ -138,6 +138,13 @@ class SupportStore:
         )
         self.database = _open(self.url)
 
+    def close(self) -> None:
+        """Close this store's connections in this process (the next view opens anew)."""
+        with _OPEN_LOCK:
+            database = _OPEN.pop(self.url, None)
+        if database is not None:
+            database.close()
+
     def seed(
         self,
         *,

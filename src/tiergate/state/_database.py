@@ -240,6 +240,12 @@ class PostgresDatabase:
                         f"{self.shown}: a transaction lost to concurrent writers {_ATTEMPTS} times"
                     ) from None
                 _pause(attempt)
+            except self._errors.errors.InsufficientPrivilege as error:
+                raise StateError(
+                    f"{self.shown}: {error}".strip(),
+                    fix="this host's database role may not change that (`tiergate store "
+                    "grant`): run the command where the owner role is configured",
+                ) from None
             except self._errors.OperationalError as error:
                 raise StateError(f"{self.shown}: {error}") from None
         raise AssertionError("unreachable")

@@ -130,7 +130,16 @@ _BLOB = {"sqlite": "BLOB", "postgresql": "BYTEA"}
 
 
 def migrate(database: Database) -> int:
-    """Apply every migration ``database`` lacks; the schema version it is at after."""
+    """Apply every migration ``database`` lacks; the schema version it is at after.
+
+    A store already at this version is only read, so a role that may not change the
+    schema (a fleet's workers and page, `tiergate.state.grant`) opens it all the same.
+    """
+    known = {m.version for m in MIGRATIONS}
+    have = database.transaction(_applied)
+    if have is not None and known <= have:
+        _refuse_newer(database, have, known)
+        return max(known)
 
     def work(tx: Tx) -> int:
         tx.execute(
@@ -138,13 +147,7 @@ def migrate(database: Database) -> int:
             "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         have = {row[0] for row in tx.all("SELECT version FROM tiergate_schema")}
-        known = {m.version for m in MIGRATIONS}
-        if unknown := sorted(have - known):
-            raise StateError(
-                f"{database.shown} is at schema version {max(unknown)}, newer than this "
-                f"tiergate knows (up to {max(known)})",
-                fix="upgrade tiergate on this host to the version the fleet runs",
-            )
+        _refuse_newer(database, have, known)
         for migration in MIGRATIONS:
             if migration.version in have:
                 continue
@@ -161,3 +164,26 @@ def migrate(database: Database) -> int:
         return max(known)
 
     return database.schema_transaction(work)
+
+
+def _applied(tx: Tx) -> set[int] | None:
+    """The versions applied, or None when the store has no schema table yet."""
+    if tx.dialect == "postgresql":
+        exists = tx.one("SELECT to_regclass('tiergate_schema') IS NOT NULL")
+    else:
+        exists = tx.one(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' "
+            "AND name = 'tiergate_schema'"
+        )
+    if exists is None or not exists[0]:
+        return None
+    return {int(row[0]) for row in tx.all("SELECT version FROM tiergate_schema")}
+
+
+def _refuse_newer(database: Database, have: set[int], known: set[int]) -> None:
+    if unknown := sorted(have - known):
+        raise StateError(
+            f"{database.shown} is at schema version {max(unknown)}, newer than this "
+            f"tiergate knows (up to {max(known)})",
+            fix="upgrade tiergate on this host to the version the fleet runs",
+        )

@@ -64,11 +64,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/detector_cost.py
 	$(BIN)/python bench/_table.py
 
-# Reliability drills at full size (about 10 minutes): worker kill -9 at every kind of moment,
-# server kill -9 and restart, 500 runs over two workers; prints one summary and fails unless
-# no run was lost, no effect doubled and no action ran without an allow. `make test` runs
-# them small (tests/chaos/test_chaos.py).
-chaos: $(STAMP)
+# Reliability drills at full size (about 12 minutes): worker kill -9 at every kind of moment,
+# server kill -9 and restart, 500 runs over two workers, and a fleet of three worker hosts
+# sharing only Temporal and PostgreSQL; prints one summary and fails unless no run was lost,
+# no effect doubled and no action ran without an allow. `make test` runs them small
+# (tests/chaos/test_chaos.py).
+chaos: $(STAMP) postgresql
 	$(BIN)/python -m tests.chaos
 
 bench-quick: $(STAMP)

@@ -22,9 +22,11 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, CDPSession, Page, async_playwright
 
+from tests import web_client
 from tests.conftest import Harness, agent_config, call, final, scripted
 from tests.passkeys import SoftPasskey
 from tests.test_cli import TIERGATE
+from tests.web_client import decide, form_csrf, review
 from tiergate.approvals._credentials import Credentials
 from tiergate.approvals.client import build_request, pending_of, submit
 from tiergate.cluster import free_port
@@ -109,20 +111,7 @@ async def signed_in(site: Site, name: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _sign_in(client: httpx.AsyncClient, name: str) -> httpx.AsyncClient:
-    page = await client.get("/signin")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf is not None
-    response = await client.post(
-        "/signin", data={"csrf": csrf.group(1), "name": name, "password": PASSWORDS[name]}
-    )
-    assert response.status_code == 303, response.text
-    return client
-
-
-def form_csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match is not None
-    return match.group(1)
+    return await web_client.sign_in(client, name, PASSWORDS[name])
 
 
 # -- routes over real HTTP -------------------------------------------------------------------
@@ -188,35 +177,6 @@ async def test_a_session_signed_in_on_one_replica_serves_on_another(site: Site) 
         lambda tx: tx.all("SELECT sid_hash FROM web_sessions")
     )
     assert cookie["tg_session"] not in {row[0] for row in stored}  # only hashes are kept
-
-
-async def review(client: httpx.AsyncClient, run_id: str) -> dict[str, str]:
-    """The approval page's form fields (its token and the digest reviewed)."""
-    page = await client.get(f"/approvals/{run_id}")
-    assert page.status_code == 200, page.text
-    return dict(re.findall(r'name="(csrf|digest)" value="([^"]+)"', page.text))
-
-
-async def decide(
-    client: httpx.AsyncClient,
-    run_id: str,
-    soft: SoftPasskey,
-    decision: str = "approve",
-    justification: str = "ok",
-) -> httpx.Response:
-    """What the page's script does: ask for the answer's challenge, have the passkey sign
-    it, post the assertion."""
-    form = await review(client, run_id)
-    options = await client.post(
-        f"/approvals/{run_id}/challenge",
-        data={**form, "decision": decision, "justification": justification},
-    )
-    assert options.status_code == 200, options.text
-    assertion = soft.assert_challenge(from_b64url(options.json()["publicKey"]["challenge"]))
-    return await client.post(
-        f"/approvals/{run_id}",
-        data={**form, "decision": decision, "assertion": assertion.model_dump_json()},
-    )
 
 
 async def test_decide_refuses_missing_csrf_unauthorized_and_decided(site: Site) -> None:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import Harness
-from tests.test_web import form_csrf
+from tests.web_client import form_csrf
 from tiergate.approvals import Credentials
 from tiergate.cluster import free_port
 from tiergate.web import TLS, Limiter, WebContext, WebServer, build_app

@@ -1,7 +1,8 @@
 """`make chaos`: every process-level drill at full size, then one summary.
 
 Exits 1 unless runs lost, duplicate effects and actions without an allow are all zero (and
-every run completed). Sizes follow issue #10; `--quick` runs the `make test` sizes.
+every run completed), and the fleet drill's books hold (issue #23: three worker hosts
+sharing only Temporal and PostgreSQL). Sizes follow issue #10; `--quick` runs the `make test` sizes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import time
 from pathlib import Path
 
 from tests.chaos._drill import Tally
-from tests.chaos._drills import CrashPlan, crash_drill, load_drill, server_drill, summary
+from tests.chaos._drills import (
+    CrashPlan,
+    FleetPlan,
+    crash_drill,
+    fleet_drill,
+    load_drill,
+    server_drill,
+    summary,
+)
+from tests.postgres import PostgresCluster
 
 
 async def main(quick: bool, keep: Path | None) -> int:
@@ -35,7 +45,22 @@ async def main(quick: bool, keep: Path | None) -> int:
     async def load(folder: Path) -> Tally:
         return await load_drill(folder, runs=20 if quick else 500, workers=2)
 
-    drills = [("crash", crash), ("server", server), ("load", load)]
+    fleet_plan = (
+        FleetPlan(runs=6, kills=1, paused_runs=2, disabled_runs=2) if quick else FleetPlan()
+    )
+    fleet_problems: list[str] = []
+
+    async def fleet(folder: Path) -> Tally:
+        cluster = PostgresCluster()
+        try:
+            tally, books = await fleet_drill(folder, cluster, fleet_plan)
+        finally:
+            cluster.stop()
+        fleet_problems.extend(books.problems(fleet_plan))
+        print(f"fleet books: {books}", flush=True)
+        return tally
+
+    drills = [("crash", crash), ("server", server), ("load", load), ("fleet", fleet)]
     for name, drill in drills:
         started = time.monotonic()
         print(f"drill {name} ...", flush=True)
@@ -44,10 +69,12 @@ async def main(quick: bool, keep: Path | None) -> int:
         tallies.append(tally)
     print()
     print(summary(tallies))
+    for problem in fleet_problems:
+        print(f"fleet: {problem}")
     print(f"\nworker and server logs: {root}")
     print("provider and tool faults, property tests and hostile input run in `make test`.")
     ok = all(t.clean and not t.missing_effects and t.completed == t.runs_started for t in tallies)
-    return 0 if ok else 1
+    return 0 if ok and not fleet_problems else 1
 
 
 if __name__ == "__main__":

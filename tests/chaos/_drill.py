@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
@@ -44,6 +45,7 @@ from tiergate.core import (
     WORKFLOW_NAME,
     ApprovalDecision,
     Outcome,
+    PendingAction,
     RunInput,
     RunSummary,
     ToolCallInput,
@@ -128,47 +130,81 @@ class Tally:
         return not (self.lost or self.duplicate_effects or self.unauthorized)
 
 
+@dataclass(frozen=True)
+class Shared:
+    """A fleet: tiergate's state in PostgreSQL, each worker a host with a home of its own.
+
+    ``database_url`` is the owner role's (the drill acts as administrator and operator),
+    ``worker_url`` and ``web_url`` the store as the worker and page roles, ``store_url``
+    the demo's support database as the worker role."""
+
+    database_url: str
+    worker_url: str
+    web_url: str
+    store_url: str
+    admins: list[str]
+
+
 class WorkerFleet:
-    """Worker processes on one task queue, restarted whenever one dies."""
+    """Worker processes on one task queue, restarted whenever one dies.
+
+    With ``hosts``, worker ``n`` runs in home ``hosts[n]`` (a restarted one in the same
+    home, as a host restarts its worker) with ``env`` added; else all share ``home``.
+    """
 
     def __init__(
-        self, address: str, task_queue: str, home: Path, faults: Path, probability: float
+        self,
+        address: str,
+        task_queue: str,
+        home: Path,
+        faults: Path,
+        probability: float,
+        hosts: list[Path] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.address, self.task_queue, self.home = address, task_queue, home
         self.faults, self.probability = faults, probability
+        self.hosts, self.env = hosts, env or {}
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
         self.deaths = 0
         self.generation = 0
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, slot: int) -> tuple[subprocess.Popen[bytes], Path]:
         self.generation += 1
         log = self.home / f"worker-{self.generation}.log"
+        home = self.hosts[slot] if self.hosts else self.home
         with log.open("wb") as out:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
                     "tests.chaos._worker",
                     self.address,
                     self.task_queue,
-                    str(self.home),
+                    str(home),
                     str(self.faults),
                     str(self.probability),
                 ],
                 cwd=REPO,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "TIERGATE_LOG_LEVEL": "warning"},
+                env={**os.environ, "TIERGATE_LOG_LEVEL": "warning", **self.env},
             )
+        return process, log
 
     async def start(self, size: int) -> None:
-        self.processes = [self._spawn() for _ in range(size)]
+        spawned = [self._spawn(n) for n in range(size)]
+        self.processes = [process for process, _ in spawned]
+        self.logs = [log for _, log in spawned]
+        await self._ready(range(size))
+
+    async def _ready(self, slots: range | list[int]) -> None:
         async with asyncio.timeout(60):
-            for n, process in enumerate(self.processes):
-                log = self.home / f"worker-{self.generation - size + 1 + n}.log"
-                while b"worker ready" not in log.read_bytes():
-                    if process.poll() is not None:
-                        raise RuntimeError(f"a worker exited at start; see {log}")
+            for n in slots:
+                while b"worker ready" not in self.logs[n].read_bytes():
+                    if self.processes[n].poll() is not None:
+                        raise RuntimeError(f"a worker exited at start; see {self.logs[n]}")
                     await asyncio.sleep(0.1)
 
     def revive(self) -> int:
@@ -177,7 +213,7 @@ class WorkerFleet:
         for n, process in enumerate(self.processes):
             if process.poll() is not None:
                 died += 1
-                self.processes[n] = self._spawn()
+                self.processes[n], self.logs[n] = self._spawn(n)
         self.deaths += died
         return died
 
@@ -198,7 +234,17 @@ class WorkerFleet:
 class Drill:
     """The stage for one drill: server, store, approvers, agent, workers and runs."""
 
-    def __init__(self, name: str, root: Path, *, approvals: bool = True, seed: int = 7) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        *,
+        approvals: bool = True,
+        seed: int = 7,
+        shared: Shared | None = None,
+        caps: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.shared, self.caps = shared, caps or []
         self.tally = Tally(name)
         self.root = root
         self.home = root / "home"
@@ -212,15 +258,31 @@ class Drill:
         self.run_ids: dict[str, int] = {}
         self.answered: set[tuple[str, int, str]] = set()
         self.before_answer: Callable[[], Awaitable[None]] | None = None
+        #: How an approver answers (default: a signed update with their demo key).
+        self.answer: Callable[[PendingAction, str], Awaitable[bool]] | None = None
         self.hold_approvals = False  # approvers stay away (runs pile up waiting)
+
+    @property
+    def settings(self) -> Settings:
+        """The drill's own: the administrator's and operator's (the owner role, in a fleet)."""
+        if self.shared is None:
+            return Settings(home=self.home)
+        return Settings(
+            home=self.home,
+            database_url=SecretStr(self.shared.database_url),
+            store_url=SecretStr(self.shared.store_url),
+        )
+
+    def store(self) -> SupportStore:
+        return SupportStore(self.settings.support_store)
 
     # -- set-up ------------------------------------------------------------------------------
 
     async def setup(self, runs: int, workers: int = 1, crash_probability: float = 0.0) -> None:
-        self.home.mkdir(parents=True)
+        self.home.mkdir(parents=True, exist_ok=True)
         for point in ("model", "tool", "effect", "fired"):
             (self.faults / point).mkdir(parents=True, exist_ok=True)
-        store = SupportStore(self.home / "support.sqlite")
+        store = self.store()
         store.seed(
             demo=True,
             orders=[(f"ORD-7{i:04d}", "C-1", "delivered", "100.00") for i in range(runs)]
@@ -230,20 +292,37 @@ class Drill:
             ],
         )
         dev_admin(self.home)  # the drill's administrator: its workers trust it
-        registry = ApproverRegistry.of(Settings(home=self.home))
+        registry = ApproverRegistry.of(self.settings)
         for name, roles in APPROVERS.items():
             registry.add(name, roles, demo_key=True)
-        agents = self.home / "agents"
-        agents.mkdir()
-        (agents / "drill.yaml").write_text(yaml.safe_dump(self.agent()))
+        ApproverRegistry.of(self.settings, "operators").add("oncall", ["operator"], demo_key=True)
+        agent = yaml.safe_dump(self.agent(self.caps))
+        hosts = [self.root / "hosts" / f"host-{n}" for n in range(workers)] if self.shared else []
+        for home in [self.home, *hosts]:
+            (home / "agents").mkdir(parents=True)
+            (home / "agents" / "drill.yaml").write_text(agent)
         self.client = await self.server.start()
+        env = {}
+        if self.shared is not None:
+            env = {
+                "TIERGATE_DATABASE_URL": self.shared.worker_url,
+                "TIERGATE_STORE_URL": self.shared.store_url,
+                "TIERGATE_CONTENT_URL": "database",
+                "TIERGATE_REGISTRY_ADMINS": json.dumps(self.shared.admins),
+            }
         self.fleet = WorkerFleet(
-            self.server.address, self.task_queue, self.home, self.faults, crash_probability
+            self.server.address,
+            self.task_queue,
+            self.home,
+            self.faults,
+            crash_probability,
+            hosts=hosts or None,
+            env=env,
         )
         await self.fleet.start(workers)
 
     @staticmethod
-    def agent() -> dict[str, Any]:
+    def agent(caps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "agent": {
                 "name": "drill",
@@ -254,6 +333,8 @@ class Drill:
                     "max_tool_calls": 10,
                     "max_retries": 20,
                     "max_wall_time_seconds": 1800,
+                    # A call a cap or a disabled tool refuses is fed back; the run goes on.
+                    **({"max_denials": 5} if caps else {}),
                 },
                 "policy": {
                     "engine": "cedar",
@@ -268,6 +349,7 @@ class Drill:
                     ],
                 },
                 "approvals": {"policy_files": ["approvers.cedar"]},
+                **({"limits": {"caps": caps}} if caps else {}),
             }
         }
 
@@ -322,7 +404,7 @@ class Drill:
     async def answer_pending(self) -> None:
         """One pass of the approvers over everything that waits, through signed updates."""
         assert self.client is not None
-        registry = ApproverRegistry.of(Settings(home=self.home))
+        registry = ApproverRegistry.of(self.settings)
         try:
             waiting = await list_pending(self.client, limit=1000)
         except RPCError:
@@ -335,6 +417,10 @@ class Drill:
                     continue
                 if self.before_answer is not None:
                     await self.before_answer()
+                if self.answer is not None:
+                    if await self.answer(pending, approver):
+                        self.answered.add(key)
+                    continue
                 request = build_request(
                     pending, approver, ApprovalDecision.APPROVE, "drill approval", via="api"
                 )
@@ -402,7 +488,7 @@ class Drill:
         return self.tally
 
     def _count_effects(self, allowed_keys: set[str]) -> None:
-        store = SupportStore(self.home / "support.sqlite")
+        store = self.store()
         refunds = Counter(r["order_id"] for r in store.rows("refunds"))
         replies = Counter(
             reply

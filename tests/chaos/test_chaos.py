@@ -10,7 +10,16 @@ import sqlite3
 from pathlib import Path
 
 from tests.chaos._drill import Drill, Tally
-from tests.chaos._drills import CrashPlan, crash_drill, load_drill, server_drill, summary
+from tests.chaos._drills import (
+    CrashPlan,
+    FleetPlan,
+    crash_drill,
+    fleet_drill,
+    load_drill,
+    server_drill,
+    summary,
+)
+from tests.postgres import PostgresCluster
 
 
 def assert_clean(tally: Tally) -> None:
@@ -63,3 +72,15 @@ async def test_the_books_catch_a_doubled_effect_and_an_ungated_one(tmp_path: Pat
         await drill.close()
     assert [d for d in tally.duplicate_effects if "ORD-70001 applied 2x" in d]
     assert [u for u in tally.unauthorized if "replayed-by-hand" in u]
+
+
+async def test_a_fleet_sharing_only_temporal_and_postgres(
+    tmp_path: Path, postgres: PostgresCluster
+) -> None:
+    """Issue #23, item 6, small: three worker hosts with homes of their own, a page process,
+    kill -9 mid-run, a pause and a disable from an operator's process."""
+    plan = FleetPlan(runs=6, kills=1, paused_runs=2, disabled_runs=2, deadline_seconds=240)
+    tally, books = await fleet_drill(tmp_path, postgres, plan)
+    assert_clean(tally)
+    assert books.problems(plan) == [], books
+    assert tally.faults["kill"] == 1

@@ -5,7 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install '.[postgres]' && useradd --create-home --uid 10001 tiergate && mkdir -p /data \
+RUN pip install '.[postgres,s3]' && useradd --create-home --uid 10001 tiergate && mkdir -p /data \
     && chown tiergate /data
 USER tiergate
 ENV TIERGATE_HOME=/data TIERGATE_LOG_FORMAT=json

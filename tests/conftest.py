@@ -33,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.postgres import PostgresCluster
+from tests.s3 import S3Server
 from tiergate import observe as telemetry
 from tiergate.approvals import ApproverRegistry, dev_admin
 from tiergate.approvals.client import pending_of
@@ -286,6 +287,24 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One local S3-compatible server per session (moto's, in a process of its own)."""
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The server, with this process's AWS environment pointing at it (boto3 reads it)."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,9 +1,10 @@
-"""One run served by two worker hosts that share only Temporal and PostgreSQL.
+"""One run served by two worker hosts that share only Temporal and PostgreSQL (and, for
+content, either that database or an S3-compatible bucket).
 
 Host A (in this process) runs the run's first steps and holds it at a $400 refund's
 approval, then stops. Host B (a `tiergate worker` process with a home of its own) takes the
 run over after the approval: its model activity reads the transcript host A wrote from the
-shared content store, its tool runner verifies the approval and acts once. Nothing in the
+shared content store (the database, or S3: moto's server as the stand-in), its tool runner verifies the approval and acts once. Nothing in the
 two homes is shared: each has its own agents folder, demo store and a copy of the
 administrator-endorsed registry.
 """
@@ -14,12 +15,14 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import pytest
 import yaml
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import agent_config, call, final, scripted
 from tests.postgres import PostgresCluster
+from tests.s3 import S3Server
 from tests.test_routing_in_run import host, worker_process
 from tiergate.approvals import ApproverRegistry
 from tiergate.approvals.client import decide, pending_of
@@ -34,16 +37,24 @@ REFUND_400 = call(
 )
 
 
+@pytest.mark.parametrize("content", ["database", "s3"])
 async def test_one_run_is_served_end_to_end_by_two_worker_homes(
-    env: WorkflowEnvironment, tmp_path: Path, postgres: PostgresCluster
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    postgres: PostgresCluster,
+    content: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    s3: S3Server | None = request.getfixturevalue("s3") if content == "s3" else None
+    bucket = s3.bucket() if s3 is not None else ""
+    content_url = f"s3://{bucket}/runs" if s3 is not None else "database"
     queue = f"tq-{uuid.uuid4()}"
     address = env.client.service_client.config.target_host
     with postgres.fresh() as url:
         # One administrator for the fleet (host A's); the registry is in the shared store.
         a, b = (
             host(tmp_path / name, url, queue, address, admin=tmp_path / "host-a").model_copy(
-                update={"content_url": SecretStr("database")}
+                update={"content_url": SecretStr(content_url)}
             )
             for name in ("host-a", "host-b")
         )
@@ -100,3 +111,10 @@ async def test_one_run_is_served_end_to_end_by_two_worker_homes(
         if e.HasField("activity_task_started_event_attributes")
     }
     assert len(identities) == 2  # each host's worker ran some of the run's activities
+    # The transcript and results went to the shared content store, not to either home.
+    for settings in (a, b):
+        assert not list((settings.home / "content").rglob("*"))
+    if s3 is not None:
+        stored = s3.objects(bucket)
+        assert stored
+        assert all(key.startswith("runs/") for key in stored)

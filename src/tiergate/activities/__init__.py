@@ -11,8 +11,9 @@ from tiergate.activities._content import (
     DatabaseContentStore,
     FileContentStore,
     Transcript,
-    content_store,
 )
+from tiergate.activities._content_s3 import S3ContentStore
+from tiergate.activities._content_url import content_store
 from tiergate.activities._identity import (
     DEFAULT_TTL_SECONDS,
     ISSUER,
@@ -79,6 +80,7 @@ __all__ = [
     "ProviderOutput",
     "ReRunActivities",
     "ReviewStore",
+    "S3ContentStore",
     "ScriptedProvider",
     "ToolBackend",
     "ToolCallVerifier",

@@ -4,7 +4,7 @@ Only hashes and sizes go into Temporal history, so a model activity's input stay
 size however long the conversation gets. Blobs are named by their sha256, so concurrent
 workers and retried activities can write the same content safely. On one machine they are
 files under the home; a fleet keeps them where every worker reads them (the shared
-database, `content_store`).
+database, or S3: `tiergate.activities.content_store`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,10 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 from tiergate.core import TranscriptEntry
-from tiergate.errors import StateError
-from tiergate.state import Database, masked, open_database
-
-if TYPE_CHECKING:
-    from tiergate.settings import Settings
+from tiergate.state import Database
 
 
 class ContentStore(ABC):
@@ -121,27 +116,7 @@ def missing(ref: str, where: str) -> str:
     """Why a blob is not found: most often, workers that do not share one content store."""
     return (
         f"content {ref} is not in {where}: every worker of a fleet must use one content "
-        "store (TIERGATE_CONTENT_URL=database, or a mount they share)"
-    )
-
-
-def content_store(settings: Settings) -> ContentStore:
-    """The content store ``settings`` name (``TIERGATE_CONTENT_URL``): unset, files under
-    the home; ``database``, the shared store (``TIERGATE_DATABASE_URL``); a
-    ``sqlite:///`` or ``postgresql://`` URL, that database; ``file:///PATH``, files there."""
-    if settings.content_url is None:
-        return FileContentStore(settings.content_dir)
-    url = settings.content_url.get_secret_value()
-    if url == "database":
-        return DatabaseContentStore(settings.database())
-    scheme = urlsplit(url).scheme
-    if scheme == "file":
-        return FileContentStore(Path(url.removeprefix("file://")))
-    if scheme in ("sqlite", "postgresql", "postgres"):
-        return DatabaseContentStore(open_database(url))
-    raise StateError(
-        f"TIERGATE_CONTENT_URL={masked(url)!r}: unknown kind of store {scheme!r}",
-        fix="use database (the shared store), a postgresql:// or sqlite:/// URL, or file:///PATH",
+        "store (TIERGATE_CONTENT_URL=database, s3://BUCKET, or a mount they share)"
     )
 
 

@@ -224,4 +224,4 @@ async def test_workers_and_the_page_reach_the_shared_store_in_postgres(tmp_path:
     assert any(
         "/docker-entrypoint-initdb.d" in str(volume) for volume in services["postgresql"]["volumes"]
     )
-    assert "'.[postgres]'" in (ROOT / "Dockerfile").read_text()
+    assert "'.[postgres,s3]'" in (ROOT / "Dockerfile").read_text()

@@ -253,6 +253,56 @@ def _shared_state(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _shared_approvals(r: dict[str, Any]) -> list[Row]:
+    if "approval_latency" not in r:
+        return []
+    p50 = {kind: r["approval_latency"][kind]["p50_ms"] for kind in ("postgresql", "sqlite", "bare")}
+    return [
+        (
+            "shared state",
+            "approval p50 ms, PostgreSQL vs the SQLite default",
+            f"{p50['postgresql']}",
+            f"{p50['sqlite']} (SQLite)",
+            f"{r['approval_ratio_p50_postgresql_over_sqlite']:.3f}",
+            "measured",
+            "reported",
+        ),
+        (
+            "shared state",
+            "approval p50 ms, PostgreSQL vs a bare update",
+            f"{p50['postgresql']}",
+            f"{p50['bare']} (bare update)",
+            f"{r['approval_ratio_p50_postgresql_over_bare']:.3f}",
+            "p50 ≤ 50 ms",
+            "met" if p50["postgresql"] <= 50 else "**missed**",
+        ),
+    ]
+
+
+def _content_storage(r: dict[str, Any]) -> list[Row]:
+    stored, per_step = r["s3_bytes_per_run"], r["ms_per_step"]
+    return [
+        (
+            "content storage",
+            "S3 bytes per run, growing conversation, vs Temporal External Storage",
+            f"{stored['chain_s3']}",
+            f"{stored['external_all']} (External Storage, threshold 0)",
+            f"{stored['chain_s3'] / stored['external_all']:.3f}",
+            "measured",
+            "reported",
+        ),
+        (
+            "content storage",
+            "ms per step, vs Temporal External Storage",
+            f"{per_step['chain_s3']}",
+            f"{per_step['external_all']} (External Storage, threshold 0)",
+            f"{per_step['chain_s3'] / per_step['external_all']:.3f}",
+            "measured",
+            "reported",
+        ),
+    ]
+
+
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("overhead", _overhead),
     ("gate_latency", _gate),
@@ -264,6 +314,8 @@ SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("eval_suite", _evals),
     ("detector_cost", _detector),
     ("shared_state", _shared_state),
+    ("shared_state", _shared_approvals),
+    ("content_storage", _content_storage),
 ]
 
 

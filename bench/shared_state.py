@@ -8,7 +8,12 @@ rotated every round: the 5-step agent of bench/overhead.py with (a) its state in
 SQLite and content in files, (b) state and content in PostgreSQL, and (c) the same
 activities driven by `BareAgentWorkflow` with no gate, budget, records or store.
 
-    python bench/shared_state.py [--runs 30] [--rounds 6]
+Then approval latency (bench/approval_latency.py's measure: approve call → refund activity
+started, Ed25519-signed answers) with each store, against its bare update baseline, in
+rounds whose order rotates: the registry an approval is checked against, the kill switch
+and the cap ledger are read from the store on that path.
+
+    python bench/shared_state.py [--runs 30] [--rounds 6] [--approvals 100]
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from typing import Any
 import yaml
 from _bare_agent import BareAgentWorkflow
 from _common import machine, save
+from approval_latency import bare_latencies, signers, stats_ms, tiergate_latencies
 from overhead import AGENT, bare, bare_activities, governed
 from temporalio.worker import Worker
 
+from tiergate.approvals import trusting_dev_admin
 from tiergate.cluster import start_dev_server
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore
 from tiergate.observe import configure_logging
@@ -53,7 +60,7 @@ def home_for(name: str, **settings: Any) -> Settings:
     return configured
 
 
-async def main(runs: int, rounds: int) -> dict[str, Any]:
+async def main(runs: int, rounds: int, approvals: int) -> dict[str, Any]:
     configure_logging(Redactor(), log_format="json", level="warning")
     cluster = PostgresCluster()
     server = await start_dev_server(None, ui=False)
@@ -90,6 +97,7 @@ async def main(runs: int, rounds: int) -> dict[str, Any]:
                 for number in range(rounds):
                     order = KINDS[number % 3 :] + KINDS[: number % 3]
                     rounds_out.append({kind: round(await work[kind](runs), 2) for kind in order})
+            latencies = await approval_rounds(client, lite, shared, approvals)
     finally:
         await server.env.shutdown()
         cluster.stop()
@@ -100,9 +108,12 @@ async def main(runs: int, rounds: int) -> dict[str, Any]:
     def paired(a: str, b: str) -> float:
         return round(statistics.median(r[a] / r[b] for r in rounds_out), 3)
 
+    approval = {kind: stats_ms(latencies[kind]) for kind in KINDS}
+    p50 = {kind: statistics.median(latencies[kind]) for kind in KINDS}
     return {
         "benchmark": "shared_state",
-        "command": f"python bench/shared_state.py --runs {runs} --rounds {rounds}",
+        "command": f"python bench/shared_state.py --runs {runs} --rounds {rounds} "
+        f"--approvals {approvals}",
         "machine": machine(),
         "workload": f"{runs} runs per round of a 5-step agent (4 read tool calls + final "
         "answer, scripted model) per store",
@@ -113,13 +124,43 @@ async def main(runs: int, rounds: int) -> dict[str, Any]:
         "ratio_sqlite_over_bare": round(median("sqlite") / median("bare"), 3),
         "median_paired_ratio_postgresql_over_sqlite": paired("postgresql", "sqlite"),
         "median_paired_ratio_postgresql_over_bare": paired("postgresql", "bare"),
+        "approval_latency": approval,
+        "approval_ratio_p50_postgresql_over_sqlite": round(p50["postgresql"] / p50["sqlite"], 3),
+        "approval_ratio_p50_postgresql_over_bare": round(p50["postgresql"] / p50["bare"], 3),
+        "approval_ratio_p50_sqlite_over_bare": round(p50["sqlite"] / p50["bare"], 3),
     }
+
+
+async def approval_rounds(
+    client: Any, lite: Settings, shared: Settings, approvals: int
+) -> dict[str, list[float]]:
+    """Approval latencies by store, ``approvals`` each, in two rounds of rotated order."""
+    stores = {"sqlite": trusting_dev_admin(lite), "postgresql": trusting_dev_admin(shared)}
+    proofs = {}
+    for kind, settings in stores.items():
+        # One large order so every refund ($60, tier 3 under refund_cap) really applies.
+        SupportStore(settings.support_store).seed(
+            demo=True, orders=[("ORD-9000", "C-9", "delivered", "1000000.00")]
+        )
+        proofs[kind] = {"ed25519": signers(settings)["ed25519"]}
+    latencies: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    half = max(1, approvals // 2)
+    for number in range(2):
+        order = KINDS[number:] + KINDS[:number]
+        for kind in order:
+            if kind == "bare":
+                latencies[kind] += await bare_latencies(client, half)
+            else:
+                done = await tiergate_latencies(client, stores[kind], half, proofs[kind])
+                latencies[kind] += done["ed25519"]
+    return latencies
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--approvals", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("bench/results/shared_state.json"))
     args = parser.parse_args()
-    save(asyncio.run(main(args.runs, args.rounds)), args.out)
+    save(asyncio.run(main(args.runs, args.rounds, args.approvals)), args.out)

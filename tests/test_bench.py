@@ -23,7 +23,8 @@ QUICK = {
     "replay_forensics.py": ["--runs", "2", "--repeat", "1", "--timeline-steps", "5"],
     "eval_suite.py": ["--concurrency", "8"],
     "detector_cost.py": ["--iterations", "5", "--rounds", "1"],
-    "shared_state.py": ["--runs", "3", "--rounds", "1"],
+    "shared_state.py": ["--runs", "3", "--rounds", "1", "--approvals", "2"],
+    "content_storage.py": ["--runs", "1", "--steps", "3", "--rounds", "1"],
 }
 
 

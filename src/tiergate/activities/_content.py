@@ -139,8 +139,13 @@ class Transcript:
         self._lock = threading.Lock()
 
     def append(self, head: str | None, entries: list[TranscriptEntry]) -> str | None:
+        """The new head. When this worker knows the conversation up to ``head``, it also
+        knows it up to the new one: the next step's read on this worker fetches nothing."""
+        known = () if head is None else self._cached(head)
         for entry in entries:
             head = self.store.put_json({"prev": head, "entry": entry.model_dump(exclude_none=True)})
+        if known is not None and head is not None and all(e.ref is None for e in entries):
+            self._remember(head, (*known, *entries))
         return head
 
     def read(self, head: str | None) -> list[TranscriptEntry]:

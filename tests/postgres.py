@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+from tiergate.cluster import free_port
 from tiergate.state import close_database
 
 
@@ -32,20 +32,13 @@ def binary(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class PostgresCluster:
     """A cluster in a temporary folder, trusting local connections, on 127.0.0.1:port."""
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="tiergate-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as: list[str] = []
         if os.geteuid() == 0:
             self._as = ["runuser", "-u", "postgres", "--"]

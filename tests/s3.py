@@ -14,24 +14,19 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+from tiergate.cluster import free_port
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MOTO_SERVER = str(Path(sys.executable).parent / "moto_server")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class S3Server:
     """`moto_server` on 127.0.0.1:port; ``env`` is what a process needs to reach it."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)],

@@ -13,6 +13,7 @@ import pytest
 
 from tests.passkeys import SoftPasskey
 from tests.processes import in_processes, new_queue
+from tests.test_store_roles import REVIEW_ITEM
 from tiergate.activities import ReviewStore
 from tiergate.approvals import (
     ApproverRegistry,
@@ -23,7 +24,6 @@ from tiergate.approvals import (
 )
 from tiergate.approvals._enrollments import MAX_WAITING, PasskeyEnrollments
 from tiergate.control import Controls, Rollout, RolloutStore
-from tiergate.core import ReviewItem
 from tiergate.errors import StateError
 from tiergate.settings import Settings
 from tiergate.state import MIGRATIONS, close_database, open_database
@@ -103,18 +103,7 @@ def test_operators_changing_one_rollout_at_once_lose_no_change(database_url: str
 
 def test_the_review_queue_takes_a_step_once(database_url: str) -> None:
     reviews = ReviewStore(open_database(database_url))
-    item = ReviewItem(
-        run_id="r1",
-        agent="a",
-        step=2,
-        tool="t.x",
-        arguments={},
-        call_digest="d",
-        policy_ids=["p"],
-        policy_version="v",
-        reason="why",
-        result_preview="ok",
-    )
+    item = REVIEW_ITEM
     first = reviews.add(item)
     assert reviews.add(item) == first  # the retried activity queues nothing new
     reviews.flag(first, "rita", "ok", "looks right")

@@ -23,7 +23,8 @@ from tiergate.state import ACCESS, MIGRATIONS, Database, Tx, grant, open_databas
 from tiergate.web._sessions import SessionStore
 
 TIERGATE = str(Path(__file__).parent.parent / ".venv" / "bin" / "tiergate")
-ITEM = ReviewItem(
+#: A queued review, as the worker's activity adds one.
+REVIEW_ITEM = ReviewItem(
     run_id="r1",
     agent="a",
     step=2,
@@ -94,7 +95,7 @@ def test_a_worker_role_and_a_page_role_do_only_their_part(
             ledger.settle("run/1/step-1")
             ref = DatabaseContentStore(worker).put(b"transcript")
             assert DatabaseContentStore(worker).get(ref) == b"transcript"
-            ReviewStore(worker).add(ITEM)
+            ReviewStore(worker).add(REVIEW_ITEM)
             denied(lambda: Credentials(worker).issue_token("lead"))
             denied(lambda: Credentials(worker).verify_password("lead", "lead-password-1"))
             denied(lambda: SessionStore(worker).open("lead"))
@@ -113,7 +114,7 @@ def test_a_worker_role_and_a_page_role_do_only_their_part(
             denied(lambda: Credentials(web).issue_token("lead"))
             denied(lambda: Credentials(web).set_password("lead", "another-password"))
             denied(lambda: CapLedger(web).charge("refunds", (CAP,), {}, "run/2/step-1"))
-            denied(lambda: ReviewStore(web).add(ITEM))
+            denied(lambda: ReviewStore(web).add(REVIEW_ITEM))
             denied(lambda: Controls(web).read())
             denied(lambda: put_back_old_row(web))
 

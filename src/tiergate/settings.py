@@ -211,8 +211,8 @@ class Settings(BaseSettings):
         database = open_database(self.database_target)
         for folder in dict.fromkeys((self.home, self.registry_home)):
             if (self.database_target, folder) not in _IMPORTED:
+                import_home(database, folder)  # raises (and is tried again) until it can
                 _IMPORTED.add((self.database_target, folder))
-                import_home(database, folder)
         return database
 
     @property

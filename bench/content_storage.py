@@ -202,7 +202,7 @@ async def main(runs: int, steps: int, entry: int, rounds: int) -> dict[str, Any]
         "machine": machine(),
         "workload": f"{runs} concurrent runs per round, {steps} steps each adding a "
         f"{entry}-byte entry (a {conversation // 1024} KiB conversation), {rounds} rounds",
-        "s3_server": "moto_server (moto[server]), local",
+        "s3_server": "moto_server (moto[s3] with flask), local",
         "ms_per_step": per_step,
         "s3_bytes_per_run": {kind: round(value) for kind, value in stored.items()},
         "history_bytes_per_run": {kind: round(value) for kind, value in history.items()},

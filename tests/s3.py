@@ -1,5 +1,5 @@
 """A local S3-compatible server for tests and benchmarks: moto's server (`moto_server`,
-from the registry's `moto[server]`) in a process of its own, speaking the S3 protocol over
+from the registry's `moto[s3]` with flask) in a process of its own, speaking the S3 protocol over
 HTTP — the stand-in for a vendor's S3. Each test gets a bucket of its own."""
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """Where a run's growing conversation is stored: tiergate's content store on S3 against
 Temporal's own External Storage (`temporalio.converter.ExternalStorage` with
-`temporalio.contrib.aws.s3driver.S3StorageDriver` over aioboto3), in one run.
+`temporalio.contrib.aws.s3driver.S3StorageDriver`), in one run.
+
+The driver is Temporal's; the S3 calls under it go through boto3 (the driver's documented
+`S3StorageDriverClient` extension point, calls run in threads), the same library tiergate's
+store uses, so the two differ in what they store, not in their HTTP client. (The SDK's own
+aioboto3 client pins botocore versions that boto3 does not resolve with on a fresh venv.)
 
 One dev server and one local S3-compatible server (moto's `moto_server`, the stand-in for
 S3). Each step of a run reads the conversation so far and adds one entry of ``--entry``
@@ -37,13 +42,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aioboto3
 from _common import machine, save
 from _transcript_workflows import ChainTranscriptWorkflow, InlineTranscriptWorkflow
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.contrib.aws.s3driver import S3StorageDriver
-from temporalio.contrib.aws.s3driver.aioboto3 import new_aioboto3_client
+from temporalio.contrib.aws.s3driver import S3StorageDriver, S3StorageDriverClient
 from temporalio.converter import DataConverter, ExternalStorage
 from temporalio.worker import Worker
 
@@ -88,27 +91,43 @@ def chain_activity(store: S3ContentStore, size: int) -> Callable[..., Any]:
     return grow_chain
 
 
+class Boto3DriverClient(S3StorageDriverClient):
+    """Temporal's S3 driver's client interface over boto3 (each call in a thread)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    async def put_object(self, *, bucket: str, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self.s3.put_object, Bucket=bucket, Key=key, Body=data)
+
+    async def object_exists(self, *, bucket: str, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            await asyncio.to_thread(self.s3.head_object, Bucket=bucket, Key=key)
+        except ClientError:
+            return False
+        return True
+
+    async def get_object(self, *, bucket: str, key: str) -> bytes:
+        answer = await asyncio.to_thread(self.s3.get_object, Bucket=bucket, Key=key)
+        body: bytes = answer["Body"].read()
+        return body
+
+
 @asynccontextmanager
 async def external_client(
     address: str, server: S3Server, bucket: str, threshold: int | None
 ) -> AsyncIterator[Client]:
     """A client whose data converter moves payloads at or past ``threshold`` to S3."""
-    session = aioboto3.Session()
-    async with session.client(
-        "s3",
-        endpoint_url=server.url,
-        aws_access_key_id=server.env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=server.env["AWS_SECRET_ACCESS_KEY"],
-        region_name=server.env["AWS_DEFAULT_REGION"],
-    ) as s3:
-        driver = S3StorageDriver(client=new_aioboto3_client(s3), bucket=bucket)
-        storage = (
-            ExternalStorage(drivers=[driver])
-            if threshold is None
-            else ExternalStorage(drivers=[driver], payload_size_threshold=threshold)
-        )
-        converter = dataclasses.replace(DataConverter.default, external_storage=storage)
-        yield await Client.connect(address, data_converter=converter)
+    driver = S3StorageDriver(client=Boto3DriverClient(server.client()), bucket=bucket)
+    storage = (
+        ExternalStorage(drivers=[driver])
+        if threshold is None
+        else ExternalStorage(drivers=[driver], payload_size_threshold=threshold)
+    )
+    converter = dataclasses.replace(DataConverter.default, external_storage=storage)
+    yield await Client.connect(address, data_converter=converter)
 
 
 async def one_round(

@@ -45,13 +45,20 @@ def test_reads_give_the_whole_conversation_in_order_cached_or_not(tmp_path: Path
 
 def test_a_step_reads_only_what_was_appended_since_the_last_read(tmp_path: Path) -> None:
     store = CountingStore(tmp_path)
-    transcript = Transcript(store)
-    head = transcript.append(None, [entry(n) for n in range(100)])
-    transcript.read(head)
+    writer, other = Transcript(store), Transcript(store)
+    head = writer.append(None, [entry(n) for n in range(100)])
+    # The worker that appended knows the whole conversation: it reads nothing back.
+    assert writer.read(head) == [entry(n) for n in range(100)]
+    assert store.reads == 0
+    # Another worker reads it once, whole.
+    other.read(head)
     assert store.reads == 100
-    head = transcript.append(head, [entry(100), entry(101)])
+    head = writer.append(head, [entry(100), entry(101)])
     store.reads = 0
-    assert len(transcript.read(head)) == 102
+    assert len(writer.read(head)) == 102
+    assert store.reads == 0
+    # ... and later only what was appended since it last read.
+    assert len(other.read(head)) == 102
     assert store.reads == 2
 
 

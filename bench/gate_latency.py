@@ -8,6 +8,10 @@ cedarpy offers. Each is timed per call, interleaved, in several rounds: a p99 of
 moves with whatever else the shared machine did in those seconds, so the headline is the
 median of the rounds' p99 ratios, with their range beside it.
 
+Then the cost of session context (issue #24): the same refund decided by a gate whose
+policies also read ``context.session`` (the examples of `tests/policies/`), in a run that has
+made 20 calls (checked 10 orders, refunded 5), against the demo's gate, interleaved.
+
     python bench/gate_latency.py [--iterations 5000] [--rounds 7]
 """
 
@@ -25,13 +29,18 @@ from _common import machine, save
 from tiergate.config import load_agent
 from tiergate.core import (
     Gate,
+    RunSoFar,
+    Session,
     ToolCallProposal,
     no_entities,
     parsed_policies,
     to_cedar_record,
 )
 from tiergate.demo import SUPPORT_TOOLS
+from tiergate.policies import build_bundle, cedar_schema
 from tiergate.sensitive import pii_kinds
+
+SESSION_POLICIES = Path(__file__).resolve().parent.parent / "tests" / "policies"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -72,6 +81,38 @@ def one_round(
     }
 
 
+def session_round(
+    plain: Gate, reading: Gate, proposal: ToolCallProposal, so_far: RunSoFar, iterations: int
+) -> dict[str, Any]:
+    """Times the demo's gate and a session-reading gate on the same proposal, alternating."""
+    without: list[float] = []
+    with_session: list[float] = []
+    clock = time.perf_counter
+    for _ in range(iterations):
+        began = clock()
+        plain.decide(proposal, 21)
+        without.append(clock() - began)
+        began = clock()
+        reading.decide(proposal, 21, so_far)
+        with_session.append(clock() - began)
+    a, b = stats_us(with_session), stats_us(without)
+    return {"with_session": a, "without": b, "ratio_p99": a["p99_us"] / b["p99_us"]}
+
+
+def busy_run() -> RunSoFar:
+    """A run 20 calls in: 10 orders checked, 5 refunded, 5 emails sent."""
+    specs = SUPPORT_TOOLS.specs
+    session = Session()
+    for n in range(10):
+        session.took_effect(specs["orders.get_status"], {"order_id": f"ORD-50{n:02d}"})
+    for n in range(5):
+        refund = {"order_id": f"ORD-50{n:02d}", "amount_usd": "10.00", "reason_code": "late"}
+        session.took_effect(specs["payments.issue_refund"], refund)
+        email = {"to": f"c{n}@customers.example.com", "subject": "s", "body": "b"}
+        session.took_effect(specs["email.send"], email)
+    return RunSoFar(session, denials=1, invalid_proposals=0, seconds=42.0)
+
+
 def main(iterations: int, rounds: int) -> dict[str, Any]:
     bundle = load_agent("support_refund_agent", None, SUPPORT_TOOLS.specs)
     gate = Gate.of(bundle, detect=pii_kinds)
@@ -98,6 +139,24 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
         return round(float(statistics.median(r[kind][key] for r in measured)), 1)
 
     p99_ratios = sorted(r["ratio_p99"] for r in measured)
+    texts = [("demo", bundle.policy.text)]
+    texts += [(p.name, p.read_text()) for p in sorted(SESSION_POLICIES.glob("*.cedar"))]
+    reading = Gate(
+        bundle.config.name,
+        bundle.config.allowed_tools,
+        build_bundle(texts, cedar_schema(SUPPORT_TOOLS.specs.values(), bundle.tools.values())),
+        bundle.tools,
+        detect=pii_kinds,
+    )
+    busy = busy_run()
+    checked = ToolCallProposal(
+        tool="payments.issue_refund",
+        arguments={"order_id": "ORD-5001", "amount_usd": "35", "reason_code": "damaged"},
+    )
+    assert reading.decide(checked, 21, busy).verdict.value == "allow"
+    session_round(gate, reading, checked, busy, min(iterations, 500))  # warm-up
+    sessions = [session_round(gate, reading, checked, busy, iterations) for _ in range(rounds)]
+    session_ratios = sorted(r["ratio_p99"] for r in sessions)
     return {
         "benchmark": "gate_latency",
         "command": f"python bench/gate_latency.py --iterations {iterations} --rounds {rounds}",
@@ -112,6 +171,16 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
             for r in measured
         ],
         "target": "gate p99 <= 1.5x the bare Cedar call (median of the rounds' ratios)",
+        "session": {
+            "with_session_p99_us": round(
+                float(statistics.median(r["with_session"]["p99_us"] for r in sessions)), 1
+            ),
+            "without_p99_us": round(
+                float(statistics.median(r["without"]["p99_us"] for r in sessions)), 1
+            ),
+            "ratio_p99": round(statistics.median(session_ratios), 4),
+            "ratio_p99_range": [round(session_ratios[0], 4), round(session_ratios[-1], 4)],
+        },
     }
 
 

@@ -4,7 +4,9 @@ are checked against.
 
 The execution is asked of the Temporal server (`DescribeWorkflowExecution` for the run the
 activity task names): its workflow type, its task queue, its first run id and the
-kill-switch memo. That is one RPC per tool attempt, measured in BENCHMARKS.md.
+kill-switch memo. That is one RPC per tool attempt, measured in BENCHMARKS.md. When the
+bundle's policies read ``context.session``, the run's history is read as well, to rebuild
+the session the call was decided in (`HistorySessions`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from tiergate.activities._session_history import HistorySessions
 from tiergate.core import (
     CONTROLS_MEMO,
+    NOTHING_YET,
     AgentBundle,
     Execution,
     RegistrySnapshot,
+    RunSoFar,
+    Session,
     ToolCallInput,
     ToolSpec,
     Trusted,
@@ -65,6 +71,7 @@ class ToolCallVerifier:
         self.registry = registry
         self.switches = switches
         self.loop = asyncio.get_running_loop()
+        self.sessions = HistorySessions(client)
 
     def verify(self, call: ToolCallInput) -> VerifiedCall:
         """The verified call, or a non-retryable ``UnverifiedToolCall`` error naming the
@@ -81,11 +88,32 @@ class ToolCallVerifier:
             paused_agents=paused_agents,
         )
         try:
-            return verify_tool_call(call, execution, trusted)
+            so_far = NOTHING_YET
+            if trusted.bundle is not None and trusted.bundle.policy.reads_session:
+                so_far = RunSoFar(
+                    self._session(execution, call.step, trusted.bundle),
+                    denials=call.run_denials,
+                    invalid_proposals=call.run_invalid_proposals,
+                    seconds=call.run_seconds,
+                )
+            return verify_tool_call(call, execution, trusted, so_far)
         except UnverifiedToolCallError as refused:
             activity.logger.warning("tool call refused: %s", refused.message)
             raise ApplicationError(
                 refused.message, refused.check, type="UnverifiedToolCall", non_retryable=True
+            ) from None
+
+    def _session(self, execution: Execution, step: int, bundle: AgentBundle) -> Session:
+        future = asyncio.run_coroutine_threadsafe(
+            self.sessions.before(execution.workflow_id, execution.run_id, step, bundle.tools),
+            self.loop,
+        )
+        try:
+            return future.result(timeout=_DESCRIBE_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            future.cancel()
+            raise RuntimeError(
+                "the Temporal server did not send the run's history in time"
             ) from None
 
     def _execution(self) -> Execution:

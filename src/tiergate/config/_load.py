@@ -182,12 +182,12 @@ def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpe
     rules = compile_rules(config.policy.rules, tools)
     if rules:
         sources.append((f"{source}#policy.rules", rules))
-    policy = build_bundle(sources, cedar_schema(tools.values()))
+    allowed = {name: tools[name] for name in config.allowed_tools}
+    policy = build_bundle(sources, cedar_schema(tools.values(), allowed.values()))
     approver_sources = [
         read_policy_file(_resolve(f, base, PACKAGED_POLICIES))
         for f in config.approvals.policy_files
     ]
-    allowed = {name: tools[name] for name in config.allowed_tools}
     return AgentBundle(
         approver_policy=build_bundle(approver_sources, approver_schema(allowed.values())),
         config=config,

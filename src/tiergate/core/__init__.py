@@ -200,6 +200,7 @@ from tiergate.core._review import (
 from tiergate.core._run import (
     RunState,
 )
+from tiergate.core._session import NOTHING_YET, RunSoFar, Session
 from tiergate.core._tools import (
     ToolKind,
     ToolSpec,
@@ -234,6 +235,7 @@ __all__ = [
     "MAX_RAW_OUTPUT_CHARS",
     "MAX_RUN_INPUT_BYTES",
     "MULTIPLE_TOOL_CALLS",
+    "NOTHING_YET",
     "NOTIFY_OVERDUE_ACTIVITY",
     "OFFLINE_PROVIDERS",
     "PENDING_APPROVAL_QUERY",
@@ -322,9 +324,11 @@ __all__ = [
     "Routing",
     "RunCarry",
     "RunInput",
+    "RunSoFar",
     "RunState",
     "RunStatus",
     "RunSummary",
+    "Session",
     "StepMark",
     "StepRecord",
     "Stop",

@@ -86,6 +86,14 @@ class McpTool(_Strict):
         description="The server applies a call's `_meta` idempotency key at most once.",
     )
     emits: list[str] = Field(default_factory=list)
+    session_keys: list[str] = Field(
+        default_factory=list,
+        description="Argument fields the run remembers for policies (context.session.seen).",
+    )
+    session_sums: list[str] = Field(
+        default_factory=list,
+        description="Numeric argument fields the run sums for policies (context.session.sums).",
+    )
     description: str | None = Field(
         default=None, description="Shown to the model; defaults to the server's description."
     )

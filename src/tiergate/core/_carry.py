@@ -4,7 +4,8 @@ Temporal caps a workflow's history (it warns from 10,240 events or 10 MB and sto
 51,200 events or 50 MB). A 1,000-step agent run has about 15,000 events, so long runs
 continue as new between two steps, when nothing is pending. The next segment starts from
 a `RunCarry` instead of its own input: the pinned agent bundle (no reload, so the run keeps
-its versions), the budget ledger with every total and loop counter, the kill-switch state,
+its versions), the budget ledger with every total and loop counter, the session policies
+see (`Session`: calls, sums and key values per tool), the kill-switch state,
 the conversation's head in the content store and the last model call of each tier (for
 drift checks). The steps themselves are not carried: each segment's history holds its own
 audit trail, and `runs show` walks the chain (``previous_run_ids``) to show one run.
@@ -23,6 +24,7 @@ from tiergate.core._agent import AgentBundle
 from tiergate.core._budget import BudgetLedger
 from tiergate.core._payloads import TranscriptEntry
 from tiergate.core._records import ModelCall
+from tiergate.core._session import Session
 
 
 class RunCarry(BaseModel):
@@ -35,6 +37,7 @@ class RunCarry(BaseModel):
     started_at: str = Field(description="When the first segment started (wall-time budget).")
     bundle: AgentBundle
     ledger: BudgetLedger
+    session: Session = Field(default_factory=Session)
     steps_done: int = Field(ge=0)
     irreversible_done: int = Field(ge=0)
     transcript_head: str | None = None

@@ -51,6 +51,12 @@ class PolicyBundle(BaseModel):
     annotations: dict[str, dict[str, str]] = Field(default_factory=dict)
     sources: list[PolicySource] = Field(default_factory=list)
 
+    @property
+    def reads_session(self) -> bool:
+        """Whether any policy reads ``context.session``: only then does the tool runner
+        rebuild the run's session from its history to re-decide a call."""
+        return "context.session" in self.text
+
 
 @lru_cache(maxsize=64)
 def parsed_policies(text: str) -> cedarpy.PolicySet:

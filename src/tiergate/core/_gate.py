@@ -27,6 +27,7 @@ from tiergate.core._cedar import (
 from tiergate.core._decision import Allowed, Decision, Denied, Held, OutputCheck, Verdict
 from tiergate.core._digest import call_digest
 from tiergate.core._proposal import ToolCallProposal
+from tiergate.core._session import NOTHING_YET, RunSoFar
 from tiergate.core._tools import ToolSpec
 
 #: Finds sensitive data in text: the kinds found (``email``, ``card_number`` ...), none if clean.
@@ -60,6 +61,7 @@ class Gate:
         self.tools = dict(tools)
         self.other_tools = frozenset(other_tools)
         self._policies = parsed_policies(policy.text)
+        self._reads_session = policy.reads_session
         self._entities = no_entities()
         self._principal = {"type": "Agent", "id": agent}
         self._approval_tiers = {
@@ -81,8 +83,11 @@ class Gate:
             other_tools=bundle.other_tools,
         )
 
-    def decide(self, proposal: ToolCallProposal, step: int) -> Decision:
-        """Decide one tool call. Never raises on bad input; a bad call is a typed deny."""
+    def decide(
+        self, proposal: ToolCallProposal, step: int, so_far: RunSoFar = NOTHING_YET
+    ) -> Decision:
+        """Decide one tool call in a run that has done ``so_far`` (``context.session``).
+        Never raises on bad input; a bad call is a typed deny."""
         spec = self.tools.get(proposal.tool)
         if spec is None and proposal.tool in self.other_tools:
             return self._refuse(
@@ -117,12 +122,14 @@ class Gate:
                     check.policy_ids,
                     alerts=check.alerts,
                 )
-        return self._authorize(evidence, step)
+        return self._authorize(evidence, step, so_far)
 
-    def _authorize(self, evidence: _Evidence, step: int) -> Decision:
+    def _authorize(self, evidence: _Evidence, step: int, so_far: RunSoFar) -> Decision:
         spec = evidence.spec
         record = to_cedar_record(evidence.canonical, spec.argument_schema.decimals)
-        context = {"input": record, "tier": spec.tier, "step": step}
+        context: dict[str, Any] = {"input": record, "tier": spec.tier, "step": step}
+        if self._reads_session:  # built only for policies that read it: it costs per decision
+            context["session"] = so_far.context(self.tools, spec, evidence.canonical)
         answer = self._ask(spec.name, spec.name, context)
         if answer.errors:
             return evidence.denied(

@@ -319,6 +319,12 @@ class ToolCallInput(_Payload):
     reason: str = ""
     approved_by: list[str] = Field(default_factory=list)
     approvals: list[ApprovalRequest] = Field(default_factory=list)
+    #: The run's counters the gate decided with (``context.session.denials`` ...). The
+    #: runner rebuilds the session's calls, sums and keys from the run's history, but takes
+    #: these as the run reports them: no event of the history holds them.
+    run_denials: int = 0
+    run_invalid_proposals: int = 0
+    run_seconds: float = 0.0
 
     @classmethod
     def allowing(
@@ -329,6 +335,7 @@ class ToolCallInput(_Payload):
         idempotency_key: str,
         agent: str,
         config_hash: str,
+        counters: tuple[int, int, float] = (0, 0, 0.0),
     ) -> ToolCallInput:
         """The input of the call ``decision`` allows: the only way the run builds one."""
         return cls(
@@ -347,6 +354,9 @@ class ToolCallInput(_Payload):
             reason=cut(decision.reason) or "",
             approved_by=decision.approved_by,
             approvals=decision.answers,
+            run_denials=counters[0],
+            run_invalid_proposals=counters[1],
+            run_seconds=counters[2],
         )
 
 

@@ -53,6 +53,7 @@ from tiergate.core._records import (
 )
 from tiergate.core._review import review_item
 from tiergate.core._rewrites import unless_disabled, unless_repeated_write
+from tiergate.core._session import RunSoFar, Session
 from tiergate.core._steps import StepBook
 
 _D = TypeVar("_D", bound=Allowed | Held | Denied)
@@ -69,6 +70,9 @@ class RunState:
         config = bundle.config
         self.models = ModelCalls(config, run_input.model_overrides, bundle.offline_model_overrides)
         self.ledger = BudgetLedger()
+        self.session = Session()
+        #: Per step, the run's counters its gate decision saw (the tool input reports them).
+        self.decided_with: dict[int, tuple[int, int, float]] = {}
         self.steps = StepBook()
         self.alerts: list[str] = []
         self.head: str | None = None
@@ -92,6 +96,7 @@ class RunState:
     def resume(self, carry: RunCarry) -> None:
         """Takes up where the previous segment stopped (see RunCarry)."""
         self.ledger = carry.ledger.model_copy(deep=True)
+        self.session = carry.session.model_copy(deep=True)
         self.steps.base, self.steps.irreversible_base = carry.steps_done, carry.irreversible_done
         self.started = datetime.fromisoformat(carry.started_at)
         self.head, self.append = carry.transcript_head, list(carry.append)
@@ -113,6 +118,7 @@ class RunState:
             started_at=self.started.isoformat(),
             bundle=self.bundle,
             ledger=self.ledger,
+            session=self.session,
             steps_done=self.steps.done,
             irreversible_done=self.steps.irreversible_done(self.bundle.tools),
             transcript_head=self.head,
@@ -248,7 +254,17 @@ class RunState:
     def decide(self, record: StepRecord, proposal: ToolCallProposal) -> Decision:
         """The gate's decision, denied instead when an operator disabled the tool, and held
         for a person when it repeats a write this run already made."""
-        decision = unless_disabled(self.gate.decide(proposal, record.step), self.switch.disabled)
+        so_far = RunSoFar(
+            self.session,
+            denials=self.ledger.denials,
+            invalid_proposals=self.ledger.invalid_proposals,
+            seconds=self.elapsed(
+                datetime.fromisoformat(record.started_at) if record.started_at else self.started
+            ),
+        )
+        self.decided_with[record.step] = (so_far.denials, so_far.invalid_proposals, so_far.seconds)
+        decided = self.gate.decide(proposal, record.step, so_far)
+        decision = unless_disabled(decided, self.switch.disabled)
         spec = self.bundle.tools.get(decision.tool or "")
         made = (
             self.ledger.call_counts.get(decision.call_digest, 0)
@@ -317,6 +333,7 @@ class RunState:
             record.idempotency_key,
             self.bundle.config.name,
             self.bundle.config_hash,
+            self.decided_with.get(record.step, (0, 0, 0.0)),
         )
 
     def refused_by_runner(
@@ -351,6 +368,8 @@ class RunState:
             note = f"{tool} failed: {result.error}"
             self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)
             return None
+        if (spec := self.bundle.tools.get(tool)) is not None:
+            self.session.took_effect(spec, decision.arguments)
         check = self.gate.check_output_facts(tool, "result", result.pii_kinds, result.output_size)
         record.output_checks.append(check)
         if not check.allowed:

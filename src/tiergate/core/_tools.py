@@ -42,6 +42,11 @@ class ToolSpec(BaseModel):
             once, so a retry after a lost response returns the first answer. Only such
             writes are retried automatically (`workflows._retry`); the default is no, so a
             new write is safe before anyone has thought about it.
+        session_keys: Argument fields (strings) whose values the run remembers
+            from calls that took effect, for policies: ``context.session.seen[tool][field]``
+            (`tiergate.core.Session`).
+        session_sums: Numeric argument fields (decimal or integer) the run sums over calls
+            that took effect: ``context.session.sums[tool][field]`` and ``sums_after``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,6 +59,8 @@ class ToolSpec(BaseModel):
     description: str = ""
     irreversible: bool = False
     honors_idempotency_key: bool = False
+    session_keys: tuple[str, ...] = ()
+    session_sums: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -90,6 +97,19 @@ class ToolSpec(BaseModel):
                 f"tool {self.name!r} emits unknown fields {sorted(unknown)}",
                 fix="list only fields of the argument schema in emits",
             )
+        for declared, kinds, what in (
+            (self.session_keys, ("String",), "session_keys (string fields)"),
+            (self.session_sums, ("decimal", "Long"), "session_sums (decimal or integer fields)"),
+        ):
+            wrong = sorted(
+                f for f in declared if compiled.cedar.get(f, ("", False))[0] not in kinds
+            )
+            if wrong:
+                raise ToolRegistrationError(
+                    f"tool {self.name!r} lists {wrong} in {what.split(' ')[0]}, which are not "
+                    f"{what.split(' ', 1)[1].strip('()')} of its arguments",
+                    fix=f"list in {what}",
+                )
         self.__dict__["argument_schema"] = compiled
 
     @cached_property

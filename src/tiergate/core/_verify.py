@@ -8,7 +8,8 @@ nothing from the input that it cannot check against its own sources:
   task queue, its first run id, its kill-switch memo), not as the input names it;
 - the agent's bundle with the claimed config hash and policy version, from the worker's
   own loaded bundles, and the tool's spec from the worker's own registry;
-- the arguments' canonical form and digest, and the gate's decision on them, re-derived;
+- the arguments' canonical form and digest, and the gate's decision on them, re-derived
+  (with the run's session as the server's history shows it, when the policies read it);
 - for a held tier (3/4), the signed answers themselves: signatures by the worker's live
   approver registry, bound to exactly this execution, step and call, from enough distinct
   people each allowed by the approver policy to decide the call that runs;
@@ -42,6 +43,7 @@ from tiergate.core._gate import Detector, Gate
 from tiergate.core._names import WORKFLOW_NAME
 from tiergate.core._payloads import ToolCallInput
 from tiergate.core._proposal import ToolCallProposal
+from tiergate.core._session import NOTHING_YET, RunSoFar
 from tiergate.core._tools import ToolSpec
 from tiergate.errors import UnverifiedToolCallError
 
@@ -116,8 +118,11 @@ def _refuse(check: str, reason: str) -> UnverifiedToolCallError:
     return UnverifiedToolCallError(check, reason)
 
 
-def verify_tool_call(call: ToolCallInput, execution: Execution, trusted: Trusted) -> VerifiedCall:
-    """The verified form of ``call``, or UnverifiedToolCallError naming what failed."""
+def verify_tool_call(
+    call: ToolCallInput, execution: Execution, trusted: Trusted, so_far: RunSoFar = NOTHING_YET
+) -> VerifiedCall:
+    """The verified form of ``call``, or UnverifiedToolCallError naming what failed.
+    ``so_far``: the run's session as its history shows it (for policies that read it)."""
     checks = [_execution(call, execution, trusted.task_queue)]
     bundle, spec = _sources(call, trusted)
     checks.append(
@@ -126,7 +131,9 @@ def verify_tool_call(call: ToolCallInput, execution: Execution, trusted: Trusted
     arguments = verified_arguments(call, spec)
     checks.append(f"arguments: digest {call.call_digest[:12]} re-derived")
     decision = Gate.of(bundle, detect=trusted.detect).decide(
-        ToolCallProposal(tool=call.tool, arguments=arguments, reason=call.reason), call.step
+        ToolCallProposal(tool=call.tool, arguments=arguments, reason=call.reason),
+        call.step,
+        so_far,
     )
     if isinstance(decision, Denied):
         raise _refuse("policy", f"the gate denies this call: {decision.code}: {decision.reason}")

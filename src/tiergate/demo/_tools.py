@@ -95,12 +95,21 @@ def support_toolsets(desk: SupportDesk) -> tuple[Toolset, ...]:
             lambda conn: SupportStore.update_ticket(conn, args.ticket_id, args.status, args.reply),
         )
 
-    @orders.tool(tier=0, name="get_status")
+    # Policies can ask which orders the run checked and refunded, how much it refunded and
+    # whom it emailed (`context.session`).
+    @orders.tool(tier=0, name="get_status", session_keys=("order_id",))
     def order_status(args: GetOrderStatusArgs, call: ToolCall) -> dict[str, Any]:
         """Order status."""
         return desk.store(call).order_status(args.order_id)
 
-    @payments.tool(tier=2, kind="write", irreversible=True, honors_idempotency_key=True)
+    @payments.tool(
+        tier=2,
+        kind="write",
+        irreversible=True,
+        honors_idempotency_key=True,
+        session_keys=("order_id",),
+        session_sums=("amount_usd",),
+    )
     def issue_refund(args: IssueRefundArgs, call: ToolCall) -> Answer:
         """Refund an order."""
         return desk.write(
@@ -119,6 +128,7 @@ def support_toolsets(desk: SupportDesk) -> tuple[Toolset, ...]:
         emits=("body",),
         irreversible=True,
         honors_idempotency_key=True,
+        session_keys=("to",),
     )
     def send_email(args: SendEmailArgs, call: ToolCall) -> Answer:
         """Send an email."""

@@ -60,6 +60,8 @@ def governed_spec(server: McpServer, listed: ListedTool) -> Tool:
                 "kind": kind,
                 "arguments": schema,
                 "emits": tuple(config.emits),
+                "session_keys": tuple(config.session_keys),
+                "session_sums": tuple(config.session_sums),
                 "description": (config.description or listed.description).split("\n\n")[0][:500],
                 "irreversible": irreversible,
                 "honors_idempotency_key": config.honors_idempotency_key,

@@ -40,6 +40,8 @@ class Tool:
         *,
         irreversible: bool = False,
         honors_idempotency_key: bool = False,
+        session_keys: tuple[str, ...] = (),
+        session_sums: tuple[str, ...] = (),
     ) -> Tool:
         """A tool whose argument schema is ``args``' JSON Schema; refuses what the gate could
         not govern (no tier, no schema, unknown emitted fields) with the fix."""
@@ -58,6 +60,8 @@ class Tool:
                 "description": description,
                 "irreversible": irreversible,
                 "honors_idempotency_key": honors_idempotency_key,
+                "session_keys": tuple(session_keys),
+                "session_sums": tuple(session_sums),
             }
         )
         return cls(spec, args)

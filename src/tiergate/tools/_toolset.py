@@ -105,9 +105,12 @@ class Toolset:
         emits: tuple[str, ...] = (),
         irreversible: bool = False,
         honors_idempotency_key: bool = False,
+        session_keys: tuple[str, ...] = (),
+        session_sums: tuple[str, ...] = (),
     ) -> Callable[[F], F]:
         """Register the decorated function as ``<toolset>.<name or function name>``; the
-        function itself is returned unchanged."""
+        function itself is returned unchanged. ``session_keys`` and ``session_sums`` name
+        argument fields the run keeps for policies (``context.session``)."""
 
         def register(function: F) -> F:
             tool_name = f"{self.name}.{name or function.__name__}"
@@ -142,6 +145,8 @@ class Toolset:
                     text.split("\n\n", 1)[0][:500],
                     irreversible=irreversible,
                     honors_idempotency_key=honors_idempotency_key,
+                    session_keys=tuple(session_keys),
+                    session_sums=tuple(session_sums),
                 )
             except ValidationError as error:
                 raise ToolRegistrationError(

@@ -393,7 +393,12 @@ async def continued_into(h: Harness, forged: AgentBundle, run_input: RunInput) -
     """What a governed run ends with after a foreign workflow continued as new into it,
     carrying ``forged`` as its bundle (tiergate's worker and the foreign one running)."""
     state = RunState(forged, run_input, Gate.of(forged, detect=pii_kinds), datetime.now(UTC))
-    carry = state.carry("placeholder").model_dump(mode="json")
+    return await continued_with(h, state.carry("placeholder").model_dump(mode="json"), run_input)
+
+
+async def continued_with(h: Harness, carry: dict[str, Any], run_input: RunInput) -> RunSummary:
+    """What a governed run ends with after a foreign workflow continued as new into it with
+    ``carry`` (tiergate's worker and the foreign one running)."""
     queue = f"mallory-{uuid.uuid4().hex[:8]}"
     workflow_id = f"mallory-continues-{uuid.uuid4()}"
     async with (

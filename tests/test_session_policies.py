@@ -7,15 +7,13 @@ decided by pure code from the run's own records, and replay to the same decision
 from __future__ import annotations
 
 import shutil
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from temporalio.worker import Worker
 
 from tests.conftest import Harness, agent_config, call, final, scripted
-from tests.test_enforcement import MalloryContinuesWorkflow
+from tests.test_enforcement import continued_with
 from tests.test_long_runs import SHORT
 from tiergate.activities._session_history import HistorySessions
 from tiergate.config import load_agent
@@ -272,21 +270,7 @@ async def test_a_session_carried_by_a_foreign_workflow_counts_for_nothing(
     state = RunState(real, run_input, Gate.of(real, detect=pii_kinds), datetime.now(UTC))
     state.session.took_effect(SPECS["orders.get_status"], {"order_id": "ORD-5002"})
     carry = state.carry("placeholder").model_dump(mode="json")
-    queue = f"mallory-{uuid.uuid4().hex[:8]}"
-    workflow_id = f"mallory-session-{uuid.uuid4()}"
-    async with (
-        h.worker(),
-        Worker(h.env.client, task_queue=queue, workflows=[MalloryContinuesWorkflow]),
-    ):
-        await h.env.client.start_workflow(
-            MalloryContinuesWorkflow.run,
-            args=[run_input.model_dump(mode="json"), carry, h.task_queue],
-            id=workflow_id,
-            task_queue=queue,
-        )
-        summary = await h.env.client.get_workflow_handle(
-            workflow_id, result_type=RunSummary
-        ).result()
+    summary = await continued_with(h, carry, run_input)
     assert summary.outcome == Outcome.FAILED, summary.reason
     assert "refused by the runner (session)" in summary.reason
     assert "'MalloryContinuesWorkflow' execution" in summary.reason

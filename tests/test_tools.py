@@ -145,9 +145,16 @@ _ARGUMENTS = {
 }
 
 
+# Built now, at import: `from_regex` imports hypothesis's regex module lazily, and pytest
+# rewrites that plugin package's modules with `ast` as they are imported; from deep inside
+# a test that parse hit CPython 3.11.7's spurious "AST constructor recursion depth
+# mismatch" SystemError (python/cpython#106905), unrelated to the test.
+for _strategy in _ARGUMENTS.values():
+    _strategy.validate()
+
+
 # Named, not a lambda: hypothesis describes a lambda by parsing its source with `ast`, and
-# that parse failed once in this suite with CPython 3.11.7's spurious "AST constructor
-# recursion depth mismatch" SystemError (python/cpython#106905), unrelated to the test.
+# that parse failed once in this suite with the same SystemError.
 def _calls_of(tool: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     return st.tuples(st.just(tool), _ARGUMENTS[tool])
 

@@ -20,6 +20,7 @@ from tiergate.control import CapLedger, Controls
 from tiergate.core import Cap, ReviewItem
 from tiergate.errors import StateError
 from tiergate.state import ACCESS, MIGRATIONS, Database, Tx, grant, open_database
+from tiergate.web import SharedLimiter
 from tiergate.web._sessions import SessionStore
 
 TIERGATE = str(Path(__file__).parent.parent / ".venv" / "bin" / "tiergate")
@@ -111,6 +112,8 @@ def test_a_worker_role_and_a_page_role_do_only_their_part(
             assert session is not None
             assert session.approver == "lead"
             assert PasskeyEnrollments(web).of("lead") == []
+            SharedLimiter(web).failed("ip:6.6.6.6", "name:lead")  # replicas share backoff
+            denied(lambda: SharedLimiter(worker).failed("ip:6.6.6.6"))
             denied(lambda: Credentials(web).issue_token("lead"))
             denied(lambda: Credentials(web).set_password("lead", "another-password"))
             denied(lambda: CapLedger(web).charge("refunds", (CAP,), {}, "run/2/step-1"))

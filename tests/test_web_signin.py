@@ -27,7 +27,16 @@ from tests.conftest import Harness
 from tests.web_client import form_csrf
 from tiergate.approvals import Credentials
 from tiergate.cluster import free_port
-from tiergate.web import TLS, Limiter, WebContext, WebServer, build_app
+from tiergate.state import open_database
+from tiergate.web import (
+    TLS,
+    Limiter,
+    SharedLimiter,
+    SignInLimits,
+    WebContext,
+    WebServer,
+    build_app,
+)
 from tiergate.web._context import CLIENT_CAP, FORGET_AFTER, NAME_CAP
 
 
@@ -133,9 +142,18 @@ async def test_an_unknown_name_costs_the_same_scrypt_work(
     assert calls[0] == calls[1]  # the same cost parameters, known name or not
 
 
+@pytest.fixture(params=["memory", "shared"])
+def limiter(request: pytest.FixtureRequest, tmp_path: Path) -> SignInLimits:
+    """The in-process limiter and the one every page replica shares through the store."""
+    if request.param == "memory":
+        return Limiter()
+    return SharedLimiter(open_database(f"sqlite:///{tmp_path / 'limits.sqlite'}"))
+
+
 class TestBackoff:
-    def test_failures_back_off_exponentially_instead_of_locking(self) -> None:
-        limiter = Limiter()
+    def test_failures_back_off_exponentially_instead_of_locking(
+        self, limiter: SignInLimits
+    ) -> None:
         for _ in range(5):
             limiter.failed("ip:1.2.3.4", now=0.0)
         assert limiter.blocked("ip:1.2.3.4", now=0.0) == 1.0
@@ -145,8 +163,9 @@ class TestBackoff:
         assert limiter.blocked("ip:1.2.3.4", now=1.0) == 16.0
         assert limiter.blocked("ip:1.2.3.4", now=1.0 + FORGET_AFTER + 1) == 0.0
 
-    def test_a_name_is_never_held_back_long_however_often_it_is_guessed(self) -> None:
-        limiter = Limiter()
+    def test_a_name_is_never_held_back_long_however_often_it_is_guessed(
+        self, limiter: SignInLimits
+    ) -> None:
         for second in range(200):
             limiter.failed("ip:6.6.6.6", "name:lead", now=float(second))
         assert limiter.blocked("name:lead", now=200.0) <= NAME_CAP
@@ -160,3 +179,25 @@ class TestBackoff:
             limiter.failed(f"ip:10.0.{n // 256}.{n % 256}", f"name:guess-{n}", now=float(n))
         assert len(limiter.entries) == 100
         assert "name:guess-9999" in limiter.entries
+
+    def test_the_shared_table_is_bounded_too(self, tmp_path: Path) -> None:
+        database = open_database(f"sqlite:///{tmp_path / 'limits.sqlite'}")
+        limiter = SharedLimiter(database, max_keys=20)
+        for n in range(100):
+            limiter.failed(f"ip:10.0.0.{n}", f"name:guess-{n}", now=float(n))
+        rows = database.transaction(lambda tx: tx.all("SELECT key FROM signin_failures"))
+        assert len(rows) == 20
+        assert ("name:guess-99",) in rows
+
+
+def test_page_replicas_share_one_backoff(database_url: str) -> None:
+    """A guesser who spreads tries over replicas waits as long as one trying a single one."""
+    here, there = (
+        SharedLimiter(open_database(database_url)),
+        SharedLimiter(open_database(database_url)),
+    )
+    for _ in range(3):
+        here.failed("ip:6.6.6.6", "name:lead", now=10.0)
+    for _ in range(3):
+        there.failed("ip:6.6.6.6", "name:lead", now=10.0)
+    assert here.blocked("ip:6.6.6.6", now=10.0) == there.blocked("name:lead", now=10.0) == 2.0

@@ -123,6 +123,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                  prepared TEXT NOT NULL)""",
         ),
     ),
+    Migration(
+        7,
+        "sign-in failures",
+        (
+            # Failed sign-ins by key (client address, approver name), for every page replica.
+            """CREATE TABLE signin_failures (
+                 key TEXT PRIMARY KEY, count INTEGER NOT NULL,
+                 last DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 )
 
 _SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}

@@ -47,6 +47,7 @@ ACCESS: dict[RoleKind, dict[str, tuple[str, ...]]] = {
         "signin_tokens": ("SELECT", "DELETE"),
         "web_sessions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "passkey_enrollments": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+        "signin_failures": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     },
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from temporalio.client import Client
 
@@ -20,6 +21,7 @@ from tiergate.core import (
 from tiergate.errors import TiergateError
 from tiergate.forensics import fetch_history, read_history
 from tiergate.settings import Settings
+from tiergate.state import Database, Tx
 from tiergate.web._sessions import SessionStore
 
 #: Failed sign-ins a key (client address, approver name) has free; each one after doubles
@@ -60,10 +62,8 @@ class Limiter:
             if now - entry.last > FORGET_AFTER:
                 del self.entries[key]
                 continue
-            if entry.count >= FREE_FAILURES:
-                backoff = min(_cap(key), BACKOFF_BASE * 2 ** (entry.count - FREE_FAILURES))
-                wait = max(wait, backoff - (now - entry.last))
-        return max(wait, 0.0)
+            wait = max(wait, _wait(key, entry.count, entry.last, now))
+        return wait
 
     def failed(self, *keys: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -82,6 +82,78 @@ def _cap(key: str) -> float:
     return NAME_CAP if key.startswith("name:") else CLIENT_CAP
 
 
+def _wait(key: str, count: int, last: float, now: float) -> float:
+    """Seconds ``key`` must still wait after ``count`` failures, the last at ``last``."""
+    if count < FREE_FAILURES:
+        return 0.0
+    backoff: float = min(_cap(key), BACKOFF_BASE * 2.0 ** (count - FREE_FAILURES))
+    return max(0.0, backoff - (now - last))
+
+
+class SignInLimits(Protocol):
+    """Failed sign-ins by key (``ip:…``, ``name:…``): what the page backs off on."""
+
+    def blocked(self, *keys: str, now: float | None = None) -> float: ...
+    def failed(self, *keys: str, now: float | None = None) -> None: ...
+    def succeeded(self, *keys: str) -> None: ...
+
+
+class SharedLimiter:
+    """`Limiter`'s rules over the shared store (``signin_failures``): every replica of the
+    page counts the same failures, so a guesser spreading tries over replicas backs off as
+    fast as one trying a single replica. Wall-clock seconds, since replicas' monotonic
+    clocks do not agree; the table holds at most ``max_keys`` rows, the longest quiet
+    dropped first."""
+
+    def __init__(self, database: Database, max_keys: int = MAX_KEYS) -> None:
+        self.database, self.max_keys = database, max_keys
+
+    def blocked(self, *keys: str, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        marks = ", ".join("?" * len(keys))
+        rows = self.database.transaction(
+            lambda tx: tx.all(
+                f"SELECT key, count, last FROM signin_failures WHERE key IN ({marks})", keys
+            )
+        )
+        waits = [
+            _wait(str(key), int(count), float(last), now)
+            for key, count, last in rows
+            if now - float(last) <= FORGET_AFTER
+        ]
+        return max([0.0, *waits])
+
+    def failed(self, *keys: str, now: float | None = None) -> None:
+        moment = time.time() if now is None else now
+
+        def work(tx: Tx) -> None:
+            for key in keys:
+                row = tx.one("SELECT count, last FROM signin_failures WHERE key = ?", (key,))
+                fresh = row is None or moment - float(row[1]) > FORGET_AFTER
+                count = 1 if fresh or row is None else int(row[0]) + 1
+                tx.execute(
+                    "INSERT INTO signin_failures VALUES (?, ?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET count = excluded.count, last = excluded.last",
+                    (key, count, moment),
+                )
+            total = tx.one("SELECT count(*) FROM signin_failures")
+            extra = int(total[0]) - self.max_keys if total else 0
+            if extra > 0:
+                for (stale,) in tx.all(
+                    "SELECT key FROM signin_failures ORDER BY last, key LIMIT ?", (extra,)
+                ):
+                    tx.execute("DELETE FROM signin_failures WHERE key = ?", (stale,))
+
+        self.database.transaction(work)
+
+    def succeeded(self, *keys: str) -> None:
+        def work(tx: Tx) -> None:
+            for key in keys:
+                tx.execute("DELETE FROM signin_failures WHERE key = ?", (key,))
+
+        self.database.transaction(work)
+
+
 @dataclass
 class WebContext:
     """``demo_keys``: `demo --keep` only. Approvers labeled ``demo_key`` may answer with
@@ -92,8 +164,18 @@ class WebContext:
     settings: Settings
     ui_url: str | None = None
     demo_keys: bool = False
-    limiter: Limiter = field(default_factory=Limiter)
+    #: Failed sign-ins; None: counted in the shared store, across every page replica.
+    limiter: SignInLimits | None = None
     gates: OrderedDict[str, ApproverGate] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = SharedLimiter(self.settings.database())
+
+    @property
+    def limits(self) -> SignInLimits:
+        assert self.limiter is not None  # set at construction
+        return self.limiter
 
     @property
     def registry(self) -> ApproverRegistry:

@@ -33,7 +33,7 @@ async def signin_post(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     client_key = f"ip:{request.client.host if request.client else '?'}"
-    wait = web.limiter.blocked(client_key, f"name:{name}")
+    wait = web.limits.blocked(client_key, f"name:{name}")
     if wait:
         return signin_page(f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.", 429)
     # The password is checked first, for every name: an unknown name costs the same scrypt
@@ -41,9 +41,9 @@ async def signin_post(request: Request) -> Response:
     password_ok = web.credentials.verify_password(name, password)
     entry = web.approvers().approvers.get(name)
     if not password_ok or entry is None or not entry.active:
-        web.limiter.failed(client_key, f"name:{name}")
+        web.limits.failed(client_key, f"name:{name}")
         return signin_page("Wrong approver name or password.", 401)
-    web.limiter.succeeded(f"name:{name}")
+    web.limits.succeeded(f"name:{name}")
     return start_session(web, name)
 
 

@@ -217,6 +217,15 @@ class WorkerFleet:
         self.deaths += died
         return died
 
+    def kill_pid(self, pid: int) -> bool:
+        """kill -9 the worker process ``pid`` if it is one of this fleet's and alive."""
+        for process in self.processes:
+            if process.pid == pid and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return True
+        return False
+
     def kill_one(self, rng: random.Random) -> None:
         alive = [p for p in self.processes if p.poll() is None]
         if alive:

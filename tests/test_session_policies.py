@@ -1,4 +1,4 @@
-"""Issue #24, item 1: every Cedar decision sees what the run has done so far.
+"""Issue #24, item 1: Cedar decisions see what the run has done so far.
 
 The example policies (`tests/policies/session_examples.cedar`) are enforced on real runs,
 decided by pure code from the run's own records, and replay to the same decisions.
@@ -7,10 +7,15 @@ decided by pure code from the run's own records, and replay to the same decision
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio import activity, workflow
+from temporalio.worker import Worker
 
 from tests.conftest import Harness, agent_config, call, final, scripted
 from tests.test_enforcement import continued_with
@@ -18,6 +23,7 @@ from tests.test_long_runs import SHORT
 from tiergate.activities._session_history import HistorySessions
 from tiergate.config import load_agent
 from tiergate.core import (
+    WORKFLOW_NAME,
     Gate,
     Outcome,
     RunInput,
@@ -26,6 +32,8 @@ from tiergate.core import (
     RunSummary,
     Session,
     ToolCallProposal,
+    ToolResult,
+    tool_activity_name,
 )
 from tiergate.demo import SUPPORT_TOOLS
 from tiergate.errors import ToolRegistrationError
@@ -95,7 +103,7 @@ async def test_no_refund_without_a_status_check_of_the_same_order(harness: Harne
     history = await h.history(summary.workflow_id)
     assert (await replay_one(history)).ok
     # What the tool runner rebuilds from the server's history, step by step.
-    sessions = HistorySessions(h.env.client)
+    sessions = HistorySessions(h.env.client, h.task_queue)
     tools = SPECS
 
     async def seen_before(step: int) -> list[str]:
@@ -274,4 +282,81 @@ async def test_a_session_carried_by_a_foreign_workflow_counts_for_nothing(
     assert summary.outcome == Outcome.FAILED, summary.reason
     assert "refused by the runner (session)" in summary.reason
     assert "'MalloryContinuesWorkflow' execution" in summary.reason
+    assert h.store.rows("refunds") == []
+
+
+@activity.defn(name=tool_activity_name("orders.get_status"))
+def impostor_status(call: dict[str, Any]) -> dict[str, Any]:
+    """A "tool" an impostor's own worker answers: no runner verified it."""
+    return ToolResult(ok=True, preview="delivered").model_dump(mode="json")
+
+
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
+class ImpostorRun:
+    """Named like tiergate's workflow, on a queue of its own: it "checks" an order through
+    its own activity worker, then continues as new into tiergate's queue."""
+
+    @workflow.run
+    async def run(self, raw_input: dict[str, Any], carry: dict[str, Any], queue: str) -> None:
+        claim = {
+            "run_id": workflow.info().workflow_id,
+            "step": 1,
+            "tool": "orders.get_status",
+            "arguments": {"order_id": "ORD-5002"},
+            "call_digest": "d",
+            "idempotency_key": "k",
+            "policy_version": "v",
+        }
+        await workflow.execute_activity(
+            tool_activity_name("orders.get_status"),
+            claim,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        carry["previous_run_ids"] = [workflow.info().run_id]
+        workflow.continue_as_new(args=[raw_input, carry], task_queue=queue)
+
+
+async def test_a_workflow_named_like_tiergate_s_on_another_queue_adds_nothing(
+    harness: Harness,
+) -> None:
+    """Its "status check" completed ok in its own history, and it continued into a real run:
+    the runner, reading the earlier segment, finds it ran off tiergate's queue and refuses."""
+    h = harness
+    (h.home / "agents").mkdir(exist_ok=True)
+    agent = session_agent(h)
+    real = load_agent(agent, h.settings.agents_dir, SPECS).model_copy(
+        update={"offline_model_overrides": True}
+    )
+    refund = call("payments.issue_refund", order_id="ORD-5002", amount_usd="20", reason_code="late")
+    run_input = RunInput(agent=agent, model_overrides=scripted(refund, final()))
+    state = RunState(real, run_input, Gate.of(real, detect=pii_kinds), datetime.now(UTC))
+    state.session.took_effect(SPECS["orders.get_status"], {"order_id": "ORD-5002"})
+    queue = f"impostor-{uuid.uuid4().hex[:8]}"
+    workflow_id = f"impostor-{uuid.uuid4()}"
+    async with (
+        h.worker(),
+        Worker(
+            h.env.client,
+            task_queue=queue,
+            workflows=[ImpostorRun],
+            activities=[impostor_status],
+            activity_executor=ThreadPoolExecutor(2),
+        ),
+    ):
+        await h.env.client.start_workflow(
+            ImpostorRun.run,
+            args=[
+                run_input.model_dump(mode="json"),
+                state.carry("placeholder").model_dump(mode="json"),
+                h.task_queue,
+            ],
+            id=workflow_id,
+            task_queue=queue,
+        )
+        summary = await h.env.client.get_workflow_handle(
+            workflow_id, result_type=RunSummary
+        ).result()
+    assert summary.outcome == Outcome.FAILED, summary.reason
+    assert "refused by the runner (session)" in summary.reason
+    assert f"ran on task queue {queue!r}" in summary.reason
     assert h.store.rows("refunds") == []

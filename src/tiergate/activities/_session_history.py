@@ -6,7 +6,10 @@ the arguments they were scheduled with, counted exactly as the workflow counts t
 (`tiergate.core.Session.took_effect`). Nothing of it is taken from the activity's input or
 from a carried state, which a workflow of someone else's could have written: a long run's
 earlier segments are read from their own histories, each checked to be an
-``AgentRunWorkflow`` execution, through ``continued_execution_run_id``.
+``AgentRunWorkflow`` execution on tiergate's task queue, through
+``continued_execution_run_id``, and only tool activities scheduled onto that queue (where
+this runner verified them) count: a workflow elsewhere completing "tool" activities of its
+own adds nothing.
 
 One history read per segment per call, for those bundles only; a finished segment's
 session is kept (it cannot change).
@@ -35,10 +38,11 @@ _KEEP_SEGMENTS = 256
 
 
 class HistorySessions:
-    """Sessions rebuilt from histories, through ``client`` (the worker's own)."""
+    """Sessions rebuilt from histories, through ``client`` (the worker's own), of runs on
+    ``task_queue`` (tiergate's)."""
 
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client, self.task_queue = client, task_queue
         self._segments: OrderedDict[str, Session] = OrderedDict()
 
     async def before(
@@ -65,6 +69,12 @@ class HistorySessions:
                 f"run {run_id} of {workflow_id} is a {started.workflow_type.name!r} execution, "
                 f"not {WORKFLOW_NAME}: what it carried is no run's session",
             )
+        if started.task_queue.name != self.task_queue:
+            raise UnverifiedToolCallError(
+                "session",
+                f"run {run_id} of {workflow_id} ran on task queue {started.task_queue.name!r}, "
+                f"not tiergate's {self.task_queue!r}: what it carried is no run's session",
+            )
         previous = started.continued_execution_run_id
         session = await self._segment(workflow_id, previous, tools, None) if previous else Session()
         for call in await self._took_effect(events):
@@ -85,7 +95,8 @@ class HistorySessions:
         for event in events:
             if event.HasField("activity_task_scheduled_event_attributes"):
                 asked = event.activity_task_scheduled_event_attributes
-                if asked.activity_type.name.startswith(prefix):
+                mine = asked.task_queue.name == self.task_queue  # where this runner verifies
+                if mine and asked.activity_type.name.startswith(prefix):
                     scheduled[event.event_id] = asked.input.payloads
             elif event.HasField("activity_task_completed_event_attributes"):
                 answered = event.activity_task_completed_event_attributes

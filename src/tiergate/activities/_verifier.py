@@ -71,7 +71,7 @@ class ToolCallVerifier:
         self.registry = registry
         self.switches = switches
         self.loop = asyncio.get_running_loop()
-        self.sessions = HistorySessions(client)
+        self.sessions = HistorySessions(client, task_queue)
 
     def verify(self, call: ToolCallInput) -> VerifiedCall:
         """The verified call, or a non-retryable ``UnverifiedToolCall`` error naming the

@@ -1,4 +1,5 @@
-"""What the run has done so far, as every Cedar decision sees it (``context.session``).
+"""What the run has done so far, as Cedar decisions see it (``context.session``), for the
+bundles whose policies read it.
 
 A tool spec declares which argument fields are *keys* (``session_keys``: an order id, an
 email address) and which are *summed* (``session_sums``: a refund's amount). The session

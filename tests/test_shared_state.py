@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import threading
+import time
 from multiprocessing.queues import Queue
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from tiergate.approvals._enrollments import MAX_WAITING, PasskeyEnrollments
 from tiergate.control import Controls, Rollout, RolloutStore
 from tiergate.errors import StateError
 from tiergate.settings import Settings
-from tiergate.state import MIGRATIONS, close_database, open_database
+from tiergate.state import MIGRATIONS, Tx, close_database, connect, open_database
 
 
 def schema_versions(url: str) -> list[int]:
@@ -45,6 +47,38 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(database_url: str
     assert schema_versions(database_url) == [m.version for m in MIGRATIONS]
     close_database(database_url)
     assert schema_versions(database_url) == [m.version for m in MIGRATIONS]  # again: no-op
+
+
+def test_a_writer_tripping_over_a_concurrent_insert_is_tried_again(database_url: str) -> None:
+    """The key is checked in one table, a unique index in another trips on a concurrent
+    insert: tried again, the writer sees the committed claim (PostgreSQL raises a unique
+    violation there, not a serialization failure); a real violation still surfaces."""
+    database = connect(database_url)
+    database.transaction(lambda tx: tx.execute("CREATE TABLE claims (k TEXT PRIMARY KEY)"))
+    database.transaction(lambda tx: tx.execute("CREATE TABLE made (k TEXT UNIQUE)"))
+    first_inside = threading.Event()
+
+    def claim(tx: Tx, slow: bool) -> str:
+        if tx.one("SELECT k FROM claims WHERE k = 'k'") is not None:
+            return "found"
+        tx.execute("INSERT INTO made VALUES ('k')")
+        if slow:
+            first_inside.set()
+            time.sleep(0.5)  # long enough for the second writer to reach the insert
+        tx.execute("INSERT INTO claims VALUES ('k')")
+        return "made"
+
+    answers: list[str] = []
+    first = threading.Thread(
+        target=lambda: answers.append(database.transaction(lambda tx: claim(tx, slow=True)))
+    )
+    first.start()
+    assert first_inside.wait(10)
+    answers.append(database.transaction(lambda tx: claim(tx, slow=False)))
+    first.join(10)
+    assert sorted(answers) == ["found", "made"]
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        database.transaction(lambda tx: tx.execute("INSERT INTO made VALUES ('k')"))
 
 
 def test_a_store_newer_than_this_code_is_refused(database_url: str) -> None:

@@ -3,6 +3,8 @@ workers sharing one store apply a key once and count a cap together."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from multiprocessing.queues import Queue
@@ -80,6 +82,35 @@ def test_workers_sharing_a_store_apply_each_key_once(store: SupportStore) -> Non
     replays = [out.get(timeout=10) for _ in range(20)]
     assert replays.count(False) == 5
     assert len(store.rows("refunds")) == 5
+
+
+def test_a_key_claimed_by_an_open_transaction_is_replayed_once_it_commits(
+    store: SupportStore,
+) -> None:
+    """The second writer arrives while the first is inside its effect, not yet committed:
+    it waits for the first, then replays its answer (CI once saw the unique index on refunds
+    trip here instead)."""
+    first_inside = threading.Event()
+    first_answer: list[tuple[dict[str, object], bool]] = []
+
+    def slow_refund(tx: Tx) -> dict[str, object]:
+        made = SupportStore.issue_refund(tx, "k", "ORD-5001", Decimal("1.00"), "damaged")
+        first_inside.set()
+        time.sleep(0.5)  # long enough for the second writer to reach the key
+        return made
+
+    first = threading.Thread(
+        target=lambda: first_answer.append(
+            store.apply_once("k", "payments.issue_refund", slow_refund)
+        )
+    )
+    first.start()
+    assert first_inside.wait(10)
+    second = refund(store, "k", "1.00")
+    first.join(10)
+    assert first_answer[0][1] is False
+    assert second == (first_answer[0][0], True)
+    assert len(store.rows("refunds")) == 1
 
 
 def _capped_refunds(url: str, writer: int, out: Queue[str]) -> None:

@@ -202,9 +202,15 @@ class SupportStore:
                         f"idempotency key {key} was used by {row[0]}, not {tool}"
                     )
                 return json.loads(row[1]), True
+            # The key is claimed before the effect runs: PostgreSQL then reports a concurrent
+            # claim as a serialization failure (this transaction read the key's absence from
+            # the same index), which is retried and finds the key. Claimed after, the loser
+            # could trip first over a unique index inside the effect (refunds' key), which
+            # serializable isolation does not turn into a retry.
+            tx.execute("INSERT INTO applied_keys VALUES (?, ?, '')", (key, tool))
             response = effect(tx)
             tx.execute(
-                "INSERT INTO applied_keys VALUES (?, ?, ?)", (key, tool, json.dumps(response))
+                "UPDATE applied_keys SET response = ? WHERE key = ?", (json.dumps(response), key)
             )
             return response, False
 

@@ -29,6 +29,8 @@ Dialect = Literal["sqlite", "postgresql"]
 
 #: How often a transaction that lost to a concurrent writer is tried again.
 _ATTEMPTS = 30
+#: How often a unique violation is tried again before it is taken as real (PostgreSQL).
+_UNIQUE_ATTEMPTS = 3
 
 
 class Tx(Protocol):
@@ -234,6 +236,14 @@ class PostgresDatabase:
             try:
                 with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                     return work(_PostgresTx(cur))
+            except self._errors.errors.UniqueViolation:
+                # Serializable isolation can surface a concurrent writer's insert as a unique
+                # violation rather than a serialization failure (PostgreSQL's manual, 13.2.3),
+                # when the key was not read first through that index. Tried again, the
+                # snapshot sees the committed row; a violation that persists is a real one.
+                if attempt >= _UNIQUE_ATTEMPTS - 1:
+                    raise
+                _pause(attempt)
             except retryable:
                 if attempt == _ATTEMPTS - 1:
                     raise StateError(

@@ -30,6 +30,7 @@ from tiergate.cli._rollout import rollout_app
 from tiergate.cli._shadow import shadow as shadow_command
 from tiergate.cli._store import store_app
 from tiergate.cli._timeline import show_timeline
+from tiergate.cli._what_if import policy_what_if
 from tiergate.cli._wiring import prepare, served_specs, toolkit
 from tiergate.cluster import connect, start_dev_server
 from tiergate.config import load_agent
@@ -52,7 +53,7 @@ from tiergate.worker import build_worker, run_worker
 app = typer.Typer(help="Governed LLM agent runs on Temporal.", no_args_is_help=True)
 run_app = typer.Typer(help="Start runs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
-policy_app = typer.Typer(help="Inspect policies.", no_args_is_help=True)
+policy_app = typer.Typer(help="Inspect policies and try changes to them.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(runs_app, name="runs")
 app.add_typer(policy_app, name="policy")
@@ -71,6 +72,7 @@ app.add_typer(store_app, name="store")
 app.command("report")(report_command)
 app.command("replay")(replay_command)
 app.command("shadow")(shadow_command)
+policy_app.command("what-if")(policy_what_if)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

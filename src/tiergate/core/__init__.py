@@ -91,6 +91,7 @@ from tiergate.core._drift import (
     accepts,
     detect_drift,
 )
+from tiergate.core._flips import Flip, FlipKind, flip, outcome
 from tiergate.core._gate import (
     Detector,
     Gate,
@@ -200,7 +201,7 @@ from tiergate.core._review import (
 from tiergate.core._run import (
     RunState,
 )
-from tiergate.core._session import NOTHING_YET, RunSoFar, Session
+from tiergate.core._session import NOTHING_YET, RunCounts, RunSoFar, Session
 from tiergate.core._tools import (
     ToolKind,
     ToolSpec,
@@ -284,6 +285,8 @@ __all__ = [
     "EscalateProposal",
     "Execution",
     "FinalAnswerProposal",
+    "Flip",
+    "FlipKind",
     "Gate",
     "Held",
     "InvalidProposal",
@@ -323,6 +326,7 @@ __all__ = [
     "ReviewItem",
     "Routing",
     "RunCarry",
+    "RunCounts",
     "RunInput",
     "RunSoFar",
     "RunState",
@@ -360,12 +364,14 @@ __all__ = [
     "detect_drift",
     "edit_digest",
     "final_decision",
+    "flip",
     "from_b64url",
     "idempotency_key",
     "key_id",
     "model_cost",
     "no_entities",
     "open_wait",
+    "outcome",
     "oversized_run_input",
     "parse_proposal",
     "parsed_policies",

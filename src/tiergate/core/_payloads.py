@@ -16,6 +16,7 @@ from tiergate.core._answers import ApprovalRequest
 from tiergate.core._decision import Allowed
 from tiergate.core._digest import canonical_json
 from tiergate.core._names import LARGE_INPUT_FIX, oversized_run_input
+from tiergate.core._session import RunCounts
 from tiergate.errors import RunInputError
 
 
@@ -335,7 +336,7 @@ class ToolCallInput(_Payload):
         idempotency_key: str,
         agent: str,
         config_hash: str,
-        counters: tuple[int, int, float] = (0, 0, 0.0),
+        counts: RunCounts | None = None,
     ) -> ToolCallInput:
         """The input of the call ``decision`` allows: the only way the run builds one."""
         return cls(
@@ -354,9 +355,9 @@ class ToolCallInput(_Payload):
             reason=cut(decision.reason) or "",
             approved_by=decision.approved_by,
             approvals=decision.answers,
-            run_denials=counters[0],
-            run_invalid_proposals=counters[1],
-            run_seconds=counters[2],
+            run_denials=counts.denials if counts else 0,
+            run_invalid_proposals=counts.invalid_proposals if counts else 0,
+            run_seconds=counts.seconds if counts else 0.0,
         )
 
 

@@ -18,6 +18,7 @@ from tiergate.core._decision import Decision, OutputCheck, Verdict
 from tiergate.core._passkeys import PasskeyAssertion
 from tiergate.core._payloads import Routing, TokenUsage, ToolResult, cut
 from tiergate.core._proposal import InvalidProposal, Proposal, ToolCallProposal
+from tiergate.core._session import RunCounts
 
 
 class _Record(BaseModel):
@@ -150,6 +151,8 @@ class StepRecord(_Record):
         model: The model id the provider reported.
         usage / cost_usd: Tokens and cost of this step's model call.
         decision: The gate's decision on a tool call.
+        decided_with: The run's counters that decision saw (``context.session``'s
+            denials, invalid proposals and seconds).
         idempotency_key: The key the tool call carried (derived from run and step).
         tool_result: The tool's answer (preview only; the full output is content-addressed).
         output_checks: Output rule evaluations on emitted content and tool results.
@@ -165,6 +168,7 @@ class StepRecord(_Record):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     decision: Decision | None = None
+    decided_with: RunCounts | None = None
     idempotency_key: str | None = None
     tool_result: ToolResult | None = None
     output_checks: list[OutputCheck] = Field(default_factory=list)
@@ -376,6 +380,7 @@ class StepMark(_Record):
     tier: int | None = None
     call_digest: str | None = None
     policy_version: str | None = None
+    decided_with: RunCounts | None = None
     idempotency_key: str | None = None
     model: str = ""
     tokens: int = 0
@@ -402,6 +407,7 @@ class StepMark(_Record):
             tier=decision.tier if decision else None,
             call_digest=decision.call_digest if decision else None,
             policy_version=decision.policy_version if decision else None,
+            decided_with=record.decided_with,
             idempotency_key=record.idempotency_key,
             model=record.model,
             tokens=record.usage.total,

@@ -53,7 +53,7 @@ from tiergate.core._records import (
 )
 from tiergate.core._review import review_item
 from tiergate.core._rewrites import unless_disabled, unless_repeated_write
-from tiergate.core._session import RunSoFar, Session
+from tiergate.core._session import RunCounts, RunSoFar, Session
 from tiergate.core._steps import StepBook
 
 _D = TypeVar("_D", bound=Allowed | Held | Denied)
@@ -71,8 +71,6 @@ class RunState:
         self.models = ModelCalls(config, run_input.model_overrides, bundle.offline_model_overrides)
         self.ledger = BudgetLedger()
         self.session = Session()
-        #: Per step, the run's counters its gate decision saw (the tool input reports them).
-        self.decided_with: dict[int, tuple[int, int, float]] = {}
         self.steps = StepBook()
         self.alerts: list[str] = []
         self.head: str | None = None
@@ -262,7 +260,7 @@ class RunState:
                 datetime.fromisoformat(record.started_at) if record.started_at else self.started
             ),
         )
-        self.decided_with[record.step] = (so_far.denials, so_far.invalid_proposals, so_far.seconds)
+        record.decided_with = so_far.counts  # the tool input and the step's mark report them
         decided = self.gate.decide(proposal, record.step, so_far)
         decision = unless_disabled(decided, self.switch.disabled)
         spec = self.bundle.tools.get(decision.tool or "")
@@ -333,7 +331,7 @@ class RunState:
             record.idempotency_key,
             self.bundle.config.name,
             self.bundle.config_hash,
-            self.decided_with.get(record.step, (0, 0, 0.0)),
+            record.decided_with or RunCounts(),
         )
 
     def refused_by_runner(

@@ -105,6 +105,17 @@ def _number(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+class RunCounts(BaseModel):
+    """The run's counters a step's gate decision saw, recorded with the step (its mark in
+    the history, its tool call's input) so the decision can be reached again offline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    denials: int = 0
+    invalid_proposals: int = 0
+    seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class RunSoFar:
     """What the gate is told of the run besides the call: its session and counters."""
@@ -113,6 +124,16 @@ class RunSoFar:
     denials: int = 0
     invalid_proposals: int = 0
     seconds: float = 0.0
+
+    @classmethod
+    def of(cls, session: Session, counts: RunCounts) -> RunSoFar:
+        return cls(session, counts.denials, counts.invalid_proposals, counts.seconds)
+
+    @property
+    def counts(self) -> RunCounts:
+        return RunCounts(
+            denials=self.denials, invalid_proposals=self.invalid_proposals, seconds=self.seconds
+        )
 
     def context(
         self, tools: Mapping[str, ToolSpec], spec: ToolSpec, arguments: Mapping[str, Any]

@@ -50,6 +50,14 @@ from tiergate.forensics._timeline import (
 from tiergate.forensics._ungated import (
     ungated_tool_calls,
 )
+from tiergate.forensics._what_if import (
+    CandidateFor,
+    StepFlip,
+    WhatIf,
+    WhatIfReader,
+    parse_acceptance,
+    what_if,
+)
 
 __all__ = [
     "ActivityEvent",
@@ -57,6 +65,7 @@ __all__ = [
     "AuditFinding",
     "BatchSummary",
     "Candidate",
+    "CandidateFor",
     "Divergence",
     "MemoChange",
     "ReplayOutcome",
@@ -64,10 +73,13 @@ __all__ = [
     "ShadowDiff",
     "ShadowTools",
     "StepDiff",
+    "StepFlip",
     "Timeline",
     "TimelineApproval",
     "TimelineStep",
     "UpdateEvent",
+    "WhatIf",
+    "WhatIfReader",
     "audit_approvals",
     "build_timeline",
     "candidate_bundle",
@@ -79,6 +91,7 @@ __all__ = [
     "fetch_history",
     "fetch_run_chain",
     "load_history_file",
+    "parse_acceptance",
     "read_history",
     "replay_all",
     "replay_one",
@@ -86,4 +99,5 @@ __all__ = [
     "shadow_runs",
     "summarise",
     "ungated_tool_calls",
+    "what_if",
 ]

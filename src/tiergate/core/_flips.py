@@ -1,0 +1,80 @@
+"""Flips: where two policy sets decide one call differently, and which policies did it.
+
+A flip compares the decision one policy set reached on a call (the set the run was pinned
+to) with the decision another reaches on the same call in the same context (a candidate, or
+the pinned set with its log-only policies enforced). Only what changes what happens counts:
+a call that would be denied instead of run or held, run or held instead of denied, or held
+for more or fewer people (its tier raised or lowered). A deny for another reason, or an
+allow under other permits, is no flip.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiergate.core._decision import Allowed, Denied, Held
+
+
+class FlipKind(StrEnum):
+    ALLOW_TO_DENY = "allow_to_deny"
+    DENY_TO_ALLOW = "deny_to_allow"
+    TIER_RAISED = "tier_raised"
+    TIER_LOWERED = "tier_lowered"
+
+
+class Flip(BaseModel):
+    """One call decided differently.
+
+    Attributes:
+        kind: What changed.
+        before / after: The two outcomes, as people read them (``allow (tier 2)``,
+            ``needs 2 approvals (tier 4)``, ``deny (policy_forbid)``).
+        policy_ids: The policies the flip is put down to: the forbids that now deny (or,
+            when nothing permits any more, the permits that did), the forbids that no longer
+            deny (or the permits that now allow), the ``@approval`` policies that raised the
+            tier (or that raised it before).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: FlipKind
+    tool: str
+    before: str
+    after: str
+    policy_ids: list[str] = Field(default_factory=list)
+
+
+def outcome(decision: Allowed | Held | Denied) -> str:
+    """What a decision lets happen, in a few words."""
+    if isinstance(decision, Denied):
+        return f"deny ({decision.code})"
+    if isinstance(decision, Held):
+        approvals = decision.required_approvals
+        return f"needs {approvals} approval{'s' * (approvals > 1)} (tier {decision.tier})"
+    return f"allow (tier {decision.tier})"
+
+
+def flip(before: Allowed | Held | Denied, after: Allowed | Held | Denied) -> Flip | None:
+    """How ``after`` differs from ``before`` in what it lets happen, or None if it does not."""
+    kind: FlipKind
+    if isinstance(after, Denied) and not isinstance(before, Denied):
+        kind = FlipKind.ALLOW_TO_DENY
+        ids = after.policy_ids or before.policy_ids
+    elif isinstance(before, Denied) and not isinstance(after, Denied):
+        kind = FlipKind.DENY_TO_ALLOW
+        ids = before.policy_ids or after.policy_ids
+    elif isinstance(before, Denied) or before.tier == after.tier:
+        return None
+    elif (after.tier or 0) > (before.tier or 0):
+        kind, ids = FlipKind.TIER_RAISED, after.tier_policy_ids
+    else:
+        kind, ids = FlipKind.TIER_LOWERED, before.tier_policy_ids
+    return Flip(
+        kind=kind,
+        tool=after.tool or before.tool or "",
+        before=outcome(before),
+        after=outcome(after),
+        policy_ids=sorted(ids),
+    )

@@ -318,6 +318,30 @@ def _content_storage(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _what_if(r: dict[str, Any]) -> list[Row]:
+    low, high = r["ratio_range"]
+    return [
+        (
+            "policy what-if",
+            f"decisions/s re-decided over {r['runs_per_round']} recorded runs, vs the gate alone",
+            f"{r['what_if_decisions_per_second']}",
+            f"{r['gate_only_decisions_per_second']} (gate alone)",
+            f"{r['ratio']:.3f} ({low:.2f}–{high:.2f})",
+            "measured",
+            "reported",
+        ),
+        (
+            "policy what-if",
+            "decisions/s from exported history files (JSON parse included)",
+            f"{r['from_files_decisions_per_second']}",
+            f"{r['gate_only_decisions_per_second']} (gate alone)",
+            f"{r['from_files_decisions_per_second'] / r['gate_only_decisions_per_second']:.3f}",
+            "measured",
+            "reported",
+        ),
+    ]
+
+
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("overhead", _overhead),
     ("gate_latency", _gate),
@@ -331,6 +355,7 @@ SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("shared_state", _shared_state),
     ("shared_state", _shared_approvals),
     ("content_storage", _content_storage),
+    ("what_if", _what_if),
 ]
 
 

@@ -25,6 +25,7 @@ QUICK = {
     "detector_cost.py": ["--iterations", "5", "--rounds", "1"],
     "shared_state.py": ["--runs", "3", "--rounds", "1", "--approvals", "2"],
     "content_storage.py": ["--runs", "1", "--steps", "3", "--rounds", "1"],
+    "what_if.py": ["--copies", "1", "--rounds", "1"],
 }
 
 

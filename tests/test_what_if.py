@@ -29,8 +29,14 @@ from tiergate.approvals import trusting_dev_admin
 from tiergate.core import LOAD_AGENT_ACTIVITY, RunSummary, ToolCallProposal
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore, register_demo_approvers, run_scenarios
 from tiergate.evals import load_suite, run_suite
-from tiergate.forensics import fetch_run_chain, load_history_file, read_history, what_if
-from tiergate.forensics._shadow import Candidate, candidate_bundle
+from tiergate.forensics import (
+    CandidateFor,
+    candidate_policies,
+    fetch_run_chain,
+    load_history_file,
+    read_history,
+    what_if,
+)
 from tiergate.settings import Settings
 from tiergate.worker import build_worker
 
@@ -311,13 +317,12 @@ async def test_a_long_run_is_re_decided_segment_by_segment(
     views = [read_history(x) for x in await fetch_run_chain(h.env.client, summary.workflow_id)]
     assert len(views) > 1
 
-    def candidate_for(text: str) -> Any:
+    def candidate_for(text: str) -> CandidateFor:
         folder = tmp_path / f"c{len(text)}"
         folder.mkdir()
         shutil.copy(DEMO_POLICIES / "support.cedar", folder)
         (folder / "session.cedar").write_text(text)
-        chosen = Candidate(policies=folder)
-        return lambda bundle: candidate_bundle(bundle, chosen, None, {}, shadow=False).policy
+        return candidate_policies(folder)
 
     same = what_if(views, candidate_for(EXAMPLES.read_text()))
     assert (same.flips, same.unreproduced) == ([], [])
@@ -328,3 +333,58 @@ async def test_a_long_run_is_re_decided_segment_by_segment(
     assert [(f.step, f.flip.kind, f.flip.policy_ids) for f in dropped.flips] == [
         (10, "deny_to_allow", ["status_before_refund"])
     ]
+
+
+ONLY_COUNTS = """
+@id("a_status_check_first")
+forbid(principal, action == Action::"payments.issue_refund", resource)
+when { context.session.calls["orders.get_status"] == 0 };
+
+@id("one_status_check")
+forbid(principal, action == Action::"orders.get_status", resource)
+when { context.session.calls["orders.get_status"] > 0 };
+"""
+
+
+async def test_runs_recorded_before_session_context_can_try_session_policies(
+    tmp_path: Path,
+) -> None:
+    """The checked-in recordings were pinned with a schema that has no `context.session`:
+    a candidate reading it is validated against the schema today's code makes from their
+    pinned tools (which declare no session fields, so only the counts are there)."""
+    histories = Path(__file__).parent / "histories"
+    views = [read_history(load_history_file(p)) for p in sorted(histories.glob("*.json"))]
+    assert "Session" not in views[0].pinned_bundle().policy.schema_text
+    expected: Predicted = set()
+    for summary in (v.summary for v in views):
+        assert summary is not None
+        checks = 0
+        for step in summary.steps:
+            if isinstance(step.proposal, ToolCallProposal) and step.decision is not None:
+                through = step.decision.code not in GATE_DENIALS
+                if step.proposal.tool == "orders.get_status" and through and checks:
+                    expected.add(
+                        (summary.workflow_id, step.step, "allow_to_deny", ("one_status_check",))
+                    )
+                if (
+                    step.proposal.tool == "orders.get_status"
+                    and step.tool_result
+                    and step.tool_result.ok
+                ):
+                    checks += 1
+    assert expected
+
+    code, report = await what_if_cli(
+        "--policies", str(candidate(tmp_path, ONLY_COUNTS)), str(histories)
+    )
+    assert code == 1
+    assert found(report["flips"]) == expected
+    assert report["unreproduced"] == []
+    assert report["decisions"] == 23
+
+    (tmp_path / "candidate" / "changes.cedar").write_text(EXAMPLES.read_text())
+    code, out = await tiergate(
+        "policy", "what-if", "--policies", str(tmp_path / "candidate"), str(histories)
+    )
+    assert code == 2
+    assert 'session.seen["orders.get_status"]` in context' in out

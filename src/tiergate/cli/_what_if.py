@@ -19,15 +19,13 @@ from rich.table import Table
 from tiergate.cli._render import console
 from tiergate.cli._replay import history_files
 from tiergate.cluster import connect, ensure_search_attributes
-from tiergate.core import WORKFLOW_NAME, AgentBundle, PolicyBundle
+from tiergate.core import WORKFLOW_NAME
 from tiergate.errors import HistoryError, PolicyError, TiergateError
 from tiergate.forensics import (
-    Candidate,
-    CandidateFor,
     RunView,
     StepFlip,
     WhatIf,
-    candidate_bundle,
+    candidate_policies,
     fetch_history,
     load_history_file,
     read_history,
@@ -69,7 +67,7 @@ def policy_what_if(
     try:
         accepted = [*(accept or []), *(_accepted(accept_file) if accept_file else [])]
         views = asyncio.run(_views(settings, histories or [], query, limit))
-        report = what_if(views, _candidate(policies, settings))
+        report = what_if(views, candidate_policies(policies, settings.agents_dir))
         unaccepted = report.unaccepted(accepted)
     except TiergateError as error:
         console.print("[red]error:[/red]", str(error), soft_wrap=True)
@@ -96,21 +94,6 @@ def _accepted(path: Path) -> list[str]:
     except OSError as error:
         raise PolicyError(f"{path}: cannot read the accepted flips: {error.strerror}") from None
     return [entry for line in lines if (entry := line.split("#", 1)[0].strip())]
-
-
-def _candidate(policies: Path, settings: Settings) -> CandidateFor:
-    if not policies.is_dir():
-        raise PolicyError(
-            f"{policies}: no such folder of candidate policies",
-            fix="pass --policies DIR, a folder of .cedar files",
-        )
-    candidate = Candidate(policies=policies)
-
-    def candidate_for(bundle: AgentBundle) -> PolicyBundle:
-        # Compiled against the schema (and inline rules) each run was pinned with.
-        return candidate_bundle(bundle, candidate, settings.agents_dir, {}, shadow=False).policy
-
-    return candidate_for
 
 
 async def _views(

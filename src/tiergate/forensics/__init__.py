@@ -55,6 +55,7 @@ from tiergate.forensics._what_if import (
     StepFlip,
     WhatIf,
     WhatIfReader,
+    candidate_policies,
     parse_acceptance,
     what_if,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "audit_approvals",
     "build_timeline",
     "candidate_bundle",
+    "candidate_policies",
     "check_history",
     "decode",
     "decrypted",

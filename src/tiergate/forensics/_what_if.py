@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +50,8 @@ from tiergate.core import (
 from tiergate.core._carry import RunCarry
 from tiergate.errors import PolicyError
 from tiergate.forensics._reader import RunView
+from tiergate.forensics._shadow import Candidate, candidate_bundle
+from tiergate.policies import with_session
 from tiergate.sensitive import pii_kinds
 
 #: Codes only the gate gives; a step recorded with one was decided by the gate alone
@@ -218,6 +221,31 @@ class WhatIfReader:
             f"{view.workflow_id} step {step.step}: the run recorded {recorded} ({code}); "
             f"re-decided under its pinned policies: {before.verdict} ({before.code})"
         )
+
+
+def candidate_policies(folder: Path, agents_dir: Path | None = None) -> CandidateFor:
+    """The policy files of ``folder`` (and each run's own inline rules) as a candidate for
+    each pinned bundle, validated against the schema that run was pinned with.
+
+    A run pinned before decisions saw ``context.session`` has a schema without it, yet
+    today's gate builds the session for a candidate that reads it: for such a run the
+    schema gains the session of its pinned tools (`tiergate.policies.with_session`), whose
+    specs then declared no session fields, so only the counts are there to read.
+    """
+    if not folder.is_dir():
+        raise PolicyError(
+            f"{folder}: no such folder of candidate policies",
+            fix="pass --policies DIR, a folder of .cedar files",
+        )
+    candidate = Candidate(policies=folder)
+
+    def candidate_for(bundle: AgentBundle) -> PolicyBundle:
+        schema = with_session(bundle.policy.schema_text, bundle.tools.values())
+        policy = bundle.policy.model_copy(update={"schema_text": schema})
+        bundle = bundle.model_copy(update={"policy": policy})
+        return candidate_bundle(bundle, candidate, agents_dir, {}, shadow=False).policy
+
+    return candidate_for
 
 
 def what_if(views: Iterable[RunView], candidate_for: CandidateFor) -> WhatIf:

@@ -14,6 +14,7 @@ from tiergate.policies._rules import (
 from tiergate.policies._schema import (
     OUTPUT_FACTS_TYPE,
     cedar_schema,
+    with_session,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "compile_rules",
     "read_policy_file",
     "split_statements",
+    "with_session",
 ]

@@ -72,3 +72,21 @@ def session_type(tools: Iterable[ToolSpec]) -> str:
         f'"sums_after": {{ {summed} }}, "seen": {{ {seen} }}, "denials": Long, '
         f'"invalid_proposals": Long, "seconds": Long }};'
     )
+
+
+def with_session(schema_text: str, session_tools: Iterable[ToolSpec]) -> str:
+    """``schema_text`` with ``context.session`` as `cedar_schema` describes it today.
+
+    For schemas tiergate generated before decisions saw the session (issue #24), pinned by
+    the runs of that time: every tool action's context gains ``"session": Session``, for
+    the ``Session`` of ``session_tools`` (the run's pinned tools). A schema that has the
+    session already, or one not in this generator's format, is returned as it is.
+    """
+    if "type Session" in schema_text:
+        return schema_text
+    before, after = (
+        '"tier": Long, "step": Long }',
+        '"tier": Long, "step": Long, "session": Session }',
+    )
+    upgraded = schema_text.replace(before, after)
+    return upgraded.replace("entity Tool;\n", f"entity Tool;\n{session_type(session_tools)}\n", 1)

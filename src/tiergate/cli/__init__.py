@@ -23,6 +23,7 @@ from tiergate.cli._config import config_app
 from tiergate.cli._controls import agent_app, operators_app, tool_app
 from tiergate.cli._demo import demo as run_demo
 from tiergate.cli._evals import eval_app
+from tiergate.cli._policy import policy_promote
 from tiergate.cli._render import console
 from tiergate.cli._replay import replay as replay_command
 from tiergate.cli._report import report as report_command
@@ -73,6 +74,7 @@ app.command("report")(report_command)
 app.command("replay")(replay_command)
 app.command("shadow")(shadow_command)
 policy_app.command("what-if")(policy_what_if)
+policy_app.command("promote")(policy_promote)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

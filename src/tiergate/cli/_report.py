@@ -110,6 +110,7 @@ def print_report(report: Report) -> None:
         ("blocked actions", _counts(report.blocked_actions)),
         ("escalations", _counts(report.escalations)),
         ("budget stops", _counts(report.budget_stops)),
+        ("log-only would flip", _counts(report.log_only_flips)),
     ]
     for name, value in rows:
         head.add_row(name, value)

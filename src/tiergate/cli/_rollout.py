@@ -108,6 +108,13 @@ def _show(result: Status) -> None:
         p_value = getattr(result.primary, name)
         c_value = getattr(c, name) if c else None
         table.add_row(name, _fmt(p_value), _fmt(c_value))
+    logged = sorted(set(result.primary.log_only_flips) | set(c.log_only_flips if c else {}))
+    for pid in logged:  # what each log-only policy would have changed, had it been enforced
+        table.add_row(
+            f"would flip: {pid}",
+            str(result.primary.log_only_flips.get(pid, 0)),
+            str(c.log_only_flips.get(pid, 0)) if c else "–",
+        )
     console.print(table)
     if result.shadow is not None:
         s = result.shadow

@@ -189,7 +189,9 @@ def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpe
         for f in config.approvals.policy_files
     ]
     return AgentBundle(
-        approver_policy=build_bundle(approver_sources, approver_schema(allowed.values())),
+        approver_policy=build_bundle(
+            approver_sources, approver_schema(allowed.values()), log_only=False
+        ),
         config=config,
         config_hash=config.content_hash(),
         source=str(source),

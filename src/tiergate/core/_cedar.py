@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: ``@approval`` levels and the tier each raises a call to.
 APPROVAL_LEVELS = {"human": 3, "dual": 4}
+#: ``@mode`` values: enforced (the default), or evaluated and recorded but not enforced.
+POLICY_MODES = ("enforce", "log_only")
+LOG_ONLY = "log_only"
 #: The action output rules are written against, asked for content leaving the system.
 EMIT_ACTION = "tiergate.emit"
 #: The resource of a run's final answer, for output rules.
@@ -36,7 +39,10 @@ class PolicyBundle(BaseModel):
     """Everything the gate needs, loaded once by an activity and pinned for the run.
 
     Attributes:
-        text: All policies, concatenated in load order; the workflow parses it once.
+        text: The enforced policies, concatenated in load order; the workflow parses it once.
+        log_only_text: The policies annotated ``@mode("log_only")``: evaluated with the
+            enforced ones for each decision and recorded where they would change it
+            (`Decision.would_flip`), never enforced (the tool runner never sees them).
         schema_text: The Cedar schema the policies were validated against.
         version: ``sha256:`` of schema and text; recorded on every decision.
         annotations: ``@id`` -> that policy's annotations (``approval``, ``alert`` ...).
@@ -46,6 +52,7 @@ class PolicyBundle(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     text: str
+    log_only_text: str = ""
     schema_text: str
     version: str
     annotations: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -56,6 +63,12 @@ class PolicyBundle(BaseModel):
         """Whether any policy reads ``context.session``: only then does the tool runner
         rebuild the run's session from its history to re-decide a call."""
         return "context.session" in self.text
+
+    @property
+    def log_only_ids(self) -> frozenset[str]:
+        return frozenset(
+            pid for pid, notes in self.annotations.items() if notes.get("mode") == LOG_ONLY
+        )
 
 
 @lru_cache(maxsize=64)

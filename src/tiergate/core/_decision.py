@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiergate.core._answers import ApprovalRequest
+from tiergate.core._flips import Flip
 
 
 class _Record(BaseModel):
@@ -40,6 +41,8 @@ class _Decision(_Record):
         policy_version: The pinned policy set's content hash.
         alerts: Alert names raised by matching ``@alert`` policies.
         approved_by: The approvers whose verified approvals of exactly this call released it.
+        would_flip: What the bundle's log-only policies (``@mode("log_only")``) would have
+            made of the call had they been enforced, when that differs; never enforced.
     """
 
     code: str
@@ -52,6 +55,7 @@ class _Decision(_Record):
     policy_version: str = ""
     alerts: list[str] = Field(default_factory=list)
     approved_by: list[str] = Field(default_factory=list)
+    would_flip: Flip | None = None
 
 
 class Allowed(_Decision):
@@ -123,3 +127,5 @@ class OutputCheck(_Record):
     pii_kinds: list[str] = Field(default_factory=list)
     policy_ids: list[str] = Field(default_factory=list)
     alerts: list[str] = Field(default_factory=list)
+    #: The log-only policies that would have blocked content this check let through.
+    would_block: list[str] = Field(default_factory=list)

@@ -11,10 +11,12 @@ allow under other permits, is no flip.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiergate.core._decision import Allowed, Denied, Held
+if TYPE_CHECKING:  # decisions record flips (log-only policies): this module cannot import them
+    from tiergate.core._decision import Allowed, Denied, Held
 
 
 class FlipKind(StrEnum):
@@ -48,29 +50,41 @@ class Flip(BaseModel):
 
 def outcome(decision: Allowed | Held | Denied) -> str:
     """What a decision lets happen, in a few words."""
-    if isinstance(decision, Denied):
+    if decision.verdict == "deny":
         return f"deny ({decision.code})"
-    if isinstance(decision, Held):
-        approvals = decision.required_approvals
-        return f"needs {approvals} approval{'s' * (approvals > 1)} (tier {decision.tier})"
+    if decision.verdict == "needs_dual_approval":
+        return f"needs 2 approvals (tier {decision.tier})"
+    if decision.verdict == "needs_approval":
+        return f"needs 1 approval (tier {decision.tier})"
     return f"allow (tier {decision.tier})"
 
 
-def flip(before: Allowed | Held | Denied, after: Allowed | Held | Denied) -> Flip | None:
-    """How ``after`` differs from ``before`` in what it lets happen, or None if it does not."""
+def flip(
+    before: Allowed | Held | Denied,
+    after: Allowed | Held | Denied,
+    only: frozenset[str] | None = None,
+) -> Flip | None:
+    """How ``after`` differs from ``before`` in what it lets happen, or None if it does not.
+    With ``only``, the flip is put down to those of its policies in ``only`` (the log-only
+    ones, when ``after`` is the decision with them enforced)."""
     kind: FlipKind
-    if isinstance(after, Denied) and not isinstance(before, Denied):
+    denied_before, denied_after = before.verdict == "deny", after.verdict == "deny"
+    if denied_after and not denied_before:
         kind = FlipKind.ALLOW_TO_DENY
         ids = after.policy_ids or before.policy_ids
-    elif isinstance(before, Denied) and not isinstance(after, Denied):
+    elif denied_before and not denied_after:
         kind = FlipKind.DENY_TO_ALLOW
         ids = before.policy_ids or after.policy_ids
-    elif isinstance(before, Denied) or before.tier == after.tier:
+        if only is not None:
+            ids = after.policy_ids  # a log-only permit now allows it
+    elif denied_before or before.tier == after.tier:
         return None
     elif (after.tier or 0) > (before.tier or 0):
         kind, ids = FlipKind.TIER_RAISED, after.tier_policy_ids
     else:
         kind, ids = FlipKind.TIER_LOWERED, before.tier_policy_ids
+    if only is not None:
+        ids = [pid for pid in ids if pid in only] or ids
     return Flip(
         kind=kind,
         tool=after.tool or before.tool or "",

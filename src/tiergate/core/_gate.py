@@ -26,6 +26,7 @@ from tiergate.core._cedar import (
 )
 from tiergate.core._decision import Allowed, Decision, Denied, Held, OutputCheck, Verdict
 from tiergate.core._digest import call_digest
+from tiergate.core._flips import flip
 from tiergate.core._proposal import ToolCallProposal
 from tiergate.core._session import NOTHING_YET, RunSoFar
 from tiergate.core._tools import ToolSpec
@@ -61,7 +62,15 @@ class Gate:
         self.tools = dict(tools)
         self.other_tools = frozenset(other_tools)
         self._policies = parsed_policies(policy.text)
-        self._reads_session = policy.reads_session
+        # Log-only policies are evaluated with the enforced ones, on a second policy set,
+        # only to record where they would change a decision: bundles without them pay nothing.
+        self._with_log_only = (
+            parsed_policies(policy.text + "\n" + policy.log_only_text)
+            if policy.log_only_text
+            else None
+        )
+        self._log_only = policy.log_only_ids
+        self._reads_session = policy.reads_session or "context.session" in policy.log_only_text
         self._entities = no_entities()
         self._principal = {"type": "Agent", "id": agent}
         self._approval_tiers = {
@@ -87,7 +96,23 @@ class Gate:
         self, proposal: ToolCallProposal, step: int, so_far: RunSoFar = NOTHING_YET
     ) -> Decision:
         """Decide one tool call in a run that has done ``so_far`` (``context.session``).
-        Never raises on bad input; a bad call is a typed deny."""
+        Never raises on bad input; a bad call is a typed deny. Decided by the enforced
+        policies alone; where the log-only ones would change that, `would_flip` says how."""
+        decision = self._decide(proposal, step, so_far, self._policies)
+        if self._with_log_only is None:
+            return decision
+        logged = self._decide(proposal, step, so_far, self._with_log_only)
+        if (would := flip(decision, logged, self._log_only)) is None:
+            return decision
+        return decision.model_copy(update={"would_flip": would})
+
+    def _decide(
+        self,
+        proposal: ToolCallProposal,
+        step: int,
+        so_far: RunSoFar,
+        policies: cedarpy.PolicySet,
+    ) -> Decision:
         spec = self.tools.get(proposal.tool)
         if spec is None and proposal.tool in self.other_tools:
             return self._refuse(
@@ -113,7 +138,8 @@ class Gate:
         digest = call_digest(spec.name, canonical)
         evidence = _Evidence(spec, canonical, digest, self.policy.version)
         for field in spec.emits:
-            check = self.check_output(spec.name, field, str(canonical.get(field, "")))
+            text = str(canonical.get(field, ""))
+            check = self._check(spec.name, field, self.detect(text), len(text.encode()), policies)
             if not check.allowed:
                 return evidence.denied(
                     "output_blocked",
@@ -122,15 +148,17 @@ class Gate:
                     check.policy_ids,
                     alerts=check.alerts,
                 )
-        return self._authorize(evidence, step, so_far)
+        return self._authorize(evidence, step, so_far, policies)
 
-    def _authorize(self, evidence: _Evidence, step: int, so_far: RunSoFar) -> Decision:
+    def _authorize(
+        self, evidence: _Evidence, step: int, so_far: RunSoFar, policies: cedarpy.PolicySet
+    ) -> Decision:
         spec = evidence.spec
         record = to_cedar_record(evidence.canonical, spec.argument_schema.decimals)
         context: dict[str, Any] = {"input": record, "tier": spec.tier, "step": step}
         if self._reads_session:  # built only for policies that read it: it costs per decision
             context["session"] = so_far.context(self.tools, spec, evidence.canonical)
-        answer = self._ask(spec.name, spec.name, context)
+        answer = self._ask(spec.name, spec.name, context, policies)
         if answer.errors:
             return evidence.denied(
                 "policy_error",
@@ -170,9 +198,27 @@ class Gate:
     def check_output_facts(
         self, resource: str, field: str, kinds: list[str], size_bytes: int
     ) -> OutputCheck:
-        """Output rules on facts measured elsewhere (a tool result measured in its activity)."""
+        """Output rules on facts measured elsewhere (a tool result measured in its activity).
+        Where log-only rules would block what passed, `would_block` names them."""
+        check = self._check(resource, field, kinds, size_bytes, self._policies)
+        if not check.allowed or self._with_log_only is None:
+            return check
+        logged = self._check(resource, field, kinds, size_bytes, self._with_log_only)
+        if logged.allowed:
+            return check
+        blocking = [pid for pid in logged.policy_ids if pid in self._log_only]
+        return check.model_copy(update={"would_block": blocking or logged.policy_ids})
+
+    def _check(
+        self,
+        resource: str,
+        field: str,
+        kinds: list[str],
+        size_bytes: int,
+        policies: cedarpy.PolicySet,
+    ) -> OutputCheck:
         facts = {"contains_pii": bool(kinds), "pii_kinds": kinds, "size_bytes": size_bytes}
-        answer = self._ask(EMIT_ACTION, resource, {"field": field, "output": facts})
+        answer = self._ask(EMIT_ACTION, resource, {"field": field, "output": facts}, policies)
         allowed = answer.allowed and not answer.errors
         return OutputCheck(
             resource=resource,
@@ -184,14 +230,16 @@ class Gate:
             alerts=[] if allowed else self._alerts(answer.policy_ids),
         )
 
-    def _ask(self, action: str, resource: str, context: dict[str, Any]) -> _CedarAnswer:
+    def _ask(
+        self, action: str, resource: str, context: dict[str, Any], policies: cedarpy.PolicySet
+    ) -> _CedarAnswer:
         request = {
             "principal": self._principal,
             "action": {"type": "Action", "id": action},
             "resource": {"type": "Tool", "id": resource},
             "context": context,
         }
-        result = cedarpy.is_authorized(request, self._policies, self._entities)
+        result = cedarpy.is_authorized(request, policies, self._entities)
         diagnostics = result.diagnostics
         names = diagnostics.id_annotations_by_reason
         ids = sorted(names.get(reason, reason) for reason in diagnostics.reasons)

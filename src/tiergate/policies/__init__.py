@@ -4,9 +4,11 @@ from tiergate.policies._loader import (
     KNOWN_ANNOTATIONS,
     Statement,
     build_bundle,
+    parse_annotations,
     read_policy_file,
     split_statements,
 )
+from tiergate.policies._promote import promoted
 from tiergate.policies._rules import (
     compile_rule,
     compile_rules,
@@ -25,6 +27,8 @@ __all__ = [
     "cedar_schema",
     "compile_rule",
     "compile_rules",
+    "parse_annotations",
+    "promoted",
     "read_policy_file",
     "split_statements",
     "with_session",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import cedarpy
 
-from tiergate.core import APPROVAL_LEVELS, PolicyBundle, PolicySource
+from tiergate.core import APPROVAL_LEVELS, LOG_ONLY, POLICY_MODES, PolicyBundle, PolicySource
 from tiergate.errors import PolicyError
 
-KNOWN_ANNOTATIONS = {"id", "approval", "alert", "description"}
+KNOWN_ANNOTATIONS = {"id", "approval", "alert", "description", "mode"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ def split_statements(text: str) -> list[Statement]:
     return statements
 
 
-def _annotations(statement: Statement, source: str) -> dict[str, str]:
+def parse_annotations(statement: Statement, source: str) -> dict[str, str]:
+    """A policy's annotations, checked: it parses, has an `@id`, and only known annotations
+    with known values."""
     try:
         cedarpy.PolicySet.from_str(statement.text)
         est = json.loads(cedarpy.policies_to_json_str(statement.text))
@@ -101,6 +103,14 @@ def _annotations(statement: Statement, source: str) -> dict[str, str]:
             line=statement.line,
             fix='use @approval("human") (tier 3) or @approval("dual") (tier 4)',
         )
+    mode = annotations.get("mode")
+    if mode is not None and mode not in POLICY_MODES:
+        raise PolicyError(
+            f"@mode({mode!r}) is not a known mode",
+            file=source,
+            line=statement.line,
+            fix='use @mode("log_only") (evaluated and recorded, not enforced) or leave it out',
+        )
     return annotations
 
 
@@ -116,15 +126,34 @@ def _validate(statement: Statement, source: str, schema: cedarpy.Schema) -> None
         )
 
 
-def build_bundle(sources: list[tuple[str, str]], schema_text: str) -> PolicyBundle:
-    """Check and combine ``(name, cedar_text)`` sources into a pinned PolicyBundle."""
+def build_bundle(
+    sources: list[tuple[str, str]], schema_text: str, *, log_only: bool = True
+) -> PolicyBundle:
+    """Check and combine ``(name, cedar_text)`` sources into a pinned PolicyBundle.
+
+    Policies annotated ``@mode("log_only")`` go to the bundle's ``log_only_text``, the
+    others to its ``text``; with ``log_only=False`` (approver policies, which have no
+    would-flip record) such a policy is refused.
+    """
     schema = cedarpy.Schema.from_str(schema_text)
     annotations: dict[str, dict[str, str]] = {}
     records = []
+    enforced: list[tuple[str, str]] = []
+    logged: list[tuple[str, str]] = []
     for name, text in sources:
         ids = []
+        mine: dict[bool, list[str]] = {True: [], False: []}  # log-only? -> statements
         for statement in split_statements(text):
-            found = _annotations(statement, name)
+            found = parse_annotations(statement, name)
+            if found.get("mode") == LOG_ONLY and not log_only:
+                raise PolicyError(
+                    f'@mode("log_only") on {found["id"]!r}: approver policies are always enforced',
+                    file=name,
+                    line=statement.line,
+                    fix="remove the annotation, or try the change offline with `tiergate "
+                    "policy what-if`",
+                )
+            mine[found.get("mode") == LOG_ONLY].append(statement.text)
             if found["id"] in annotations:
                 raise PolicyError(
                     f"@id({found['id']!r}) is used twice",
@@ -136,16 +165,24 @@ def build_bundle(sources: list[tuple[str, str]], schema_text: str) -> PolicyBund
             annotations[found["id"]] = found
             ids.append(found["id"])
         records.append(PolicySource(name=name, sha256=_sha256(text), policy_ids=ids))
-    text = "\n".join(f"// --- {name}\n{body.strip()}\n" for name, body in sources)
+        enforced.append((name, "".join(mine[False]) if mine[True] else text))
+        if mine[True]:
+            logged.append((name, "".join(mine[True])))
     # The version hashes content only, so the same policies pin the same version anywhere.
     version = "sha256:" + _sha256("\n".join([schema_text, *(body for _, body in sources)]))
     return PolicyBundle(
-        text=text,
+        text=_joined(enforced),
+        log_only_text=_joined(logged),
         schema_text=schema_text,
         version=version,
         annotations=annotations,
         sources=records,
     )
+
+
+def _joined(parts: list[tuple[str, str]]) -> str:
+    """Policy texts in load order, each under a comment naming its source."""
+    return "\n".join(f"// --- {name}\n{body.strip()}\n" for name, body in parts)
 
 
 def read_policy_file(path: Path) -> tuple[str, str]:

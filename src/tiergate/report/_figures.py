@@ -101,6 +101,9 @@ class Report(BaseModel):
     blocked_actions: dict[str, int] = Field(default_factory=dict)
     escalations: dict[str, int] = Field(default_factory=dict)
     budget_stops: dict[str, int] = Field(default_factory=dict)
+    #: Per log-only policy (``@mode("log_only")``), the decisions and outputs it would have
+    #: changed had it been enforced.
+    log_only_flips: dict[str, int] = Field(default_factory=dict)
     pending_approvals: list[PendingApproval] = Field(default_factory=list)
     by_agent: dict[str, dict[str, int]] = Field(default_factory=dict)
 
@@ -146,6 +149,14 @@ def _step_safety(step: StepRecord, denials: Counter[str], blocked: Counter[str])
             blocked.update(_policy_keys(check.policy_ids, "output_blocked"))
 
 
+def _would_flip(step: StepRecord, flips: Counter[str]) -> None:
+    gated = step.approval.original if step.approval else step.decision
+    if gated is not None and gated.would_flip is not None:
+        flips.update(gated.would_flip.policy_ids or ["(log-only)"])
+    for check in step.output_checks:
+        flips.update(check.would_block)
+
+
 def compute(
     facts: list[RunFacts], since: datetime, until: datetime, agent: str | None = None
 ) -> Report:
@@ -159,10 +170,12 @@ def compute(
     blocked: Counter[str] = Counter()
     escalations: Counter[str] = Counter()
     budget_stops: Counter[str] = Counter()
+    flips: Counter[str] = Counter()
     waits: list[float] = []
     for summary in summaries:
         for step in summary.steps:
             _step_safety(step, denials, blocked)
+            _would_flip(step, flips)
             if step.approval is not None:
                 escalations["approval_requested"] += 1
                 waits.append(step.approval.waited_seconds)
@@ -198,6 +211,7 @@ def compute(
         blocked_actions=dict(blocked.most_common()),
         escalations=dict(sorted(escalations.items())),
         budget_stops=dict(budget_stops.most_common()),
+        log_only_flips=dict(flips.most_common()),
         pending_approvals=_pending(facts, until),
         by_agent={name: dict(sorted(c.items())) for name, c in sorted(by_agent.items())},
     )

@@ -126,6 +126,7 @@ def _charts(report: Report) -> list[str]:
         bar_chart("Blocked actions by policy or cause", _counts(report.blocked_actions)),
         bar_chart("Escalations", _counts(report.escalations)),
         bar_chart("Budget stops by limit", _counts(report.budget_stops)),
+        bar_chart("Log-only policies: decisions they would flip", _counts(report.log_only_flips)),
     ]
 
 

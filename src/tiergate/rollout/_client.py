@@ -102,6 +102,8 @@ class VersionFigures(BaseModel):
     cost_per_completed_task: float | None = None
     violations_per_run: float | None = None
     escalation_rate: float | None = None
+    #: Per log-only policy, the decisions it would have changed in this version's runs.
+    log_only_flips: dict[str, int] = Field(default_factory=dict)
 
 
 class Verdict(BaseModel):
@@ -145,6 +147,7 @@ async def figures(client: Client, agent: str, version: str, since: datetime) -> 
         cost_per_completed_task=report.cost_per_completed_task.mean,
         violations_per_run=violations / finished if finished else None,
         escalation_rate=escalated / finished if finished else None,
+        log_only_flips=report.log_only_flips,
     )
 
 

@@ -65,6 +65,7 @@ class StepEvents:
                 decision=values["decision"],
                 decision_code=values["decision_code"],
                 **self.ctx.pick(self.ctx.log_fields, values),
+                **_would_flip(record),
             )
 
     def _events_of(self, record: StepRecord) -> None:
@@ -142,6 +143,13 @@ class StepEvents:
                     "tiergate.tier": decision.tier,
                     "tiergate.call_digest": decision.call_digest,
                     "tiergate.alerts": decision.alerts,
+                    # What the log-only policies would have made of it (never enforced).
+                    "tiergate.log_only.would_flip": (
+                        decision.would_flip.kind.value if decision.would_flip else None
+                    ),
+                    "tiergate.log_only.policy_ids": (
+                        decision.would_flip.policy_ids if decision.would_flip else None
+                    ),
                 },
             ),
         ):
@@ -160,3 +168,11 @@ class StepEvents:
     def _alert(self, name: str, step: int) -> None:
         if live():
             log.warning("alert", alert=name, step=step, **self.ctx.pick(["run_id", "agent"], {}))
+
+
+def _would_flip(record: StepRecord) -> dict[str, Any]:
+    """The step log's record of what log-only policies would have changed, if anything."""
+    flipped = record.decision.would_flip if record.decision else None
+    if flipped is None:
+        return {}
+    return {"would_flip": flipped.kind.value, "would_flip_policy_ids": flipped.policy_ids}

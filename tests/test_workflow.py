@@ -29,7 +29,7 @@ class TestDemoAgent:
             ("T-1001", Outcome.COMPLETED),
             ("T-1003", Outcome.DENIED),
             ("T-1004", Outcome.DENIED),
-            ("T-1005", Outcome.BUDGET_EXHAUSTED),
+            ("T-1005", Outcome.ESCALATED),  # budgets.adaptive: two ambiguous statuses
             ("T-1007", Outcome.ESCALATED),
         ],
     )

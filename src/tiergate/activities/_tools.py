@@ -31,7 +31,7 @@ from tiergate.core import (
 )
 from tiergate.errors import CapReachedError, ToolBackendError
 from tiergate.sensitive import DEFAULT_REDACTOR, Redactor
-from tiergate.tools import Tool, ToolCall, ToolRegistry
+from tiergate.tools import Ambiguous, Tool, ToolCall, ToolRegistry
 
 
 class ToolBackend(Protocol):
@@ -105,6 +105,12 @@ class ToolRunner:
             )
             arguments = tool.args.model_validate(verified.arguments)
             output, replayed = self.backend.run(tool, arguments, served)
+        except Ambiguous as marker:
+            # The tool answered, but not definitely: its output goes back as any answer does.
+            unsure = self._result(tool, marker.output, False, attempt, admitted)
+            return unsure.model_copy(
+                update={"checks": list(verified.checks), "ambiguous": marker.reason}
+            )
         except CapReachedError as hit:
             return ToolResult(
                 ok=False,
@@ -119,11 +125,16 @@ class ToolRunner:
             return ToolResult(
                 ok=False, error=error.message, attempt=attempt, checks=list(verified.checks)
             )
-        result = self._result(output, replayed, attempt, admitted)
+        result = self._result(tool, output, replayed, attempt, admitted)
         return result.model_copy(update={"checks": list(verified.checks)})
 
     def _result(
-        self, output: dict[str, Any], replayed: bool, attempt: int, admitted: dict[str, Any]
+        self,
+        tool: Tool,
+        output: dict[str, Any],
+        replayed: bool,
+        attempt: int,
+        admitted: dict[str, Any],
     ) -> ToolResult:
         text = json.dumps(output, sort_keys=True, default=str)
         # Found in the values as written (JSON escapes would hide a tab between a card's
@@ -141,4 +152,14 @@ class ToolRunner:
             attempt=attempt,
             principal=admitted["principal"],
             credential=admitted["credential"],
+            ambiguous=_ambiguous(tool, output),
         )
+
+
+def _ambiguous(tool: Tool, output: dict[str, Any]) -> str | None:
+    """Why ``output`` is ambiguous by the tool's ``ambiguous_when``, or None."""
+    for name, values in tool.spec.ambiguous_when.items():
+        value = output.get(name)
+        if value is not None and str(value) in values:
+            return f"{name} is {value}"
+    return None

@@ -110,6 +110,10 @@ def print_report(report: Report) -> None:
         ("blocked actions", _counts(report.blocked_actions)),
         ("escalations", _counts(report.escalations)),
         ("budget stops", _counts(report.budget_stops)),
+        (
+            "adaptive budgets",
+            f"{report.adaptive_stops} runs stopped, {report.budget_shrinks} budgets shrunk",
+        ),
         ("log-only would flip", _counts(report.log_only_flips)),
     ]
     for name, value in rows:

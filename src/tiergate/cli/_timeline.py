@@ -33,6 +33,8 @@ def _decision(step: TimelineStep) -> str:
         parts.append(f"tier {step.tier}")
     if step.decision_reason:
         parts.append(f"[dim]{_cut(step.decision_reason, 80)}[/dim]")
+    if step.would_flip:
+        parts.append(f"[magenta]would be {_cut(step.would_flip, 80)}[/magenta]")
     return "\n".join(parts)
 
 
@@ -50,9 +52,17 @@ def _approvals(step: TimelineStep) -> str:
 
 def _tool(step: TimelineStep) -> str:
     if step.tool_input is None and step.tool_output is None:
-        return _cut(step.observation, 80)
-    status = "ok" if step.tool_ok else "failed"
-    return f"in: {_cut(str(step.tool_input), 80)}\nout ({status}): {_cut(step.tool_output, 120)}"
+        text = _cut(step.observation, 80)
+    else:
+        status = "ok" if step.tool_ok else "failed"
+        text = (
+            f"in: {_cut(str(step.tool_input), 80)}\nout ({status}): {_cut(step.tool_output, 120)}"
+        )
+    if step.ambiguous:
+        text += f"\n[yellow]ambiguous: {_cut(step.ambiguous, 100)}[/yellow]"
+    if step.adjustment:
+        text += f"\n[bold yellow]budgets.adaptive: {step.adjustment}[/bold yellow]"
+    return text
 
 
 def timeline_table(timeline: Timeline) -> Table:

@@ -45,6 +45,30 @@ class Prompts(_Strict):
     system: Prompt = Prompt()
 
 
+class AdaptiveBudgets(_Strict):
+    """What ambiguous tool results and low model confidence do to a run's budgets.
+
+    A result is ambiguous when its tool says so (`tiergate.tools.Ambiguous`, or a value its
+    spec's ``ambiguous_when`` lists), when a read returns the same answer to the same call
+    again, when a tool fails with the same error again, or when an output rule withholds it.
+    """
+
+    shrink_after: Annotated[int, Field(ge=1)] = Field(
+        default=2,
+        description="Every this many ambiguous results, the remaining tool-call and "
+        "model-call budgets shrink by their factors.",
+    )
+    tool_calls_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    model_calls_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    escalate_after: Annotated[int, Field(ge=1)] | None = Field(
+        default=4, description="At this many ambiguous results the run stops, escalated."
+    )
+    min_confidence: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="A proposal whose `confidence` is below this escalates the run.",
+    )
+
+
 class Budgets(_Strict):
     """Hard limits checked in workflow code before every model call and tool call."""
 
@@ -60,6 +84,9 @@ class Budgets(_Strict):
     max_irreversible_actions: Annotated[int, Field(ge=0)] | None = Field(
         default=None,
         description="Irreversible tool calls (refunds, emails, deletions) allowed per run.",
+    )
+    adaptive: AdaptiveBudgets | None = Field(
+        default=None, description="Shrink budgets on ambiguous results; escalate past a point."
     )
 
 
@@ -93,6 +120,11 @@ class McpTool(_Strict):
     session_sums: list[str] = Field(
         default_factory=list,
         description="Numeric argument fields the run sums for policies (context.session.sums).",
+    )
+    ambiguous_when: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Result fields and the values that make an answer ambiguous "
+        "(budgets.adaptive).",
     )
     description: str | None = Field(
         default=None, description="Shown to the model; defaults to the server's description."

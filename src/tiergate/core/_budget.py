@@ -72,6 +72,12 @@ class BudgetLedger(BaseModel):
     denials: int = 0
     invalid_proposals: int = 0
     call_counts: dict[str, int] = Field(default_factory=dict)
+    #: ``budgets.adaptive``: ambiguous results so far, the limits it shrank, and the
+    #: fingerprints of answers and errors seen (a repeat of one is ambiguous).
+    ambiguous: int = 0
+    tool_calls_limit: int | None = None
+    model_calls_limit: int | None = None
+    seen_answers: list[str] = Field(default_factory=list)
 
     @property
     def total_tokens(self) -> int:
@@ -110,7 +116,13 @@ class BudgetLedger(BaseModel):
         """None if one more model call is within every limit, else the first limit hit."""
         return (
             _at_least("total_tokens", self.total_tokens, limits.max_total_tokens, "tokens")
-            or _next_exceeds("model_calls", self.model_calls, limits.max_model_calls)
+            or _shrinkable(
+                "model_calls",
+                self.model_calls,
+                limits.max_model_calls,
+                self.model_calls_limit,
+                self.ambiguous,
+            )
             or self._shared(limits, elapsed_seconds)
         )
 
@@ -123,7 +135,13 @@ class BudgetLedger(BaseModel):
         ``max_identical_tool_calls``.
         """
         return (
-            _next_exceeds("tool_calls", self.tool_calls, limits.max_tool_calls)
+            _shrinkable(
+                "tool_calls",
+                self.tool_calls,
+                limits.max_tool_calls,
+                self.tool_calls_limit,
+                self.ambiguous,
+            )
             or _next_exceeds(
                 "identical_tool_calls",
                 self.call_counts.get(digest, 0),
@@ -230,6 +248,18 @@ def _over(limit: str, used: float, maximum: float) -> BudgetStop | None:
         over_by=used - maximum,
         message=f"{limit}: used {used} of {maximum} (over by {used - maximum})",
     )
+
+
+def _shrinkable(
+    limit: str, used: int, configured: int, shrunk: int | None, ambiguous: int
+) -> BudgetStop | None:
+    """`_next_exceeds` against the limit in force: the configured one, or the lower one
+    ``budgets.adaptive`` shrank it to."""
+    if shrunk is None or shrunk >= configured:
+        return _next_exceeds(limit, used, configured)
+    note = f"shrunk from {configured} after {ambiguous} ambiguous result{'s' * (ambiguous != 1)} (budgets.adaptive)"
+    stop = _next_exceeds(limit, used, shrunk, note=note)
+    return stop.model_copy(update={"shrunk": True}) if stop is not None else None
 
 
 def _next_exceeds(limit: str, used: int, maximum: int, note: str = "") -> BudgetStop | None:

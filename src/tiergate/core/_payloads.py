@@ -370,6 +370,9 @@ class ToolResult(_Payload):
         contains_pii: Whether the PII detector found personal data in the full output.
         replayed: True when the backend had already applied this idempotency key.
         checks: What the tool runner verified before the call acted, one line per check.
+        ambiguous: Why the answer is not definite, when the tool said so (it raised
+            `tiergate.tools.Ambiguous`, or a result field has a value its spec's
+            ``ambiguous_when`` lists).
     """
 
     ok: bool
@@ -386,6 +389,7 @@ class ToolResult(_Payload):
     principal: str | None = None
     credential: str | None = None
     checks: list[str] = Field(default_factory=list)
+    ambiguous: str | None = None
 
 
 class RegistryRequest(_Payload):

@@ -22,6 +22,9 @@ class ToolCallProposal(_Record):
     tool: Annotated[str, Field(min_length=1, max_length=200)]
     arguments: dict[str, Any] = Field(default_factory=dict)
     reason: Annotated[str, Field(max_length=2000)] = ""
+    #: How sure the model says it is (0-1); below ``budgets.adaptive.min_confidence`` the
+    #: run escalates instead of gating the call.
+    confidence: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class FinalAnswerProposal(_Record):
@@ -30,6 +33,7 @@ class FinalAnswerProposal(_Record):
     kind: Literal["final_answer"] = "final_answer"
     answer: Annotated[str, Field(max_length=8000)]
     reason: Annotated[str, Field(max_length=2000)] = ""
+    confidence: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class EscalateProposal(_Record):

@@ -26,13 +26,31 @@ class _Record(BaseModel):
 
 
 class BudgetStop(_Record):
-    """Which limit stopped the run and by how much."""
+    """Which limit stopped the run and by how much; ``shrunk`` when the limit was one that
+    ``budgets.adaptive`` had shrunk."""
 
     limit: str
     limit_value: float
     used: float
     over_by: float
     message: str
+    shrunk: bool = False
+
+
+class BudgetAdjustment(_Record):
+    """A change ``budgets.adaptive`` made to the run, and why (a step records it).
+
+    Attributes:
+        kind: ``shrink`` (the remaining budgets were cut) or ``escalate`` (the run stops).
+        ambiguous: Ambiguous results so far, this one included.
+        tool_calls_limit / model_calls_limit: The run's limits after a shrink.
+    """
+
+    kind: Literal["shrink", "escalate"]
+    reason: str
+    ambiguous: int = 0
+    tool_calls_limit: int | None = None
+    model_calls_limit: int | None = None
 
 
 class PendingAction(_Record):
@@ -159,6 +177,8 @@ class StepRecord(_Record):
         observation: What was fed back to the model after this step.
         started_at: Workflow time the step began (ISO 8601).
         work_seconds: How long the step took, its approval wait excluded.
+        ambiguous: Why the step's tool result was ambiguous (``budgets.adaptive``).
+        adjustment: What ``budgets.adaptive`` did after this step.
     """
 
     step: int
@@ -178,6 +198,8 @@ class StepRecord(_Record):
     started_at: str = ""
     work_seconds: float = 0.0
     model_drift: ModelDrift | None = None
+    ambiguous: str | None = None
+    adjustment: BudgetAdjustment | None = None
 
 
 class ModelDrift(_Record):
@@ -245,13 +267,20 @@ class Stop(_Record):
     outcome: Outcome
     reason: str
     budget_stop: BudgetStop | None = None
+    #: Stopped by ``budgets.adaptive``: escalated, or out of a budget it shrank.
+    adaptive: bool = False
 
     @classmethod
     def exhausted(cls, stop: BudgetStop | None) -> Stop | None:
         """The run's end for a limit that ran out (None: no limit did)."""
         if stop is None:
             return None
-        return cls(outcome=Outcome.BUDGET_EXHAUSTED, reason=stop.message, budget_stop=stop)
+        return cls(
+            outcome=Outcome.BUDGET_EXHAUSTED,
+            reason=stop.message,
+            budget_stop=stop,
+            adaptive=stop.shrunk,
+        )
 
     @classmethod
     def unknown_effect(cls, name: str, cause: str) -> Stop:
@@ -336,6 +365,8 @@ class RunSummary(_Record):
     approval_wait_seconds: float = 0.0
     versions: Versions | None = None
     budget_stop: BudgetStop | None = None
+    #: The run was stopped by ``budgets.adaptive`` (escalated, or out of a shrunk budget).
+    adaptive_stop: bool = False
     pending_action: PendingAction | None = None
     alerts: list[str] = Field(default_factory=list)
     routing: Routing | None = None
@@ -390,6 +421,8 @@ class StepMark(_Record):
     approved_by: list[str] = Field(default_factory=list)
     observation: str | None = None
     model_drift: str | None = None
+    ambiguous: str | None = None
+    adjustment: str | None = None
 
     @classmethod
     def of(cls, record: StepRecord) -> StepMark:
@@ -417,6 +450,8 @@ class StepMark(_Record):
             approved_by=decision.approved_by if decision else [],
             observation=cut(record.observation),
             model_drift=record.model_drift.kind if record.model_drift else None,
+            ambiguous=cut(record.ambiguous),
+            adjustment=cut(record.adjustment.reason) if record.adjustment else None,
         )
 
 

@@ -14,6 +14,7 @@ import json
 from datetime import datetime
 from typing import TypeVar, cast
 
+from tiergate.core._adaptive import adjust, ambiguity, unsure
 from tiergate.core._agent import AgentBundle, Budgets
 from tiergate.core._budget import ActivityFailure, BudgetLedger
 from tiergate.core._carry import RunCarry
@@ -43,6 +44,7 @@ from tiergate.core._proposal import (
     parse_proposal,
 )
 from tiergate.core._records import (
+    BudgetAdjustment,
     ModelCall,
     Outcome,
     RunSummary,
@@ -223,6 +225,9 @@ class RunState:
             record.invalid = proposal
             return self._invalid(record, proposal)
         record.proposal = proposal
+        adaptive = self.budgets.adaptive
+        if adaptive is not None and (low := unsure(adaptive, proposal)) is not None:
+            return self._adjusted(record, low)
         if isinstance(proposal, FinalAnswerProposal):
             return self._final(record, proposal)
         if isinstance(proposal, EscalateProposal):
@@ -365,7 +370,7 @@ class RunState:
         if not result.ok:
             note = f"{tool} failed: {result.error}"
             self._observe(record, TranscriptEntry(role="tool", name=tool, content=note), note)
-            return None
+            return self._ambiguous(record, decision, result, None)
         if (spec := self.bundle.tools.get(tool)) is not None:
             self.session.took_effect(spec, decision.arguments)
         check = self.gate.check_output_facts(tool, "result", result.pii_kinds, result.output_size)
@@ -374,10 +379,55 @@ class RunState:
             self.alerts.extend(check.alerts)
             note = f"output of {tool} withheld by policy {', '.join(check.policy_ids)}"
             self._observe(record, TranscriptEntry(role="gate", content=note), note)
-            return None
+            return self._ambiguous(record, decision, result, check.policy_ids)
         entry = TranscriptEntry(role="tool", name=tool, ref=result.output_ref)
         self._observe(record, entry, tool_observation(tool, result), mark=False)
-        return None
+        return self._ambiguous(record, decision, result, None)
+
+    def _ambiguous(
+        self,
+        record: StepRecord,
+        decision: Allowed,
+        result: ToolResult,
+        withheld_by: list[str] | None,
+    ) -> Stop | None:
+        """``budgets.adaptive``: an ambiguous result counts, and may shrink the budgets or
+        stop the run (see `tiergate.core._adaptive`). Agents without it are untouched."""
+        adaptive = self.budgets.adaptive
+        if adaptive is None:
+            return None
+        seen = self.ledger.seen_answers
+        reason, key = ambiguity(
+            decision.tool,
+            self.bundle.tools.get(decision.tool),
+            decision.call_digest,
+            result,
+            withheld_by,
+            seen,
+        )
+        if key not in seen:
+            seen.append(key)
+        if reason is None:
+            return None
+        record.ambiguous = reason
+        adjustment = adjust(adaptive, self.budgets, self.ledger, reason)
+        if adjustment is None:
+            self.steps.mark(record)  # the history holds the result, not that it was ambiguous
+            return None
+        return self._adjusted(record, adjustment)
+
+    def _adjusted(self, record: StepRecord, adjustment: BudgetAdjustment) -> Stop | None:
+        """The step records ``adjustment``; an escalation ends the run."""
+        record.adjustment = adjustment
+        self.steps.mark(record)
+        if adjustment.kind != "escalate":
+            return None
+        self.alerts.append("adaptive_escalation")
+        return Stop(
+            outcome=Outcome.ESCALATED,
+            reason=f"adaptive budgets: {adjustment.reason}",
+            adaptive=True,
+        )
 
     def review_item(
         self, record: StepRecord, decision: Allowed, result: ToolResult, run_id: str
@@ -434,6 +484,7 @@ class RunState:
             versions=self.versions(code_version),
             approval_wait_seconds=round(self.waited_seconds, 3),
             budget_stop=stop.budget_stop,
+            adaptive_stop=stop.adaptive,
             alerts=sorted(set(self.alerts)),
             routing=self.bundle.routing or self.input.routing,
             previous_run_ids=self.previous_run_ids,

@@ -47,6 +47,8 @@ class ToolSpec(BaseModel):
             (`tiergate.core.Session`).
         session_sums: Numeric argument fields (decimal or integer) the run sums over calls
             that took effect: ``context.session.sums[tool][field]`` and ``sums_after``.
+        ambiguous_when: Result fields and the values that make an answer ambiguous (an
+            order status ``unknown``): such a result counts toward ``budgets.adaptive``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +63,7 @@ class ToolSpec(BaseModel):
     honors_idempotency_key: bool = False
     session_keys: tuple[str, ...] = ()
     session_sums: tuple[str, ...] = ()
+    ambiguous_when: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -97,7 +97,13 @@ def support_toolsets(desk: SupportDesk) -> tuple[Toolset, ...]:
 
     # Policies can ask which orders the run checked and refunded, how much it refunded and
     # whom it emailed (`context.session`).
-    @orders.tool(tier=0, name="get_status", session_keys=("order_id",))
+    @orders.tool(
+        tier=0,
+        name="get_status",
+        session_keys=("order_id",),
+        # A carrier that has not updated, or a status nobody knows, is no answer yet.
+        ambiguous_when={"status": ("pending_carrier_update", "unknown")},
+    )
     def order_status(args: GetOrderStatusArgs, call: ToolCall) -> dict[str, Any]:
         """Order status."""
         return desk.store(call).order_status(args.order_id)

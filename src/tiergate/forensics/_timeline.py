@@ -80,6 +80,11 @@ class TimelineStep(BaseModel):
     output_tokens: int = 0
     cost_usd: float = 0.0
     flags: list[str] = Field(default_factory=list)
+    #: ``budgets.adaptive``: why the step's result was ambiguous, what that did to the run.
+    ambiguous: str | None = None
+    adjustment: str | None = None
+    #: What log-only policies would have made of the call (``Decision.would_flip``).
+    would_flip: str | None = None
 
 
 class Timeline(BaseModel):
@@ -313,6 +318,11 @@ def _from_record(record: StepRecord, events: _Events, redact: Redactor) -> Timel
     out.flags = [
         f"output_blocked:{','.join(c.policy_ids)}" for c in record.output_checks if not c.allowed
     ]
+    out.ambiguous = redact.text(record.ambiguous) if record.ambiguous else None
+    out.adjustment = redact.text(record.adjustment.reason) if record.adjustment else None
+    gated = record.approval.original if record.approval else decision
+    if gated is not None and (flipped := gated.would_flip) is not None:
+        out.would_flip = f"{flipped.after} by {', '.join(flipped.policy_ids)} (log-only)"
     return out
 
 
@@ -352,6 +362,8 @@ def _from_events(
         out.cost_usd, out.approval_status = mark.cost_usd, mark.approval_status
         out.observation = redact.text(mark.observation) if mark.observation else None
         out.idempotency_key = mark.idempotency_key
+        out.ambiguous = redact.text(mark.ambiguous) if mark.ambiguous else None
+        out.adjustment = redact.text(mark.adjustment) if mark.adjustment else None
     if (call := events.tool_inputs.get(step)) is not None:
         out.tool_input = redact.value(call.arguments)
         if call.code:

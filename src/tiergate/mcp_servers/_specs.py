@@ -62,6 +62,7 @@ def governed_spec(server: McpServer, listed: ListedTool) -> Tool:
                 "emits": tuple(config.emits),
                 "session_keys": tuple(config.session_keys),
                 "session_sums": tuple(config.session_sums),
+                "ambiguous_when": {k: tuple(v) for k, v in config.ambiguous_when.items()},
                 "description": (config.description or listed.description).split("\n\n")[0][:500],
                 "irreversible": irreversible,
                 "honors_idempotency_key": config.honors_idempotency_key,

@@ -82,3 +82,8 @@ model_drift = _meter.create_counter(
 budget_stops = _meter.create_counter(
     "tiergate.budget.stops", "{run}", "Runs stopped by a budget, by limit."
 )
+budget_adjustments = _meter.create_counter(
+    "tiergate.budget.adjustments",
+    "{adjustment}",
+    "Budgets shrunk, and runs escalated, by budgets.adaptive after ambiguous results.",
+)

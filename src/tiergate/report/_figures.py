@@ -101,6 +101,10 @@ class Report(BaseModel):
     blocked_actions: dict[str, int] = Field(default_factory=dict)
     escalations: dict[str, int] = Field(default_factory=dict)
     budget_stops: dict[str, int] = Field(default_factory=dict)
+    #: Runs ``budgets.adaptive`` stopped after ambiguous results (escalated, or out of a
+    #: budget it shrank), and the budget shrinks it made.
+    adaptive_stops: int = 0
+    budget_shrinks: int = 0
     #: Per log-only policy (``@mode("log_only")``), the decisions and outputs it would have
     #: changed had it been enforced.
     log_only_flips: dict[str, int] = Field(default_factory=dict)
@@ -211,6 +215,12 @@ def compute(
         blocked_actions=dict(blocked.most_common()),
         escalations=dict(sorted(escalations.items())),
         budget_stops=dict(budget_stops.most_common()),
+        adaptive_stops=sum(s.adaptive_stop for s in summaries),
+        budget_shrinks=sum(
+            step.adjustment is not None and step.adjustment.kind == "shrink"
+            for s in summaries
+            for step in s.steps
+        ),
         log_only_flips=dict(flips.most_common()),
         pending_approvals=_pending(facts, until),
         by_agent={name: dict(sorted(c.items())) for name, c in sorted(by_agent.items())},

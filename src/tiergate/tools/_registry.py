@@ -7,7 +7,7 @@ implementation here by name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -42,6 +42,7 @@ class Tool:
         honors_idempotency_key: bool = False,
         session_keys: tuple[str, ...] = (),
         session_sums: tuple[str, ...] = (),
+        ambiguous_when: Mapping[str, Iterable[str]] | None = None,
     ) -> Tool:
         """A tool whose argument schema is ``args``' JSON Schema; refuses what the gate could
         not govern (no tier, no schema, unknown emitted fields) with the fix."""
@@ -62,6 +63,7 @@ class Tool:
                 "honors_idempotency_key": honors_idempotency_key,
                 "session_keys": tuple(session_keys),
                 "session_sums": tuple(session_sums),
+                "ambiguous_when": {k: tuple(v) for k, v in (ambiguous_when or {}).items()},
             }
         )
         return cls(spec, args)

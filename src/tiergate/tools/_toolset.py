@@ -30,7 +30,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import typing
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -107,10 +107,12 @@ class Toolset:
         honors_idempotency_key: bool = False,
         session_keys: tuple[str, ...] = (),
         session_sums: tuple[str, ...] = (),
+        ambiguous_when: Mapping[str, Iterable[str]] | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as ``<toolset>.<name or function name>``; the
         function itself is returned unchanged. ``session_keys`` and ``session_sums`` name
-        argument fields the run keeps for policies (``context.session``)."""
+        argument fields the run keeps for policies (``context.session``); ``ambiguous_when``
+        result fields whose values make an answer ambiguous (``budgets.adaptive``)."""
 
         def register(function: F) -> F:
             tool_name = f"{self.name}.{name or function.__name__}"
@@ -147,6 +149,7 @@ class Toolset:
                     honors_idempotency_key=honors_idempotency_key,
                     session_keys=tuple(session_keys),
                     session_sums=tuple(session_sums),
+                    ambiguous_when=ambiguous_when,
                 )
             except ValidationError as error:
                 raise ToolRegistrationError(

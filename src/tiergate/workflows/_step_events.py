@@ -27,6 +27,7 @@ class StepEvents:
         if not workflow.in_workflow():
             return  # evicted mid-step; the replay closes it
         self._events_of(record)
+        self._adjusted(span, record)
         waited = record.approval.waited_seconds if record.approval else 0.0
         elapsed = (workflow.now() - started).total_seconds()
         record.work_seconds = round(max(elapsed - waited, 0.0), 3)
@@ -66,6 +67,8 @@ class StepEvents:
                 decision_code=values["decision_code"],
                 **self.ctx.pick(self.ctx.log_fields, values),
                 **_would_flip(record),
+                **({"ambiguous": record.ambiguous} if record.ambiguous else {}),
+                **({"budget_adjustment": record.adjustment.reason} if record.adjustment else {}),
             )
 
     def _events_of(self, record: StepRecord) -> None:
@@ -159,6 +162,33 @@ class StepEvents:
             for policy_id in decision.policy_ids or [""]:
                 metric.policy_denials.add(1, {**labels, "tiergate.policy_id": policy_id})
             metric.blocked_actions.add(1, {"tiergate.agent": self.ctx.agent, "cause": "policy"})
+
+    def _adjusted(self, span: Span, record: StepRecord) -> None:
+        """What ``budgets.adaptive`` did after the step: an event on its span, a metric."""
+        adjustment = record.adjustment
+        if adjustment is None or not live():
+            return
+        span.add_event(
+            "tiergate.budget.adjusted",
+            {
+                "tiergate.adjustment": adjustment.kind,
+                "tiergate.adjustment.reason": adjustment.reason,
+                "tiergate.ambiguous": adjustment.ambiguous,
+                **(
+                    {"tiergate.budget.tool_calls_limit": adjustment.tool_calls_limit}
+                    if adjustment.tool_calls_limit is not None
+                    else {}
+                ),
+                **(
+                    {"tiergate.budget.model_calls_limit": adjustment.model_calls_limit}
+                    if adjustment.model_calls_limit is not None
+                    else {}
+                ),
+            },
+        )
+        metric.budget_adjustments.add(
+            1, {"tiergate.agent": self.ctx.agent, "tiergate.adjustment": adjustment.kind}
+        )
 
     def _blocked(self, cause: str) -> None:
         """An action or output that did not go through for ``cause`` (output, budget)."""

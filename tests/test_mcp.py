@@ -187,6 +187,18 @@ def test_annotations_raise_a_tier_or_mark_a_write_but_never_lower() -> None:
     assert quiet.name == "s.r"
 
 
+def test_an_mcp_tool_config_declares_which_answers_are_ambiguous() -> None:
+    server = McpServer.model_validate(
+        {
+            "name": "s",
+            "command": ["x"],
+            "tools": {"r": {"tier": 0, "ambiguous_when": {"state": ["unknown", "stale"]}}},
+        }
+    )
+    spec = governed_spec(server, listed("r", True, None)).spec
+    assert spec.ambiguous_when == {"state": ("unknown", "stale")}
+
+
 def test_what_the_gate_cannot_govern_is_refused_naming_server_and_tool() -> None:
     server = McpServer.model_validate(
         {"name": "s", "command": ["x"], "tools": {"deep": {"tier": 0}}}

@@ -75,6 +75,20 @@ def _gate(r: dict[str, Any]) -> list[Row]:
             _verdict(ratio <= 1.5) + (f" by {ratio - 1.5:.3f}" if ratio > 1.5 else ""),
         )
     ]
+    logged = r.get("log_only")
+    if logged is not None:
+        low, high = logged["ratio_p99_range"]
+        rows.append(
+            (
+                "gate latency, log-only",
+                "p99 µs, one log-only policy that would flip the call, vs the demo's gate",
+                f"{logged['with_log_only_p99_us']}",
+                f"{logged['without_p99_us']} (no log-only policy)",
+                f"{logged['ratio_p99']:.3f} ({low:.2f}–{high:.2f})",
+                "measured",
+                "reported",
+            )
+        )
     session = r.get("session")
     if session is not None:
         low, high = session["ratio_p99_range"]

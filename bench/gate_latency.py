@@ -12,6 +12,10 @@ Then the cost of session context (issue #24): the same refund decided by a gate 
 policies also read ``context.session`` (the examples of `tests/policies/`), in a run that has
 made 20 calls (checked 10 orders, refunded 5), against the demo's gate, interleaved.
 
+Then the cost of a log-only policy (issue #24): the demo's gate with one `@mode("log_only")`
+forbid that would deny the refund (so every decision is evaluated twice and records a
+would-flip), against the demo's gate, interleaved.
+
     python bench/gate_latency.py [--iterations 5000] [--rounds 7]
 """
 
@@ -99,6 +103,29 @@ def session_round(
     return {"with_session": a, "without": b, "ratio_p99": a["p99_us"] / b["p99_us"]}
 
 
+TRIAL = """@id("trial_small_refunds") @mode("log_only")
+forbid(principal, action == Action::"payments.issue_refund", resource)
+when { context.input.amount_usd.greaterThan(decimal("20.00")) };"""
+
+
+def log_only_round(
+    plain: Gate, trial: Gate, proposal: ToolCallProposal, iterations: int
+) -> dict[str, Any]:
+    """Times the demo's gate and the same with a log-only policy, alternating."""
+    without: list[float] = []
+    logged: list[float] = []
+    clock = time.perf_counter
+    for _ in range(iterations):
+        began = clock()
+        plain.decide(proposal, 3)
+        without.append(clock() - began)
+        began = clock()
+        trial.decide(proposal, 3)
+        logged.append(clock() - began)
+    a, b = stats_us(logged), stats_us(without)
+    return {"with_log_only": a, "without": b, "ratio_p99": a["p99_us"] / b["p99_us"]}
+
+
 def busy_run() -> RunSoFar:
     """A run 20 calls in: 10 orders checked, 5 refunded, 5 emails sent."""
     specs = SUPPORT_TOOLS.specs
@@ -157,6 +184,19 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
     session_round(gate, reading, checked, busy, min(iterations, 500))  # warm-up
     sessions = [session_round(gate, reading, checked, busy, iterations) for _ in range(rounds)]
     session_ratios = sorted(r["ratio_p99"] for r in sessions)
+    trial = Gate(
+        bundle.config.name,
+        bundle.config.allowed_tools,
+        build_bundle([("demo", bundle.policy.text), ("trial", TRIAL)], bundle.policy.schema_text),
+        bundle.tools,
+        detect=pii_kinds,
+    )
+    flipped = trial.decide(proposal, 3)
+    assert flipped.verdict.value == "allow"
+    assert flipped.would_flip is not None
+    log_only_round(gate, trial, proposal, min(iterations, 500))  # warm-up
+    trials = [log_only_round(gate, trial, proposal, iterations) for _ in range(rounds)]
+    trial_ratios = sorted(r["ratio_p99"] for r in trials)
     return {
         "benchmark": "gate_latency",
         "command": f"python bench/gate_latency.py --iterations {iterations} --rounds {rounds}",
@@ -180,6 +220,16 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
             ),
             "ratio_p99": round(statistics.median(session_ratios), 4),
             "ratio_p99_range": [round(session_ratios[0], 4), round(session_ratios[-1], 4)],
+        },
+        "log_only": {
+            "with_log_only_p99_us": round(
+                float(statistics.median(r["with_log_only"]["p99_us"] for r in trials)), 1
+            ),
+            "without_p99_us": round(
+                float(statistics.median(r["without"]["p99_us"] for r in trials)), 1
+            ),
+            "ratio_p99": round(statistics.median(trial_ratios), 4),
+            "ratio_p99_range": [round(trial_ratios[0], 4), round(trial_ratios[-1], 4)],
         },
     }
 

@@ -222,17 +222,13 @@ def test_session_fields_must_be_fields_of_the_right_kind() -> None:
             return {"sku": sku}
 
 
-async def test_the_session_crosses_continue_as_new_and_the_runner_reads_every_segment(
-    harness: Harness,
-) -> None:
-    """A status check in the first segment lets the refund of a later segment through, at
-    the gate (from the carry) and at the tool runner (from the earlier segment's own
-    history); an order checked nowhere is still refused."""
-    h = harness
+async def long_session_run(h: Harness) -> RunSummary:
+    """A run under the session examples that continues as new: a status check of ORD-5001,
+    eight reads, a refund of ORD-5005 (never checked) and one of ORD-5001."""
     (h.home / "agents").mkdir(exist_ok=True)
     agent = session_agent(h)
     reads = [call("crm.read_ticket", ticket_id=f"T-100{n}") for n in range(1, 9)]
-    summary = await h.run(
+    return await h.run(
         agent,
         input={},
         continue_as_new_after_events=SHORT,
@@ -246,6 +242,16 @@ async def test_the_session_crosses_continue_as_new_and_the_runner_reads_every_se
             final("refunded"),
         ),
     )
+
+
+async def test_the_session_crosses_continue_as_new_and_the_runner_reads_every_segment(
+    harness: Harness,
+) -> None:
+    """A status check in the first segment lets the refund of a later segment through, at
+    the gate (from the carry) and at the tool runner (from the earlier segment's own
+    history); an order checked nowhere is still refused."""
+    h = harness
+    summary = await long_session_run(h)
     assert summary.previous_run_ids  # the run continued as new on the way
     assert summary.outcome.value == "completed", summary.reason
     refunds = [

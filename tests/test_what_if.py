@@ -20,11 +20,10 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import Harness, call, final, scripted
+from tests.conftest import Harness
 from tests.test_cli import tiergate
 from tests.test_evals import SUITE
-from tests.test_long_runs import SHORT
-from tests.test_session_policies import EXAMPLES, session_agent
+from tests.test_session_policies import EXAMPLES, long_session_run
 from tiergate.approvals import trusting_dev_admin
 from tiergate.core import LOAD_AGENT_ACTIVITY, RunSummary, ToolCallProposal
 from tiergate.demo import SUPPORT_TOOLKIT, SupportStore, register_demo_approvers, run_scenarios
@@ -296,23 +295,7 @@ async def test_a_long_run_is_re_decided_segment_by_segment(
     """The status check of the first segment, carried into a later one, is what lets the
     later refund through; dropping the policy flips only the refund it denied."""
     h = harness
-    (h.home / "agents").mkdir(exist_ok=True)
-    agent = session_agent(h)
-    reads = [call("crm.read_ticket", ticket_id=f"T-100{n}") for n in range(1, 9)]
-    summary = await h.run(
-        agent,
-        input={},
-        continue_as_new_after_events=SHORT,
-        model_overrides=scripted(
-            call("orders.get_status", order_id="ORD-5001"),
-            *reads,
-            call("payments.issue_refund", order_id="ORD-5005", amount_usd="20", reason_code="late"),
-            call(
-                "payments.issue_refund", order_id="ORD-5001", amount_usd="20", reason_code="damaged"
-            ),
-            final("refunded"),
-        ),
-    )
+    summary = await long_session_run(h)
     assert summary.previous_run_ids
     views = [read_history(x) for x in await fetch_run_chain(h.env.client, summary.workflow_id)]
     assert len(views) > 1

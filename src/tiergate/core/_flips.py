@@ -11,12 +11,9 @@ allow under other permits, is no flip.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:  # decisions record flips (log-only policies): this module cannot import them
-    from tiergate.core._decision import Allowed, Denied, Held
 
 
 class FlipKind(StrEnum):
@@ -48,7 +45,25 @@ class Flip(BaseModel):
     policy_ids: list[str] = Field(default_factory=list)
 
 
-def outcome(decision: Allowed | Held | Denied) -> str:
+class Decided(Protocol):
+    """What a flip reads of a decision. Decisions record flips (``would_flip``, for
+    log-only policies), so this module describes them rather than importing them."""
+
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def tool(self) -> str | None: ...
+    @property
+    def tier(self) -> int | None: ...
+    @property
+    def policy_ids(self) -> list[str]: ...
+    @property
+    def tier_policy_ids(self) -> list[str]: ...
+
+
+def outcome(decision: Decided) -> str:
     """What a decision lets happen, in a few words."""
     if decision.verdict == "deny":
         return f"deny ({decision.code})"
@@ -59,11 +74,7 @@ def outcome(decision: Allowed | Held | Denied) -> str:
     return f"allow (tier {decision.tier})"
 
 
-def flip(
-    before: Allowed | Held | Denied,
-    after: Allowed | Held | Denied,
-    only: frozenset[str] | None = None,
-) -> Flip | None:
+def flip(before: Decided, after: Decided, only: frozenset[str] | None = None) -> Flip | None:
     """How ``after`` differs from ``before`` in what it lets happen, or None if it does not.
     With ``only``, the flip is put down to those of its policies in ``only`` (the log-only
     ones, when ``after`` is the decision with them enforced)."""

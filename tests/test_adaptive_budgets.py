@@ -24,7 +24,7 @@ from tiergate.core import (
 )
 from tiergate.core._adaptive import adjust, ambiguity
 from tiergate.demo import SUPPORT_TOOLS
-from tiergate.forensics import build_timeline, replay_one
+from tiergate.forensics import build_timeline, read_history, replay_one, what_if
 from tiergate.tools import Ambiguous
 from tiergate.worker import build_worker
 
@@ -165,6 +165,9 @@ async def test_a_low_confidence_proposal_escalates_before_the_gate(harness: Harn
     )
     assert summary.steps[-1].decision is None  # never gated, never run
     assert h.store.rows("refunds") == []
+    # Offline what-if re-decides what the gate decided: the read, not the unsure refund.
+    report = what_if([read_history(await h.history(summary.workflow_id))], lambda b: b.policy)
+    assert (report.decisions, report.flips, report.unreproduced) == (1, [], [])
     sure = {**call("crm.read_ticket", ticket_id="T-1001"), "confidence": 0.9}
     done = await h.run(agent, input={}, model_overrides=scripted(sure, final()))
     assert done.outcome == Outcome.COMPLETED

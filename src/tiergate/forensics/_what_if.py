@@ -149,6 +149,9 @@ class _Step:
     mark: StepMark | None = None
     call: ToolCallInput | None = None
     result: ToolResult | None = None
+    #: False when the run's summary shows the proposal never reached the gate (the run
+    #: stopped first: low confidence, a drifted model); None when there is no summary.
+    gated: bool | None = None
 
 
 #: A candidate policy set for a pinned bundle (compiled against that bundle's schema).
@@ -173,7 +176,7 @@ class WhatIfReader:
         invalid = carry.ledger.invalid_proposals if carry else 0
         self.report.runs += 1
         for step in _steps(view):
-            if step.proposal is not None:
+            if step.proposal is not None and step.gated is not False:
                 counts = _counts(step, denials, invalid)
                 so_far = RunSoFar.of(session, counts)
                 before = pinned.decide(step.proposal, step.step, so_far)
@@ -279,6 +282,14 @@ def _steps(view: RunView) -> list[_Step]:
         step.call = call
         if activity.result is not None:
             step.result = ToolResult.model_validate(activity.result)
+    if view.summary is not None:
+        for record in view.summary.steps:
+            if record.step in steps:
+                steps[record.step].gated = record.decision is not None
+    else:  # a segment without a summary: a step marked undecided, with no call, never was
+        for step in steps.values():
+            if step.mark is not None and step.mark.verdict is None and step.call is None:
+                step.gated = False
     return [steps[n] for n in sorted(steps)]
 
 

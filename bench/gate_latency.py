@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,45 +86,27 @@ def one_round(
     }
 
 
-def session_round(
-    plain: Gate, reading: Gate, proposal: ToolCallProposal, so_far: RunSoFar, iterations: int
+def paired_round(
+    baseline: Callable[[], object], measured: Callable[[], object], iterations: int
 ) -> dict[str, Any]:
-    """Times the demo's gate and a session-reading gate on the same proposal, alternating."""
+    """Times ``baseline`` and ``measured`` (two gates deciding one proposal), alternating."""
     without: list[float] = []
-    with_session: list[float] = []
+    with_it: list[float] = []
     clock = time.perf_counter
     for _ in range(iterations):
         began = clock()
-        plain.decide(proposal, 21)
+        baseline()
         without.append(clock() - began)
         began = clock()
-        reading.decide(proposal, 21, so_far)
-        with_session.append(clock() - began)
-    a, b = stats_us(with_session), stats_us(without)
-    return {"with_session": a, "without": b, "ratio_p99": a["p99_us"] / b["p99_us"]}
+        measured()
+        with_it.append(clock() - began)
+    a, b = stats_us(with_it), stats_us(without)
+    return {"with": a, "without": b, "ratio_p99": a["p99_us"] / b["p99_us"]}
 
 
 TRIAL = """@id("trial_small_refunds") @mode("log_only")
 forbid(principal, action == Action::"payments.issue_refund", resource)
 when { context.input.amount_usd.greaterThan(decimal("20.00")) };"""
-
-
-def log_only_round(
-    plain: Gate, trial: Gate, proposal: ToolCallProposal, iterations: int
-) -> dict[str, Any]:
-    """Times the demo's gate and the same with a log-only policy, alternating."""
-    without: list[float] = []
-    logged: list[float] = []
-    clock = time.perf_counter
-    for _ in range(iterations):
-        began = clock()
-        plain.decide(proposal, 3)
-        without.append(clock() - began)
-        began = clock()
-        trial.decide(proposal, 3)
-        logged.append(clock() - began)
-    a, b = stats_us(logged), stats_us(without)
-    return {"with_log_only": a, "without": b, "ratio_p99": a["p99_us"] / b["p99_us"]}
 
 
 def busy_run() -> RunSoFar:
@@ -181,8 +164,15 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
         arguments={"order_id": "ORD-5001", "amount_usd": "35", "reason_code": "damaged"},
     )
     assert reading.decide(checked, 21, busy).verdict.value == "allow"
-    session_round(gate, reading, checked, busy, min(iterations, 500))  # warm-up
-    sessions = [session_round(gate, reading, checked, busy, iterations) for _ in range(rounds)]
+
+    def plain_at(step: int) -> Callable[[], object]:
+        return lambda: gate.decide(checked, step)
+
+    def reading_busy() -> object:
+        return reading.decide(checked, 21, busy)
+
+    paired_round(plain_at(21), reading_busy, min(iterations, 500))  # warm-up
+    sessions = [paired_round(plain_at(21), reading_busy, iterations) for _ in range(rounds)]
     session_ratios = sorted(r["ratio_p99"] for r in sessions)
     trial = Gate(
         bundle.config.name,
@@ -194,8 +184,15 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
     flipped = trial.decide(proposal, 3)
     assert flipped.verdict.value == "allow"
     assert flipped.would_flip is not None
-    log_only_round(gate, trial, proposal, min(iterations, 500))  # warm-up
-    trials = [log_only_round(gate, trial, proposal, iterations) for _ in range(rounds)]
+
+    def trial_decides() -> object:
+        return trial.decide(proposal, 3)
+
+    def demo_decides() -> object:
+        return gate.decide(proposal, 3)
+
+    paired_round(demo_decides, trial_decides, min(iterations, 500))  # warm-up
+    trials = [paired_round(demo_decides, trial_decides, iterations) for _ in range(rounds)]
     trial_ratios = sorted(r["ratio_p99"] for r in trials)
     return {
         "benchmark": "gate_latency",
@@ -213,7 +210,7 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
         "target": "gate p99 <= 1.5x the bare Cedar call (median of the rounds' ratios)",
         "session": {
             "with_session_p99_us": round(
-                float(statistics.median(r["with_session"]["p99_us"] for r in sessions)), 1
+                float(statistics.median(r["with"]["p99_us"] for r in sessions)), 1
             ),
             "without_p99_us": round(
                 float(statistics.median(r["without"]["p99_us"] for r in sessions)), 1
@@ -223,7 +220,7 @@ def main(iterations: int, rounds: int) -> dict[str, Any]:
         },
         "log_only": {
             "with_log_only_p99_us": round(
-                float(statistics.median(r["with_log_only"]["p99_us"] for r in trials)), 1
+                float(statistics.median(r["with"]["p99_us"] for r in trials)), 1
             ),
             "without_p99_us": round(
                 float(statistics.median(r["without"]["p99_us"] for r in trials)), 1

@@ -12,7 +12,10 @@ from rich.table import Table
 from tiergate.cli._render import console
 from tiergate.settings import Settings
 
-config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Every setting's effective value and the variable that sets it (secrets masked).",
+    no_args_is_help=True,
+)
 MASK = "********"
 
 

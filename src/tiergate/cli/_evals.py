@@ -29,7 +29,7 @@ from tiergate.evals import (
     load_suite,
     run_suite,
 )
-from tiergate.forensics._shadow import Candidate
+from tiergate.forensics._candidate import Candidate
 from tiergate.settings import Settings
 
 eval_app = typer.Typer(help="Eval suites: run, compare, history.", no_args_is_help=True)

@@ -1,4 +1,5 @@
-"""`tiergate policy promote ID`: the reviewed way to enforce a log-only policy."""
+"""`tiergate policy show|schema|what-if|promote`: the policies an agent runs under, and
+the reviewed ways to change them."""
 
 from __future__ import annotations
 
@@ -8,15 +9,46 @@ from typing import Annotated
 
 import typer
 
-from tiergate.cli._render import console
+from tiergate.cli._render import console, fail
+from tiergate.cli._what_if import policy_what_if
 from tiergate.cli._wiring import served_specs
-from tiergate.config import load_all_agents
+from tiergate.config import load_agent, load_all_agents
 from tiergate.core import AgentBundle
 from tiergate.errors import PolicyError, TiergateError
-from tiergate.policies import promoted
+from tiergate.policies import cedar_schema, promoted
 from tiergate.settings import Settings
 
+policy_app = typer.Typer(help="Inspect policies and try changes to them.", no_args_is_help=True)
+policy_app.command("what-if")(policy_what_if)
 
+
+@policy_app.command("show")
+def policy_show(config_or_agent: str) -> None:
+    """Print the Cedar an agent runs under: its files plus its compiled inline rules (its
+    log-only policies after them)."""
+    try:
+        settings = Settings()
+        bundle = load_agent(config_or_agent, settings.agents_dir, served_specs(settings))
+    except TiergateError as error:
+        fail(error)
+    print(f"// policy version {bundle.policy.version}\n{bundle.policy.text}")
+    if bundle.policy.log_only_text:
+        print(f"// log-only: evaluated and recorded, not enforced\n{bundle.policy.log_only_text}")
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the Cedar schema generated from the tools this CLI's workers serve (every
+    toolset loaded: TIERGATE_TOOLSETS and installed packages', else the demo's; and the
+    listed tools of the MCP servers the agent configs name)."""
+    try:
+        specs = served_specs(Settings())
+    except TiergateError as error:
+        fail(error)
+    print(cedar_schema(specs.values()), end="")
+
+
+@policy_app.command("promote")
 def policy_promote(
     policy_id: Annotated[str, typer.Argument(help="The @id of the log-only policy.")],
     policies: Annotated[

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tiergate.core import RunSummary, StepRecord, ToolCallProposal
 
 # Pipes and CI get a wide console: the step tables are unreadable at the 80 columns default.
 console = Console() if sys.stdout.isatty() else Console(width=170)
+
+
+def fail(error: Exception) -> NoReturn:
+    """Prints ``error`` and ends the command with exit code 2."""
+    # Not hard-wrapped: the fix in a message must survive copy and paste at any width.
+    console.print("[red]error:[/red]", escape(str(error)), soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _what(record: StepRecord) -> str:

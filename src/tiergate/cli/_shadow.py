@@ -17,7 +17,8 @@ from tiergate.cluster import connect, ensure_search_attributes
 from tiergate.core import WORKFLOW_NAME
 from tiergate.errors import HistoryError, TiergateError
 from tiergate.forensics import ShadowDiff, fetch_history, summarise
-from tiergate.forensics._shadow import Candidate, shadow_runs
+from tiergate.forensics._candidate import Candidate
+from tiergate.forensics._shadow import shadow_runs
 from tiergate.settings import Settings
 from tiergate.workflows import SHADOW_ATTRIBUTE
 

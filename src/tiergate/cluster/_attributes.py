@@ -10,11 +10,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tiergate.errors import ConfigError
-from tiergate.workflows import SEARCH_ATTRIBUTES
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register tiergate's search attributes where they are missing (needs operator rights)."""
+    # Imported here: the workflow package brings OpenTelemetry, which a client that only
+    # reads histories (`runs show`) should not pay for.
+    from tiergate.workflows import SEARCH_ATTRIBUTES
+
     wanted = {key.name: int(key.indexed_value_type) for key in SEARCH_ATTRIBUTES}
     try:
         listed = await client.operator_service.list_search_attributes(

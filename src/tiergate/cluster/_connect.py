@@ -15,7 +15,6 @@ from temporalio.service import TLSConfig
 
 from tiergate.cluster._codec import data_converter
 from tiergate.errors import ConfigError
-from tiergate.observe import plugins as telemetry_plugins
 from tiergate.settings import Settings
 
 _log = structlog.get_logger("tiergate.cluster")
@@ -41,6 +40,10 @@ async def connect(settings: Settings, attempts: int | None = None) -> Client:
 
     ``attempts`` 0 retries for ever (the worker); the default is ``settings.connect_attempts``.
     """
+    # Imported here: OpenTelemetry is the slowest import of a client, and only a connection
+    # (never a command that reads a history file) needs its interceptor.
+    from tiergate.observe import plugins as telemetry_plugins
+
     attempts = settings.connect_attempts if attempts is None else attempts
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     delay = 0.5

@@ -50,7 +50,7 @@ from tiergate.errors import NotWaitingError
 from tiergate.evals._checks import Observed, judge
 from tiergate.evals._suite import Case, Suite, check_fixtures
 from tiergate.forensics import ungated_tool_calls
-from tiergate.forensics._shadow import Candidate, candidate_bundle
+from tiergate.forensics._candidate import Candidate, candidate_bundle
 from tiergate.settings import Settings
 from tiergate.state import open_database
 from tiergate.worker import Toolkit, edge_worker

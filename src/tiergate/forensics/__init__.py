@@ -1,9 +1,26 @@
 """Incident forensics: the one history reader, timelines, approval audits, determinism replay, shadow re-runs."""
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tiergate.forensics._replay import (
+        Divergence,
+        ReplayOutcome,
+        describe,
+        replay_all,
+        replay_one,
+        replayer,
+    )
+    from tiergate.forensics._shadow import ShadowTools, shadow_runs
+
 from tiergate.forensics._audit import (
     ApprovalAudit,
     AuditFinding,
     audit_approvals,
+)
+from tiergate.forensics._candidate import (
+    Candidate,
+    candidate_bundle,
 )
 from tiergate.forensics._files import (
     check_history,
@@ -19,20 +36,6 @@ from tiergate.forensics._reader import (
     decode,
     decrypted,
     read_history,
-)
-from tiergate.forensics._replay import (
-    Divergence,
-    ReplayOutcome,
-    describe,
-    replay_all,
-    replay_one,
-    replayer,
-)
-from tiergate.forensics._shadow import (
-    Candidate,
-    ShadowTools,
-    candidate_bundle,
-    shadow_runs,
 )
 from tiergate.forensics._shadow_diff import (
     BatchSummary,
@@ -103,3 +106,25 @@ __all__ = [
     "ungated_tool_calls",
     "what_if",
 ]
+
+#: Imported on first use: replaying needs the workflow code (and its telemetry), a shadow a
+#: private worker (activities, MCP), which reading or re-deciding a history never needs.
+_ON_FIRST_USE = {
+    "Divergence": "tiergate.forensics._replay",
+    "ReplayOutcome": "tiergate.forensics._replay",
+    "describe": "tiergate.forensics._replay",
+    "replay_all": "tiergate.forensics._replay",
+    "replay_one": "tiergate.forensics._replay",
+    "replayer": "tiergate.forensics._replay",
+    "ShadowTools": "tiergate.forensics._shadow",
+    "shadow_runs": "tiergate.forensics._shadow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tiergate.forensics' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -49,8 +49,8 @@ from tiergate.core import (
 )
 from tiergate.core._carry import RunCarry
 from tiergate.errors import PolicyError
+from tiergate.forensics._candidate import Candidate, candidate_bundle
 from tiergate.forensics._reader import RunView
-from tiergate.forensics._shadow import Candidate, candidate_bundle
 from tiergate.policies import with_session
 from tiergate.sensitive import pii_kinds
 

@@ -27,7 +27,8 @@ from tiergate.core import (
 )
 from tiergate.errors import PayloadTooLargeError, RolloutError
 from tiergate.forensics import fetch_history
-from tiergate.forensics._shadow import Candidate, shadow_runs
+from tiergate.forensics._candidate import Candidate
+from tiergate.forensics._shadow import shadow_runs
 from tiergate.report import collect, compute
 from tiergate.settings import Settings
 from tiergate.worker import Toolkit

@@ -356,6 +356,27 @@ def _what_if(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _cli(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for key, label in (
+        ("help", "`tiergate --help`, wall s"),
+        ("runs_show_history", "`tiergate runs show --history FILE`, wall s"),
+    ):
+        x = r[key]
+        rows.append(
+            (
+                "CLI start-up",
+                f"{label}, median of {r['runs']}",
+                f"{x['wall_s_median']}",
+                f"{x['baseline_wall_s_median']} (interpreter start)",
+                f"{x['ratio_to_interpreter_start']:.1f}",
+                f"< {x['target_s']} s",
+                _verdict(x["target_met"]),
+            )
+        )
+    return rows
+
+
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("overhead", _overhead),
     ("gate_latency", _gate),
@@ -370,6 +391,7 @@ SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("shared_state", _shared_approvals),
     ("content_storage", _content_storage),
     ("what_if", _what_if),
+    ("cli_startup", _cli),
 ]
 
 

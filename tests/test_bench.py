@@ -26,6 +26,7 @@ QUICK = {
     "shared_state.py": ["--runs", "3", "--rounds", "1", "--approvals", "2"],
     "content_storage.py": ["--runs", "1", "--steps", "3", "--rounds", "1"],
     "what_if.py": ["--copies", "1", "--rounds", "1"],
+    "cli_startup.py": ["--runs", "1"],
 }
 
 

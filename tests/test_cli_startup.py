@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tiergate.cli import COMMANDS, load
+from tiergate.cli import COMMANDS, load, root
 
 HISTORY = Path(__file__).parent / "histories" / "demo-T-1001-recorded.json"
 #: What a command that only reads must not pay for: workers, MCP, OpenTelemetry, Cedar.
@@ -43,6 +43,11 @@ print(json.dumps({{n: n in sys.modules for n in names}}))
 
 def test_help_imports_no_command() -> None:
     assert not any(imported_after("--help").values())
+
+
+def test_the_root_offers_shell_completion_and_its_commands_do_not() -> None:
+    assert {"install_completion", "show_completion"} <= {p.name for p in root().params}
+    assert not {p.name for p in load("report").params} & {"install_completion"}
 
 
 def test_showing_a_history_file_imports_only_what_it_reads() -> None:

@@ -91,7 +91,7 @@ def load(name: str) -> Any:
     a single command)."""
     module, attribute, _ = COMMANDS[name]
     target = getattr(import_module(module), attribute)
-    wrapper = typer.Typer()
+    wrapper = typer.Typer(add_completion=False)  # the root has the completion options
     if isinstance(target, typer.Typer):
         wrapper.add_typer(target, name=name)
         group = typer.main.get_command(wrapper)
@@ -117,6 +117,7 @@ def root() -> LazyGroup:
         help="Governed LLM agent runs on Temporal.",
         no_args_is_help=True,
         commands=[TyperCommand(name=n, help=line) for n, (_, _, line) in COMMANDS.items()],
+        params=list(typer.main.get_install_completion_arguments()),
     )
 
 

@@ -194,10 +194,8 @@ class WhatIfReader:
                     )
             denials += _counted_denial(step)
             invalid += step.invalid
-            took_effect = step.call is not None and step.result is not None and step.result.ok
-            spec = bundle.tools.get(step.call.tool) if step.call is not None else None
-            if took_effect and spec is not None and step.call is not None:
-                session.took_effect(spec, step.call.arguments)
+            if (call := _took_effect(step)) is not None and call.tool in bundle.tools:
+                session.took_effect(bundle.tools[call.tool], call.arguments)
 
     def _gates_for(self, bundle: AgentBundle) -> tuple[Gate, Gate]:
         key = (bundle.config_hash, bundle.policy.version)
@@ -306,6 +304,12 @@ def _counts(step: _Step, denials: int, invalid: int) -> RunCounts:
             seconds=step.call.run_seconds,
         )
     return RunCounts(denials=denials, invalid_proposals=invalid)
+
+
+def _took_effect(step: _Step) -> ToolCallInput | None:
+    """The step's call if it took effect (its tool answered ``ok``), as the run counts it."""
+    ok = step.result is not None and step.result.ok
+    return step.call if ok else None
 
 
 def _counted_denial(step: _Step) -> int:

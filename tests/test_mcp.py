@@ -468,6 +468,35 @@ def test_sessions_are_reused_replaced_after_a_timeout_and_closed_with_the_hub() 
         hub.call("ledger", "balance", {"account": "ACC-1"}, {})
 
 
+def test_a_server_may_start_slower_than_it_answers_but_not_forever() -> None:
+    """Starting a server (a process importing its SDK, npx fetching one) is bounded by
+    `start_timeout_seconds`, not by the per-call `timeout_seconds`."""
+    slow_start = (
+        f"import runpy, sys, time; time.sleep(1.5); sys.argv = [{LEDGER!r}, 'stdio']; "
+        f"runpy.run_path({LEDGER!r}, run_name='__main__')"
+    )
+    server = McpServer.model_validate(
+        ledger_server(command=[sys.executable, "-c", slow_start], timeout_seconds=1)
+    )
+    hub = McpHub([server])
+    try:
+        assert {t.name for t in hub.listing("ledger")} >= {"balance"}
+    finally:
+        hub.close()
+    never = McpServer.model_validate(
+        ledger_server(
+            command=[sys.executable, "-c", "import time; time.sleep(60)"],
+            start_timeout_seconds=1,
+        )
+    )
+    hub = McpHub([never])
+    try:
+        with pytest.raises(McpServerError, match="did not complete its handshake within 1s"):
+            hub.listing("ledger")
+    finally:
+        hub.close()
+
+
 async def test_policy_schema_includes_the_listed_tools_of_mcp_servers(tmp_path: Path) -> None:
     agent = {"name": "treasury", "mcp_servers": [ledger_server()]}
     (tmp_path / "treasury.yaml").write_text(yaml.safe_dump({"agent": agent}))

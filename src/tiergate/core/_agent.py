@@ -149,7 +149,15 @@ class McpServer(_Strict):
         description="HTTP headers and the worker environment variables they are read from.",
     )
     cwd: str | None = None
-    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=30.0,
+        description="Every wait on the started server (a list, a call) is bounded by it.",
+    )
+    start_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=30.0,
+        description="How long the server may take to start and complete its handshake: a "
+        "process that imports its SDK or is fetched by npx/uvx takes longer than a call.",
+    )
     tools: Annotated[dict[str, McpTool], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -7,8 +7,9 @@ the next call opens a new one. The hub runs its sessions on an event loop of its
 its own thread, so the tool activities (which run in the worker's thread pool) can wait
 for a call with a deadline and the worker's own loop never waits on a server.
 
-Every wait is bounded by the server's ``timeout_seconds``: a server that is down, hangs or
-breaks its session raises `McpServerError`, never blocks the caller.
+Every wait is bounded: a session's start and handshake by the server's
+``start_timeout_seconds``, each list and call by its ``timeout_seconds``. A server that is
+down, hangs or breaks its session raises `McpServerError`, never blocks the caller.
 
 A stdio server's process gets the MCP SDK's minimal environment (``PATH``, ``HOME`` and
 the like) plus the config's ``env``: the worker's secrets are not inherited. An HTTP
@@ -54,12 +55,15 @@ class _Session:
 
     async def client(self) -> Client:
         try:
-            return await asyncio.wait_for(asyncio.shield(self._ready), self.server.timeout_seconds)
+            return await asyncio.wait_for(
+                asyncio.shield(self._ready), self.server.start_timeout_seconds
+            )
         except TimeoutError:
             raise McpServerError(
                 f"MCP server {self.server.name!r} did not complete its handshake within "
-                f"{self.server.timeout_seconds:g}s",
-                fix="check that the server starts (run its command by hand) or raise timeout_seconds",
+                f"{self.server.start_timeout_seconds:g}s",
+                fix="check that the server starts (run its command by hand) or raise "
+                "start_timeout_seconds",
             ) from None
 
     async def close(self) -> None:
@@ -153,11 +157,14 @@ class McpHub:
         if self._closed:
             work.close()
             raise McpServerError(f"the MCP hub is closed; no call to {server!r}")
-        timeout = self.servers[server].timeout_seconds
+        config = self.servers[server]
+        timeout = config.timeout_seconds
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
-            # The coroutine bounds its own waits; this bound is for a loop that is stuck.
-            return future.result(timeout=timeout * 2 + _CLOSE_SECONDS)
+            # The coroutine bounds its own waits (a session it opens, its start too); this
+            # bound is for a loop that is stuck.
+            bound = config.start_timeout_seconds + timeout * 2 + _CLOSE_SECONDS
+            return future.result(timeout=bound)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise McpServerError(

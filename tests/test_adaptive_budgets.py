@@ -213,6 +213,12 @@ def track(parcel: str) -> dict[str, Any]:
     return {"parcel": parcel, "last_scan": "depot"}
 
 
+@carrier.tool(tier=1, kind="write")
+def reroute(parcel: str) -> dict[str, Any]:
+    """Send a parcel elsewhere."""
+    raise Ambiguous("the depot may or may not have rerouted it")
+
+
 async def test_a_team_tool_raises_ambiguous_and_its_output_still_reaches_the_model(
     harness: Harness,
 ) -> None:
@@ -221,6 +227,7 @@ async def test_a_team_tool_raises_ambiguous_and_its_output_still_reaches_the_mod
     folder.mkdir(exist_ok=True)
     (folder / "carrier.cedar").write_text(
         '@id("track") permit(principal, action == Action::"carrier.track", resource);\n'
+        '@id("reroute") permit(principal, action == Action::"carrier.reroute", resource);\n'
         '@id("out") permit(principal, action == Action::"tiergate.emit", resource);\n'
     )
     agent = {
@@ -228,13 +235,14 @@ async def test_a_team_tool_raises_ambiguous_and_its_output_still_reaches_the_mod
         "version": "1",
         "model_tier": {"executor": "frontier"},
         "models": OFFLINE,
-        "tools": {"allowlist": ["carrier.track"]},
+        "tools": {"allowlist": ["carrier.track", "carrier.reroute"]},
         "policy": {"engine": "cedar", "files": ["carrier.cedar"]},
         "budgets": {"adaptive": {"shrink_after": 1, "escalate_after": 2}},
     }
     (folder / "tracker.yaml").write_text(yaml.safe_dump({"agent": agent}))
     track_call = {"kind": "tool_call", "tool": "carrier.track", "reason": "t"}
     outputs = scripted(
+        {**track_call, "tool": "carrier.reroute", "arguments": {"parcel": "P-9"}},
         {**track_call, "arguments": {"parcel": "P-1"}},
         {**track_call, "arguments": {"parcel": "LOST-2"}},
         {**track_call, "arguments": {"parcel": "LOST-3"}},
@@ -250,6 +258,13 @@ async def test_a_team_tool_raises_ambiguous_and_its_output_still_reaches_the_mod
         )
     assert summary.outcome == Outcome.ESCALATED
     results = [s.tool_result for s in summary.steps if s.tool_result]
+    # A write cannot be unsure whether it took effect: refused, as a backend refuses.
+    rerouted = results.pop(0)
+    assert not rerouted.ok
+    assert rerouted.error == (
+        "carrier.reroute is a write and answered ambiguously: "
+        "the depot may or may not have rerouted it"
+    )
     assert [r.ambiguous for r in results] == [
         None,
         "the carrier has no scan since dispatch",

@@ -25,6 +25,7 @@ from tiergate.control import caps_for
 from tiergate.core import (
     MAX_PREVIEW_CHARS,
     ToolCallInput,
+    ToolKind,
     ToolResult,
     VerifiedCall,
     tool_activity_name,
@@ -106,7 +107,16 @@ class ToolRunner:
             arguments = tool.args.model_validate(verified.arguments)
             output, replayed = self.backend.run(tool, arguments, served)
         except Ambiguous as marker:
-            # The tool answered, but not definitely: its output goes back as any answer does.
+            if tool.spec.kind is ToolKind.WRITE:
+                # Whether a write took effect must be definite: the run counts it (session,
+                # irreversible actions). Unsure is a refusal, as the backend's are.
+                return ToolResult(
+                    ok=False,
+                    error=f"{tool.name} is a write and answered ambiguously: {marker.reason}",
+                    attempt=attempt,
+                    checks=list(verified.checks),
+                )
+            # The read answered, but not definitely: its output goes back as any answer does.
             unsure = self._result(tool, marker.output, False, attempt, admitted)
             return unsure.model_copy(
                 update={"checks": list(verified.checks), "ambiguous": marker.reason}

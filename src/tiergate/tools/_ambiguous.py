@@ -6,10 +6,10 @@ from typing import Any
 
 
 class Ambiguous(Exception):
-    """Raised by a tool whose answer is not definite (a carrier that has not updated, a
-    search with several equally good matches): the call took effect as a read does, its
-    ``output`` goes back to the model, and the result counts as ambiguous toward the
-    agent's ``budgets.adaptive``."""
+    """Raised by a read whose answer is not definite (a carrier that has not updated, a
+    search with several equally good matches): its ``output`` goes back to the model, and
+    the result counts as ambiguous toward the agent's ``budgets.adaptive``. A write that
+    raises it is refused (``ok`` false): whether a write took effect must be definite."""
 
     def __init__(self, reason: str, output: dict[str, Any] | None = None) -> None:
         super().__init__(reason)

@@ -41,21 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 HISTORIES = ROOT / "tests" / "histories"
 DEMO_POLICIES = ROOT / "src" / "tiergate" / "demo" / "policies" / "support.cedar"
 #: Policies over the run's counts: the recordings' pinned tools declare no session fields.
-SESSION_POLICIES = """
-@id("a_status_check_first")
-forbid(principal, action == Action::"payments.issue_refund", resource)
-when { context.session.calls["orders.get_status"] == 0 };
-
-@id("one_status_check")
-forbid(principal, action == Action::"orders.get_status", resource)
-when { context.session.calls["orders.get_status"] > 0 };
-"""
+SESSION_POLICIES = ROOT / "tests" / "policies" / "counts" / "session_counts.cedar"
 
 
 def candidate_folder() -> Path:
     folder = Path(tempfile.mkdtemp())
     shutil.copy(DEMO_POLICIES, folder)
-    (folder / "session.cedar").write_text(SESSION_POLICIES)
+    shutil.copy(SESSION_POLICIES, folder)
     return folder
 
 

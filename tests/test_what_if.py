@@ -318,15 +318,7 @@ async def test_a_long_run_is_re_decided_segment_by_segment(
     ]
 
 
-ONLY_COUNTS = """
-@id("a_status_check_first")
-forbid(principal, action == Action::"payments.issue_refund", resource)
-when { context.session.calls["orders.get_status"] == 0 };
-
-@id("one_status_check")
-forbid(principal, action == Action::"orders.get_status", resource)
-when { context.session.calls["orders.get_status"] > 0 };
-"""
+ONLY_COUNTS = (Path(__file__).parent / "policies" / "counts" / "session_counts.cedar").read_text()
 
 
 async def test_runs_recorded_before_session_context_can_try_session_policies(

@@ -16,7 +16,9 @@ from tests.fake_openai import Reply, serve
 from tests.test_openai_provider import run_declared
 from tiergate.activities._anthropic import parse_message, to_messages
 from tiergate.core import (
+    MAX_TOOL_CALLS_PER_ANSWER,
     MULTIPLE_TOOL_CALLS,
+    TOOL_CALLS,
     Outcome,
     Price,
     TokenUsage,
@@ -92,8 +94,14 @@ class TestProtocol:
         two = message(tool_use("a__b", {}), tool_use("c__d", {}, "toolu_2"), stop_reason="tool_use")
         raw = parse_message(two.body, []).raw
         assert isinstance(raw, dict)
-        assert raw["kind"] == MULTIPLE_TOOL_CALLS
-        assert raw["count"] == 2
+        assert raw["kind"] == TOOL_CALLS
+        assert [c["tool"] for c in raw["calls"]] == ["a.b", "c.d"]
+        flood = [
+            tool_use("a__b", {"n": n}, f"toolu_{n}") for n in range(MAX_TOOL_CALLS_PER_ANSWER + 1)
+        ]
+        raw = parse_message(message(*flood, stop_reason="tool_use").body, []).raw
+        assert isinstance(raw, dict)
+        assert (raw["kind"], raw["count"]) == (MULTIPLE_TOOL_CALLS, MAX_TOOL_CALLS_PER_ANSWER + 1)
         assert isinstance(parse_message({"content": "nope", "usage": "x"}, []).raw, str)
 
     def test_cached_tokens_cost_their_own_prices(self) -> None:
@@ -167,7 +175,8 @@ class TestRuns:
         assert first["path"] == "/v1/messages"
         assert first["headers"]["x-api-key"] == "sk-ant-test"
         assert first["headers"]["anthropic-version"] == "2023-06-01"
-        assert first["body"]["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+        # The agent takes several calls per answer (tools.max_parallel_calls, default 8).
+        assert first["body"]["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": False}
         assert "system" in first["body"]
         second = fake.requests[1]["body"]["messages"]
         assert second[-1]["role"] == "user"

@@ -105,7 +105,7 @@ async def test_ten_thousand_tool_calls_in_one_answer_run_none(harness: Harness) 
         summary = await harness.run(
             agent, input={}, model_overrides=declared(harness, agent, openai(fake.base_url))
         )
-    assert fake.requests[0]["body"]["parallel_tool_calls"] is False
+    assert "parallel_tool_calls" not in fake.requests[0]["body"]  # several are fine; 10,000 not
     assert summary.outcome == Outcome.FAILED
     invalid = summary.steps[0].invalid
     assert invalid is not None

@@ -27,14 +27,23 @@ from typing import Any
 import httpx
 
 from tiergate.activities._openai import (
+    answer_of,
+    call_arguments,
     function_name,
-    json_or_none,
     proposal_of,
+    proposed_calls,
     schema_with_reason,
 )
 from tiergate.activities._provider_http import post_json
 from tiergate.activities._providers import ProviderOutput
-from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
+from tiergate.core import (
+    MAX_TOOL_CALLS_PER_ANSWER,
+    MULTIPLE_TOOL_CALLS,
+    ModelSpec,
+    TokenUsage,
+    ToolSpec,
+    TranscriptEntry,
+)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"
@@ -72,10 +81,13 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
 
 
 def to_messages(entries: list[TranscriptEntry]) -> tuple[str, list[dict[str, Any]]]:
-    """The system prompt and alternating messages rebuilt from the transcript."""
+    """The system prompt and alternating messages rebuilt from the transcript. The tool and
+    gate entries after an answer with tool uses answer them in order; when fewer came (one
+    note refused the whole answer), the last answers the uses left."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    pending: str | None = None
+    pending: list[str] = []
+    last = ""
 
     def add(role: str, block: dict[str, Any]) -> None:
         if messages and messages[-1]["role"] == role:
@@ -83,27 +95,33 @@ def to_messages(entries: list[TranscriptEntry]) -> tuple[str, list[dict[str, Any
         else:
             messages.append({"role": role, "content": [block]})
 
+    def answer_the_rest() -> None:
+        for use in pending:
+            add("user", {"type": "tool_result", "tool_use_id": use, "content": last})
+        pending.clear()
+
     for index, entry in enumerate(entries):
         text = entry.content or ""
+        if entry.role in ("tool", "gate") and pending:
+            last = text
+            add("user", {"type": "tool_result", "tool_use_id": pending.pop(0), "content": text})
+            continue
+        answer_the_rest()
+        calls = proposed_calls(text) if entry.role == "assistant" else None
         if entry.role == "system":
             system.append(text)
+        elif calls:
+            for n, call in enumerate(calls):
+                use = f"toolu_{index}" if len(calls) == 1 else f"toolu_{index}_{n}"
+                pending.append(use)
+                name = function_name(str(call.get("tool")))
+                block = {"type": "tool_use", "id": use, "name": name, "input": call_arguments(call)}
+                add("assistant", block)
         elif entry.role == "assistant":
-            proposal = json_or_none(text)
-            if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
-                pending = f"toolu_{index}"
-                arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
-                name = function_name(str(proposal.get("tool")))
-                add(
-                    "assistant",
-                    {"type": "tool_use", "id": pending, "name": name, "input": arguments},
-                )
-            else:
-                add("assistant", {"type": "text", "text": text or "(no answer)"})
-        elif entry.role in ("tool", "gate") and pending is not None:
-            add("user", {"type": "tool_result", "tool_use_id": pending, "content": text})
-            pending = None
+            add("assistant", {"type": "text", "text": text or "(no answer)"})
         else:
             add("user", {"type": "text", "text": text or "(empty)"})
+    answer_the_rest()
     if not messages or messages[0]["role"] != "user":
         messages.insert(0, {"role": "user", "content": [{"type": "text", "text": "(start)"}]})
     return "\n\n".join(system), messages
@@ -144,23 +162,29 @@ def parse_message(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOutput
         return ProviderOutput(
             {"kind": "final_answer", "answer": text} if text else "", usage, model
         )
-    if len(uses) > 1:
+    if len(uses) > MAX_TOOL_CALLS_PER_ANSWER:
+        # A flood is counted, not listed: the run refuses it whole, and nothing of it runs.
         names = [str(u.get("name")) for u in uses[:5]]
         return ProviderOutput(
             {"kind": MULTIPLE_TOOL_CALLS, "count": len(uses), "first": names}, usage, model
         )
-    arguments = uses[0].get("input")
-    if not isinstance(arguments, dict):
-        return ProviderOutput(json.dumps(uses[0])[:2000], usage, model)
-    return ProviderOutput(proposal_of(str(uses[0].get("name")), arguments, tools), usage, model)
+    proposals: list[dict[str, Any] | str] = []
+    for use in uses:
+        arguments = use.get("input")
+        if not isinstance(arguments, dict):
+            proposals.append(json.dumps(use)[:2000])
+            continue
+        proposals.append(proposal_of(str(use.get("name")), arguments, tools))
+    return ProviderOutput(answer_of(proposals), usage, model)
 
 
 class AnthropicProvider:
     """Calls ``{base_url}/messages`` once per attempt; no client-side retries."""
 
-    def __init__(self, spec: ModelSpec, client: httpx.Client) -> None:
+    def __init__(self, spec: ModelSpec, client: httpx.Client, *, parallel: bool = True) -> None:
         self.spec = spec
         self.client = client
+        self.parallel = parallel  # False: the agent takes one tool call per answer
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any] | str:
         headers = {"anthropic-version": API_VERSION}
@@ -184,7 +208,7 @@ class AnthropicProvider:
             "max_tokens": max_output_tokens,
             "messages": messages,
             "tools": [*(_tool(spec) for spec in tools), *_CONTROL_TOOLS],
-            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": not self.parallel},
         }
         if system:
             payload["system"] = system

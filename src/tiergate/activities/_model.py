@@ -90,21 +90,23 @@ class ModelActivities:
         # Providers a worker adds by name (the offline demo model is one).
         self.providers = dict(providers or {})
 
-    def vetted(self, agent: str, spec: ModelSpec) -> Provider:
+    def vetted(self, agent: str, spec: ModelSpec, *, parallel: bool = True) -> Provider:
         """The provider for ``spec``, once this worker's rule lets ``agent`` call it."""
         if (why := self.vet(agent, spec)) is not None:
             raise ApplicationError(
                 f"model call refused: {why}", type="ProviderRefused", non_retryable=True
             )
-        return self.provider(spec)
+        return self.provider(spec, parallel=parallel)
 
-    def provider(self, spec: ModelSpec) -> Provider:
+    def provider(self, spec: ModelSpec, *, parallel: bool = True) -> Provider:
+        """``parallel``: whether the agent takes several tool calls in one answer (a
+        provider that can be told asks for one per answer when it does not)."""
         if spec.provider == "scripted":
             return ScriptedProvider(spec)
         if spec.provider == "openai":
-            return OpenAICompatibleProvider(spec, self.http)
+            return OpenAICompatibleProvider(spec, self.http, parallel=parallel)
         if spec.provider == "anthropic":
-            return AnthropicProvider(spec, self.http)
+            return AnthropicProvider(spec, self.http, parallel=parallel)
         if (make := self.providers.get(spec.provider)) is not None:
             return make(spec)
         raise ApplicationError(
@@ -119,7 +121,8 @@ class ModelActivities:
         head = self.transcript.append(request.transcript_head, request.append)
         entries = self.transcript.read(head)
         tools = [spec for name in request.tools if (spec := self.tools.get(name)) is not None]
-        output = self.vetted(request.agent, request.model).propose(
+        parallel = request.max_parallel_calls > 1
+        output = self.vetted(request.agent, request.model, parallel=parallel).propose(
             entries, tools, request.max_output_tokens, request.step
         )
         text = output.raw if isinstance(output.raw, str) else json.dumps(output.raw, default=str)

@@ -19,7 +19,15 @@ from temporalio.exceptions import ApplicationError
 
 from tiergate.activities._provider_http import post_json
 from tiergate.activities._providers import ProviderOutput
-from tiergate.core import MULTIPLE_TOOL_CALLS, ModelSpec, TokenUsage, ToolSpec, TranscriptEntry
+from tiergate.core import (
+    MAX_TOOL_CALLS_PER_ANSWER,
+    MULTIPLE_TOOL_CALLS,
+    TOOL_CALLS,
+    ModelSpec,
+    TokenUsage,
+    ToolSpec,
+    TranscriptEntry,
+)
 
 _CONTROL_FUNCTIONS = [
     {
@@ -76,42 +84,77 @@ def _function(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
+def proposed_calls(text: str | None) -> list[dict[str, Any]] | None:
+    """The tool calls an assistant entry proposed, as raw proposals (one or several), or
+    None when it proposed none."""
+    proposal = json_or_none(text)
+    if not isinstance(proposal, dict):
+        return None
+    if proposal.get("kind") == "tool_call":
+        return [proposal]
+    calls = proposal.get("calls")
+    if proposal.get("kind") == TOOL_CALLS and isinstance(calls, list):
+        return [call if isinstance(call, dict) else {} for call in calls]
+    return None
+
+
+def call_arguments(proposal: dict[str, Any]) -> dict[str, Any]:
+    """A raw tool-call proposal's arguments as the model gave them, its reason among them."""
+    arguments = proposal.get("arguments")
+    return {
+        **(arguments if isinstance(arguments, dict) else {}),
+        "reason": proposal.get("reason", ""),
+    }
+
+
 def to_messages(entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
-    """Rebuild chat messages from the transcript; tool results answer the call before them."""
+    """Rebuild chat messages from the transcript. The tool and gate entries after an answer
+    with tool calls answer its calls in order; when fewer came (one note refused the whole
+    answer), the last answers the calls left, since every call needs an answer."""
     messages: list[dict[str, Any]] = []
-    pending_call: str | None = None
+    pending: list[str] = []
+    last = ""
+
+    def answer_the_rest() -> None:
+        for call_id in pending:
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": last})
+        pending.clear()
+
     for index, entry in enumerate(entries):
-        if entry.role == "assistant":
-            proposal = json_or_none(entry.content)
-            if isinstance(proposal, dict) and proposal.get("kind") == "tool_call":
-                pending_call = f"call_{index}"
-                arguments = {**proposal.get("arguments", {}), "reason": proposal.get("reason", "")}
-                messages.append(
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": pending_call,
-                                "type": "function",
-                                "function": {
-                                    "name": function_name(str(proposal.get("tool"))),
-                                    "arguments": json.dumps(arguments),
-                                },
-                            }
-                        ],
-                    }
-                )
-            else:
-                messages.append({"role": "assistant", "content": entry.content or ""})
-        elif entry.role in ("tool", "gate") and pending_call is not None:
+        if entry.role in ("tool", "gate") and pending:
+            last = entry.content or ""
+            messages.append({"role": "tool", "tool_call_id": pending.pop(0), "content": last})
+            continue
+        answer_the_rest()
+        calls = proposed_calls(entry.content) if entry.role == "assistant" else None
+        if calls:
+            pending = [
+                f"call_{index}" if len(calls) == 1 else f"call_{index}_{n}"
+                for n in range(len(calls))
+            ]
             messages.append(
-                {"role": "tool", "tool_call_id": pending_call, "content": entry.content or ""}
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {
+                                "name": function_name(str(call.get("tool"))),
+                                "arguments": json.dumps(call_arguments(call)),
+                            },
+                        }
+                        for call_id, call in zip(pending, calls, strict=True)
+                    ],
+                }
             )
-            pending_call = None
+        elif entry.role == "assistant":
+            messages.append({"role": "assistant", "content": entry.content or ""})
         else:
             role = "user" if entry.role in ("gate", "tool") else entry.role
             messages.append({"role": role, "content": entry.content or ""})
+    answer_the_rest()
     return messages
 
 
@@ -136,7 +179,7 @@ def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOut
     except (KeyError, IndexError, TypeError):
         return ProviderOutput(json.dumps(body)[:2000], usage, model)
     calls = message.get("tool_calls") or []
-    if not calls:
+    if not isinstance(calls, list) or not calls:
         content = message.get("content")
         raw: dict[str, Any] | str = (
             {"kind": "final_answer", "answer": content}
@@ -144,18 +187,30 @@ def parse_completion(body: dict[str, Any], tools: list[ToolSpec]) -> ProviderOut
             else ""
         )
         return ProviderOutput(raw, usage, model)
-    if len(calls) > 1:
-        # One action per step, each gated on its own: a batch is refused whole, never cut to
-        # its first call behind the model's back (the request asks for no parallel calls).
+    if len(calls) > MAX_TOOL_CALLS_PER_ANSWER:
+        # A flood is counted, not listed: the run refuses it whole, and nothing of it runs.
         names = [str(c.get("function", {}).get("name")) for c in calls[:5] if isinstance(c, dict)]
         return ProviderOutput(
             {"kind": MULTIPLE_TOOL_CALLS, "count": len(calls), "first": names}, usage, model
         )
-    function = calls[0].get("function", {})
-    arguments = json_or_none(function.get("arguments"))
-    if not isinstance(arguments, dict):
-        return ProviderOutput(str(function.get("arguments")), usage, model)
-    return ProviderOutput(proposal_of(str(function.get("name")), arguments, tools), usage, model)
+    proposals: list[dict[str, Any] | str] = []
+    for item in calls:
+        function = item.get("function", {}) if isinstance(item, dict) else {}
+        arguments = json_or_none(function.get("arguments"))
+        if not isinstance(arguments, dict):
+            proposals.append(str(function.get("arguments")))
+            continue
+        proposals.append(proposal_of(str(function.get("name")), arguments, tools))
+    return ProviderOutput(answer_of(proposals), usage, model)
+
+
+def answer_of(proposals: list[dict[str, Any] | str]) -> dict[str, Any] | str:
+    """The raw answer of a model turn with these calls: one call is itself (as is its raw
+    text when it was not JSON), several are ``tool_calls`` — one that is not JSON in them
+    makes the whole answer invalid, and none of it runs."""
+    if len(proposals) == 1:
+        return proposals[0]
+    return {"kind": TOOL_CALLS, "calls": proposals}
 
 
 def proposal_of(name: str, arguments: dict[str, Any], tools: list[ToolSpec]) -> dict[str, Any]:
@@ -173,9 +228,10 @@ def proposal_of(name: str, arguments: dict[str, Any], tools: list[ToolSpec]) -> 
 class OpenAICompatibleProvider:
     """Calls ``{base_url}/chat/completions`` once per attempt; no client-side retries."""
 
-    def __init__(self, spec: ModelSpec, client: httpx.Client) -> None:
+    def __init__(self, spec: ModelSpec, client: httpx.Client, *, parallel: bool = True) -> None:
         self.spec = spec
         self.client = client
+        self.parallel = parallel  # False: the agent takes one tool call per answer
         if not spec.base_url:
             raise ApplicationError(
                 f"model {spec.model}: provider openai needs base_url",
@@ -197,14 +253,16 @@ class OpenAICompatibleProvider:
         max_output_tokens: int,
         step: int,
     ) -> ProviderOutput:
-        payload = {
+        payload: dict[str, Any] = {
             "model": self.spec.model,
             "messages": to_messages(entries),
             "tools": [*(_function(spec) for spec in tools), *_CONTROL_FUNCTIONS],
             "tool_choice": "auto",
-            "parallel_tool_calls": False,
             "max_tokens": max_output_tokens,
         }
+        if not self.parallel:
+            # Sent only to ask for one call: servers that do not know it may refuse it.
+            payload["parallel_tool_calls"] = False
         body = self._post(payload)
         if isinstance(body, str):
             return ProviderOutput(body, TokenUsage(), self.spec.model)

@@ -50,7 +50,8 @@ def raw_tokens(raw: dict[str, Any] | str) -> int:
 
 
 class ScriptedProvider:
-    """Replays model outputs from a list: one entry per step.
+    """Replays model outputs from a list: one entry per model answer (per step, until an
+    answer proposes several tool calls: ``{"kind": "tool_calls", "calls": [...]}``).
 
     An entry is a proposal (a mapping with ``kind``), a raw string (to test malformed
     output), or ``{"output": ..., "usage": {...}, "model": "..."}`` to pin usage and model.
@@ -65,7 +66,7 @@ class ScriptedProvider:
         if not 0 <= index < len(self.script):
             raw: dict[str, Any] | str = {
                 "kind": "escalate",
-                "reason": "scripted model has no output for step "
+                "reason": "scripted model has no output for answer "
                 f"{index + self.spec.script_start + 1}",
             }
             return ProviderOutput(
@@ -85,7 +86,10 @@ class ScriptedProvider:
         max_output_tokens: int,
         step: int,
     ) -> ProviderOutput:
-        return self._entry(step - 1, entries)
+        # The answers so far are the transcript's assistant entries (one per model call,
+        # across segments of a long run too), so this is the run's next answer.
+        answered = sum(1 for entry in entries if entry.role == "assistant")
+        return self._entry(answered, entries)
 
     def classify(self, task: dict[str, Any]) -> ProviderOutput:
         return ProviderOutput("scripted", TokenUsage(), self.spec.model)

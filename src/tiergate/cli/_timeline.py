@@ -20,6 +20,8 @@ def _proposal(step: TimelineStep) -> str:
     what = step.tool or step.kind or "-"
     if step.tool and step.tool_input is None and step.proposal:
         what += f" {step.proposal.get('arguments', {})}"
+    if step.turn is not None:
+        what += f"\n[cyan]in step {step.turn}'s answer[/cyan]"
     return f"{what}\n[dim]{_cut(step.reason, 80)}[/dim]"
 
 

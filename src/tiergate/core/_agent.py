@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tiergate.core._answers import RegistrySnapshot
 from tiergate.core._cedar import PolicyBundle
+from tiergate.core._names import MAX_TOOL_CALLS_PER_ANSWER
 from tiergate.core._payloads import Cap, ModelSpec, Routing
 from tiergate.core._tools import ToolSpec
 
@@ -95,6 +96,12 @@ class Tools(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0)] = Field(
         default=30.0,
         description="Per-attempt timeout of one tool call; a dead worker is noticed after it.",
+    )
+    max_parallel_calls: Annotated[int, Field(ge=1, le=MAX_TOOL_CALLS_PER_ANSWER)] = Field(
+        default=8,
+        description="Tool calls one model answer may propose; each is a step of its own. "
+        "An answer with more is an invalid proposal and none of it runs; 1 asks providers "
+        "for one call per answer.",
     )
 
 

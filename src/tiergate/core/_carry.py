@@ -51,3 +51,5 @@ class RunCarry(BaseModel):
     paused_seconds: float = 0.0
     disabled_tools: list[str] = Field(default_factory=list)
     controls: list[dict[str, Any]] = Field(default_factory=list)
+    #: Steps the run opened for the later calls of answers with several (see RunState).
+    batched_steps: int = Field(default=0, ge=0)

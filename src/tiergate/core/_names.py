@@ -53,8 +53,14 @@ MAX_RAW_OUTPUT_CHARS = 32_000
 MAX_PREVIEW_CHARS = 1_000
 #: A run input larger than this is refused before the run starts (Temporal caps payloads at 2 MB).
 MAX_RUN_INPUT_BYTES = 256_000
-#: The raw proposal's kind when a provider answered with several tool calls at once.
+#: The raw proposal's kind when a provider answered with more tool calls at once than any
+#: agent takes (``MAX_TOOL_CALLS_PER_ANSWER``): they are counted, not listed.
 MULTIPLE_TOOL_CALLS = "multiple_tool_calls"
+#: The raw proposal's kind of an answer with several tool calls (``{"calls": [...]}``).
+TOOL_CALLS = "tool_calls"
+#: The most tool calls one model answer may carry (``tools.max_parallel_calls`` is at most
+#: this): a provider answering with more is not even listed, so a flood costs nothing.
+MAX_TOOL_CALLS_PER_ANSWER = 32
 #: What to do instead of sending a large document as run input.
 LARGE_INPUT_FIX = "put large documents (tickets, attachments) in a store and pass their id"
 

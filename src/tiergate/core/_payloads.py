@@ -42,7 +42,7 @@ class ModelSpec(_Payload):
             (``gpt-4o-2024-08-06``, ``claude-x-20241022``, ``demo-frontier@rules-1``).
         fingerprints: Accepted provider fingerprints (``system_fingerprint``); unset means
             any, but a change within a run is still flagged.
-        script_start: The step (0-based) ``script[0]`` answers; set by ``for_step``.
+        script_start: The answer (0-based) ``script[0]`` is; set by ``for_step``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,14 +57,15 @@ class ModelSpec(_Payload):
     fingerprints: list[str] | None = None
     script_start: Annotated[int, Field(ge=0)] = 0
 
-    def for_step(self, step: int) -> ModelSpec:
-        """What one model activity needs: a scripted model's output for ``step`` (1-based),
-        not the whole script, so a model activity's input does not grow with the run."""
+    def for_step(self, turn: int) -> ModelSpec:
+        """What one model activity needs: a scripted model's output for the run's answer
+        ``turn`` (1-based; the step, until an answer proposes several tool calls), not the
+        whole script, so a model activity's input does not grow with the run."""
         if self.provider != "scripted" or not isinstance(self.script, list):
             return self
-        first = step - 1 - self.script_start
+        first = turn - 1 - self.script_start
         return self.model_copy(
-            update={"script": self.script[first : first + 1], "script_start": step - 1}
+            update={"script": self.script[first : first + 1], "script_start": turn - 1}
         )
 
 
@@ -233,6 +234,9 @@ class ProposeInput(_Payload):
     tools: list[str]
     max_output_tokens: int
     previous_record: str | None = None
+    #: Tool calls one answer may carry (``tools.max_parallel_calls``); 1 asks the provider
+    #: for one call per answer.
+    max_parallel_calls: int = 1
 
 
 class ModelResponse(_Payload):

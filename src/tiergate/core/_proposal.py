@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tiergate.core._names import MULTIPLE_TOOL_CALLS
+from tiergate.core._names import MAX_TOOL_CALLS_PER_ANSWER, MULTIPLE_TOOL_CALLS, TOOL_CALLS
 
 
 class _Record(BaseModel):
@@ -48,6 +48,18 @@ Proposal = Annotated[
 ]
 
 
+class ToolCallsProposal(_Record):
+    """Several tool calls in one model answer, as real models propose them. Each becomes a
+    step of its own — gated, budgeted, recorded, keyed and (tier 3/4) approved on its own —
+    and every result goes back to the model in one turn. Never recorded as such: a step's
+    record holds its own call and where in the answer it was (`CallBatch`)."""
+
+    kind: Literal["tool_calls"] = "tool_calls"
+    calls: Annotated[
+        list[ToolCallProposal], Field(min_length=1, max_length=MAX_TOOL_CALLS_PER_ANSWER)
+    ]
+
+
 class InvalidProposal(_Record):
     """Model output that is not a valid proposal. Recorded; nothing runs on it.
 
@@ -63,15 +75,23 @@ class InvalidProposal(_Record):
 
 
 _PROPOSAL = TypeAdapter(Proposal)
+_CALLS = TypeAdapter(ToolCallsProposal)
 #: Canonical arguments larger than this are refused: tool inputs are small by design.
 MAX_ARGUMENTS_BYTES = 16_000
 
 
 def parse_proposal(
-    raw: dict[str, Any] | str, raw_size: int, max_chars: int, whole_ref: str | None = None
-) -> Proposal | InvalidProposal:
+    raw: dict[str, Any] | str,
+    raw_size: int,
+    max_chars: int,
+    whole_ref: str | None = None,
+    max_calls: int = 1,
+) -> Proposal | ToolCallsProposal | InvalidProposal:
     """Validate raw model output. Never raises: bad output becomes an InvalidProposal.
-    ``whole_ref`` is where output over ``max_chars`` was kept whole."""
+    ``whole_ref`` is where output over ``max_chars`` was kept whole. An answer with several
+    tool calls is a `ToolCallsProposal` when it has at most ``max_calls`` and every call is
+    valid, else the whole answer is invalid and none of it runs; an answer of one call is
+    that call."""
     excerpt = (raw if isinstance(raw, str) else json.dumps(raw, default=str))[:500]
     if raw_size > max_chars:
         return InvalidProposal(
@@ -86,24 +106,34 @@ def parse_proposal(
             data = json.loads(raw)
         except json.JSONDecodeError as error:
             return InvalidProposal(code="not_json", message=f"not JSON: {error}", excerpt=excerpt)
-    if isinstance(data, dict) and data.get("kind") == MULTIPLE_TOOL_CALLS:
-        return InvalidProposal(
-            code=MULTIPLE_TOOL_CALLS,
-            message=f"the model proposed {data.get('count')} tool calls in one answer; "
-            "propose one per step, each is gated on its own",
-            excerpt=excerpt,
-        )
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind in (MULTIPLE_TOOL_CALLS, TOOL_CALLS):
+        assert isinstance(data, dict)
+        calls = data.get("calls")
+        count = len(calls) if kind == TOOL_CALLS and isinstance(calls, list) else data.get("count")
+        if kind == MULTIPLE_TOOL_CALLS or (isinstance(count, int) and count > max_calls):
+            return InvalidProposal(
+                code=MULTIPLE_TOOL_CALLS,
+                message=f"the model proposed {count} tool calls in one answer; this agent "
+                f"takes at most {max_calls} (tools.max_parallel_calls), each gated on its own",
+                excerpt=excerpt,
+            )
     try:
-        proposal = _PROPOSAL.validate_python(data)
+        proposal: Proposal | ToolCallsProposal = (
+            _CALLS.validate_python(data) if kind == TOOL_CALLS else _PROPOSAL.validate_python(data)
+        )
     except ValidationError as error:
         return InvalidProposal(code="schema", message=_describe(error), excerpt=excerpt)
-    size = len(json.dumps(getattr(proposal, "arguments", {}), default=str))
-    if size > MAX_ARGUMENTS_BYTES:
-        return InvalidProposal(
-            code="too_large",
-            message=f"arguments are {size} bytes; limit {MAX_ARGUMENTS_BYTES}",
-            excerpt=excerpt,
-        )
+    for call in proposal.calls if isinstance(proposal, ToolCallsProposal) else [proposal]:
+        size = len(json.dumps(getattr(call, "arguments", {}), default=str))
+        if size > MAX_ARGUMENTS_BYTES:
+            return InvalidProposal(
+                code="too_large",
+                message=f"arguments are {size} bytes; limit {MAX_ARGUMENTS_BYTES}",
+                excerpt=excerpt,
+            )
+    if isinstance(proposal, ToolCallsProposal) and len(proposal.calls) == 1:
+        return proposal.calls[0]
     return proposal
 
 
@@ -113,3 +143,13 @@ def _describe(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "proposal"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
+
+
+def by_step(
+    step: int, parsed: Proposal | ToolCallsProposal | InvalidProposal
+) -> dict[int, Proposal | InvalidProposal]:
+    """What each step stands for, given the parsed answer of step ``step``'s model call:
+    an answer with several calls is that step and the ones after it, one call each."""
+    if isinstance(parsed, ToolCallsProposal):
+        return {step + index: call for index, call in enumerate(parsed.calls)}
+    return {step: parsed}

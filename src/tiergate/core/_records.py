@@ -160,6 +160,20 @@ class ApprovalWait(_Record):
     waited_seconds: float = 0.0
 
 
+class CallBatch(_Record):
+    """Where a step's call was in a model answer that proposed several (`ToolCallsProposal`).
+
+    Attributes:
+        turn: The step whose model call proposed it (the answer's first call is that step).
+        index: Its place in the answer, 0-based: results go back to the model in this order.
+        size: How many calls the answer proposed; a run that stopped part-way ran fewer.
+    """
+
+    turn: int
+    index: int
+    size: int
+
+
 class StepRecord(_Record):
     """One turn of the loop, recorded in history as it happens and in the summary.
 
@@ -179,6 +193,8 @@ class StepRecord(_Record):
         work_seconds: How long the step took, its approval wait excluded.
         ambiguous: Why the step's tool result was ambiguous (``budgets.adaptive``).
         adjustment: What ``budgets.adaptive`` did after this step.
+        batch: Set when the step's call came in an answer with several; only the answer's
+            first step carries the model call (usage, cost, model).
     """
 
     step: int
@@ -200,6 +216,7 @@ class StepRecord(_Record):
     model_drift: ModelDrift | None = None
     ambiguous: str | None = None
     adjustment: BudgetAdjustment | None = None
+    batch: CallBatch | None = None
 
 
 class ModelDrift(_Record):
@@ -423,6 +440,8 @@ class StepMark(_Record):
     model_drift: str | None = None
     ambiguous: str | None = None
     adjustment: str | None = None
+    #: The step whose model answer proposed this one, when it is another (a batch).
+    turn: int | None = None
 
     @classmethod
     def of(cls, record: StepRecord) -> StepMark:
@@ -452,6 +471,7 @@ class StepMark(_Record):
             model_drift=record.model_drift.kind if record.model_drift else None,
             ambiguous=cut(record.ambiguous),
             adjustment=cut(record.adjustment.reason) if record.adjustment else None,
+            turn=record.batch.turn if record.batch and record.batch.turn != record.step else None,
         )
 
 

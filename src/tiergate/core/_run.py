@@ -41,10 +41,13 @@ from tiergate.core._proposal import (
     FinalAnswerProposal,
     InvalidProposal,
     ToolCallProposal,
+    ToolCallsProposal,
     parse_proposal,
 )
 from tiergate.core._records import (
     BudgetAdjustment,
+    BudgetStop,
+    CallBatch,
     ModelCall,
     Outcome,
     RunSummary,
@@ -86,6 +89,15 @@ class RunState:
         self.waited_seconds = 0.0
         self.previous_run_ids: list[str] = []
         self.segment = 1
+        #: Steps opened for the second and later calls of answers with several: the model
+        #: was called once per step less these (a scripted model answers per call).
+        self.batched_steps = 0
+        policies = bundle.policy.text + bundle.policy.log_only_text
+        #: Whether the allowed reads of one answer may run at once. Only when no policy can
+        #: read the run's session: a decision that counts or lists what took effect must see
+        #: every earlier call of the answer done, so those run one after another. (Looser
+        #: than `reads_session` on purpose: any mention of ``session`` keeps them in order.)
+        self.parallel_reads = "session" not in policies
 
     @property
     def budgets(self) -> Budgets:
@@ -109,6 +121,7 @@ class RunState:
         self.switch.commands = list(carry.controls)
         self.waited_seconds = carry.approval_wait_seconds
         self.previous_run_ids, self.segment = list(carry.previous_run_ids), carry.segment
+        self.batched_steps = carry.batched_steps
 
     def carry(self, run_id: str) -> RunCarry:
         """What the next segment starts from, when this one (``run_id``) continues as new."""
@@ -132,6 +145,7 @@ class RunState:
             paused_seconds=self.switch.paused_seconds,
             disabled_tools=sorted(self.switch.disabled - set(self.bundle.disabled_tools)),
             controls=self.switch.commands,
+            batched_steps=self.batched_steps,
         )
 
     # -- time ----------------------------------------------------------------------------
@@ -179,12 +193,13 @@ class RunState:
             run_id=run_id,
             step=record.step,
             agent=config.name,
-            model=spec.for_step(record.step),
+            model=spec.for_step(record.step - self.batched_steps),
             transcript_head=self.head,
             append=self.append,
             tools=config.allowed_tools,
             max_output_tokens=max(1, min(4096, self.ledger.remaining_tokens(config.budgets))),
             previous_record=calls[-1].record_ref if calls else None,
+            max_parallel_calls=config.tools.max_parallel_calls,
         )
 
     def charge_model(
@@ -215,24 +230,99 @@ class RunState:
 
     def take_proposal(
         self, record: StepRecord, response: ModelResponse
-    ) -> ToolCallProposal | Stop | None:
-        """What the model's answer leads to: a tool call to gate, the end of the run, or
-        (an invalid answer within budget) another step."""
+    ) -> ToolCallProposal | ToolCallsProposal | Stop | None:
+        """What the model's answer leads to: a tool call to gate, several (each gated on its
+        own, `batch_stop` first), the end of the run, or (an invalid answer within budget)
+        another step."""
         proposal = parse_proposal(
-            response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS, response.raw_ref
+            response.raw,
+            response.raw_size,
+            MAX_RAW_OUTPUT_CHARS,
+            response.raw_ref,
+            max_calls=self.bundle.config.tools.max_parallel_calls,
         )
         if isinstance(proposal, InvalidProposal):
             record.invalid = proposal
             return self._invalid(record, proposal)
-        record.proposal = proposal
+        calls = proposal.calls if isinstance(proposal, ToolCallsProposal) else [proposal]
+        record.proposal = calls[0]
+        if isinstance(proposal, ToolCallsProposal):
+            record.batch = CallBatch(turn=record.step, index=0, size=len(calls))
         adaptive = self.budgets.adaptive
-        if adaptive is not None and (low := unsure(adaptive, proposal)) is not None:
-            return self._adjusted(record, low)
+        if adaptive is not None:
+            for call in calls:
+                if (low := unsure(adaptive, call)) is not None:
+                    return self._adjusted(record, low)
         if isinstance(proposal, FinalAnswerProposal):
             return self._final(record, proposal)
         if isinstance(proposal, EscalateProposal):
             return Stop(outcome=Outcome.ESCALATED, reason=f"the model escalated: {proposal.reason}")
         return proposal
+
+    # -- answers with several tool calls -----------------------------------------------------
+
+    def batch_stop(self, batch: ToolCallsProposal, now: datetime) -> Stop | None:
+        """An answer with more tool calls than the run's budgets leave is refused whole:
+        none of its calls runs, and the run stops as it would on the call past the limit."""
+        size, ledger, configured = len(batch.calls), self.ledger, self.budgets.max_tool_calls
+        shrunk = ledger.tool_calls_limit is not None and ledger.tool_calls_limit < configured
+        limit = min(
+            configured, configured if ledger.tool_calls_limit is None else ledger.tool_calls_limit
+        )
+        stop: BudgetStop | None = None
+        if ledger.tool_calls + size > limit:
+            stop = _batch_over("tool_calls", ledger.tool_calls, limit, size)
+            stop = stop.model_copy(update={"shrunk": shrunk})
+        cap = self.budgets.max_irreversible_actions
+        irreversible = sum(
+            1
+            for call in batch.calls
+            if (spec := self.bundle.tools.get(call.tool)) is not None and spec.irreversible
+        )
+        done = self.steps.irreversible_done(self.bundle.tools)
+        if stop is None and cap is not None and irreversible and done + irreversible > cap:
+            stop = _batch_over("irreversible_actions", done, cap, irreversible)
+        return Stop.exhausted(stop)
+
+    def batched(
+        self, first: StepRecord, index: int, call: ToolCallProposal, now: datetime
+    ) -> StepRecord:
+        """Opens the step of ``call``, call ``index`` (1 or later) of ``first``'s answer."""
+        assert first.batch is not None, "only an answer with several calls has later ones"
+        record = self.steps.open(now)
+        record.proposal = call
+        record.batch = first.batch.model_copy(update={"index": index})
+        self.batched_steps += 1
+        return record
+
+    def cut_short(self, stop: Stop, first: StepRecord) -> Stop:
+        """``stop`` ended the run part-way through ``first``'s answer: says how many of its
+        calls never became steps (they did not run, and nothing was recorded of them)."""
+        size = first.batch.size if first.batch else 1
+        left = size - (self.steps.done - first.step + 1)
+        if left <= 0:
+            return stop
+        more = f"; {left} more call{'s' * (left != 1)} of the same answer did not run"
+        return stop.model_copy(update={"reason": stop.reason + more})
+
+    def joins_reads(
+        self,
+        decision: Decision,
+        running: list[Allowed],
+        now: datetime,
+    ) -> bool:
+        """Whether an allowed call may run beside the ``running`` ones of its answer: a
+        read, when no policy reads the session (`parallel_reads`), not the same call as one
+        of them, and within every budget. A denial, a held call, a write or a repeat waits
+        until they are done (and is decided again then), so everything after it sees them."""
+        if not (self.parallel_reads and isinstance(decision, Allowed)):
+            return False
+        spec = self.bundle.tools.get(decision.tool)
+        if spec is None or spec.kind != "read":
+            return False
+        if any(other.call_digest == decision.call_digest for other in running):
+            return False
+        return self.tool_stop_of(decision, now) is None
 
     def _invalid(self, record: StepRecord, invalid: InvalidProposal) -> Stop | None:
         note = f"invalid proposal ({invalid.code}): {invalid.message}"
@@ -257,16 +347,22 @@ class RunState:
     def decide(self, record: StepRecord, proposal: ToolCallProposal) -> Decision:
         """The gate's decision, denied instead when an operator disabled the tool, and held
         for a person when it repeats a write this run already made."""
+        started = datetime.fromisoformat(record.started_at) if record.started_at else self.started
+        decision, counts = self.judge(proposal, record.step, started)
+        record.decided_with = counts  # the tool input and the step's mark report them
+        return self.decided(record, decision)
+
+    def judge(
+        self, proposal: ToolCallProposal, step: int, now: datetime
+    ) -> tuple[Decision, RunCounts]:
+        """`decide`'s decision on ``proposal`` as step ``step`` at ``now``, recorded nowhere."""
         so_far = RunSoFar(
             self.session,
             denials=self.ledger.denials,
             invalid_proposals=self.ledger.invalid_proposals,
-            seconds=self.elapsed(
-                datetime.fromisoformat(record.started_at) if record.started_at else self.started
-            ),
+            seconds=self.elapsed(now),
         )
-        record.decided_with = so_far.counts  # the tool input and the step's mark report them
-        decided = self.gate.decide(proposal, record.step, so_far)
+        decided = self.gate.decide(proposal, step, so_far)
         decision = unless_disabled(decided, self.switch.disabled)
         spec = self.bundle.tools.get(decision.tool or "")
         made = (
@@ -274,7 +370,7 @@ class RunState:
             if isinstance(decision, Allowed)
             else 0
         )
-        return self.decided(record, unless_repeated_write(decision, spec, made))
+        return unless_repeated_write(decision, spec, made), so_far.counts
 
     def approved(self, record: StepRecord, decision: Allowed) -> Allowed | Denied:
         """People approved the call; it is denied after all if an operator disabled its tool
@@ -312,6 +408,10 @@ class RunState:
     def tool_stop(self, record: StepRecord, decision: Allowed | Held, now: datetime) -> Stop | None:
         """Whether this call is within every budget, irreversible actions included: checked
         before people are asked about a held call, and again before it runs."""
+        return self.tool_stop_of(decision, now)
+
+    def tool_stop_of(self, decision: Allowed | Held, now: datetime) -> Stop | None:
+        """`tool_stop` for ``decision`` at ``now``."""
         stop = self.ledger.check_tool_call(self.budgets, self.elapsed(now), decision.call_digest)
         spec = self.bundle.tools.get(decision.tool)
         if stop is None and spec is not None and spec.irreversible:
@@ -489,3 +589,15 @@ class RunState:
             routing=self.bundle.routing or self.input.routing,
             previous_run_ids=self.previous_run_ids,
         )
+
+
+def _batch_over(limit: str, used: int, maximum: int, size: int) -> BudgetStop:
+    over = used + size - maximum
+    return BudgetStop(
+        limit=limit,
+        limit_value=maximum,
+        used=used,
+        over_by=over,
+        message=f"{limit}: {used} of {maximum} used; an answer with {size} of them would "
+        f"exceed it by {over}, so none of its calls ran",
+    )

@@ -20,11 +20,13 @@ from temporalio.client import WorkflowHistory
 from tiergate.core import (
     LOAD_AGENT_ACTIVITY,
     MAX_RAW_OUTPUT_CHARS,
+    MAX_TOOL_CALLS_PER_ANSWER,
     PROPOSE_ACTIVITY,
     TOOL_ACTIVITY_PREFIX,
     InvalidProposal,
     ModelResponse,
     Price,
+    Proposal,
     ProposeInput,
     StepMark,
     StepRecord,
@@ -33,6 +35,7 @@ from tiergate.core import (
     ToolResult,
     Versions,
     answer_cost,
+    by_step,
     parse_proposal,
     tool_observation,
 )
@@ -85,6 +88,8 @@ class TimelineStep(BaseModel):
     adjustment: str | None = None
     #: What log-only policies would have made of the call (``Decision.would_flip``).
     would_flip: str | None = None
+    #: For a later call of an answer with several: the step whose model call proposed it.
+    turn: int | None = None
 
 
 class Timeline(BaseModel):
@@ -126,6 +131,7 @@ class _Events:
         self.first: dict[int, datetime] = {}
         self.last: dict[int, datetime] = {}
         self.responses: dict[int, ModelResponse] = {}
+        self.max_calls = MAX_TOOL_CALLS_PER_ANSWER  # the pinned agent's, once it is read
         self.tool_inputs: dict[int, ToolCallInput] = {}
         self.requested: dict[int, str] = {}
         self.pricing: dict[str, Price] = {}
@@ -164,6 +170,23 @@ class _Events:
         if isinstance(bundle, dict) and isinstance(config := bundle.get("config"), dict):
             table = config.get("pricing") or {}
             self.pricing = {model: Price.model_validate(p) for model, p in table.items()}
+            if isinstance(tools := config.get("tools"), dict):
+                self.max_calls = int(tools.get("max_parallel_calls", self.max_calls))
+
+    def proposals(self) -> dict[int, Proposal | InvalidProposal]:
+        """What each step proposed, as its model call's answer says (several calls in one
+        answer stand for that step and the ones after it)."""
+        out: dict[int, Proposal | InvalidProposal] = {}
+        for step, response in self.responses.items():
+            parsed = parse_proposal(
+                response.raw,
+                response.raw_size,
+                MAX_RAW_OUTPUT_CHARS,
+                response.raw_ref,
+                max_calls=self.max_calls,
+            )
+            out.update(by_step(step, parsed))
+        return out
 
     def cost(self, step: int) -> float:
         response, requested = self.responses.get(step), self.requested.get(step)
@@ -253,7 +276,10 @@ def _segment(history: WorkflowHistory, redact: Redactor) -> Timeline:
         timeline.approval_wait_seconds = summary.approval_wait_seconds
         return timeline
     steps = sorted(set(view.marks) | set(events.responses) | set(events.first))
-    timeline.steps = [_from_events(s, view.marks.get(s), events, redact) for s in steps]
+    proposals = events.proposals()
+    timeline.steps = [
+        _from_events(s, view.marks.get(s), events, proposals.get(s), redact) for s in steps
+    ]
     timeline.cost_usd = round(sum(s.cost_usd for s in timeline.steps), 8)
     timeline.input_tokens = sum(s.input_tokens for s in timeline.steps)
     timeline.output_tokens = sum(s.output_tokens for s in timeline.steps)
@@ -283,6 +309,7 @@ def _from_record(record: StepRecord, events: _Events, redact: Redactor) -> Timel
         input_tokens=record.usage.input_tokens,
         output_tokens=record.usage.output_tokens,
         cost_usd=record.cost_usd,
+        turn=record.batch.turn if record.batch and record.batch.turn != record.step else None,
     )
     if record.invalid is not None:
         out.code = record.invalid.code
@@ -327,7 +354,11 @@ def _from_record(record: StepRecord, events: _Events, redact: Redactor) -> Timel
 
 
 def _from_events(
-    step: int, mark: StepMark | None, events: _Events, redact: Redactor
+    step: int,
+    mark: StepMark | None,
+    events: _Events,
+    proposal: Proposal | InvalidProposal | None,
+    redact: Redactor,
 ) -> TimelineStep:
     out = TimelineStep(
         step=step,
@@ -337,12 +368,10 @@ def _from_events(
     response = events.responses.get(step)
     if response is not None:
         out.cost_usd = events.cost(step)
-        proposal = parse_proposal(
-            response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS, response.raw_ref
-        )
         out.model = response.reported_model
         out.input_tokens = response.usage.input_tokens
         out.output_tokens = response.usage.output_tokens
+    if proposal is not None:
         if isinstance(proposal, InvalidProposal):
             out.kind, out.code = "invalid", proposal.code
         else:
@@ -363,6 +392,7 @@ def _from_events(
         out.observation = redact.text(mark.observation) if mark.observation else None
         out.idempotency_key = mark.idempotency_key
         out.ambiguous = redact.text(mark.ambiguous) if mark.ambiguous else None
+        out.turn = mark.turn
         out.adjustment = redact.text(mark.adjustment) if mark.adjustment else None
     if (call := events.tool_inputs.get(step)) is not None:
         out.tool_input = redact.value(call.arguments)

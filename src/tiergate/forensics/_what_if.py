@@ -44,6 +44,7 @@ from tiergate.core import (
     ToolCallProposal,
     ToolResult,
     Verdict,
+    by_step,
     flip,
     parse_proposal,
 )
@@ -175,7 +176,7 @@ class WhatIfReader:
         denials = carry.ledger.denials if carry else 0
         invalid = carry.ledger.invalid_proposals if carry else 0
         self.report.runs += 1
-        for step in _steps(view):
+        for step in _steps(view, bundle.config.tools.max_parallel_calls):
             if step.proposal is not None and step.gated is not False:
                 counts = _counts(step, denials, invalid)
                 so_far = RunSoFar.of(session, counts)
@@ -257,19 +258,24 @@ def what_if(views: Iterable[RunView], candidate_for: CandidateFor) -> WhatIf:
     return reader.report
 
 
-def _steps(view: RunView) -> list[_Step]:
+def _steps(view: RunView, max_calls: int) -> list[_Step]:
     steps: dict[int, _Step] = {}
     for asked in view.named(PROPOSE_ACTIVITY):
         if asked.result is None:
             continue  # the model call failed for good: the step proposed nothing
-        number = ProposeInput.model_validate(asked.input).step
+        first = ProposeInput.model_validate(asked.input).step
         response = ModelResponse.model_validate(asked.result)
         parsed = parse_proposal(
-            response.raw, response.raw_size, MAX_RAW_OUTPUT_CHARS, response.raw_ref
+            response.raw,
+            response.raw_size,
+            MAX_RAW_OUTPUT_CHARS,
+            response.raw_ref,
+            max_calls=max_calls,
         )
-        step = steps.setdefault(number, _Step(number))
-        step.proposal = parsed if isinstance(parsed, ToolCallProposal) else None
-        step.invalid = isinstance(parsed, InvalidProposal)
+        for number, proposed in by_step(first, parsed).items():
+            step = steps.setdefault(number, _Step(number))
+            step.proposal = proposed if isinstance(proposed, ToolCallProposal) else None
+            step.invalid = isinstance(proposed, InvalidProposal)
     for number, mark in view.marks.items():
         steps.setdefault(number, _Step(number)).mark = mark
         if mark.kind == "invalid":
@@ -281,12 +287,15 @@ def _steps(view: RunView) -> list[_Step]:
         if activity.result is not None:
             step.result = ToolResult.model_validate(activity.result)
     if view.summary is not None:
-        for record in view.summary.steps:
-            if record.step in steps:
-                steps[record.step].gated = record.decision is not None
-    else:  # a segment without a summary: a step marked undecided, with no call, never was
+        recorded = {record.step: record for record in view.summary.steps}
+        for number, step in steps.items():
+            # A call of an answer the run stopped part-way through was never a step.
+            step.gated = number in recorded and recorded[number].decision is not None
+    else:  # a segment without a summary: a step unmarked or marked undecided, with no call,
+        # was never decided (yet)
         for step in steps.values():
-            if step.mark is not None and step.mark.verdict is None and step.call is None:
+            undecided = step.mark is None or step.mark.verdict is None
+            if undecided and step.call is None:
                 step.gated = False
     return [steps[n] for n in sorted(steps)]
 

@@ -9,6 +9,8 @@ specs pinned when the run started, so replay reaches the same decisions.
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -52,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         Stop,
         ToolCallProposal,
+        ToolCallsProposal,
         ToolResult,
         routing_keys,
         tool_activity_name,
@@ -296,6 +299,8 @@ class AgentRunWorkflow:
         turn = self._run_state().take_proposal(record, response)
         if isinstance(turn, ToolCallProposal):
             return await self._tool_call(record, turn)
+        if isinstance(turn, ToolCallsProposal):
+            return await self._calls(record, turn)
         return turn
 
     async def _hold_while_paused(self) -> None:
@@ -330,6 +335,14 @@ class AgentRunWorkflow:
         return state.drift_stop(call, record) or response
 
     async def _tool_call(self, record: StepRecord, proposal: ToolCallProposal) -> Stop | None:
+        allowed = await self._gate(record, proposal)
+        if not isinstance(allowed, Allowed):
+            return allowed
+        return await self._took(record, allowed, await self._act(record, allowed))
+
+    async def _gate(self, record: StepRecord, proposal: ToolCallProposal) -> Allowed | Stop | None:
+        """The call's decision: the gate's, then people's for a held tier, then the budgets'.
+        Allowed: the call may run. Otherwise it was handled (a denial fed back: None)."""
         state = self._run_state()
         await self._hold_while_paused()
         self._phase = "gating"
@@ -348,15 +361,72 @@ class AgentRunWorkflow:
             return state.denied(record, decision)
         if stop := state.tool_stop(record, decision, workflow.now()):
             return stop
-        result = await self._act(record, decision)
+        return decision
+
+    async def _took(
+        self, record: StepRecord, decision: Allowed, result: ToolResult | Stop
+    ) -> Stop | None:
+        """What the tool's answer leads to, once it is recorded and fed back."""
         if isinstance(result, Stop):
             return result
+        state = self._run_state()
         stop = state.acted(record, decision, result)
         self._mark()
         if item := state.review_item(record, decision, result, workflow.info().workflow_id):
             await self._enqueue_review(item)
             state.reviewed(record)
         return stop
+
+    async def _calls(self, first: StepRecord, batch: ToolCallsProposal) -> Stop | None:
+        """An answer with several tool calls: each is a step, taken in the proposed order.
+        Allowed reads next to each other run at once (`RunState.joins_reads`); any other
+        call waits until they are done and is then decided and run as if alone, so writes
+        run one by one, in order, each approved on its own where its tier says so."""
+        state = self._run_state()
+        if stop := state.batch_stop(batch, workflow.now()):
+            return stop
+        reads: list[tuple[StepRecord, Allowed]] = []
+        for index, call in enumerate(batch.calls):
+            await self._hold_while_paused()
+            now = workflow.now()
+            decision, counts = state.judge(call, first.step + index, now)
+            if state.joins_reads(decision, [allowed for _, allowed in reads], now):
+                assert isinstance(decision, Allowed)
+                record = state.batched(first, index, call, now) if index else first
+                record.decided_with = counts
+                reads.append((record, state.decided(record, decision)))
+                continue
+            if stop := await self._reads(first, reads):
+                return state.cut_short(stop, first)
+            reads = []
+            record = state.batched(first, index, call, workflow.now()) if index else first
+            with self._tel.step(record, sibling=True) if index else nullcontext():
+                stop = await self._tool_call(record, call)
+                self._mark()
+            if stop is not None:
+                return state.cut_short(stop, first)
+        stop = await self._reads(first, reads)
+        return state.cut_short(stop, first) if stop else None
+
+    async def _reads(
+        self, first: StepRecord, reads: list[tuple[StepRecord, Allowed]]
+    ) -> Stop | None:
+        """Runs allowed reads of one answer at once. Their answers are taken in the proposed
+        order, whatever order they came in, so the model reads them as it asked for them and
+        the run counts them as one after another would have."""
+        taken = [0]
+
+        async def read(order: int, record: StepRecord, decision: Allowed) -> Stop | None:
+            with self._tel.step(record, sibling=True) if record is not first else nullcontext():
+                result = await self._act(record, decision)
+                await workflow.wait_condition(lambda: taken[0] == order)
+                try:
+                    return await self._took(record, decision, result)
+                finally:
+                    taken[0] += 1
+
+        stops = await asyncio.gather(*(read(n, r, d) for n, (r, d) in enumerate(reads)))
+        return next((stop for stop in stops if stop is not None), None)
 
     async def _wait_for_approvers(
         self, record: StepRecord, proposal: ToolCallProposal, decision: Held

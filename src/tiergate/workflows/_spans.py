@@ -57,9 +57,12 @@ def open_span(
     *,
     kind: SpanKind = SpanKind.INTERNAL,
     error_status: bool = True,
+    parent: Span | None = None,
 ) -> Iterator[Span]:
-    """A current span that is ended when its block ends, except on eviction (see live)."""
-    span = tracer().start_span(name, kind=kind, attributes=attributes)
+    """A current span that is ended when its block ends, except on eviction (see live).
+    Its parent is the current span, or ``parent``."""
+    context = trace.set_span_in_context(parent) if parent is not None else None
+    span = tracer().start_span(name, context=context, kind=kind, attributes=attributes)
     with trace.use_span(
         span, end_on_exit=False, record_exception=False, set_status_on_exception=False
     ):

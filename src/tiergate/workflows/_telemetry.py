@@ -44,21 +44,29 @@ class RunTelemetry(RunContext):
     def __init__(self) -> None:
         super().__init__()
         self._events = StepEvents(self)
+        self._run: Span | None = None
 
     # -- spans -----------------------------------------------------------------------------
 
     @contextmanager
     def run_span(self) -> Iterator[Span]:
         with open_span("tiergate.run", self.common) as span:
+            self._run = span
             yield span
 
     @contextmanager
-    def step(self, record: StepRecord) -> Iterator[Span]:
+    def step(self, record: StepRecord, *, sibling: bool = False) -> Iterator[Span]:
         """The step's span; when the step ends, everything it did is told from its record:
-        the gate's decision, alerts, blocked actions, the step's log event and metrics."""
+        the gate's decision, alerts, blocked actions, the step's log event and metrics.
+        ``sibling``: a later call of an answer with several, opened while the answer's
+        first step is current, is still a step of the run, not of that step."""
         started = workflow.now()
         attributes = self.attributes(0.0, **{"tiergate.step": record.step})
-        with open_span("tiergate.step", attributes, error_status=False) as span:
+        if record.batch is not None:
+            attributes["tiergate.step.turn"] = record.batch.turn
+            attributes["tiergate.step.calls_in_answer"] = record.batch.size
+        parent = self._run if sibling else None
+        with open_span("tiergate.step", attributes, error_status=False, parent=parent) as span:
             try:
                 yield span
             finally:

@@ -283,7 +283,7 @@ class TestRuns:
         )
         summary = await harness.run(agent, input={}, model_overrides=scripted(answer_, final()))
         assert summary.outcome == Outcome.COMPLETED, summary.reason
-        assert [s.proposal.tool for s in summary.steps[:5] if s.proposal] == [
+        assert [s.decision.tool for s in summary.steps[:5] if s.decision] == [
             "crm.read_ticket",
             "orders.get_status",
             "crm.update_ticket",

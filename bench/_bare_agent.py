@@ -7,6 +7,7 @@ budget ledger, no records, memo or telemetry. What tiergate costs on top is the 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -81,4 +82,70 @@ class BareAgentWorkflow:
                 start_to_close_timeout=_TIMEOUT,
             )
             append = [TranscriptEntry(role="tool", name=tool, ref=result.output_ref)]
+        return 50
+
+
+@workflow.defn(name="BareProviderWorkflow")
+class BareProviderWorkflow:
+    """The provider path's baseline: a plain Temporal agent loop over an OpenAI-compatible
+    model, as one would write it without tiergate. The conversation lives in the workflow
+    and goes whole into every model call (`bare__chat`, one httpx POST); each proposed call
+    runs the same tool activity a governed run's does; its output goes back inline."""
+
+    @workflow.run
+    async def run(self, agent: str, base_url: str, model: str) -> int:
+        info = workflow.info()
+        bundle = await workflow.execute_activity(
+            "agent__load",
+            LoadAgentInput(agent=agent),
+            result_type=AgentBundle,
+            start_to_close_timeout=_TIMEOUT,
+        )
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": spec.name.replace(".", "__"),
+                    "description": spec.description,
+                    "parameters": spec.arguments,
+                },
+            }
+            for spec in bundle.tools.values()
+        ]
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": bundle.config.prompts.system.text},
+            {"role": "user", "content": "{}"},
+        ]
+        for step in range(1, 50):
+            message: dict[str, Any] = await workflow.execute_activity(
+                "bare__chat",
+                args=[base_url, model, messages, tools],
+                result_type=dict,
+                start_to_close_timeout=_TIMEOUT,
+            )
+            messages.append(message)
+            calls = message.get("tool_calls") or []
+            if not calls:
+                return step
+            function = calls[0]["function"]
+            tool = function["name"].replace("__", ".")
+            arguments = json.loads(function["arguments"])
+            arguments.pop("reason", None)
+            result = await workflow.execute_activity(
+                f"tool__{tool}",
+                ToolCallInput(
+                    run_id=info.workflow_id,
+                    step=step,
+                    tool=tool,
+                    arguments=arguments,
+                    call_digest=call_digest(tool, arguments),
+                    idempotency_key=f"{info.workflow_id}/step-{step}",
+                    policy_version="bare",
+                ),
+                result_type=ToolResult,
+                start_to_close_timeout=_TIMEOUT,
+            )
+            messages.append(
+                {"role": "tool", "tool_call_id": calls[0]["id"], "content": result.preview}
+            )
         return 50

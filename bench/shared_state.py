@@ -31,7 +31,7 @@ import yaml
 from _bare_agent import BareAgentWorkflow
 from _common import machine, save
 from approval_latency import bare_latencies, signers, stats_ms, tiergate_latencies
-from overhead import AGENT, bare, bare_activities, governed
+from overhead import agent, bare, bare_activities, governed
 from temporalio.worker import Worker
 
 from tiergate.approvals import trusting_dev_admin
@@ -52,7 +52,7 @@ KINDS = ("sqlite", "postgresql", "bare")
 def home_for(name: str, **settings: Any) -> Settings:
     home = Path(tempfile.mkdtemp(prefix=f"tiergate-bench-state-{name}-"))
     (home / "agents").mkdir()
-    (home / "agents" / "bench5.yaml").write_text(yaml.safe_dump(AGENT))
+    (home / "agents" / "bench5.yaml").write_text(yaml.safe_dump(agent("bench5")))
     configured = Settings(
         offline_model_overrides=True, home=home, agents_dir=home / "agents", **settings
     )

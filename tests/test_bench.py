@@ -27,6 +27,7 @@ QUICK = {
     "content_storage.py": ["--runs", "1", "--steps", "3", "--rounds", "1"],
     "what_if.py": ["--copies", "1", "--rounds", "1"],
     "cli_startup.py": ["--runs", "1"],
+    "parallel_calls.py": ["--runs", "2", "--rounds", "1", "--model-latency", "0.01"],
 }
 
 

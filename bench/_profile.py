@@ -17,7 +17,10 @@ the workflow threads, so the split that settles where the time goes is measured,
 sampled: each thread's CPU from /proc, per run of each kind, and the CPU of every Cedar
 call the gate makes inside the worker:
 
-    python bench/_profile.py threads [--runs 300]
+    python bench/_profile.py threads [--runs 300] [--kinds tiergate bare]
+
+(the kinds are overhead.py's: ``tiergate``/``bare`` on the provider path, ``*_scripted``
+with the scripted model).
 """
 
 from __future__ import annotations
@@ -98,19 +101,19 @@ class _CedarMeter:
                 self.wall += time.perf_counter() - wall
 
 
-async def threads(runs: int) -> None:
+async def threads(runs: int, governed: str, bare: str) -> None:
     """Per-thread CPU ms per run of each kind (two interleaved batches), and Cedar's cost."""
     meter = _CedarMeter()
     setattr(gate_module, "cedarpy", meter)  # noqa: B010  # the gate's own calls, measured
     spent: dict[str, dict[str, float]] = {"tiergate": {}, "bare": {}}
     async with overhead.workloads() as kinds:
         meter.calls, meter.cpu, meter.wall = 0, 0.0, 0.0
-        for kind in ["tiergate", "bare", "bare", "tiergate"]:
+        for side in ["tiergate", "bare", "bare", "tiergate"]:
             before = thread_cpu_seconds()
-            await kinds[kind](runs)
+            await kinds[governed if side == "tiergate" else bare](runs)
             for name, seconds in thread_cpu_seconds().items():
                 used = seconds - before.get(name, 0.0)
-                spent[kind][name] = spent[kind].get(name, 0.0) + used
+                spent[side][name] = spent[side].get(name, 0.0) + used
     per_run = 1000 / (2 * runs)
     print("| thread | tiergate ms/run | bare ms/run | extra |\n|---|---|---|---|")
     names = sorted(spent["tiergate"], key=lambda n: -spent["tiergate"][n])
@@ -136,10 +139,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("run")
-    one.add_argument("kind", choices=["tiergate", "bare"])
+    one.add_argument("kind", choices=overhead.KINDS)
     one.add_argument("--runs", type=int, default=RUNS_PER_PROFILE)
     split = sub.add_parser("threads")
     split.add_argument("--runs", type=int, default=300)
+    split.add_argument("--kinds", nargs=2, default=["tiergate", "bare"], choices=overhead.KINDS)
     both = sub.add_parser("summarise")
     both.add_argument("tiergate", type=Path)
     both.add_argument("bare", type=Path)
@@ -148,6 +152,6 @@ if __name__ == "__main__":
     if args.command == "run":
         asyncio.run(run(args.kind, args.runs))
     elif args.command == "threads":
-        asyncio.run(threads(args.runs))
+        asyncio.run(threads(args.runs, *args.kinds))
     else:
         print(table(args.tiergate, args.bare, args.runs))

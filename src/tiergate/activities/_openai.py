@@ -61,14 +61,26 @@ def function_name(tool: str) -> str:
     return tool.replace(".", "__")
 
 
+#: Schemas already built, by the spec object they were built from (kept, so its id is not
+#: reused): a worker's specs live as long as it does, and every request offers them again.
+_SCHEMAS: dict[int, tuple[ToolSpec, dict[str, Any]]] = {}
+_MAX_SCHEMAS = 1024
+
+
 def schema_with_reason(spec: ToolSpec) -> dict[str, Any]:
-    """``spec``'s argument schema plus the required ``reason`` every proposal carries."""
+    """``spec``'s argument schema plus the required ``reason`` every proposal carries.
+    Shared between requests: read it, never change it."""
+    if (known := _SCHEMAS.get(id(spec))) is not None and known[0] is spec:
+        return known[1]
     schema = copy.deepcopy(spec.arguments)
     schema.setdefault("properties", {})["reason"] = {
         "type": "string",
         "description": "Why this call is needed.",
     }
     schema["required"] = [*schema.get("required", []), "reason"]
+    if len(_SCHEMAS) >= _MAX_SCHEMAS:
+        _SCHEMAS.clear()  # specs rebuilt (a rediscovered MCP server): start over
+    _SCHEMAS[id(spec)] = (spec, schema)
     return schema
 
 

@@ -101,6 +101,14 @@ _SECRET_RULES: Final = (
 _SECRETS: Final = [
     (triggers, re.compile(pattern), triggers[0].islower()) for triggers, pattern in _SECRET_RULES
 ]
+#: Any rule's literal, lowered: a text holding none (most text) skips every rule at once,
+#: one pass of one expression instead of a substring search per literal.
+_ANY_TRIGGER: Final = re.compile(
+    "|".join(re.escape(t.lower()) for triggers, _ in _SECRET_RULES for t in triggers)
+)
+#: Text without a digit, an `@` or a private key's header: what cards, SSNs, IBANs, phones,
+#: emails and private keys each cannot be written without.
+_NOTHING_TO_FIND: Final = re.compile(r"(?s)(?!.*PRIVATE KEY)[^0-9@]*")
 _PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 _PEM_MAX = 16_384  # longer than any private key block; bounds the search for its end
@@ -124,6 +132,8 @@ def find(text: str) -> list[Finding]:
     merged, one inside another of another kind dropped, and a number already found as
     another kind (or inside a secret) not also a phone."""
     norm = normalize(text)
+    if _NOTHING_TO_FIND.fullmatch(norm.text) and not _ANY_TRIGGER.search(norm.text.lower()):
+        return []  # no digit, no `@`, no secret's literal: no detector could match
     found: list[Finding] = []
     found += _cards(norm.text)
     found += _ssns(norm.text)
@@ -221,7 +231,7 @@ def _emails(text: str) -> list[Finding]:
 def _secrets(text: str) -> list[Finding]:
     lowered = text.lower()
     found = []
-    for triggers, pattern, anycase in _SECRETS:
+    for triggers, pattern, anycase in _SECRETS if _ANY_TRIGGER.search(lowered) else ():
         haystack = lowered if anycase else text
         if any(trigger in haystack for trigger in triggers):
             found += [Finding(m.start(), m.end(), "secret") for m in pattern.finditer(text)]

@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/what_if.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/parallel_calls.py
+	$(BIN)/python bench/peers.py
 	$(BIN)/python bench/_table.py
 
 # Reliability drills at full size (about 12 minutes): worker kill -9 at every kind of moment,

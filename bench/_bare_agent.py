@@ -149,3 +149,39 @@ class BareProviderWorkflow:
                 {"role": "tool", "tool_call_id": calls[0]["id"], "content": result.preview}
             )
         return 50
+
+
+@workflow.defn(name="BarePeersWorkflow")
+class BarePeersWorkflow:
+    """The peers benchmark's baseline: `BareProviderWorkflow`'s loop with the peers' plain
+    tool activities (bench/_peer_tools.py), the arguments as the model gave them."""
+
+    @workflow.run
+    async def run(
+        self, task: str, prompt: str, base_url: str, model: str, tools: list[dict[str, Any]]
+    ) -> int:
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": prompt},
+            {"role": "user", "content": task},
+        ]
+        for step in range(1, 200):
+            message: dict[str, Any] = await workflow.execute_activity(
+                "bare__chat",
+                args=[base_url, model, messages, tools],
+                result_type=dict,
+                start_to_close_timeout=_TIMEOUT,
+            )
+            messages.append(message)
+            calls = message.get("tool_calls") or []
+            if not calls:
+                return step
+            for call in calls:
+                function = call["function"]
+                output = await workflow.execute_activity(
+                    f"plain__{function['name'].replace('__', '.')}",
+                    args=list(json.loads(function["arguments"]).values()),
+                    result_type=str,
+                    start_to_close_timeout=_TIMEOUT,
+                )
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+        return 200

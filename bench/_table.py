@@ -401,6 +401,68 @@ def _parallel(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _peers(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for length, figures in r.items():
+        if not length.startswith("steps_"):
+            continue
+        steps, kinds = length.removeprefix("steps_"), figures["kinds"]
+        tier, pyd, oai = kinds["tiergate"], kinds["pydantic_ai"], kinds["openai_agents"]
+        fast = max(pyd["runs_per_second"], oai["runs_per_second"])
+        lean = min(pyd["cpu_ms_per_run"], oai["cpu_ms_per_run"])
+        ratio = tier["runs_per_second"] / fast
+        rows.append(
+            (
+                "peers",
+                f"runs/s, {steps} steps (Pydantic AI {pyd['runs_per_second']}, OpenAI Agents "
+                f"{oai['runs_per_second']}, bare {kinds['bare']['runs_per_second']})",
+                f"{tier['runs_per_second']}",
+                f"{fast} (faster peer)",
+                f"{ratio:.2f}",
+                "≥ 1.2",
+                _verdict(ratio >= 1.2),
+            )
+        )
+        rows.append(
+            (
+                "peers",
+                f"CPU ms/run, {steps} steps (Pydantic AI {pyd['cpu_ms_per_run']}, OpenAI Agents "
+                f"{oai['cpu_ms_per_run']}, bare {kinds['bare']['cpu_ms_per_run']})",
+                f"{tier['cpu_ms_per_run']}",
+                f"{lean} (leaner peer)",
+                f"{lean / tier['cpu_ms_per_run']:.2f}",
+                "> 1",
+                _verdict(tier["cpu_ms_per_run"] < lean),
+            )
+        )
+        history = (
+            f"history bytes, {steps} steps (Pydantic AI {pyd['history_bytes']:,}, OpenAI "
+            f"Agents {oai['history_bytes']:,}, bare {kinds['bare']['history_bytes']:,})"
+        )
+        if steps == "40":
+            ok = (
+                tier["history_bytes"] <= pyd["history_bytes"] / 5
+                and tier["history_bytes"] <= oai["history_bytes"] * 2 / 3
+            )
+            target, verdict = "≤ 1/5 Pydantic AI, ≤ 2/3 OpenAI Agents", _verdict(ok)
+        else:
+            ok = tier["history_bytes"] <= min(pyd["history_bytes"], oai["history_bytes"])
+            target, verdict = "≤ the leaner peer", _verdict(ok)
+        leaner = min(pyd["history_bytes"], oai["history_bytes"])
+        rows.append(
+            (
+                "peers",
+                history,
+                f"{tier['history_bytes']:,}",
+                f"{leaner:,} (leaner peer)",
+                f"{tier['history_bytes'] / leaner:.2f}",
+                target,
+                verdict,
+            )
+        )
+    return rows
+
+
 SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("overhead", _overhead),
     ("gate_latency", _gate),
@@ -417,6 +479,7 @@ SOURCES: list[tuple[str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("what_if", _what_if),
     ("cli_startup", _cli),
     ("parallel_calls", _parallel),
+    ("peers", _peers),
 ]
 
 

@@ -28,6 +28,7 @@ QUICK = {
     "what_if.py": ["--copies", "1", "--rounds", "1"],
     "cli_startup.py": ["--runs", "1"],
     "parallel_calls.py": ["--runs", "2", "--rounds", "1", "--model-latency", "0.01"],
+    "peers.py": ["--runs", "1", "--rounds", "1", "--steps", "3"],
 }
 
 

@@ -29,6 +29,26 @@ with workflow.unsafe.imports_passed_through():
 _TIMEOUT = timedelta(seconds=30)
 
 
+async def _tool(step: int, tool: str, arguments: dict[str, Any]) -> ToolResult:
+    """A governed run's tool activity, called as bare Temporal would: no allow, no checks."""
+    run_id = workflow.info().workflow_id
+    result: ToolResult = await workflow.execute_activity(
+        f"tool__{tool}",
+        ToolCallInput(
+            run_id=run_id,
+            step=step,
+            tool=tool,
+            arguments=arguments,
+            call_digest=call_digest(tool, arguments),
+            idempotency_key=f"{run_id}/step-{step}",
+            policy_version="bare",
+        ),
+        result_type=ToolResult,
+        start_to_close_timeout=_TIMEOUT,
+    )
+    return result
+
+
 @workflow.defn(name="BareAgentWorkflow")
 class BareAgentWorkflow:
     @workflow.run
@@ -67,20 +87,7 @@ class BareAgentWorkflow:
             if not isinstance(raw, dict) or raw.get("kind") != "tool_call":
                 return step
             tool, arguments = raw["tool"], raw.get("arguments", {})
-            result = await workflow.execute_activity(
-                f"tool__{tool}",
-                ToolCallInput(
-                    run_id=info.workflow_id,
-                    step=step,
-                    tool=tool,
-                    arguments=arguments,
-                    call_digest=call_digest(tool, arguments),
-                    idempotency_key=f"{info.workflow_id}/step-{step}",
-                    policy_version="bare",
-                ),
-                result_type=ToolResult,
-                start_to_close_timeout=_TIMEOUT,
-            )
+            result = await _tool(step, tool, arguments)
             append = [TranscriptEntry(role="tool", name=tool, ref=result.output_ref)]
         return 50
 
@@ -94,7 +101,6 @@ class BareProviderWorkflow:
 
     @workflow.run
     async def run(self, agent: str, base_url: str, model: str) -> int:
-        info = workflow.info()
         bundle = await workflow.execute_activity(
             "agent__load",
             LoadAgentInput(agent=agent),
@@ -131,20 +137,7 @@ class BareProviderWorkflow:
             tool = function["name"].replace("__", ".")
             arguments = json.loads(function["arguments"])
             arguments.pop("reason", None)
-            result = await workflow.execute_activity(
-                f"tool__{tool}",
-                ToolCallInput(
-                    run_id=info.workflow_id,
-                    step=step,
-                    tool=tool,
-                    arguments=arguments,
-                    call_digest=call_digest(tool, arguments),
-                    idempotency_key=f"{info.workflow_id}/step-{step}",
-                    policy_version="bare",
-                ),
-                result_type=ToolResult,
-                start_to_close_timeout=_TIMEOUT,
-            )
+            result = await _tool(step, tool, arguments)
             messages.append(
                 {"role": "tool", "tool_call_id": calls[0]["id"], "content": result.preview}
             )

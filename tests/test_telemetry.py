@@ -354,3 +354,27 @@ async def test_prompt_response_records_are_redacted_and_chained(harness: Harness
     assert "[REDACTED:email]" in first
     assert "[REDACTED:card_number]" in records[-1]["response"]
     assert not any(card in json.dumps(records) for card in CARD_FORMS)
+
+
+async def test_each_call_of_an_answer_with_several_is_a_step_of_the_run(
+    harness: Harness, captured: Captured
+) -> None:
+    """Three reads in one answer: three step spans under the run (not the later two under
+    the first), each with its own tool span, and the first holding the model call."""
+    agent = harness.add_agent("a")
+    reads = [call("crm.read_ticket", ticket_id=f"T-100{n}") for n in (1, 2, 3)]
+    answer = {"kind": "tool_calls", "calls": reads}
+    summary = await harness.run(agent, input={}, model_overrides=scripted(answer, final()))
+    assert summary.outcome == Outcome.COMPLETED, summary.reason
+    tree = Tree(captured.spans(summary.workflow_id))
+    run = tree.one("tiergate.run")
+    steps = [s for s in tree.children(run) if s.name == "tiergate.step"]
+    assert sorted(attrs(s)["tiergate.step"] for s in steps) == [1, 2, 3, 4]
+    batched = [s for s in steps if attrs(s)["tiergate.step"] in (1, 2, 3)]
+    assert {attrs(s)["tiergate.step.turn"] for s in batched} == {1}
+    assert {attrs(s)["tiergate.step.calls_in_answer"] for s in batched} == {3}
+    for step in batched:
+        names = [c.name for c in tree.children(step)]
+        assert names.count("execute_tool crm.read_ticket") == 1, names
+    first = next(s for s in batched if attrs(s)["tiergate.step"] == 1)
+    assert any(c.name.startswith("chat ") for c in tree.children(first))

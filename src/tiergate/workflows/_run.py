@@ -383,6 +383,7 @@ class AgentRunWorkflow:
         call waits until they are done and is then decided and run as if alone, so writes
         run one by one, in order, each approved on its own where its tier says so."""
         state = self._run_state()
+        self._tel.answered_with_several(first)
         if stop := state.batch_stop(batch, workflow.now()):
             return stop
         reads: list[tuple[StepRecord, Allowed]] = []

@@ -61,16 +61,18 @@ class RunTelemetry(RunContext):
         ``sibling``: a later call of an answer with several, opened while the answer's
         first step is current, is still a step of the run, not of that step."""
         started = workflow.now()
-        attributes = self.attributes(0.0, **{"tiergate.step": record.step})
-        if record.batch is not None:
-            attributes["tiergate.step.turn"] = record.batch.turn
-            attributes["tiergate.step.calls_in_answer"] = record.batch.size
+        attributes = self.attributes(0.0, **{"tiergate.step": record.step, **_batch(record)})
         parent = self._run if sibling else None
         with open_span("tiergate.step", attributes, error_status=False, parent=parent) as span:
             try:
                 yield span
             finally:
                 self._events.done(span, record, started)
+
+    def answered_with_several(self, record: StepRecord) -> None:
+        """The current step's answer proposed several calls: its span, opened before the
+        answer came, says so like its siblings' (the step whose model call it was)."""
+        trace.get_current_span().set_attributes(_batch(record))
 
     @contextmanager
     def model(
@@ -320,3 +322,13 @@ class RunTelemetry(RunContext):
                 ["run_id", "agent", "agent_version", "prompt_version", "policy_version"], {}
             ),
         )
+
+
+def _batch(record: StepRecord) -> dict[str, int]:
+    """Where a step's call was in an answer with several, for its span."""
+    if record.batch is None:
+        return {}
+    return {
+        "tiergate.step.turn": record.batch.turn,
+        "tiergate.step.calls_in_answer": record.batch.size,
+    }

@@ -167,3 +167,34 @@ class TestRuns:
         assert summary.outcome == Outcome.BUDGET_EXHAUSTED
         assert summary.budget_stop is not None
         assert summary.budget_stop.limit == "wall_time_seconds"
+
+
+def test_offered_schemas_drop_titles_but_not_a_field_named_title() -> None:
+    from tiergate.activities._openai import schema_with_reason
+    from tiergate.core import ToolSpec
+
+    spec = ToolSpec(
+        name="docs.create",
+        tier=1,
+        kind="write",
+        arguments={
+            "title": "CreateArgs",
+            "type": "object",
+            "properties": {
+                "title": {"title": "Title", "type": "string"},
+                "tags": {
+                    "title": "Tags",
+                    "type": "array",
+                    "items": {"title": "Tag", "type": "string"},
+                },
+            },
+            "required": ["title"],
+        },
+    )
+    schema = schema_with_reason(spec)
+    assert "title" not in schema
+    assert schema["properties"]["title"] == {"type": "string"}  # the field stays, untitled
+    assert schema["properties"]["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert schema["required"] == ["title", "reason"]
+    assert spec.arguments["title"] == "CreateArgs"  # the spec itself is not changed
+    assert schema_with_reason(spec) is schema  # built once per spec

@@ -72,7 +72,7 @@ def schema_with_reason(spec: ToolSpec) -> dict[str, Any]:
     Shared between requests: read it, never change it."""
     if (known := _SCHEMAS.get(id(spec))) is not None and known[0] is spec:
         return known[1]
-    schema = copy.deepcopy(spec.arguments)
+    schema = _untitled(copy.deepcopy(spec.arguments))
     schema.setdefault("properties", {})["reason"] = {
         "type": "string",
         "description": "Why this call is needed.",
@@ -82,6 +82,25 @@ def schema_with_reason(spec: ToolSpec) -> dict[str, Any]:
         _SCHEMAS.clear()  # specs rebuilt (a rediscovered MCP server): start over
     _SCHEMAS[id(spec)] = (spec, schema)
     return schema
+
+
+def _untitled(schema: Any) -> Any:
+    """``schema`` without the ``title`` keys pydantic puts on every model and field: they
+    name Python classes, tell the model nothing and cost tokens on every request. (A
+    property *named* ``title`` stays: only a schema's own ``title`` keyword goes.)"""
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: _untitled(sub) for name, sub in value.items()}
+        else:
+            out[key] = _untitled(value)
+    return out
 
 
 def _function(spec: ToolSpec) -> dict[str, Any]:

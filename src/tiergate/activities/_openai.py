@@ -72,7 +72,7 @@ def schema_with_reason(spec: ToolSpec) -> dict[str, Any]:
     Shared between requests: read it, never change it."""
     if (known := _SCHEMAS.get(id(spec))) is not None and known[0] is spec:
         return known[1]
-    schema = _untitled(copy.deepcopy(spec.arguments))
+    schema: dict[str, Any] = _untitled(copy.deepcopy(spec.arguments))
     schema.setdefault("properties", {})["reason"] = {
         "type": "string",
         "description": "Why this call is needed.",

@@ -183,6 +183,33 @@ class TestRuns:
         assert second[-1]["content"][0]["type"] == "tool_result"
         assert "T-1001" in second[-1]["content"][0]["content"]
 
+    async def test_two_tool_uses_in_one_message_are_two_steps_answered_in_one_turn(
+        self, harness: Harness
+    ) -> None:
+        agent = priced_agent(harness)
+        replies = [
+            message(
+                tool_use("crm__read_ticket", {"ticket_id": "T-1001", "reason": "a"}, "toolu_a"),
+                tool_use("orders__get_status", {"order_id": "ORD-5001", "reason": "b"}, "toolu_b"),
+                stop_reason="tool_use",
+            ),
+            message(text("Both read.")),
+        ]
+        with serve(replies) as fake:
+            summary = await run_declared(harness, agent, anthropic(fake.base_url))
+        assert summary.outcome == Outcome.COMPLETED, summary.reason
+        assert summary.usage.model_calls == 2
+        assert [s.decision.tool for s in summary.steps if s.decision] == [
+            "crm.read_ticket",
+            "orders.get_status",
+        ]
+        second = fake.requests[1]["body"]["messages"]
+        uses = [b["id"] for b in second[-2]["content"] if b["type"] == "tool_use"]
+        results = second[-1]["content"]
+        assert [b["tool_use_id"] for b in results] == uses  # one user turn answers both
+        assert "T-1001" in results[0]["content"]
+        assert "ORD-5001" in results[1]["content"]
+
     @pytest.mark.parametrize("status", [429, 529])
     async def test_rate_limits_and_overload_are_retried(
         self, harness: Harness, status: int

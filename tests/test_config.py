@@ -157,3 +157,49 @@ class TestRuleCompiler:
                 SUPPORT_TOOLS.specs,
                 "f",
             )
+
+
+class TestRememberedLoads:
+    """`agent__load` runs per run; its parses and compiles are remembered by the exact
+    inputs (`tiergate.config._load._Memo`), so an edit is seen by the very next load."""
+
+    def agent(self, tmp_path: Path, version: str, policy: str) -> Path:
+        (tmp_path / "p.cedar").write_text(policy)
+        path = tmp_path / "a.yaml"
+        path.write_text(
+            "agent:\n  name: a\n  version: " + version + "\n"
+            "  tools: {allowlist: [crm.read_ticket]}\n  policy: {files: [p.cedar]}\n"
+        )
+        return path
+
+    def test_an_edit_of_the_same_size_at_once_is_seen(self, tmp_path: Path) -> None:
+        allow = '@id("r1")\npermit(principal, action, resource);\n'
+        self.agent(tmp_path, "v1", allow)
+        first = load_agent("a", tmp_path, SUPPORT_TOOLS.specs)
+        assert load_agent("a", tmp_path, SUPPORT_TOOLS.specs) == first  # remembered
+        self.agent(tmp_path, "v2", allow.replace("r1", "r2"))  # same sizes, same instant
+        second = load_agent("a", tmp_path, SUPPORT_TOOLS.specs)
+        assert second.config.version == "v2"
+        assert "r2" in second.policy.text
+        assert second.policy.version != first.policy.version
+
+    def test_a_bundle_handed_out_is_a_copy(self, tmp_path: Path) -> None:
+        self.agent(tmp_path, "v1", '@id("r1")\npermit(principal, action, resource);\n')
+        bundle = load_agent("a", tmp_path, SUPPORT_TOOLS.specs)
+        bundle.config.tools.allowlist.append("users.delete_data")  # lists stay mutable
+        bundle.disabled_tools.append("crm.read_ticket")
+        again = load_agent("a", tmp_path, SUPPORT_TOOLS.specs)
+        assert again.config.tools.allowlist == ["crm.read_ticket"]
+        assert again.disabled_tools == []
+
+    def test_other_tool_specs_compile_again(self, tmp_path: Path) -> None:
+        path = self.agent(tmp_path, "v1", '@id("r1")\npermit(principal, action, resource);\n')
+        config = parse_agent_yaml(path.read_text(), str(path))
+        specs = dict(SUPPORT_TOOLS.specs)
+        before = compile_agent(config, path, specs)
+        read = specs["crm.read_ticket"]
+        specs["crm.read_ticket"] = read.model_copy(update={"tier": 1})
+        after = compile_agent(config, path, specs)
+        assert before.tools["crm.read_ticket"].tier == 0
+        assert after.tools["crm.read_ticket"].tier == 1
+        assert after.tool_schemas_hash != before.tool_schemas_hash

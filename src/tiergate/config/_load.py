@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -60,12 +63,51 @@ def parse_agent_yaml(text: str, file: str) -> AgentConfig:
         ) from None
 
 
+class _Memo:
+    """The last ``size`` results of a pure function of file contents, by those contents.
+
+    `agent__load` runs per run: it reads every agent file of the folders (to route the run
+    and find its version) and compiles the one it pins. Parsing, validating and compiling
+    (Cedar's validation) were most of its CPU, for files that rarely change. Keys hold the
+    texts themselves, so a changed file is a miss however fast it was rewritten; a result is
+    only ever handed out for exactly the inputs it was made from, and errors are not kept.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._results: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            found = self._results.get(key)
+            if found is not None:
+                self._results.move_to_end(key)
+            return found
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._results[key] = value
+            while len(self._results) > self._size:
+                self._results.popitem(last=False)
+
+
+_PARSED = _Memo()
+_COMPILED = _Memo()
+
+
 def load_agent_file(path: Path) -> AgentConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read: {error.strerror}", file=str(path)) from None
-    return parse_agent_yaml(text, str(path))
+    key = (str(path), text)
+    if (parsed := _PARSED.get(key)) is not None:
+        copy: AgentConfig = parsed.model_copy(deep=True)  # callers may change theirs
+        return copy
+    config = parse_agent_yaml(text, str(path))
+    _PARSED.put(key, config.model_copy(deep=True))
+    return config
 
 
 def find_agent(name_or_path: str, agents_dir: Path | None, version: str | None = None) -> Path:
@@ -154,7 +196,45 @@ def tool_schemas_hash(config: AgentConfig, tools: Mapping[str, ToolSpec]) -> str
 
 
 def compile_agent(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpec]) -> AgentBundle:
-    """Resolve policies and scripts of a validated config into a pinned bundle."""
+    """Resolve policies and scripts of a validated config into a pinned bundle. The same
+    config, files and tool specs give the bundle compiled before (see `_Memo`)."""
+    key = _compile_key(config, source, tools)
+    if key is not None and (known := _COMPILED.get(key)) is not None:
+        bundle: AgentBundle = known.model_copy(deep=True)
+        return bundle
+    bundle = _compile(config, source, tools)
+    if key is not None:
+        _COMPILED.put(key, bundle.model_copy(deep=True))
+    return bundle
+
+
+def _compile_key(
+    config: AgentConfig, source: Path, tools: Mapping[str, ToolSpec]
+) -> tuple[str, ...] | None:
+    """Everything `_compile` reads: the config, the text of each file it names where it
+    would find it, and the worker's tool specs. None when a file cannot be read (the
+    compile itself then says so)."""
+    base = source.parent
+    files = [
+        _resolve(f, base, PACKAGED_POLICIES)
+        for f in [*config.policy.files, *config.approvals.policy_files]
+    ]
+    files += [
+        _resolve(spec.script, base, PACKAGED_AGENTS)
+        for spec in config.models.values()
+        if spec.provider == "scripted" and isinstance(spec.script, str)
+    ]
+    try:
+        texts = [f"{path}\0{path.read_text(encoding='utf-8')}" for path in files]
+    except OSError:
+        return None
+    specs = hashlib.sha256(
+        "\0".join(spec.model_dump_json() for spec in tools.values()).encode()
+    ).hexdigest()
+    return (str(source), config.model_dump_json(), specs, *texts)
+
+
+def _compile(config: AgentConfig, source: Path, tools: Mapping[str, ToolSpec]) -> AgentBundle:
     base = source.parent
     unknown = [name for name in config.tools.allowlist if name not in tools]
     if unknown:

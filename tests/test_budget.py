@@ -90,3 +90,28 @@ def test_ledger_round_trips_for_continue_as_new() -> None:
     ledger = BudgetLedger()
     ledger.charge_tool("d", 1)
     assert BudgetLedger.model_validate(ledger.model_dump()) == ledger
+
+
+def test_an_answer_of_several_calls_must_fit_what_is_left_whole() -> None:
+    """`check_tool_batch`: the whole answer against the tool-call limit in force (shrunk by
+    budgets.adaptive or not) and max_irreversible_actions; none of it fits, none of it runs."""
+    limits = Budgets(max_tool_calls=5, max_irreversible_actions=2)
+    ledger = BudgetLedger(tool_calls=3)
+    assert ledger.check_tool_batch(limits, 2, 0, 0) is None
+    over = ledger.check_tool_batch(limits, 3, 0, 0)
+    assert over is not None
+    assert (over.limit, over.limit_value, over.used, over.over_by, over.shrunk) == (
+        "tool_calls",
+        5,
+        3,
+        1,
+        False,
+    )
+    assert "none of its calls ran" in over.message
+    shrunk = BudgetLedger(tool_calls=3, tool_calls_limit=4).check_tool_batch(limits, 2, 0, 0)
+    assert shrunk is not None
+    assert (shrunk.limit_value, shrunk.shrunk) == (4, True)
+    assert ledger.check_tool_batch(limits, 2, 1, 1) is None
+    irreversible = ledger.check_tool_batch(limits, 2, 2, 1)
+    assert irreversible is not None
+    assert (irreversible.limit, irreversible.over_by) == ("irreversible_actions", 1)

@@ -275,10 +275,10 @@ class TestToolBudgets:
         s = state(bundle(budgets={"max_identical_tool_calls": 1}))
         read = ToolCallProposal(tool="crm.read_ticket", arguments={"ticket_id": "T-1"})
         first = allowed(s, read)
-        assert s.tool_stop(s.steps.records[-1], first, START) is None
+        assert s.tool_stop(first, START) is None
         s.acted(s.steps.records[-1], first, ok())
         again = allowed(s, read)
-        stop = s.tool_stop(s.steps.records[-1], again, START)
+        stop = s.tool_stop(again, START)
         assert stop is not None
         assert stop.budget_stop is not None
         assert stop.budget_stop.limit == "identical_tool_calls"
@@ -286,10 +286,10 @@ class TestToolBudgets:
     def test_irreversible_actions_are_capped_per_run(self) -> None:
         s = state(bundle(budgets={"max_irreversible_actions": 1}))
         first = allowed(s, refund("10", "ORD-5001"))
-        assert s.tool_stop(s.steps.records[-1], first, START) is None
+        assert s.tool_stop(first, START) is None
         s.acted(s.steps.records[-1], first, ok())
         second = allowed(s, refund("10", "ORD-5002"))
-        stop = s.tool_stop(s.steps.records[-1], second, START)
+        stop = s.tool_stop(second, START)
         assert stop is not None
         assert stop.budget_stop is not None
         assert stop.budget_stop.limit == "irreversible_actions"
@@ -299,7 +299,7 @@ class TestToolBudgets:
         read = allowed(
             s, ToolCallProposal(tool="orders.get_status", arguments={"order_id": "ORD-1"})
         )
-        assert s.tool_stop(s.steps.records[-1], read, START) is None
+        assert s.tool_stop(read, START) is None
 
     def test_a_result_the_output_rules_block_is_withheld_from_the_model(self) -> None:
         s = state()

@@ -175,6 +175,24 @@ class BudgetLedger(BaseModel):
             f"this run; max_irreversible_actions={cap}",
         )
 
+    def check_tool_batch(
+        self, limits: Budgets, size: int, irreversible: int, irreversible_done: int
+    ) -> BudgetStop | None:
+        """None if an answer's ``size`` tool calls, ``irreversible`` of them irreversible,
+        all fit what the run has left (the tool-call limit in force, shrunk or not, and
+        ``max_irreversible_actions`` after ``irreversible_done``), else the stop."""
+        configured = limits.max_tool_calls
+        limit = (
+            configured if self.tool_calls_limit is None else min(configured, self.tool_calls_limit)
+        )
+        if self.tool_calls + size > limit:
+            stop = _batch_over("tool_calls", self.tool_calls, limit, size)
+            return stop.model_copy(update={"shrunk": limit < configured})
+        cap = limits.max_irreversible_actions
+        if cap is not None and irreversible and irreversible_done + irreversible > cap:
+            return _batch_over("irreversible_actions", irreversible_done, cap, irreversible)
+        return None
+
     def count_invalid(self, limits: Budgets) -> bool:
         """Counts an invalid proposal; True once the run has had ``max_invalid_proposals``."""
         self.invalid_proposals += 1
@@ -273,4 +291,16 @@ def _next_exceeds(limit: str, used: int, maximum: int, note: str = "") -> Budget
         over_by=used + 1 - maximum,
         message=f"{limit}: {used} of {maximum} used, one more would exceed it by "
         f"{used + 1 - maximum}{suffix}",
+    )
+
+
+def _batch_over(limit: str, used: int, maximum: int, size: int) -> BudgetStop:
+    over = used + size - maximum
+    return BudgetStop(
+        limit=limit,
+        limit_value=maximum,
+        used=used,
+        over_by=over,
+        message=f"{limit}: {used} of {maximum} used; an answer with {size} of them would "
+        f"exceed it by {over}, so none of its calls ran",
     )

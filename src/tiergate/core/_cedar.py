@@ -65,6 +65,13 @@ class PolicyBundle(BaseModel):
         return "context.session" in self.text
 
     @property
+    def mentions_session(self) -> bool:
+        """Whether any policy, enforced or log-only, so much as mentions ``session``: looser
+        than `reads_session` on purpose, for what must not guess (a comment or a
+        ``context["session"]`` counts), such as whether calls may be decided side by side."""
+        return "session" in self.text or "session" in self.log_only_text
+
+    @property
     def log_only_ids(self) -> frozenset[str]:
         return frozenset(
             pid for pid, notes in self.annotations.items() if notes.get("mode") == LOG_ONLY

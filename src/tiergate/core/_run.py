@@ -46,7 +46,6 @@ from tiergate.core._proposal import (
 )
 from tiergate.core._records import (
     BudgetAdjustment,
-    BudgetStop,
     CallBatch,
     ModelCall,
     Outcome,
@@ -92,12 +91,10 @@ class RunState:
         #: Steps opened for the second and later calls of answers with several: the model
         #: was called once per step less these (a scripted model answers per call).
         self.batched_steps = 0
-        policies = bundle.policy.text + bundle.policy.log_only_text
         #: Whether the allowed reads of one answer may run at once. Only when no policy can
         #: read the run's session: a decision that counts or lists what took effect must see
-        #: every earlier call of the answer done, so those run one after another. (Looser
-        #: than `reads_session` on purpose: any mention of ``session`` keeps them in order.)
-        self.parallel_reads = "session" not in policies
+        #: every earlier call of the answer done, so those run one after another.
+        self.parallel_reads = not bundle.policy.mentions_session
 
     @property
     def budgets(self) -> Budgets:
@@ -261,28 +258,18 @@ class RunState:
 
     # -- answers with several tool calls -----------------------------------------------------
 
-    def batch_stop(self, batch: ToolCallsProposal, now: datetime) -> Stop | None:
+    def batch_stop(self, batch: ToolCallsProposal) -> Stop | None:
         """An answer with more tool calls than the run's budgets leave is refused whole:
         none of its calls runs, and the run stops as it would on the call past the limit."""
-        size, ledger, configured = len(batch.calls), self.ledger, self.budgets.max_tool_calls
-        shrunk = ledger.tool_calls_limit is not None and ledger.tool_calls_limit < configured
-        limit = min(
-            configured, configured if ledger.tool_calls_limit is None else ledger.tool_calls_limit
-        )
-        stop: BudgetStop | None = None
-        if ledger.tool_calls + size > limit:
-            stop = _batch_over("tool_calls", ledger.tool_calls, limit, size)
-            stop = stop.model_copy(update={"shrunk": shrunk})
-        cap = self.budgets.max_irreversible_actions
         irreversible = sum(
             1
             for call in batch.calls
             if (spec := self.bundle.tools.get(call.tool)) is not None and spec.irreversible
         )
         done = self.steps.irreversible_done(self.bundle.tools)
-        if stop is None and cap is not None and irreversible and done + irreversible > cap:
-            stop = _batch_over("irreversible_actions", done, cap, irreversible)
-        return Stop.exhausted(stop)
+        return Stop.exhausted(
+            self.ledger.check_tool_batch(self.budgets, len(batch.calls), irreversible, done)
+        )
 
     def batched(
         self, first: StepRecord, index: int, call: ToolCallProposal, now: datetime
@@ -322,7 +309,7 @@ class RunState:
             return False
         if any(other.call_digest == decision.call_digest for other in running):
             return False
-        return self.tool_stop_of(decision, now) is None
+        return self.tool_stop(decision, now) is None
 
     def _invalid(self, record: StepRecord, invalid: InvalidProposal) -> Stop | None:
         note = f"invalid proposal ({invalid.code}): {invalid.message}"
@@ -405,13 +392,9 @@ class RunState:
 
     # -- tool calls --------------------------------------------------------------------------
 
-    def tool_stop(self, record: StepRecord, decision: Allowed | Held, now: datetime) -> Stop | None:
+    def tool_stop(self, decision: Allowed | Held, now: datetime) -> Stop | None:
         """Whether this call is within every budget, irreversible actions included: checked
         before people are asked about a held call, and again before it runs."""
-        return self.tool_stop_of(decision, now)
-
-    def tool_stop_of(self, decision: Allowed | Held, now: datetime) -> Stop | None:
-        """`tool_stop` for ``decision`` at ``now``."""
         stop = self.ledger.check_tool_call(self.budgets, self.elapsed(now), decision.call_digest)
         spec = self.bundle.tools.get(decision.tool)
         if stop is None and spec is not None and spec.irreversible:
@@ -589,15 +572,3 @@ class RunState:
             routing=self.bundle.routing or self.input.routing,
             previous_run_ids=self.previous_run_ids,
         )
-
-
-def _batch_over(limit: str, used: int, maximum: int, size: int) -> BudgetStop:
-    over = used + size - maximum
-    return BudgetStop(
-        limit=limit,
-        limit_value=maximum,
-        used=used,
-        over_by=over,
-        message=f"{limit}: {used} of {maximum} used; an answer with {size} of them would "
-        f"exceed it by {over}, so none of its calls ran",
-    )

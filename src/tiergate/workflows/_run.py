@@ -349,7 +349,7 @@ class AgentRunWorkflow:
         decision = state.decide(record, proposal)
         if isinstance(decision, Held):
             # Nobody is asked about a call the budgets would refuse anyway.
-            if stop := state.tool_stop(record, decision, workflow.now()):
+            if stop := state.tool_stop(decision, workflow.now()):
                 return stop
             decision = await self._wait_for_approvers(record, proposal, decision)
             if isinstance(decision, Denied):
@@ -359,7 +359,7 @@ class AgentRunWorkflow:
             decision = state.approved(record, decision)
         if isinstance(decision, Denied):
             return state.denied(record, decision)
-        if stop := state.tool_stop(record, decision, workflow.now()):
+        if stop := state.tool_stop(decision, workflow.now()):
             return stop
         return decision
 
@@ -384,7 +384,7 @@ class AgentRunWorkflow:
         run one by one, in order, each approved on its own where its tier says so."""
         state = self._run_state()
         self._tel.answered_with_several(first)
-        if stop := state.batch_stop(batch, workflow.now()):
+        if stop := state.batch_stop(batch):
             return stop
         reads: list[tuple[StepRecord, Allowed]] = []
         for index, call in enumerate(batch.calls):

@@ -29,6 +29,21 @@ with workflow.unsafe.imports_passed_through():
 _TIMEOUT = timedelta(seconds=30)
 
 
+async def _chat(
+    base_url: str, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One model call of a bare loop: the whole conversation posted (`bare__chat`); the
+    answer joins the conversation."""
+    message: dict[str, Any] = await workflow.execute_activity(
+        "bare__chat",
+        args=[base_url, model, messages, tools],
+        result_type=dict,
+        start_to_close_timeout=_TIMEOUT,
+    )
+    messages.append(message)
+    return message
+
+
 async def _tool(step: int, tool: str, arguments: dict[str, Any]) -> ToolResult:
     """A governed run's tool activity, called as bare Temporal would: no allow, no checks."""
     run_id = workflow.info().workflow_id
@@ -123,13 +138,7 @@ class BareProviderWorkflow:
             {"role": "user", "content": "{}"},
         ]
         for step in range(1, 50):
-            message: dict[str, Any] = await workflow.execute_activity(
-                "bare__chat",
-                args=[base_url, model, messages, tools],
-                result_type=dict,
-                start_to_close_timeout=_TIMEOUT,
-            )
-            messages.append(message)
+            message = await _chat(base_url, model, messages, tools)
             calls = message.get("tool_calls") or []
             if not calls:
                 return step
@@ -158,13 +167,7 @@ class BarePeersWorkflow:
             {"role": "user", "content": task},
         ]
         for step in range(1, 200):
-            message: dict[str, Any] = await workflow.execute_activity(
-                "bare__chat",
-                args=[base_url, model, messages, tools],
-                result_type=dict,
-                start_to_close_timeout=_TIMEOUT,
-            )
-            messages.append(message)
+            message = await _chat(base_url, model, messages, tools)
             calls = message.get("tool_calls") or []
             if not calls:
                 return step
